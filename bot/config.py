@@ -1,0 +1,331 @@
+"""Configuration: one immutable `Settings` object, built once from the environment.
+
+Everything the bot can be told comes through here. `load_settings()` reads the
+process environment (after loading a `.env` file when one exists) and validates
+every value up front, so a typo fails at start-up with one line that names the
+variable and says what to set, instead of surfacing later as a confusing error.
+
+Which variables are *required* depends on what is being run (a Slack token is
+not needed to print the language list), so the checks for those live in the
+`require_*` methods, called by the command that needs them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.desk.regions import REGIONS
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or malformed. The message is one line for an operator."""
+
+    def __init__(self, variable: str, problem: str, fix: str) -> None:
+        self.variable = variable
+        super().__init__(f"{variable}: {problem}. {fix}")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A credential. Its repr never shows the value, so settings can be logged or printed safely."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret('<redacted>')"
+
+    __str__ = __repr__
+
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- Tencent Cloud Desk -------------------------------------------------------
+    sdkappid: int
+    identifier: str = "administrator"
+    secret_key: Secret | None = None
+    usersig: Secret | None = None
+    region: str = "singapore"
+    api_url: str | None = None
+    timeout: float = 2.0
+    cache_ttl: float = 300.0
+    stale_max: float = 86400.0
+    rate_limit: int = 5
+    sandbox: bool = False
+    log_level: str = "INFO"
+    # --- Slack ------------------------------------------------------------------
+    slack_bot_token: Secret | None = None
+    slack_signing_secret: Secret | None = None
+    slack_app_token: Secret | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    port: int = 3000
+    web_concurrency: int = 1
+    # --- Digests ------------------------------------------------------------------
+    database_url: str = "sqlite:///desk-bot.db"
+    digest_default_tz: str = "UTC"
+    digest_channel: str | None = None
+    digest_schedule: str | None = None
+    digest_ticker: bool = True
+    digest_grace: float = 6 * 3600.0
+    # --- Scaling out ----------------------------------------------------------------
+    redis_url: Secret | None = None  # carries a password on most platforms
+    redis_tls_verify: bool = True
+
+    def secrets(self) -> list[str]:
+        """Every secret value this configuration holds, for the log redaction filter."""
+        held = [
+            self.secret_key,
+            self.usersig,
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.redis_url,
+        ]
+        return [s.value for s in held if s is not None and s.value]
+
+    def require_slack_http(self) -> None:
+        """Check what serving Slack over HTTP needs."""
+        _require(self.slack_bot_token, "SLACK_BOT_TOKEN", "set it to the app's Bot User OAuth Token (xoxb-…)")
+        _require(
+            self.slack_signing_secret,
+            "SLACK_SIGNING_SECRET",
+            "set it to the Signing Secret from the Slack app's Basic Information page",
+        )
+
+    def require_slack_socket(self) -> None:
+        """Check what serving Slack over Socket Mode needs."""
+        _require(self.slack_bot_token, "SLACK_BOT_TOKEN", "set it to the app's Bot User OAuth Token (xoxb-…)")
+        _require(
+            self.slack_app_token,
+            "SLACK_APP_TOKEN",
+            "set it to an app-level token (xapp-…) with the connections:write scope",
+        )
+
+
+def _require(value: Secret | None, name: str, fix: str) -> None:
+    if value is None or not value.value:
+        raise ConfigError(name, "is not set", fix[0].upper() + fix[1:] + ".")
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, dotenv_path: str | Path | None = ".env"
+) -> Settings:
+    """Build the settings from `environ` (default: the process environment plus `.env`)."""
+    if environ is None:
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            from dotenv import load_dotenv
+
+            load_dotenv(dotenv_path, override=False)  # the real environment wins
+        environ = os.environ
+    return _Reader(environ).settings()
+
+
+class _Reader:
+    """Parses and validates one variable at a time, naming it in every error."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.env = environ
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    def text(self, name: str, default: str) -> str:
+        return self.raw(name) or default
+
+    def secret(self, name: str) -> Secret | None:
+        value = self.raw(name)
+        return Secret(value) if value else None
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        word = value.lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise ConfigError(name, f"{value!r} is not a yes/no value", "Set it to 1 or 0.")
+
+    def number(self, name: str, default: float, *, minimum: float, maximum: float) -> float:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not (minimum <= number <= maximum):  # also rejects NaN
+            raise ConfigError(
+                name,
+                f"{value!r} is not a number of seconds between {minimum:g} and {maximum:g}",
+                f"Set it to a number such as {default:g}.",
+            )
+        return number
+
+    def integer(self, name: str, default: int | None, *, minimum: int, maximum: int) -> int | None:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not re.fullmatch(r"\d+", value) or not (minimum <= int(value) <= maximum):
+            raise ConfigError(
+                name,
+                f"{value!r} is not a whole number between {minimum} and {maximum}",
+                "Set it to a whole number" + (f" such as {default}." if default is not None else "."),
+            )
+        return int(value)
+
+    def settings(self) -> Settings:
+        sandbox = self.boolean("DESK_SANDBOX", False)
+        sdkappid = self.integer("DESK_SDKAPPID", None, minimum=1, maximum=2**32 - 1)
+        secret_key = self.secret("DESK_SECRET_KEY")
+        usersig = self.secret("DESK_USERSIG")
+        if sandbox:
+            # The emulator mints its own credentials; real ones are neither needed nor sent.
+            from bot.desk.sandbox import SANDBOX_SDKAPPID
+
+            sdkappid = sdkappid or SANDBOX_SDKAPPID
+        else:
+            if sdkappid is None:
+                raise ConfigError(
+                    "DESK_SDKAPPID",
+                    "is not set",
+                    "Set it to the SDKAppID shown in the Chat console, or set DESK_SANDBOX=1 "
+                    "to try the bot against the embedded Desk emulator.",
+                )
+            if secret_key is None and usersig is None:
+                raise ConfigError(
+                    "DESK_SECRET_KEY",
+                    "is not set, and neither is DESK_USERSIG",
+                    "Set DESK_SECRET_KEY to the app's key from the Chat console "
+                    "(or DESK_USERSIG to a pre-generated UserSig for DESK_IDENTIFIER).",
+                )
+
+        identifier = self.text("DESK_IDENTIFIER", "administrator")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", identifier):
+            raise ConfigError(
+                "DESK_IDENTIFIER",
+                f"{identifier!r} is not a valid UserID (1-32 letters, digits, _ or -)",
+                "Set it to an App admin account from the Chat console, e.g. administrator.",
+            )
+
+        region = self.text("DESK_REGION", "singapore").lower()
+        if region not in REGIONS:
+            raise ConfigError(
+                "DESK_REGION",
+                f"{region!r} is not a known region",
+                "Set it to one of " + ", ".join(REGIONS) + " (or set DESK_API_URL).",
+            )
+
+        api_url = self.raw("DESK_API_URL")
+        if api_url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", api_url):
+            raise ConfigError(
+                "DESK_API_URL",
+                f"{api_url!r} is not an http(s) base URL",
+                "Set it to a base URL such as https://adminapisgp.my-imcloud.com, or unset it.",
+            )
+
+        log_level = self.text("LOG_LEVEL", "INFO").upper()
+        if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ConfigError(
+                "LOG_LEVEL", f"{log_level!r} is not a log level", "Set it to DEBUG, INFO, WARNING or ERROR."
+            )
+
+        slack_api_url = self.text("SLACK_API_URL", "https://slack.com/api/")
+        if not re.fullmatch(r"https?://\S+", slack_api_url):
+            raise ConfigError(
+                "SLACK_API_URL",
+                f"{slack_api_url!r} is not an http(s) URL",
+                "Set it to https://slack.com/api/ (the default) or your Slack API base URL.",
+            )
+        if not slack_api_url.endswith("/"):
+            slack_api_url += "/"
+
+        database_url = self.text("DATABASE_URL", "sqlite:///desk-bot.db")
+        if database_url.startswith("postgres://"):  # Heroku's form; SQLAlchemy wants a dialect
+            database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
+        elif database_url.startswith("postgresql://"):
+            database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+        if not re.fullmatch(r"(sqlite|postgresql\+psycopg)://\S*", database_url):
+            raise ConfigError(
+                "DATABASE_URL",
+                "is neither a sqlite:/// nor a postgres:// URL",
+                "Set it to sqlite:///desk-bot.db or to your PostgreSQL URL.",
+            )
+
+        default_tz = self.text("DIGEST_DEFAULT_TZ", "UTC")
+        try:
+            ZoneInfo(default_tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                "DIGEST_DEFAULT_TZ",
+                f"{default_tz!r} is not an IANA time zone",
+                "Set it to a zone such as UTC or Europe/Berlin.",
+            ) from None
+
+        digest_channel = self.raw("DIGEST_CHANNEL")
+        digest_schedule = self.raw("DIGEST_SCHEDULE")
+        if (digest_channel is None) != (digest_schedule is None):
+            missing = "DIGEST_SCHEDULE" if digest_schedule is None else "DIGEST_CHANNEL"
+            raise ConfigError(
+                missing,
+                "is not set, but its partner is",
+                "Set both DIGEST_CHANNEL (e.g. C0123456789) and DIGEST_SCHEDULE "
+                "(e.g. 'weekdays 09:00 Europe/Berlin'), or neither.",
+            )
+
+        redis_url = self.secret("REDIS_URL")
+        if redis_url is not None and not re.fullmatch(r"rediss?://\S+", redis_url.value):
+            raise ConfigError(
+                "REDIS_URL",
+                "is not a redis:// or rediss:// URL",
+                "Set it to the URL your platform's Redis add-on provides, or unset it.",
+            )
+
+        port = self.integer("PORT", 3000, minimum=1, maximum=65535)
+        web_concurrency = self.integer("WEB_CONCURRENCY", 1, minimum=1, maximum=64)
+        rate_limit = self.integer("DESK_RATE_LIMIT", 5, minimum=1, maximum=1000)
+        assert sdkappid is not None and port is not None
+        assert web_concurrency is not None and rate_limit is not None
+
+        return Settings(
+            sdkappid=sdkappid,
+            identifier=identifier,
+            secret_key=secret_key,
+            usersig=usersig,
+            region=region,
+            api_url=api_url.rstrip("/") if api_url else None,
+            timeout=self.number("DESK_TIMEOUT", 2.0, minimum=0.05, maximum=60),
+            cache_ttl=self.number("DESK_CACHE_TTL", 300.0, minimum=0, maximum=7 * 86400),
+            stale_max=self.number("DESK_STALE_MAX", 86400.0, minimum=0, maximum=30 * 86400),
+            rate_limit=rate_limit,
+            sandbox=sandbox,
+            log_level=log_level,
+            slack_bot_token=self.secret("SLACK_BOT_TOKEN"),
+            slack_signing_secret=self.secret("SLACK_SIGNING_SECRET"),
+            slack_app_token=self.secret("SLACK_APP_TOKEN"),
+            slack_api_url=slack_api_url,
+            port=port,
+            web_concurrency=web_concurrency,
+            database_url=database_url,
+            digest_default_tz=default_tz,
+            digest_channel=digest_channel,
+            digest_schedule=digest_schedule,
+            digest_ticker=self.boolean("DIGEST_TICKER", True),
+            digest_grace=self.number("DIGEST_GRACE", 6 * 3600.0, minimum=60, maximum=7 * 86400),
+            redis_url=redis_url,
+            redis_tls_verify=self.boolean("REDIS_TLS_VERIFY", True),
+        )

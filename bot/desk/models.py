@@ -1,0 +1,160 @@
+"""Typed, immutable results of `robot_get_language_list`, and the tolerant parser that builds them.
+
+The parser accepts what Desk documents and the quirks the reference records (an
+empty tag on the default language, a missing `Languages` field, zero or several
+defaults, unknown extra fields) and turns anything else into a `DeskError`
+(`bad-response`): whatever JSON arrives, the result is a `LanguageList` or a
+`DeskError`, never another exception.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import Any
+
+import langcodes
+
+from bot.desk.errors import DeskError, desk_error, transport_error
+
+DEFAULT_TAG_NAME = "Default language (no tag)"
+
+
+@lru_cache(maxsize=1024)
+def language_name(tag: str) -> str:
+    """A human name for a language tag: `zh-TW` -> "Chinese (Taiwan)", `fil` -> "Filipino".
+
+    Tags are shown as Desk returns them and never normalised; an empty tag (how the
+    docs show the default language) and unknown tags still get a sensible label.
+    """
+    if not tag:
+        return DEFAULT_TAG_NAME
+    try:
+        if langcodes.tag_is_valid(tag):
+            name = str(langcodes.Language.get(tag).display_name())
+            if not name.startswith("Unknown language"):
+                return name
+    except (ValueError, LookupError):  # LanguageTagError is a ValueError
+        pass
+    return f"Unrecognised tag ({tag})"
+
+
+@dataclass(frozen=True)
+class Language:
+    tag: str
+    is_default: bool
+    name: str
+
+    @classmethod
+    def of(cls, tag: str, is_default: bool = False) -> Language:
+        return cls(tag=tag, is_default=is_default, name=language_name(tag))
+
+
+@dataclass(frozen=True)
+class LanguageList:
+    """A chatbot's languages as fetched at `fetched_at` (Unix seconds).
+
+    `stale` is True when Desk failed and this is the last list known to be good;
+    `error` then says why the fresh fetch failed. `from_cache` is True when the
+    list was not fetched for this very request.
+    """
+
+    languages: tuple[Language, ...]
+    default: Language | None
+    fetched_at: float
+    stale: bool = False
+    error: DeskError | None = field(default=None, compare=False)
+    from_cache: bool = False
+    request_id: str | None = None
+
+    @classmethod
+    def build(cls, languages: list[Language], fetched_at: float, request_id: str | None = None) -> LanguageList:
+        default = next((lang for lang in languages if lang.is_default), None)
+        return cls(tuple(languages), default, fetched_at, request_id=request_id)
+
+    @property
+    def fingerprint(self) -> tuple[tuple[str, bool], ...]:
+        """What the list says, without when it was fetched: equal lists compare equal."""
+        return tuple((lang.tag, lang.is_default) for lang in self.languages)
+
+    def as_stale(self, error: DeskError) -> LanguageList:
+        return replace(self, stale=True, error=error, from_cache=True)
+
+    def to_json(self) -> str:
+        """Serialise what is worth sharing or storing (Redis cache, digest snapshots)."""
+        return json.dumps(
+            {
+                "languages": [[lang.tag, lang.is_default] for lang in self.languages],
+                "fetched_at": self.fetched_at,
+                "request_id": self.request_id,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> LanguageList:
+        data = json.loads(text)
+        languages = [Language.of(str(tag), bool(is_default)) for tag, is_default in data["languages"]]
+        return cls.build(languages, float(data["fetched_at"]), data.get("request_id"))
+
+
+def _bad(detail: str) -> DeskError:
+    return transport_error("bad-response", detail)
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def parse_envelope(payload: Any, *, fetched_at: float) -> LanguageList:
+    """Turn a decoded JSON answer into a `LanguageList`, or raise `DeskError`."""
+    if not isinstance(payload, dict):
+        raise _bad("the answer is not a JSON object")
+    request_id = payload.get("RequestId")
+    request_id = str(request_id) if isinstance(request_id, str | int) and request_id != "" else None
+    code = _as_int(payload.get("ErrorCode"))
+    if code is None:
+        raise _bad("ErrorCode is missing or not a number")
+    info = payload.get("ErrorInfo")
+    info = info if isinstance(info, str) else ("" if info is None else json.dumps(info)[:200])
+    if code != 0:
+        raise desk_error(code, info, request_id)
+    if payload.get("ActionStatus") != "OK":
+        raise _bad("ErrorCode is 0 but ActionStatus is not OK")
+
+    items = payload.get("Languages")
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        raise _bad("Languages is not a list")
+    languages = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise _bad("a Languages item is not an object")
+        tag = item.get("LanguageTag")
+        if tag is None:
+            tag = ""
+        if not isinstance(tag, str):
+            raise _bad("a LanguageTag is not a string")
+        flag = item.get("IsDefault", 0)
+        flag = 0 if flag is None else flag
+        number = 1 if flag is True else 0 if flag is False else _as_int(flag)
+        if number is None:
+            raise _bad("an IsDefault is not a number")
+        languages.append(Language.of(tag, number == 1))
+    return LanguageList.build(languages, fetched_at, request_id)
+
+
+def parse_body(body: bytes, *, fetched_at: float) -> LanguageList:
+    """Decode and parse a raw HTTP body (a truncated or non-JSON body is `bad-response`)."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        raise _bad("the answer is not valid JSON (truncated, or a proxy's page?)") from None
+    return parse_envelope(payload, fetched_at=fetched_at)

@@ -1,0 +1,1 @@
+"""Slack listeners: one module per kind of event, each with a `register(app, ...)` function."""
