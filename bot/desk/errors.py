@@ -54,10 +54,21 @@ class DeskError(Exception):
         self.detail = detail
         super().__init__(self._text())
 
-    code = property(lambda self: self.spec.code)
-    meaning = property(lambda self: self.spec.meaning)
-    hint = property(lambda self: self.spec.hint)
-    retry = property(lambda self: self.spec.retry)
+    @property
+    def code(self) -> int | str:
+        return self.spec.code
+
+    @property
+    def meaning(self) -> str:
+        return self.spec.meaning
+
+    @property
+    def hint(self) -> str:
+        return self.spec.hint
+
+    @property
+    def retry(self) -> RetryClass:
+        return self.spec.retry
 
     @property
     def is_transport(self) -> bool:
@@ -161,7 +172,10 @@ _DESK_CODES: tuple[ErrorSpec, ...] = (
         R.PERMANENT,
     ),
     ErrorSpec(
-        60017, "Request disabled", "Tencent has disabled this request. Open a Tencent Cloud support ticket.", R.PERMANENT
+        60017,
+        "Request disabled",
+        "Tencent has disabled this request. Open a Tencent Cloud support ticket.",
+        R.PERMANENT,
     ),
     ErrorSpec(60018, "Too many requests", "Tencent is throttling; the bot retries in a few seconds.", R.RATE_LIMITED),
     ErrorSpec(60019, "Too many requests", "Tencent is throttling; the bot retries in a few seconds.", R.RATE_LIMITED),
@@ -198,7 +212,12 @@ _DESK_CODES: tuple[ErrorSpec, ...] = (
         "tell its maintainers.",
         R.PERMANENT,
     ),
-    ErrorSpec(70005, "UserSig check failed", "Check DESK_SECRET_KEY; if it is right, tell the bot's maintainers.", R.PERMANENT),
+    ErrorSpec(
+        70005,
+        "UserSig check failed",
+        "Check DESK_SECRET_KEY; if it is right, tell the bot's maintainers.",
+        R.PERMANENT,
+    ),
     ErrorSpec(
         70009,
         "UserSig signed with the wrong key",

@@ -1,0 +1,108 @@
+"""The command line: `python -m bot <command>` (also installed as `desk-bot`).
+
+Each command lives in its own module and is imported only when used, so that
+`--help` and the light commands start fast. Exit codes: 0 success, 2 bad
+configuration or usage (one line on stderr, no traceback), 3 Desk failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from bot.config import ConfigError, Settings, load_settings
+
+EXIT_OK, EXIT_CONFIG, EXIT_DESK = 0, 2, 3
+
+
+def _settings() -> Settings:
+    from bot.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.secrets())
+    return settings
+
+
+def cmd_languages(args: argparse.Namespace) -> int:
+    """Print the chatbot's languages as a table, or as JSON with --json."""
+    from bot.desk import DeskError, build_desk_client
+    from bot.desk.textview import languages_table
+
+    settings = _settings()
+    client = build_desk_client(settings)
+    try:
+        result = client.get_languages(refresh=args.refresh)
+    except DeskError as error:
+        print(f"error: {error}\nwhat to do: {error.hint}", file=sys.stderr)
+        return EXIT_DESK
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "sdkappid": client.sdkappid,
+                    "languages": [
+                        {"tag": lang.tag, "name": lang.name, "is_default": lang.is_default}
+                        for lang in result.languages
+                    ],
+                    "default": result.default.tag if result.default else None,
+                    "fetched_at": result.fetched_at,
+                    "stale": result.stale,
+                    "error": None
+                    if result.error is None
+                    else {"code": result.error.code, "meaning": result.error.meaning, "hint": result.error.hint},
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+    else:
+        print(languages_table(result))
+    if result.stale and result.error is not None:
+        print(
+            f"warning: Desk failed, so this is the last good list. {result.error}\n"
+            f"what to do: {result.error.hint}",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """Run the embedded Desk emulator in the foreground (for multi-process set-ups)."""
+    from bot.desk.sandbox import serve_forever_cli
+
+    serve_forever_cli(args.port, host=args.host)
+    return EXIT_OK
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "languages": (cmd_languages, "print the Desk chatbot's languages"),
+    "sandbox": (cmd_sandbox, "run the embedded Desk emulator on a loopback port"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, description=help_text)
+    languages = sub.choices["languages"]
+    languages.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    languages.add_argument("--refresh", action="store_true", help="bypass the cache")
+    sandbox = sub.choices["sandbox"]
+    sandbox.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler, _ = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
