@@ -36,6 +36,10 @@ _KEY = "languages"
 class LanguageCache(Protocol):
     def get(self, load: Loader, *, newer_than: float | None = None) -> Result: ...
 
+    def peek(self) -> LanguageList | None:
+        """The fresh list if this process holds one, else None. Never does I/O (ack path)."""
+        ...
+
     def last_good(self) -> LanguageList | None: ...
 
 
@@ -87,6 +91,11 @@ class InProcessCache:
                     self._fresh.pop(_KEY, None)
         result: Result = self._single_flight(load)
         return result
+
+    def peek(self) -> LanguageList | None:
+        with self._lock:
+            held = self._fresh.get(_KEY)
+        return held if isinstance(held, LanguageList) else None
 
     def last_good(self) -> LanguageList | None:
         with self._lock:

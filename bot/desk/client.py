@@ -94,6 +94,11 @@ class DeskClient:
             return last.as_stale(result)
         raise copy.copy(result)  # a copy: the cached error is shared by concurrent callers
 
+    def peek(self) -> LanguageList | None:
+        """The fresh cached list, without any I/O, or None: for answering inside a Slack ack."""
+        held = self._cache.peek()
+        return replace(held, from_cache=True) if held is not None else None
+
     def fetch(self) -> LanguageList:
         """One fetch from Desk, with retries, bypassing the cache. Raises `DeskError`."""
         with self._state_lock:
