@@ -17,7 +17,8 @@ from bot.config import ConfigError, Settings, load_settings
 EXIT_OK, EXIT_CONFIG, EXIT_DESK = 0, 2, 3
 
 
-def _settings() -> Settings:
+def settings_from_environment() -> Settings:
+    """Settings from the environment and `.env`, with logging configured (and redacting)."""
     from bot.logs import configure_logging
 
     settings = load_settings()
@@ -30,7 +31,7 @@ def cmd_languages(args: argparse.Namespace) -> int:
     from bot.desk import DeskError, build_desk_client
     from bot.desk.textview import languages_table
 
-    settings = _settings()
+    settings = settings_from_environment()
     client = build_desk_client(settings)
     try:
         result = client.get_languages(refresh=args.refresh)
@@ -76,8 +77,44 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run one slash command through the real app against the emulator and a stand-in Slack."""
+    from bot.demo import run_demo
+
+    return run_demo(" ".join(args.text), as_json=args.json)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.serve import serve_http
+
+    serve_http(settings_from_environment())
+    return EXIT_OK
+
+
+def cmd_socket(args: argparse.Namespace) -> int:
+    from bot.serve import serve_socket
+
+    serve_socket(settings_from_environment())
+    return EXIT_OK
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from bot.manifest import render_manifest
+
+    try:
+        print(render_manifest(args.url, socket_mode=args.socket), end="")
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    return EXIT_OK
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "demo": (cmd_demo, "try the whole bot locally: emulated Desk, stand-in Slack, real app"),
     "languages": (cmd_languages, "print the Desk chatbot's languages"),
+    "serve": (cmd_serve, "serve Slack over HTTP under gunicorn on $PORT"),
+    "socket": (cmd_socket, "serve Slack over Socket Mode (no public URL needed)"),
+    "manifest": (cmd_manifest, "print the Slack app manifest for this deployment"),
     "sandbox": (cmd_sandbox, "run the embedded Desk emulator on a loopback port"),
 }
 
@@ -90,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     languages = sub.choices["languages"]
     languages.add_argument("--json", action="store_true", help="print JSON instead of a table")
     languages.add_argument("--refresh", action="store_true", help="bypass the cache")
+    demo = sub.choices["demo"]
+    demo.add_argument("text", nargs="*", help="what follows /desk-languages, e.g. share or help")
+    demo.add_argument("--json", action="store_true", help="print the Block Kit payload")
+    manifest = sub.choices["manifest"]
+    manifest.add_argument("--url", help="the app's public base URL, e.g. https://my-bot.herokuapp.com")
+    manifest.add_argument("--socket", action="store_true", help="the Socket Mode variant (no URLs)")
     sandbox = sub.choices["sandbox"]
     sandbox.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
     sandbox.add_argument("--host", default="127.0.0.1")

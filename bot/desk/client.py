@@ -24,7 +24,7 @@ from dataclasses import replace
 from urllib.parse import quote
 
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_any
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from bot.desk.cache import LanguageCache
 from bot.desk.errors import DeskError, RetryClass, transport_error
@@ -56,6 +56,7 @@ class DeskClient:
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        shared_state_health: Callable[[], str] | None = None,
     ) -> None:
         if not base_urls:
             raise ValueError("at least one base URL is needed")
@@ -72,6 +73,7 @@ class DeskClient:
         self._clock = clock
         self._sleep = sleep
         self._cool_down_until = 0.0
+        self._shared_state_health = shared_state_health
         self._state_lock = threading.Lock()
 
     # --- public --------------------------------------------------------------------------
@@ -94,6 +96,10 @@ class DeskClient:
             return last.as_stale(result)
         raise copy.copy(result)  # a copy: the cached error is shared by concurrent callers
 
+    def shared_state_health(self) -> str | None:
+        """"ok"/"degraded" for the shared (Redis) limiter and cache; None when state is in-process."""
+        return self._shared_state_health() if self._shared_state_health else None
+
     def peek(self) -> LanguageList | None:
         """The fresh cached list, without any I/O, or None: for answering inside a Slack ack."""
         held = self._cache.peek()
@@ -105,25 +111,23 @@ class DeskClient:
             if self._clock() < self._cool_down_until:
                 raise transport_error("cool-down")
         deadline = time.monotonic() + self._budget
-        resigned = False
+        used_once: set[RetryClass] = set()  # classes that may be retried only once per fetch
 
         def should_retry(error: BaseException) -> bool:
-            nonlocal resigned
             if not isinstance(error, DeskError):
                 return False
             if time.monotonic() + self._backoff(error, 1) + MIN_ATTEMPT_TIME > deadline:
                 return False
-            if error.retry is RetryClass.RESIGN_ONCE:
-                if resigned or not self._usersig.can_resign:
+            if error.retry in (RetryClass.RESIGN_ONCE, RetryClass.TRANSIENT_ONCE):
+                if error.retry in used_once:
                     return False
-                resigned = True
-                self._usersig.invalidate()
+                if error.retry is RetryClass.RESIGN_ONCE:
+                    if not self._usersig.can_resign:
+                        return False
+                    self._usersig.invalidate()
+                used_once.add(error.retry)
                 return True
-            return error.retry in (
-                RetryClass.RATE_LIMITED,
-                RetryClass.TRANSIENT,
-                RetryClass.TRANSIENT_ONCE,
-            )
+            return error.retry in (RetryClass.RATE_LIMITED, RetryClass.TRANSIENT)
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
@@ -131,17 +135,9 @@ class DeskClient:
             delay: float = self._backoff(error, state.attempt_number)
             return delay
 
-        def stop_transient_once(state: RetryCallState) -> bool:
-            error = state.outcome.exception() if state.outcome else None
-            return (
-                isinstance(error, DeskError)
-                and error.retry is RetryClass.TRANSIENT_ONCE
-                and state.attempt_number >= 2
-            )
-
         retrying = Retrying(
             retry=retry_if_exception(should_retry),
-            stop=stop_any(stop_after_attempt(MAX_ATTEMPTS), stop_transient_once),
+            stop=stop_after_attempt(MAX_ATTEMPTS),
             wait=wait,
             sleep=self._sleep,
             reraise=True,
@@ -163,7 +159,7 @@ class DeskClient:
             return 1.0 + 0.5 * jitter
         if error.retry is RetryClass.RESIGN_ONCE:
             return 0.0
-        return min(0.1 * 2 ** (attempt - 1), 1.0) * (0.5 + jitter)
+        return min(0.1 * 2.0 ** (attempt - 1), 1.0) * (0.5 + jitter)
 
     def _attempt(self, deadline: float) -> LanguageList:
         last_error: DeskError | None = None

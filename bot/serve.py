@@ -1,0 +1,101 @@
+"""Running the bot: HTTP mode under gunicorn (`serve`) or Socket Mode (`socket`).
+
+Both check the configuration and the Slack token before anything starts, so a
+deployment with a missing variable fails in seconds with one line naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from bot.config import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+THREADS = 16  # per worker; acks are ~1 ms, lazy work runs in the app's own executor
+
+
+def check_slack_token(settings: Settings) -> None:
+    """auth.test once, so a bad token fails the boot with a one-line error."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.app import build_web_client
+
+    try:
+        build_web_client(settings).auth_test()
+    except SlackApiError as error:
+        reason = error.response.get("error", "rejected") if error.response is not None else "rejected"
+        raise ConfigError(
+            "SLACK_BOT_TOKEN",
+            f"was refused by Slack's auth.test ({reason})",
+            "Copy the Bot User OAuth Token (xoxb-…) from the Slack app's OAuth & Permissions page.",
+        ) from None
+    except OSError as error:
+        raise ConfigError(
+            "SLACK_API_URL",
+            f"Slack could not be reached to check the token ({type(error).__name__})",
+            "Check the network, or SLACK_API_URL if you set it.",
+        ) from None
+
+
+def bind_address(port: int) -> str:
+    """`[::]:PORT` where IPv6 works (Heroku Fir requires it; it also accepts IPv4), else 0.0.0.0."""
+    if socket.has_ipv6:
+        try:
+            with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+                probe.bind(("::", 0))
+            return f"[::]:{port}"
+        except OSError:
+            pass
+    return f"0.0.0.0:{port}"
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "bind": bind_address(settings.port),
+        "workers": settings.web_concurrency,
+        "worker_class": "gthread",
+        "threads": THREADS,
+        "timeout": 30,
+        "graceful_timeout": 25,  # platforms send SIGKILL about 30 s after SIGTERM
+        "keepalive": 5,
+        "errorlog": "-",
+        "loglevel": settings.log_level.lower(),
+        "proc_name": "desk-languages-bot",
+    }
+
+
+def serve_http(settings: Settings) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    settings.require_slack_http()
+    check_slack_token(settings)
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in gunicorn_options(settings).items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            from bot.wsgi import create_application
+
+            return create_application()
+
+    Server().run()
+
+
+def serve_socket(settings: Settings) -> None:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.app import build_app, build_deps, build_web_client, start_background_jobs
+
+    settings.require_slack_socket()
+    check_slack_token(settings)
+    client = build_web_client(settings)
+    deps = build_deps(settings, client)
+    app = build_app(settings, client=client, deps=deps, socket_mode=True)
+    start_background_jobs(deps)
+    assert settings.slack_app_token is not None
+    log.info("Connecting to Slack in Socket Mode")
+    SocketModeHandler(app, settings.slack_app_token.value).start()

@@ -1,0 +1,41 @@
+"""The message buttons: Refresh (re-render in place) and Share in channel.
+
+Both ack at once; the lazy listener fetches and replies through the action's
+`response_url`. A Refresh pressed on the home tab re-publishes the home view instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot import blocks
+from bot.app import BotDeps
+from bot.replies import send_response
+from handlers.answers import languages_answer
+from handlers.home import publish_home
+
+
+def register(app: App, deps: BotDeps) -> None:
+    def ack_now(ack: Ack) -> None:
+        ack()
+
+    def refresh(body: dict[str, Any], client: WebClient) -> None:
+        if body.get("container", {}).get("type") == "view":
+            publish_home(deps, client, body["user"]["id"], refresh=True)
+            return
+        message = languages_answer(deps, refresh=True)
+        send_response(body["response_url"], message, replace_original=True)
+
+    def share(body: dict[str, Any]) -> None:
+        message = languages_answer(deps)
+        user = body.get("user", {}).get("id")
+        if user and message.get("blocks") is not None:
+            note = {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Shared by <@{user}>"}]}
+            message = {**message, "blocks": [*message["blocks"], note][: blocks.MAX_BLOCKS]}
+        send_response(body["response_url"], message, response_type="in_channel", replace_original=False)
+
+    app.action(blocks.REFRESH_ACTION)(ack=ack_now, lazy=[refresh])
+    app.action(blocks.SHARE_ACTION)(ack=ack_now, lazy=[share])
