@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.desk.regions import REGIONS
 
 
 class ConfigError(Exception):
@@ -189,6 +188,8 @@ class _Reader:
         return int(value)
 
     def settings(self) -> Settings:
+        from bot.desk.regions import REGIONS  # here, not at the top: bot.desk imports this module
+
         sandbox = self.boolean("DESK_SANDBOX", False)
         sdkappid = self.integer("DESK_SDKAPPID", None, minimum=1, maximum=2**32 - 1)
         secret_key = self.secret("DESK_SECRET_KEY")
