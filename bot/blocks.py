@@ -1,0 +1,412 @@
+"""Slack Block Kit messages for the bot: pure functions from data to message dicts, no I/O.
+
+Every function returns a `Message`, a plain dict `{"text": fallback, "blocks": [...]}` built
+with `slack_sdk.models.blocks` and validated by their `to_dict()`. On top of what slack_sdk
+checks, this module enforces the Block Kit limits it does not: at most 50 blocks, at most
+2000 characters in any section text (counted in UTF-16 units, never fewer than Python's
+count), and no empty text object. Text from outside the bot (language tags, Tencent's
+ErrorInfo, what a user typed) is escaped, so a tag like `<!channel>` can never ping anyone.
+
+The caller owns the returned dict: each call hands out a fresh copy, even from the memo.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.desk.errors import DeskError
+from bot.desk.models import DEFAULT_TAG_NAME, Language, LanguageList
+
+Message = dict[str, Any]
+Block = dict[str, Any]
+
+REFRESH_ACTION = "desk_languages_refresh"
+SHARE_ACTION = "desk_languages_share"
+
+MAX_BLOCKS = 50  # Slack's limit for a message; slack_sdk does not check it
+TEXT_LIMIT = 2000  # section text and field limit used for every text here
+MAX_LISTED = 100  # languages listed one per line; the rest are counted in "…and N more"
+FALLBACK_LIMIT = 300  # the notification text: a summary, not the whole list
+TAG_LIMIT = 64  # longer tags (never seen in Desk) are shortened when shown
+NAME_LIMIT = 80
+INFO_LIMIT = 500  # Tencent's ErrorInfo and transport details
+USER_TEXT_LIMIT = 40
+
+# C0/C1 controls, line and paragraph separators, and bidi overrides that could reorder the line.
+_ODD = "\ufffd"  # shown in place of a control character in a tag, so the oddity stays visible
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    sdkappid: int
+    region: str  # label shown, e.g. "Singapore" or "sandbox (embedded emulator)"
+
+
+# --- text helpers ------------------------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """Escape Slack's mrkdwn control characters so outside text cannot form links or mentions."""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
+def slack_len(text: str) -> int:
+    """Length as UTF-16 units: never less than `len()`, whichever way Slack counts."""
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _clean(text: str, limit: int, control: str = "") -> str:
+    """Outside text made safe to show: controls replaced, shortened, then escaped."""
+    return escape(_shorten(_CONTROL.sub(control, text), limit))
+
+
+def _code(text: str, limit: int = TAG_LIMIT) -> str:
+    """Outside text as inline code; a backtick inside would end the code span, so it is swapped."""
+    shown = _clean(text, limit, _ODD).replace("`", "ˋ")
+    return f"`{shown}`" if shown.strip() else "_(blank)_"
+
+
+def _fit(text: str, limit: int = TEXT_LIMIT) -> str:
+    """Last-resort bound on a text object: cut without splitting an entity or a `<…>` token."""
+    if not text.strip():
+        return "…"
+    if slack_len(text) <= limit:
+        return text
+    target = limit - 1
+    head = text[:target]
+    while (excess := slack_len(head) - target) > 0:  # astral characters count twice
+        head = head[:-excess]
+    amp = head.rfind("&")
+    if amp > head.rfind(";"):
+        head = head[:amp]
+    if head.rfind("<") > head.rfind(">"):
+        head = head[: head.rfind("<")]
+    return head + "…"
+
+
+def slack_date(ts: float) -> str:
+    """A timestamp in Slack's date syntax, shown in each reader's own time zone."""
+    if not math.isfinite(ts) or not 0 <= ts < 253402300800:  # up to year 9999
+        return "an unknown time"
+    seconds = int(ts)
+    return f"<!date^{seconds}^{{date_short_pretty}} at {{time}}|{_iso(seconds)}>"
+
+
+def _iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+# --- block helpers ----------------------------------------------------------------------------
+
+
+def _mrkdwn(text: str) -> MarkdownTextObject:
+    # verbatim: Slack must not turn "@channel" or bare names in outside text into mentions
+    return MarkdownTextObject(text=_fit(text), verbatim=True)
+
+
+def _section(text: str) -> Block:
+    return SectionBlock(text=_mrkdwn(text)).to_dict()
+
+
+def _context(text: str) -> Block:
+    return ContextBlock(elements=[_mrkdwn(text)]).to_dict()
+
+
+def _header(text: str) -> Block:
+    return HeaderBlock(text=PlainTextObject(text=text, emoji=True)).to_dict()
+
+
+def _message(text: str, blocks: list[Block]) -> Message:
+    if len(blocks) > MAX_BLOCKS:  # the builders below stay well inside; this is the guarantee
+        blocks = [*blocks[: MAX_BLOCKS - 1], _context("…(message shortened)")]
+    return {"text": _fit(text, 3000) if text.strip() else "Desk languages bot", "blocks": blocks}
+
+
+def _copy(message: Message) -> Message:
+    """A fresh, independent copy of a memoised message, so callers may change theirs."""
+    return {"text": message["text"], "blocks": json.loads(message["_frozen"])}
+
+
+def _freeze(message: Message) -> Message:
+    return {"text": message["text"], "_frozen": json.dumps(message["blocks"])}
+
+
+_BUTTONS: Block = ActionsBlock(
+    elements=[
+        ButtonElement(
+            text=PlainTextObject(text=":arrows_counterclockwise: Refresh", emoji=True),
+            action_id=REFRESH_ACTION,
+            value="refresh",
+        ),
+        ButtonElement(
+            text=PlainTextObject(text=":mega: Share in channel", emoji=True),
+            action_id=SHARE_ACTION,
+            value="share",
+        ),
+    ]
+).to_dict()
+
+
+# --- languages ------------------------------------------------------------------------------
+
+
+def _name(lang: Language, limit: int) -> str:
+    # an unknown tag's name repeats the tag ("Unrecognised tag (xx)"): show the tag only once
+    name = "Unrecognised tag" if lang.name == f"Unrecognised tag ({lang.tag})" else lang.name
+    return _clean(name, limit) or "?"
+
+
+def _label(lang: Language, code_format: bool = True) -> str:
+    """ "English (`en`)"; the empty tag's name already says "(no tag)", other names get the marker."""
+    name = _name(lang, NAME_LIMIT)
+    if lang.tag:
+        tag = _code(lang.tag) if code_format else _clean(lang.tag, TAG_LIMIT, _ODD)
+        return f"{name} ({tag})"
+    return name if lang.name == DEFAULT_TAG_NAME else f"{name} (no tag)"
+
+
+def _line(lang: Language) -> str:
+    return f"• {_label(lang)}{' :star: *default*' if lang.is_default else ''}"
+
+
+def _count_line(lst: LanguageList) -> str:
+    count = len(lst.languages)
+    if count == 0:
+        return "*The Desk chatbot has no languages configured.*"
+    default = f"default: {_label(lst.default)}" if lst.default else "no default language set"
+    marked = sum(lang.is_default for lang in lst.languages)
+    extra = f" ({marked} languages are marked default)" if marked > 1 else ""
+    return f"*{_plural(count, 'language')}*, {default}{extra}"
+
+
+def _about(lst: LanguageList, ctx: RenderContext) -> str:
+    source = "from cache" if lst.from_cache else "just fetched"
+    return (
+        f"SDKAppID {ctx.sdkappid} · {_clean(ctx.region, NAME_LIMIT)} · "
+        f"fetched {slack_date(lst.fetched_at)} · {source}"
+    )
+
+
+def _error_lines(err: DeskError) -> list[str]:
+    lines = [f"*Error* {_code(str(err.code))}: {escape(err.meaning)}"]
+    if err.error_info and err.error_info != err.meaning:
+        lines.append(f"*Tencent says:* {_clean(err.error_info, INFO_LIMIT, ' ')}")
+    if err.detail:
+        lines.append(f"*Detail:* {_clean(err.detail, INFO_LIMIT, ' ')}")
+    lines.append(f"*What to do:* {escape(err.hint)}")
+    return lines
+
+
+def _stale_warning(lst: LanguageList) -> Block:
+    err = lst.error
+    what = "Desk answered with an error" if err and not err.is_transport else "Desk could not be reached"
+    lines = [f":warning: *{what}*, showing the list from {slack_date(lst.fetched_at)}."]
+    if err is not None:
+        lines += _error_lines(err)
+    return _section("\n".join(lines))
+
+
+def _pack(lines: list[str], max_sections: int) -> tuple[list[str], int]:
+    """Join lines into as few section texts as fit; returns the texts and how many lines they hold."""
+    texts: list[str] = []
+    current: list[str] = []
+    size = 0
+    shown = 0
+    for line in lines:
+        length = slack_len(line)
+        if current and size + 1 + length > TEXT_LIMIT:
+            texts.append("\n".join(current))
+            current, size = [], 0
+        if len(texts) == max_sections:
+            break
+        size += length + (1 if current else 0)
+        current.append(line)
+        shown += 1
+    if current and len(texts) < max_sections:
+        texts.append("\n".join(current))
+    return texts, shown
+
+
+def _fallback(lst: LanguageList) -> str:
+    if lst.stale:
+        prefix = f"Desk chatbot languages (stale list from {_stale_iso(lst)}): "
+    else:
+        prefix = "Desk chatbot languages: "
+    if not lst.languages:
+        return prefix + "none configured"
+    parts: list[str] = []
+    size = len(prefix)
+    for index, lang in enumerate(lst.languages):
+        default = ", default" if lang.is_default else ""
+        if lang.tag:
+            part = f"{_name(lang, 40)} ({_clean(lang.tag, 20, _ODD)}{default})"
+        else:
+            part = f"{_name(lang, 40)}{' (default)' if default else ''}"
+        if size + len(part) + 2 > FALLBACK_LIMIT:
+            parts.append(f"… and {len(lst.languages) - index} more")
+            break
+        parts.append(part)
+        size += len(part) + 2
+    return prefix + ", ".join(parts)
+
+
+def _stale_iso(lst: LanguageList) -> str:
+    ts = lst.fetched_at
+    return _iso(int(ts)) if math.isfinite(ts) and 0 <= ts < 253402300800 else "an unknown time"
+
+
+@lru_cache(maxsize=256)
+def _languages_frozen(
+    lst: LanguageList, ctx: RenderContext, buttons: bool, error_key: tuple[Any, ...] | None
+) -> Message:
+    # error_key: LanguageList's equality ignores `error`, but the stale warning shows it
+    head = [_header("Desk chatbot languages")]
+    if lst.stale:
+        head.append(_stale_warning(lst))
+    head.append(_section(_count_line(lst)))
+    tail = [_context(_about(lst, ctx))]
+    if buttons:
+        tail.append(_BUTTONS)
+
+    lines = [_line(lang) for lang in lst.languages[:MAX_LISTED]]
+    room = MAX_BLOCKS - len(head) - len(tail) - 1  # one kept for "…and N more"
+    texts, shown = _pack(lines, room)
+    body = [_section(text) for text in texts]
+    hidden = len(lst.languages) - shown
+    if hidden:
+        body.append(_context(f"…and {hidden} more"))
+    return _freeze(_message(_fallback(lst), head + body + tail))
+
+
+def languages_message(lst: LanguageList, ctx: RenderContext, *, buttons: bool = True) -> Message:
+    """The full list: header, stale warning if any, count, one line per language, context, buttons."""
+    err = lst.error
+    error_key = None if err is None else (err.code, err.error_info, err.detail)
+    return _copy(_languages_frozen(lst, ctx, buttons, error_key))
+
+
+def default_message(lst: LanguageList, ctx: RenderContext) -> Message:
+    """Only the default language (with the stale warning when the list is stale)."""
+    blocks = [_stale_warning(lst)] if lst.stale else []
+    if lst.default is not None:
+        text = f":star: The Desk chatbot's default language is *{_label(lst.default)}*."
+        fallback = f"Desk chatbot default language: {_label(lst.default, code_format=False)}"
+    elif lst.languages:
+        count = _plural(len(lst.languages), "language")
+        text = f"The Desk chatbot has no default language set ({count} configured)."
+        fallback = "The Desk chatbot has no default language set."
+    else:
+        text = fallback = "The Desk chatbot has no languages configured, so no default either."
+    blocks += [_section(text), _context(_about(lst, ctx))]
+    return _message(fallback, blocks)
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def error_message(
+    err: DeskError, ctx: RenderContext, *, action: str = "fetch the Desk languages"
+) -> Message:
+    """What failed, Desk's code and meaning, Tencent's ErrorInfo if any, and what to do."""
+    action = _clean(action, NAME_LIMIT) or "reach Desk"
+    about = f"SDKAppID {ctx.sdkappid} · {_clean(ctx.region, NAME_LIMIT)}"
+    if err.request_id:
+        about += f" · request ID {_code(err.request_id)}"
+    blocks = [
+        _section(f":x: *Couldn't {action}.*\n" + "\n".join(_error_lines(err))),
+        _context(about),
+    ]
+    code = _clean(str(err.code), TAG_LIMIT)
+    fallback = f"Couldn't {action}: error {code}, {escape(err.meaning)}. {escape(err.hint)}"
+    return _message(fallback, blocks)
+
+
+# --- help and notices --------------------------------------------------------------------------
+
+_USAGE = (
+    ("", "list the Desk chatbot's languages (only you see the reply)"),
+    ("share", "post the list in this channel for everyone"),
+    ("refresh", "fetch a fresh list from Desk instead of the cached one"),
+    ("default", "show only the default language"),
+    ("help", "show this help"),
+)
+_DIGEST_USAGE = (
+    ("digest daily 09:00 [Area/City]", "post the list in this channel every day at 09:00"),
+    ("digest weekdays 09:00 [tz]", "the same, Monday to Friday only"),
+    ("digest weekly mon 09:00 [tz]", "once a week: `mon` … `sun`"),
+    ("digest", "show this channel's digest subscription"),
+    ("digest off", "stop this channel's digest"),
+)
+
+
+@lru_cache(maxsize=8)
+def _usage_frozen(command: str) -> Message:
+    cmd = _clean(command, NAME_LIMIT).replace("`", "ˋ") or "/desk-languages"
+
+    def rows(usage: tuple[tuple[str, str], ...]) -> str:
+        return "\n".join(f"`{cmd}{' ' + sub if sub else ''}` – {what}" for sub, what in usage)
+
+    blocks = [
+        _section(f"*Usage*\n{rows(_USAGE)}"),
+        _section(
+            "*Channel digest*: the list posted here on a schedule. `[tz]` is a time zone "
+            f"such as `Europe/Berlin`; without one the bot's default zone is used.\n{rows(_DIGEST_USAGE)}"
+        ),
+        _context(f"Example: `{cmd} digest weekdays 09:00 Europe/Berlin`"),
+    ]
+    return _freeze(_message(f"Usage: {cmd} [share | refresh | default | help | digest …]", blocks))
+
+
+def help_message(command: str = "/desk-languages") -> Message:
+    """Usage of every subcommand, one line each, and an example."""
+    return _copy(_usage_frozen(command))
+
+
+def unknown_option_message(
+    text: str, suggestion: str | None, command: str = "/desk-languages"
+) -> Message:
+    """ "Unknown option `…`", a "Did you mean" when there is a suggestion, then the usage."""
+    shown = _code(" ".join(_CONTROL.sub(" ", text).split()), USER_TEXT_LIMIT)
+    head = f":grey_question: Unknown option {shown}."
+    if suggestion:
+        head += f" Did you mean {_code(suggestion)}?"
+    usage = _copy(_usage_frozen(command))
+    fallback = head.replace(":grey_question: ", "") + " " + usage["text"]
+    return _message(fallback, [_section(head), *usage["blocks"]])
+
+
+def notice_message(text: str) -> Message:
+    """A one-section reply such as "Fetching…". `text` may use mrkdwn; `&`, `<`, `>` are escaped."""
+    shown = _fit(escape(text))
+    return _message(shown, [_section(shown)])
