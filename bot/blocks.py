@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -410,3 +410,52 @@ def notice_message(text: str) -> Message:
     """A one-section reply such as "Fetching…". `text` may use mrkdwn; `&`, `<`, `>` are escaped."""
     shown = _fit(escape(text))
     return _message(shown, [_section(shown)])
+
+
+# --- channel digests ---------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from bot.digests.changes import Changes
+
+MAX_CHANGED = 20  # languages named per change line; the rest are counted
+
+
+def _names(langs: tuple[Language, ...]) -> str:
+    shown = ", ".join(_label(lang) for lang in langs[:MAX_CHANGED])
+    hidden = len(langs) - MAX_CHANGED
+    return shown + (f" …and {hidden} more" if hidden > 0 else "")
+
+
+def _change_lines(changes: Changes) -> tuple[list[str], str]:
+    """mrkdwn lines saying what changed, and a short plain summary for the fallback text."""
+    if changes.first:
+        return ["_First digest in this channel: later digests will say what changed._"], "first digest"
+    if changes.none:
+        return [":white_check_mark: *No changes* since the previous digest."], "no changes"
+    lines, summary = [], []
+    if changes.added:
+        lines.append(f":heavy_plus_sign: *Added:* {_names(changes.added)}")
+        summary.append(f"{len(changes.added)} added")
+    if changes.removed:
+        lines.append(f":heavy_minus_sign: *Removed:* {_names(changes.removed)}")
+        summary.append(f"{len(changes.removed)} removed")
+    if changes.default_changed:
+        before = _label(changes.default_before) if changes.default_before else "_none_"
+        after = _label(changes.default_after) if changes.default_after else "_none_"
+        lines.append(f":star: *Default changed:* {before} → {after}")
+        summary.append("default changed")
+    return ["*Changes since the previous digest*", *lines], ", ".join(summary)
+
+
+def digest_message(lst: LanguageList, changes: Changes, ctx: RenderContext) -> Message:
+    """A channel digest: what changed since the channel's previous digest, then the list
+    as the command shows it (stale warning included), without the buttons."""
+    listing = languages_message(lst, ctx, buttons=False)
+    change_lines, summary = _change_lines(changes)
+    blocks = listing["blocks"]
+    header = _header("Desk chatbot languages: digest")
+    changes_block = _section("\n".join(change_lines))
+    # The header is replaced; the changes go first, where a channel reader looks.
+    body = blocks[1:] if blocks and blocks[0].get("type") == "header" else blocks
+    fallback = f"Desk languages digest ({summary}). " + listing["text"]
+    return _message(fallback, [header, changes_block, *body])
