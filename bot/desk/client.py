@@ -67,7 +67,7 @@ class DeskClient:
         self._limiter = limiter
         self._cache = cache
         self._timeout = timeout
-        self._budget = timeout + 0.5  # total time for all attempts of one fetch
+        self._budget = timeout + 1.0  # total time for all attempts of one fetch
         self._stale_max = stale_max
         self._session = session or requests.Session()
         self._clock = clock
@@ -112,11 +112,16 @@ class DeskClient:
                 raise transport_error("cool-down")
         deadline = time.monotonic() + self._budget
         used_once: set[RetryClass] = set()  # classes that may be retried only once per fetch
+        planned_wait = 0.0
 
         def should_retry(error: BaseException) -> bool:
+            nonlocal planned_wait
             if not isinstance(error, DeskError):
                 return False
-            if time.monotonic() + self._backoff(error, 1) + MIN_ATTEMPT_TIME > deadline:
+            planned_wait = self._backoff(error, len(used_once) + 1)
+            # Only retry when a useful attempt still fits: after a read timeout, a whole one.
+            needed = self._timeout if error.code == "read-timeout" else max(MIN_ATTEMPT_TIME, self._timeout / 2)
+            if time.monotonic() + planned_wait + needed > deadline:
                 return False
             if error.retry in (RetryClass.RESIGN_ONCE, RetryClass.TRANSIENT_ONCE):
                 if error.retry in used_once:
@@ -130,10 +135,7 @@ class DeskClient:
             return error.retry in (RetryClass.RATE_LIMITED, RetryClass.TRANSIENT)
 
         def wait(state: RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            assert isinstance(error, DeskError)
-            delay: float = self._backoff(error, state.attempt_number)
-            return delay
+            return planned_wait
 
         retrying = Retrying(
             retry=retry_if_exception(should_retry),
@@ -156,7 +158,7 @@ class DeskClient:
     def _backoff(self, error: DeskError, attempt: int) -> float:
         jitter = secrets.randbelow(1000) / 1000
         if error.retry is RetryClass.RATE_LIMITED:
-            return 1.0 + 0.5 * jitter
+            return 1.0 + 0.25 * jitter
         if error.retry is RetryClass.RESIGN_ONCE:
             return 0.0
         return min(0.1 * 2.0 ** (attempt - 1), 1.0) * (0.5 + jitter)

@@ -18,6 +18,8 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.logs import register_secrets
+
 DEFAULT_EXPIRE = 180 * 86400  # Tencent's default validity: 180 days
 _TO_URL = str.maketrans("+/=", "*-_")
 _FROM_URL = str.maketrans("*-_", "+/=")
@@ -116,6 +118,7 @@ class UserSigSource:
     ) -> None:
         if not key and not usersig:
             raise ValueError("a key or a pre-generated usersig is needed")
+        register_secrets([value for value in (key, usersig) if value])
         self._sdkappid = sdkappid
         self._identifier = identifier
         self._key = key
@@ -125,6 +128,7 @@ class UserSigSource:
         self._clock = clock
         self._lock = threading.Lock()
         self._current: tuple[str, int] | None = None  # (sig, expires_at)
+        self._last_issued = 0
 
     @property
     def can_resign(self) -> bool:
@@ -137,7 +141,11 @@ class UserSigSource:
         now = int(self._clock())
         with self._lock:
             if self._current is None or now >= self._current[1] - self._renew_before:
+                # After invalidate(), never hand out the rejected sig again: same second, same sig.
+                now = max(now, self._last_issued + 1)
+                self._last_issued = now
                 sig = mint_usersig(self._sdkappid, self._key, self._identifier, now=now, expire=self._expire)
+                register_secrets([sig])  # redacted from logs wherever it might turn up
                 self._current = (sig, now + self._expire)
             return self._current[0]
 

@@ -1,0 +1,106 @@
+"""Configuration errors and the command line, run as a user would run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, Fault
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DESK_", "SLACK_", "DIGEST_", "REDIS_", "DATABASE_"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd or ROOT,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({}, "DESK_SDKAPPID"),
+        ({"DESK_SDKAPPID": "12ab"}, "DESK_SDKAPPID"),
+        ({"DESK_SDKAPPID": "1400000001"}, "DESK_SECRET_KEY"),
+        ({"DESK_SANDBOX": "1", "DESK_REGION": "mars"}, "DESK_REGION"),
+        ({"DESK_SANDBOX": "1", "DESK_TIMEOUT": "-1"}, "DESK_TIMEOUT"),
+        ({"DESK_SANDBOX": "1", "DESK_RATE_LIMIT": "0"}, "DESK_RATE_LIMIT"),
+        ({"DESK_SANDBOX": "maybe"}, "DESK_SANDBOX"),
+        ({"DESK_SANDBOX": "1", "DESK_API_URL": "ftp://x"}, "DESK_API_URL"),
+        ({"DESK_SANDBOX": "1", "DESK_IDENTIFIER": "bad id!"}, "DESK_IDENTIFIER"),
+        ({"DESK_SANDBOX": "1", "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"DESK_SANDBOX": "1", "DIGEST_DEFAULT_TZ": "Mars/Olympus"}, "DIGEST_DEFAULT_TZ"),
+        ({"DESK_SANDBOX": "1", "DIGEST_CHANNEL": "C1"}, "DIGEST_SCHEDULE"),
+        ({"DESK_SANDBOX": "1", "REDIS_URL": "http://x"}, "REDIS_URL"),
+        ({"DESK_SANDBOX": "1", "PORT": "99999"}, "PORT"),
+    ],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env, dotenv_path=None)
+    assert caught.value.variable == variable
+    assert str(caught.value).startswith(variable) and "Set" in str(caught.value)
+
+
+def test_defaults_and_heroku_database_url() -> None:
+    settings = load_settings({"DESK_SANDBOX": "1", "DATABASE_URL": "postgres://u:p@h:5432/d"}, dotenv_path=None)
+    assert (settings.identifier, settings.region, settings.timeout, settings.cache_ttl) == (
+        "administrator",
+        "singapore",
+        2.0,
+        300.0,
+    )
+    assert (settings.stale_max, settings.rate_limit, settings.port) == (86400.0, 5, 3000)
+    assert settings.database_url == "postgresql+psycopg://u:p@h:5432/d"
+
+
+def test_secrets_never_show_in_the_settings_repr() -> None:
+    settings = load_settings(
+        {"DESK_SDKAPPID": "1", "DESK_SECRET_KEY": "k" * 40, "SLACK_BOT_TOKEN": "xoxb-abc"}, dotenv_path=None
+    )
+    assert "k" * 40 not in repr(settings) and "xoxb-abc" not in repr(settings)
+
+
+def test_cli_config_error_is_one_line_exit_2_no_traceback() -> None:
+    done = run_cli("languages", env={"DESK_TIMEOUT": "soon", "DESK_SANDBOX": "1"})
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "DESK_TIMEOUT" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_cli_reads_a_dotenv_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("DESK_SANDBOX=1\n")
+    done = run_cli("languages", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["default"] == "en"
+
+
+def test_cli_sandbox_table() -> None:
+    done = run_cli("languages", env={"DESK_SANDBOX": "1"})
+    assert done.returncode == 0, done.stderr
+    assert "Chinese (Taiwan)" in done.stdout and "7 languages; default: English (en)" in done.stdout
+
+
+def test_cli_desk_failure_exits_3_with_the_hint() -> None:
+    with DeskEmulator() as emu:
+        emu.inject(Fault(code=-50040), times=-1)
+        env = {"DESK_SDKAPPID": str(SANDBOX_SDKAPPID), "DESK_SECRET_KEY": SANDBOX_KEY, "DESK_API_URL": emu.base_url}
+        done = run_cli("languages", env=env)
+    assert done.returncode == 3
+    assert "-50040" in done.stderr and "Enable Desk" in done.stderr
+    assert "Traceback" not in done.stderr and SANDBOX_KEY not in done.stderr
