@@ -109,6 +109,14 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_errors(args: argparse.Namespace) -> int:
+    """Print every Desk error the bot knows, with what to do about it (Markdown)."""
+    from bot.desk.errors import catalogue_markdown
+
+    print(catalogue_markdown(), end="")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "demo": (cmd_demo, "try the whole bot locally: emulated Desk, stand-in Slack, real app"),
     "languages": (cmd_languages, "print the Desk chatbot's languages"),
@@ -116,6 +124,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "socket": (cmd_socket, "serve Slack over Socket Mode (no public URL needed)"),
     "manifest": (cmd_manifest, "print the Slack app manifest for this deployment"),
     "sandbox": (cmd_sandbox, "run the embedded Desk emulator on a loopback port"),
+    "errors": (cmd_errors, "print the Desk error catalogue with hints, as Markdown"),
 }
 
 

@@ -377,3 +377,12 @@ def desk_error(code: int, error_info: str = "", request_id: str | None = None) -
 def transport_error(kind: str, detail: str = "") -> DeskError:
     """The `DeskError` for a failure outside Desk's envelope. `detail` must hold no URL."""
     return DeskError(CATALOGUE[kind], detail=detail)
+
+
+def catalogue_markdown() -> str:
+    """The catalogue as a Markdown table (the README's error table is this output)."""
+    rows = ["| code | meaning | what to do | retry |", "|---|---|---|---|"]
+    for spec in CATALOGUE.values():
+        code = f"`{spec.code}`"
+        rows.append(f"| {code} | {spec.meaning} | {spec.hint.replace('|', '/')} | {spec.retry.value} |")
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,39 @@
+"""The documentation stays true to the code: error table, variables, the README's commands."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bot.desk.errors import catalogue_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_error_table_is_the_catalogue() -> None:
+    table = re.search(r"<!-- errors:start -->\n(.*)<!-- errors:end -->", README, re.S)
+    assert table is not None
+    assert table.group(1) == catalogue_markdown(), "regenerate with: python -m bot errors"
+
+
+def test_every_variable_the_code_reads_is_documented() -> None:
+    sources = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "bot").rglob("*.py"))
+    names = set(re.findall(r'"((?:DESK|SLACK|DIGEST|REDIS|DATABASE|WEB|LOG)_[A-Z_]+|PORT)"', sources))
+    assert {"DESK_SDKAPPID", "SLACK_BOT_TOKEN", "PORT"} <= names
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    for name in names:
+        assert f"`{name}`" in README, f"{name} is not in the README's configuration tables"
+        assert f"{name}=" in example, f"{name} is not in .env.example"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    command = ci.strip().splitlines()[-1]
+    assert command in README
+    assert "apt-get install" in ci and "redis-server" in ci and "postgresql" in ci
+
+
+def test_procfile_serves_both_modes() -> None:
+    procfile = (ROOT / "Procfile").read_text(encoding="utf-8")
+    assert "web: python -m bot serve" in procfile and "worker: python -m bot socket" in procfile
