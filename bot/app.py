@@ -74,6 +74,22 @@ def build_deps(settings: Settings, client: WebClient, *, desk: DeskClient | None
     return BotDeps(settings=settings, desk=desk, render=render, digests=digests)
 
 
+def slack_boot_error(error: Exception) -> ConfigError:
+    """The one-line configuration error for a failed auth.test at boot."""
+    if isinstance(error, SlackApiError):
+        reason = error.response.get("error", "rejected") if error.response is not None else "rejected"
+        return ConfigError(
+            "SLACK_BOT_TOKEN",
+            f"was refused by Slack's auth.test ({reason})",
+            "Copy the Bot User OAuth Token (xoxb-…) from the Slack app's OAuth & Permissions page.",
+        )
+    return ConfigError(
+        "SLACK_API_URL",
+        f"Slack could not be reached to check the token ({type(error).__name__})",
+        "Check the network, or SLACK_API_URL if you set it.",
+    )
+
+
 def start_background_jobs(deps: BotDeps) -> None:
     """The digest ticker, when digests are available and DIGEST_TICKER is on."""
     if deps.digests is not None and deps.settings.digest_ticker:
@@ -103,19 +119,8 @@ def build_app(
             token_verification_enabled=True,
             logger=logging.getLogger("slack_bolt.App"),
         )
-    except SlackApiError as error:
-        reason = error.response.get("error", "rejected") if error.response is not None else "rejected"
-        raise ConfigError(
-            "SLACK_BOT_TOKEN",
-            f"was refused by Slack's auth.test ({reason})",
-            "Copy the Bot User OAuth Token (xoxb-…) from the Slack app's OAuth & Permissions page.",
-        ) from None
-    except Exception as error:  # noqa: BLE001  network trouble reaching Slack at boot
-        raise ConfigError(
-            "SLACK_API_URL",
-            f"Slack could not be reached to check the token ({type(error).__name__})",
-            "Check the network, or SLACK_API_URL if you set it.",
-        ) from None
+    except Exception as error:  # noqa: BLE001  auth.test refused, or Slack unreachable
+        raise slack_boot_error(error) from None
 
     from handlers import register_all
 

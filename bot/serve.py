@@ -7,10 +7,11 @@ deployment with a missing variable fails in seconds with one line naming it.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from typing import Any
 
-from bot.config import ConfigError, Settings
+from bot.config import Settings
 
 log = logging.getLogger(__name__)
 THREADS = 16  # per worker; acks are ~1 ms, lazy work runs in the app's own executor
@@ -18,29 +19,19 @@ THREADS = 16  # per worker; acks are ~1 ms, lazy work runs in the app's own exec
 
 def check_slack_token(settings: Settings) -> None:
     """auth.test once, so a bad token fails the boot with a one-line error."""
-    from slack_sdk.errors import SlackApiError
-
-    from bot.app import build_web_client
+    from bot.app import build_web_client, slack_boot_error
 
     try:
         build_web_client(settings).auth_test()
-    except SlackApiError as error:
-        reason = error.response.get("error", "rejected") if error.response is not None else "rejected"
-        raise ConfigError(
-            "SLACK_BOT_TOKEN",
-            f"was refused by Slack's auth.test ({reason})",
-            "Copy the Bot User OAuth Token (xoxb-…) from the Slack app's OAuth & Permissions page.",
-        ) from None
-    except OSError as error:
-        raise ConfigError(
-            "SLACK_API_URL",
-            f"Slack could not be reached to check the token ({type(error).__name__})",
-            "Check the network, or SLACK_API_URL if you set it.",
-        ) from None
+    except Exception as error:  # noqa: BLE001  refused, or Slack unreachable: both are config errors here
+        raise slack_boot_error(error) from None
 
 
-def bind_address(port: int) -> str:
-    """`[::]:PORT` where IPv6 works (Heroku Fir requires it; it also accepts IPv4), else 0.0.0.0."""
+def bind_address(port: int, host: str | None = None) -> str:
+    """`HOST:PORT` when HOST is set (e.g. 127.0.0.1 to serve only this machine); otherwise
+    `[::]:PORT` where IPv6 works (Heroku Fir requires it; it also accepts IPv4), else 0.0.0.0."""
+    if host:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     if socket.has_ipv6:
         try:
             with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
@@ -53,7 +44,7 @@ def bind_address(port: int) -> str:
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
     return {
-        "bind": bind_address(settings.port),
+        "bind": bind_address(settings.port, os.environ.get("HOST", "").strip() or None),
         "workers": settings.web_concurrency,
         "worker_class": "gthread",
         "threads": THREADS,

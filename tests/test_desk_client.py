@@ -6,6 +6,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from urllib.parse import parse_qs
 
 import pytest
@@ -40,6 +41,14 @@ def test_success_and_the_request_is_exactly_as_documented(client: DeskClient, em
         assert 0 <= int(query["random"][0]) <= 2**32 - 1
         assert "%" not in call.raw_query  # the usersig travels unencoded
     assert len({q["random"][0] for q in queries}) == len(queries)  # a fresh random per attempt
+
+
+def run_in_threads(target: Callable[[], None], count: int) -> None:
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 REFRESH_GAP = 1.05  # a refresh within a second of the last fetch shares it
@@ -156,11 +165,7 @@ def test_fifty_threads_on_a_cold_cache_make_one_upstream_call(client: DeskClient
         barrier.wait()
         results.append(client.get_languages())
 
-    threads = [threading.Thread(target=call) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(call, 50)
     assert len(results) == 50 and len(emulator.calls) == 1
     assert len({r.fingerprint for r in results}) == 1  # type: ignore[attr-defined]
 
@@ -175,11 +180,7 @@ def test_a_failed_load_is_shared_by_its_waiters_not_repeated(client: DeskClient,
         except DeskError as error:
             errors.append(error)
 
-    threads = [threading.Thread(target=call) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(call, 20)
     assert len(errors) == 20 and len(emulator.calls) == 1
 
 
@@ -191,11 +192,7 @@ def test_refresh_storm_never_exceeds_the_limit_at_desk(client: DeskClient, emula
             client.get_languages(refresh=True)
             time.sleep(0.3)
 
-    threads = [threading.Thread(target=storm) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(storm, 10)
     assert emulator.max_calls_in_window(1.0) <= 5
     assert all(call.outcome == 0 for call in emulator.calls)
 
@@ -216,11 +213,7 @@ def test_uncached_calls_are_paced_by_the_limiter(client: DeskClient, emulator: D
             except DeskError as error:
                 failures.append(error)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(worker, 8)
     assert emulator.max_calls_in_window(1.0) <= 5
     assert all(call.outcome == 0 for call in emulator.calls)  # never a -14
     assert {e.code for e in failures} <= {"local-rate-limit"}  # waits past the budget say so
