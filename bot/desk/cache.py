@@ -33,6 +33,11 @@ Result = LanguageList | DeskError
 _KEY = "languages"
 
 
+def error_ttl_for(error: DeskError, error_ttl: float) -> float:
+    """How long a failed load is shared: a busy local limiter clears within a second."""
+    return min(error_ttl, 1.0) if error.code == "local-rate-limit" else error_ttl
+
+
 class LanguageCache(Protocol):
     def get(self, load: Loader, *, newer_than: float | None = None) -> Result: ...
 
@@ -70,7 +75,9 @@ class InProcessCache:
         )(self._run)
 
     def _expires(self, _key: str, value: Result, now: float) -> float:
-        return now + (self._ttl if isinstance(value, LanguageList) else self._error_ttl)
+        if isinstance(value, LanguageList):
+            return now + self._ttl
+        return now + error_ttl_for(value, self._error_ttl)
 
     def _run(self, load: Loader) -> Result:
         try:
