@@ -49,6 +49,9 @@ def clean(text: str) -> str:
 def parse_command(text: str | None) -> ParsedCommand:
     cleaned = clean(text or "")
     if not cleaned:
+        if text and text.strip():
+            # Something was typed, only none of it printable: not the bare command.
+            return ParsedCommand(Action.UNKNOWN)
         return ParsedCommand(Action.LIST)
     word, _, rest = cleaned.partition(" ")
     option = word.lower()

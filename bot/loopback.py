@@ -26,7 +26,10 @@ class LoopbackServer:
     def __init__(self, wsgi_app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = make_server(host, port, wsgi_app, server_class=_ThreadingServer, handler_class=_QuietHandler)
         self.url = f"http://{host}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="loopback-wsgi")
+        # A short poll interval, so stop() returns at once rather than after up to half a second.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="loopback-wsgi"
+        )
 
     def start(self) -> LoopbackServer:
         self._thread.start()
