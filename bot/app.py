@@ -76,6 +76,8 @@ def build_deps(settings: Settings, client: WebClient, *, desk: DeskClient | None
 
 def slack_boot_error(error: Exception) -> ConfigError:
     """The one-line configuration error for a failed auth.test at boot."""
+    if not isinstance(error, SlackApiError) and isinstance(error.__context__, SlackApiError):
+        error = error.__context__  # Bolt's App() re-raises a refused auth.test as a BoltError
     if isinstance(error, SlackApiError):
         reason = error.response.get("error", "rejected") if error.response is not None else "rejected"
         return ConfigError(
