@@ -1,0 +1,11 @@
+"""Scheduled channel digests: subscriptions from Slack, posted exactly once per period.
+
+schedule.py (grammar, DST, period ids) · changes.py (what changed since the last
+digest) · store.py (SQL storage and the claim) · service.py (commands, ticks,
+posting) · ticker.py (the in-process minute ticker) · cli.py (`digest --due`).
+"""
+
+from bot.digests.changes import Changes, diff
+from bot.digests.schedule import Schedule, ScheduleError, parse_schedule
+
+__all__ = ["Changes", "Schedule", "ScheduleError", "diff", "parse_schedule"]

@@ -1,0 +1,399 @@
+"""The digest service: subscriptions from Slack, and posting each due digest exactly once.
+
+How a (channel, period) gets posted exactly once, by any number of processes:
+1. `tick(now)` finds each enabled subscription's latest scheduled time <= now; it is
+   due if it is no older than DIGEST_GRACE and not before the subscription began.
+   The period id comes from that scheduled time, never from `now`.
+2. The process claims the period in the database (`DigestStore.claim`, one
+   conditional write: only one process can win it). Losers move on.
+3. The winner fetches the list (stale list → posted with its warning; no list at
+   all → claim released with the error, retried next tick), records what it is
+   about to show, posts with the period in the message metadata, then stores `ts`.
+4. A definite Slack error (an answer that says it did not post) releases the claim.
+   An ambiguous one (timeout, reset, 5xx: it may have posted) keeps the claim,
+   exactly like a crash does.
+5. A claim older than the lease is taken over, and the taker first reads the
+   channel's history since the scheduled time for the bot's message carrying that
+   period: found → recorded as posted; absent → posted; the history cannot be
+   read → the period is skipped rather than risk a second post.
+
+Two clocks: `clock` says what time it is for schedules (the CLI's `--now` replaces
+it), `timer` measures real elapsed time for claim leases, since a crashed process's
+lease runs out in real seconds whatever time the schedule is pretending it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from bot.blocks import Message, RenderContext, digest_message
+from bot.config import ConfigError, Settings
+from bot.desk.errors import DeskError
+from bot.desk.models import LanguageList
+from bot.digests import replies
+from bot.digests.changes import diff
+from bot.digests.schedule import Schedule, ScheduleError, parse_schedule
+from bot.digests.store import Claim, DigestStore, PostState
+
+if TYPE_CHECKING:
+    from bot.desk import DeskClient
+    from bot.digests.ticker import DigestTicker
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE = "desk_languages_digest"
+DEFAULT_LEASE = 600.0  # seconds a claim protects a post in progress; far above one post's worst case
+HISTORY_PAGES = 10  # conversations.history pages (200 messages each) searched for a crashed claim
+INVITE_HINT = "The last digest could not be posted: invite the bot to this channel (`/invite @<bot name>`)."
+OFF_WORDS = ("off", "stop", "unsubscribe", "cancel")
+
+
+class HistoryUnavailable(Exception):
+    """The channel's history could not be searched, so whether a digest was posted is unknown."""
+
+
+class LanguageSource(Protocol):
+    def get_languages(self, refresh: bool = False) -> LanguageList: ...
+
+
+class Outcome(StrEnum):
+    POSTED = "posted"  # posted now
+    FOUND = "found"  # a crashed claim's message was found in the channel and recorded
+    DONE = "done"  # already posted (or skipped) earlier
+    BUSY = "busy"  # another process holds the claim
+    FAILED = "failed"  # definitely not posted; released for a retry (or channel disabled)
+    IN_DOUBT = "in-doubt"  # may have posted; the claim stays until its lease runs out
+    SKIPPED = "skipped"  # a crashed claim could not be verified; the period is given up
+
+
+@dataclass(frozen=True)
+class PostResult:
+    channel_id: str
+    period: str
+    outcome: Outcome
+    ts: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class TickReport:
+    now: datetime
+    results: list[PostResult] = field(default_factory=list)
+
+    def of(self, outcome: Outcome) -> list[PostResult]:
+        return [r for r in self.results if r.outcome is outcome]
+
+    @property
+    def failed(self) -> list[PostResult]:
+        return [r for r in self.results if r.outcome in (Outcome.FAILED, Outcome.SKIPPED)]
+
+    def summary(self) -> str:
+        if not self.results:
+            return f"{self.now:%Y-%m-%d %H:%M} UTC: no digest due"
+        parts = [f"{r.channel_id} {r.period}: {r.outcome}" + (f" ({r.error})" if r.error else "") for r in self.results]
+        return f"{self.now:%Y-%m-%d %H:%M} UTC: " + "; ".join(parts)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def process_owner() -> str:
+    """Who holds a claim: host, pid and a random part (pids repeat across dynos and restarts)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def posting_client(client: WebClient) -> WebClient:
+    """A copy of `client` for chat.postMessage with only the 429 retry.
+
+    chat.postMessage has no idempotency key: retrying after a reset connection or a
+    5xx could post twice, so those are left to the claim logic. A 429 is a definite
+    "not posted", safe to retry after Retry-After.
+    """
+    return WebClient(
+        token=client.token,
+        base_url=client.base_url,
+        timeout=client.timeout,
+        ssl=client.ssl,
+        proxy=client.proxy,
+        headers=dict(client.headers),
+        logger=client._logger,  # keep the caller's logger (and its redaction)
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)],
+    )
+
+
+class DigestService:
+    def __init__(
+        self,
+        store: DigestStore,
+        desk: LanguageSource,
+        slack: WebClient,
+        render: RenderContext,
+        settings: Settings,
+        clock: Callable[[], datetime] = _utcnow,
+        *,
+        timer: Callable[[], float] = time.time,
+        lease: float = DEFAULT_LEASE,
+        owner: str | None = None,
+    ) -> None:
+        self.store = store
+        self.desk = desk
+        self.slack = slack  # reads (history) may use every retry the caller configured
+        self.poster = posting_client(slack)
+        self.render = render
+        self.settings = settings
+        self.clock = clock
+        self.timer = timer
+        self.lease = lease
+        self.owner = owner or process_owner()
+
+    # --- the slash command ---------------------------------------------------------------
+
+    def handle_command(self, channel_id: str, args: str, user_tz: str | None = None) -> Message:
+        """Answer `/desk-languages digest <args>` for `channel_id`."""
+        words = args.split()
+        if not words:
+            return self._status(channel_id, user_tz)
+        if len(words) == 1 and words[0].casefold() in OFF_WORDS:
+            previous = self.store.get_subscription(channel_id)
+            self.store.delete_subscription(channel_id)
+            return replies.stopped_message(previous)
+        try:
+            schedule = parse_schedule(args, self.settings.digest_default_tz)
+        except ScheduleError as error:
+            return replies.error_reply(str(error))
+        now = self.clock()
+        previous = self.store.get_subscription(channel_id)
+        if previous is None or previous.schedule != schedule.text() or not previous.enabled:
+            self.store.put_subscription(channel_id, schedule.text(), now.timestamp())
+        log.info("digest subscription for %s: %s", channel_id, schedule.text())
+        return replies.subscribed_message(schedule, schedule.next_after(now), previous, user_tz)
+
+    def _status(self, channel_id: str, user_tz: str | None) -> Message:
+        subscription = self.store.get_subscription(channel_id)
+        schedule = next_at = None
+        if subscription is not None:
+            schedule = self._schedule_of(subscription.channel_id, subscription.schedule)
+            next_at = schedule.next_after(self.clock()) if schedule else None
+        last = self.store.latest_post(channel_id) if subscription is not None else None
+        return replies.status_message(subscription, schedule, next_at, last, user_tz)
+
+    def _schedule_of(self, channel_id: str, text: str) -> Schedule | None:
+        try:
+            return parse_schedule(text, self.settings.digest_default_tz)
+        except ScheduleError:  # stored text is canonical; only a tzdata change could break it
+            log.error("digest schedule for %s no longer parses: %r", channel_id, text)
+            return None
+
+    def seed_from_settings(self) -> None:
+        """Create or update DIGEST_CHANNEL's subscription from DIGEST_SCHEDULE (idempotent)."""
+        channel, text = self.settings.digest_channel, self.settings.digest_schedule
+        if not channel or not text:
+            return
+        try:
+            schedule = parse_schedule(text, self.settings.digest_default_tz)
+        except ScheduleError as error:
+            example = replies.EXAMPLES[1].removeprefix("digest ")
+            raise ConfigError("DIGEST_SCHEDULE", str(error).rstrip("."), f"For example: {example}.") from None
+        existing = self.store.get_subscription(channel)
+        if existing is not None and existing.schedule == schedule.text():
+            if not existing.enabled:
+                log.warning(
+                    "DIGEST_CHANNEL %s is paused (%s); subscribe it again from Slack to resume",
+                    channel,
+                    existing.disabled_reason,
+                )
+            return  # unchanged: keep its start time, so catch-up after a restart still works
+        self.store.put_subscription(channel, schedule.text(), self.clock().timestamp())
+        log.info("digest subscription for %s seeded from DIGEST_SCHEDULE: %s", channel, schedule.text())
+
+    def start_ticker(self) -> DigestTicker:
+        """Seed DIGEST_CHANNEL, then start this process's minute ticker (serve/socket boot)."""
+        from bot.digests.ticker import DigestTicker
+
+        self.seed_from_settings()
+        return DigestTicker(self).start()
+
+    # --- posting -----------------------------------------------------------------------------
+
+    def tick(self, now: datetime | None = None) -> TickReport:
+        """One pass: post every (channel, period) that is due and not yet posted."""
+        now = now or self.clock()
+        report = TickReport(now)
+        grace = self.settings.digest_grace
+        due: list[tuple[str, str, float]] = []
+        for subscription in self.store.enabled_subscriptions():
+            schedule = self._schedule_of(subscription.channel_id, subscription.schedule)
+            if schedule is None:
+                continue
+            scheduled = schedule.last_at_or_before(now)
+            if scheduled is None or scheduled.timestamp() < subscription.effective_at:
+                continue
+            if (now - scheduled).total_seconds() > grace:
+                continue  # missed by more than DIGEST_GRACE: wait for the next one
+            due.append((subscription.channel_id, schedule.period_of(scheduled), scheduled.timestamp()))
+        # One query for what is already settled, so a tick in which nothing is new costs two reads.
+        settled = self.store.get_posts([(channel, period) for channel, period, _ in due])
+        for channel, period, scheduled_for in due:
+            record = settled.get((channel, period))
+            if record is not None and record.state in (PostState.POSTED, PostState.SKIPPED):
+                report.results.append(PostResult(channel, period, Outcome.DONE))
+            else:
+                report.results.append(self._post_period(channel, period, scheduled_for))
+        for result in report.results:
+            if result.outcome not in (Outcome.DONE, Outcome.BUSY):
+                log.info("digest %s %s: %s%s", result.channel_id, result.period, result.outcome,
+                         f" ({result.error})" if result.error else "")
+        return report
+
+    def post_now(self, channel_id: str) -> PostResult:
+        """Post a digest to `channel_id` at once, outside its schedule (`digest --channel`)."""
+        now = self.clock()
+        period = f"manual-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+        return self._post_period(channel_id, period, now.timestamp())
+
+    def _post_period(self, channel_id: str, period: str, scheduled_for: float) -> PostResult:
+        claim = self.store.claim(
+            channel_id, period, self.owner, now=self.timer(), lease=self.lease, scheduled_for=scheduled_for
+        )
+        if claim is Claim.DONE:
+            return PostResult(channel_id, period, Outcome.DONE)
+        if claim is Claim.BUSY:
+            return PostResult(channel_id, period, Outcome.BUSY)
+        if claim is Claim.TAKEOVER:
+            verified = self._verify_crashed_claim(channel_id, period, scheduled_for)
+            if verified is not None:
+                return verified
+        return self._fetch_and_post(channel_id, period)
+
+    def _verify_crashed_claim(self, channel_id: str, period: str, scheduled_for: float) -> PostResult | None:
+        """After taking over a stale claim: was the period posted after all? None means post it."""
+        log.warning("digest %s %s: taking over a stale claim; checking the channel history", channel_id, period)
+        try:
+            ts = self.find_posted(channel_id, period, oldest=scheduled_for - 60)
+        except HistoryUnavailable as error:
+            reason = f"could not check the channel for a digest already posted ({error}), so skipped"
+            self.store.skip(channel_id, period, self.owner, reason)
+            log.error("digest %s %s: %s", channel_id, period, reason)
+            return PostResult(channel_id, period, Outcome.SKIPPED, error=reason)
+        except Exception as error:  # noqa: BLE001  # network trouble: keep the claim, retry after the lease
+            reason = f"history check failed ({type(error).__name__}); retrying after the lease"
+            self.store.note_error(channel_id, period, self.owner, reason)
+            return PostResult(channel_id, period, Outcome.IN_DOUBT, error=reason)
+        if ts is None:
+            return None
+        self.store.mark_posted(channel_id, period, ts, self.timer())
+        record = self.store.get_post(channel_id, period)
+        if record is not None and record.shown:
+            self.store.put_snapshot(channel_id, LanguageList.from_json(record.shown), period, self.timer())
+        return PostResult(channel_id, period, Outcome.FOUND, ts=ts)
+
+    def find_posted(self, channel_id: str, period: str, *, oldest: float) -> str | None:
+        """The ts of the bot's digest for `period` in the channel since `oldest`, or None.
+
+        Raises HistoryUnavailable when Slack refuses the history (scope, membership) or
+        it is too long to search completely: both mean "cannot tell".
+        """
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            try:
+                response = self.slack.conversations_history(
+                    channel=channel_id,
+                    oldest=f"{max(oldest, 0):.6f}",
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            except SlackApiError as error:
+                raise HistoryUnavailable(f"Slack says {_slack_error(error)}") from None
+            for message in response.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == EVENT_TYPE and payload.get("period") == period:
+                    return str(message["ts"])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return None
+        raise HistoryUnavailable(f"more than {HISTORY_PAGES * 200} messages since the scheduled time")
+
+    def _fetch_and_post(self, channel_id: str, period: str) -> PostResult:
+        try:
+            languages = self.desk.get_languages()
+        except DeskError as error:
+            reason = f"Desk failed and no earlier list is known: {error}"
+            self.store.release(channel_id, period, self.owner, reason)
+            return PostResult(channel_id, period, Outcome.FAILED, error=reason)
+        changes = diff(self.store.get_snapshot(channel_id), languages)
+        message = digest_message(languages, changes, self.render)
+        self.store.set_shown(channel_id, period, self.owner, languages)
+        try:
+            response = self.poster.chat_postMessage(
+                channel=channel_id,
+                text=message["text"],
+                blocks=message["blocks"],
+                metadata={"event_type": EVENT_TYPE, "event_payload": {"period": period}},
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as error:
+            return self._post_refused(channel_id, period, error)
+        except Exception as error:  # noqa: BLE001  # timeout or reset: Slack may have posted
+            reason = f"no answer from Slack ({type(error).__name__}); will check the channel after the lease"
+            self.store.note_error(channel_id, period, self.owner, reason)
+            log.warning("digest %s %s in doubt: %s", channel_id, period, reason)
+            return PostResult(channel_id, period, Outcome.IN_DOUBT, error=reason)
+        ts = str(response["ts"])
+        now = self.timer()
+        self.store.mark_posted(channel_id, period, ts, now)
+        self.store.put_snapshot(channel_id, languages, period, now)
+        self.store.clear_hint(channel_id)
+        return PostResult(channel_id, period, Outcome.POSTED, ts=ts)
+
+    def _post_refused(self, channel_id: str, period: str, error: SlackApiError) -> PostResult:
+        code = _slack_error(error)
+        status = error.response.status_code if error.response is not None else 0
+        if status >= 500:  # Slack may have posted before failing
+            reason = f"Slack answered HTTP {status}; will check the channel after the lease"
+            self.store.note_error(channel_id, period, self.owner, reason)
+            return PostResult(channel_id, period, Outcome.IN_DOUBT, error=reason)
+        reason = f"Slack refused the post: {code}"
+        self.store.release(channel_id, period, self.owner, reason)
+        if code == "not_in_channel":
+            self.store.set_hint(channel_id, INVITE_HINT)
+            log.warning("digest %s: the bot is not in the channel; retrying each tick until invited", channel_id)
+        elif code in ("channel_not_found", "is_archived"):
+            self.store.disable(channel_id, f"Slack says {code}", self.clock().timestamp())
+            log.warning("digest %s disabled: Slack says %s", channel_id, code)
+        else:
+            log.error("digest %s %s: %s", channel_id, period, reason)
+        return PostResult(channel_id, period, Outcome.FAILED, error=reason)
+
+
+def _slack_error(error: SlackApiError) -> str:
+    response: Any = error.response
+    try:
+        return str(response.get("error") or "unknown_error")
+    except AttributeError:
+        return "unknown_error"
+
+
+def build_digest_service(settings: Settings, desk_client: DeskClient, slack_client: WebClient) -> DigestService:
+    """The service for this process. Touches no database until first used."""
+    from bot.desk import region_label
+
+    render = RenderContext(sdkappid=desk_client.sdkappid, region=region_label(settings))
+    store = DigestStore.from_url(settings.database_url)
+    return DigestService(store, desk_client, slack_client, render, settings)
