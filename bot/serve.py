@@ -54,6 +54,9 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
         "proc_name": "desk-languages-bot",
+        # gunicorn >= 25.1 otherwise opens a management socket at a fixed path in $HOME, which
+        # the bot never uses and which every other instance on the host takes over.
+        "control_socket_disable": True,
     }
 
 
@@ -66,7 +69,8 @@ def serve_http(settings: Settings) -> None:
     class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in gunicorn_options(settings).items():
-                self.cfg.set(key, value)
+                if key in self.cfg.settings:  # older gunicorn lacks some settings
+                    self.cfg.set(key, value)
 
         def load(self) -> Any:
             from bot.wsgi import create_application

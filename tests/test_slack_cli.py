@@ -1,0 +1,232 @@
+"""The Slack side of `python -m bot`, run as a user runs it, in subprocesses: `serve` under real
+gunicorn answering signed commands, fast one-line failures at boot, `manifest` and `demo`.
+
+Every process binds and calls loopback only: `HOST=127.0.0.1`, FakeSlack as the Slack Web API
+and the Desk emulator behind. Each runs in an empty directory, so no `.env` is read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from slack_sdk.models.blocks import Block
+
+from bot import __version__
+from bot.desk.sandbox import SANDBOX_KEY, DeskEmulator
+from bot.slack_sandbox import FakeSlack, sign, slash_command_body
+from tests.conftest import desk_env
+from tests.slack_harness import BOT_TOKEN, SIGNING_SECRET, slack_env, texts
+
+BOOT_TIMEOUT = 20.0  # seconds for gunicorn to answer /healthz on a slow, busy machine
+BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT", "TMPDIR")
+
+
+def clean_env(**env: str) -> dict[str, str]:
+    """The process environment without any credential of the developer's, plus `env`."""
+    base = {name: os.environ[name] for name in BASE_ENV if name in os.environ}
+    return {**base, "PYTHONUNBUFFERED": "1", **env}
+
+
+def run_bot(*args: str, cwd: Path, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def start_bot(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def assert_one_line_config_error(result: subprocess.CompletedProcess[str], variable: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"configuration error: {variable}: ")
+    assert "Traceback" not in result.stderr
+    for secret in (BOT_TOKEN, SIGNING_SECRET, SANDBOX_KEY):
+        assert secret not in result.stderr + result.stdout
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack(token=BOT_TOKEN) as fake:
+        yield fake
+
+
+# --- serve: real gunicorn ---------------------------------------------------------------------
+
+
+class Served:
+    def __init__(self, process: subprocess.Popen[str], url: str) -> None:
+        self.process = process
+        self.url = url
+
+    def wait_until_healthy(self) -> requests.Response:
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                _, err = self.process.communicate()
+                pytest.fail(f"python -m bot serve exited with {self.process.returncode}:\n{err}")
+            try:
+                return requests.get(f"{self.url}/healthz", timeout=1)
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        pytest.fail(f"python -m bot serve did not answer /healthz within {BOOT_TIMEOUT:.0f} s")
+
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM, as a platform sends it; the exit code and everything written to stderr."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            _, err = self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, err = self.process.communicate()
+        return self.process.returncode, err
+
+
+def test_serve_runs_the_app_under_gunicorn(emulator: DeskEmulator, slack: FakeSlack, tmp_path: Path) -> None:
+    port = free_port()
+    env = clean_env(**desk_env(emulator), **slack_env(slack), HOST="127.0.0.1", PORT=str(port), LOG_LEVEL="INFO")
+    env["HOME"] = str(tmp_path)  # where gunicorn would put a control socket
+    served = Served(start_bot("serve", cwd=tmp_path, env=env), f"http://127.0.0.1:{port}")
+    try:
+        health = served.wait_until_healthy()
+        assert health.status_code == 200
+        assert health.json() == {"status": "ok", "version": __version__}
+        booted = len(slack.calls())
+        assert booted == len(slack.calls("auth.test")) >= 1  # the token is checked at boot
+        assert emulator.calls == []  # and /healthz made no call at all
+        assert requests.get(f"{served.url}/healthz", timeout=2).status_code == 200
+        assert len(slack.calls()) == booted
+
+        def command(text: str, name: str, secret: str = SIGNING_SECRET) -> requests.Response:
+            body = slash_command_body(text, response_url=slack.response_url(name))
+            return requests.post(f"{served.url}/slack/events", data=body, headers=sign(secret, body), timeout=5)
+
+        assert "`/desk-languages share`" in texts(command("help", "help").json())
+        listed = command("", "listed")
+        assert (listed.status_code, listed.content) == (200, b"")
+        assert slack.wait_for(lambda fake: bool(fake.responses("listed")), timeout=5)
+        (reply,) = slack.responses("listed")
+        assert "English (`en`) :star: *default*" in texts(reply.body)
+        assert "from cache" in texts(command("share", "shared").json())  # this worker's cache
+        assert command("", "forged", secret="wrong").status_code == 401
+        assert len(emulator.calls) == 1
+    finally:
+        code, stderr = served.stop()
+    assert code == 0, stderr
+    assert "Booting worker" in stderr
+    assert "Control socket" not in stderr
+    assert list(tmp_path.iterdir()) == []
+    for secret in (BOT_TOKEN, SIGNING_SECRET, SANDBOX_KEY):
+        assert secret not in stderr
+
+
+# --- boot failures ----------------------------------------------------------------------------
+
+
+def test_serve_without_the_signing_secret_exits_2_naming_it(slack: FakeSlack, tmp_path: Path) -> None:
+    env = clean_env(DESK_SANDBOX="1", SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_URL=slack.api_url)
+    assert_one_line_config_error(run_bot("serve", cwd=tmp_path, env=env), "SLACK_SIGNING_SECRET")
+    assert slack.calls() == []  # failed before talking to Slack
+
+
+def test_serve_with_a_refused_token_exits_2_naming_it(slack: FakeSlack, tmp_path: Path) -> None:
+    env = clean_env(DESK_SANDBOX="1", **slack_env(slack, SLACK_BOT_TOKEN="xoxb-revoked-0000"), PORT=str(free_port()))
+    assert_one_line_config_error(run_bot("serve", cwd=tmp_path, env=env), "SLACK_BOT_TOKEN")
+    assert [call.body for call in slack.calls()] == [{}]  # one auth.test, then nothing
+
+
+def test_socket_without_the_app_token_exits_2_naming_it(slack: FakeSlack, tmp_path: Path) -> None:
+    env = clean_env(DESK_SANDBOX="1", **slack_env(slack, SLACK_SIGNING_SECRET=""))
+    assert_one_line_config_error(run_bot("socket", cwd=tmp_path, env=env), "SLACK_APP_TOKEN")
+
+
+# --- manifest ---------------------------------------------------------------------------------
+
+
+def test_manifest_fills_in_the_url(tmp_path: Path) -> None:
+    result = run_bot("manifest", "--url", "https://x.example.com/", cwd=tmp_path, env=clean_env())
+    assert result.returncode == 0, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert "url: https://x.example.com/slack/events" in lines  # the slash command
+    assert lines.count("request_url: https://x.example.com/slack/events") == 2  # events, interactivity
+    assert "https://APP.example.com" not in result.stdout
+    assert "socket_mode_enabled: false" in lines
+    for scope in ("- commands", "- chat:write"):
+        assert scope in lines
+    assert "- command: /desk-languages" in lines
+
+
+def test_manifest_for_socket_mode_has_no_urls(tmp_path: Path) -> None:
+    result = run_bot("manifest", "--socket", cwd=tmp_path, env=clean_env())
+    assert result.returncode == 0, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert not [line for line in lines if line.startswith(("url:", "request_url:"))]
+    assert "socket_mode_enabled: true" in lines
+    assert "is_enabled: true" in lines  # interactivity stays on: the buttons need it
+    assert "- command: /desk-languages" in lines
+
+
+@pytest.mark.parametrize("args", [[], ["--url", "http://x.example.com"], ["--url", "x.example.com"]])
+def test_manifest_without_an_https_url_exits_2(tmp_path: Path, args: list[str]) -> None:
+    result = run_bot("manifest", *args, cwd=tmp_path, env=clean_env())
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: --url must be the app's public https:// address")
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+def test_demo_prints_the_list_and_the_block_kit_json(tmp_path: Path) -> None:
+    env = clean_env()
+    text, as_json, helped = (
+        start_bot(*args, cwd=tmp_path, env=env) for args in (["demo"], ["demo", "--json"], ["demo", "help"])
+    )
+    outputs = [process.communicate(timeout=30) for process in (text, as_json, helped)]
+    for process, (_, err) in zip((text, as_json, helped), outputs, strict=True):
+        assert process.returncode == 0, err
+
+    shown = outputs[0][0]
+    assert shown.startswith("$ /desk-languages\n")
+    assert "Desk chatbot languages" in shown
+    assert "English (`en`) :star: default" in shown
+    assert "Filipino (`fil`)" in shown
+    assert "[:arrows_counterclockwise: Refresh]" in shown
+
+    message = json.loads(outputs[1][0])
+    assert message["text"].startswith("Desk chatbot languages: English (en, default)")
+    assert 0 < len(message["blocks"]) <= 50
+    for block in message["blocks"]:
+        parsed = Block.parse(block)
+        assert parsed is not None
+        assert parsed.to_dict() == block  # valid Block Kit, as slack_sdk checks it
+
+    assert "answer delivered in the ack" in outputs[2][0]
+    assert "/desk-languages share" in outputs[2][0]
+    assert list(tmp_path.iterdir()) == []  # the demo leaves nothing behind
