@@ -63,6 +63,8 @@ def build_desk_client(
         usersig=settings.usersig.value if settings.usersig else None,
     )
     base_urls = [settings.api_url] if settings.api_url else list(REGIONS[settings.region].base_urls)
+    if settings.redis_url is not None and (limiter is None or cache is None):
+        limiter, cache = _shared_parts(settings, limiter, cache)
     return DeskClient(
         sdkappid=settings.sdkappid,
         identifier=settings.identifier,
@@ -73,3 +75,24 @@ def build_desk_client(
         timeout=settings.timeout,
         stale_max=settings.stale_max,
     )
+
+
+def _shared_parts(
+    settings: Settings, limiter: RateLimiter | None, cache: LanguageCache | None
+) -> tuple[RateLimiter, LanguageCache]:
+    """The Redis-backed limiter and cache (REDIS_URL is set): shared by all processes."""
+    from bot.shared import RedisCache, RedisLimiter, connection_for
+
+    connection = connection_for(settings)
+    if limiter is None:
+        limiter = RedisLimiter(connection, sdkappid=settings.sdkappid, calls_per_second=settings.rate_limit)
+    if cache is None:
+        cache = RedisCache(
+            connection,
+            sdkappid=settings.sdkappid,
+            ttl=settings.cache_ttl,
+            stale_max=settings.stale_max,
+            # Other processes wait about as long as the holder's fetch may take (its retry budget).
+            wait=settings.timeout + 1.5,
+        )
+    return limiter, cache

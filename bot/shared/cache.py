@@ -1,0 +1,329 @@
+"""`RedisCache`: the language list cached once for all the bot's processes, in Redis.
+
+Keys, per SDKAppID (`desk:cache:<SDKAppID>:…`):
+
+- `fresh`: the last result, a list (TTL `DESK_CACHE_TTL`) or an error (TTL
+  `error_ttl`, a few seconds: the negative cache, shared by all processes);
+- `good`: the last successful list (TTL `DESK_STALE_MAX`), for stale-if-error;
+- `lock`: held (SET NX PX, a random token) by the one process fetching from Desk.
+
+Single flight, across processes: a caller that finds no usable `fresh` value
+takes the lock and loads; callers in other processes that find the lock taken
+poll `fresh` every 25 ms until the holder has stored its result (then they use
+it) or released the lock without one (then one of them takes over), waiting at
+most `wait` seconds (then they get a `read-timeout` error, and the client serves
+the last good list). The holder stores the result and releases the lock in one
+Lua script. So N processes make one Desk call per TTL, not N. Within a process,
+concurrent callers share one such flight (50 threads make one lock attempt).
+
+`newer_than` keeps `InProcessCache`'s meaning: a refresh ignores a list fetched
+before `newer_than` and a negatively cached error, but accepts the result of a
+load that was in flight when it arrived (here: one in any process).
+
+When Redis fails, the cache behaves exactly like `InProcessCache` (which it
+uses), `RedisConnection` logs one warning per outage and tries Redis again every
+few seconds. A result loaded just before Redis failed is handed to the in-process
+cache, so the fall-back does not cost an extra Desk call.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from bot.desk.cache import InProcessCache, Loader, Result
+from bot.desk.errors import CATALOGUE, DeskError, desk_error, transport_error
+from bot.desk.models import LanguageList
+from bot.shared.connection import RedisConnection
+
+POLL_INTERVAL = 0.025  # seconds between looks at another process's refresh
+
+# KEYS: fresh, good, lock. ARGV: fresh value, its TTL (ms), good value or "", its TTL (ms), lock token.
+_STORE_AND_UNLOCK = """
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+if ARGV[3] ~= '' and tonumber(ARGV[4]) > 0 then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) end
+if redis.call('GET', KEYS[3]) == ARGV[5] then redis.call('DEL', KEYS[3]) end
+return 1
+"""
+# KEYS: lock. ARGV: token. Deletes the lock only if it is still ours (it may have expired).
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass
+class _Flight:
+    """One resolution shared by the concurrent callers of one process."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Result | None = None
+    stamp: float = 0.0  # wall time the result stands for: a list's fetched_at, an error's time
+    fallback: bool = False  # Redis failed before anything was loaded: use the in-process cache
+
+
+class RedisCache:
+    """A `LanguageCache` shared by every process that uses the same Redis and SDKAppID."""
+
+    def __init__(
+        self,
+        connection: RedisConnection,
+        *,
+        sdkappid: int,
+        ttl: float,
+        stale_max: float,
+        error_ttl: float = 5.0,
+        wait: float = 3.0,
+        lock_ttl: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        prefix = f"desk:cache:{sdkappid}"
+        self.fresh_key, self.good_key, self.lock_key = f"{prefix}:fresh", f"{prefix}:good", f"{prefix}:lock"
+        self._connection = connection
+        self._ttl = ttl
+        self._error_ttl = min(error_ttl, ttl) if ttl > 0 else 0.0
+        self._stale_max = stale_max
+        self._wait = wait
+        # Longer than the holder's load can take, so a second process does not load as well;
+        # short enough that a crashed holder delays the others by little.
+        self._lock_ms = max(1, int((lock_ttl if lock_ttl is not None else wait + 1.0) * 1000))
+        self._clock = clock
+        self._local = InProcessCache(ttl=ttl, stale_max=stale_max, error_ttl=error_ttl)
+        self._mutex = threading.Lock()
+        self._flight: _Flight | None = None
+        self._seen_good: LanguageList | None = None  # for last_good() while Redis is down
+        self._seen_fresh: LanguageList | None = None  # for peek(), which must not do I/O
+        client = connection.client
+        self._store_and_unlock = client.register_script(_STORE_AND_UNLOCK)
+        self._unlock = client.register_script(_UNLOCK)
+
+    # --- LanguageCache ------------------------------------------------------------------
+    def get(self, load: Loader, *, newer_than: float | None = None) -> Result:
+        arrived = self._clock()
+        while True:
+            if not self._connection.usable():
+                return self._local.get(load, newer_than=newer_than)
+            with self._mutex:
+                flight = self._flight
+                leading = flight is None
+                if flight is None:
+                    flight = self._flight = _Flight()
+            if leading:
+                try:
+                    self._lead(flight, load, newer_than, arrived)
+                finally:
+                    with self._mutex:
+                        self._flight = None
+                    flight.done.set()
+            else:
+                flight.done.wait()
+            if flight.fallback:
+                return self._local.get(load, newer_than=newer_than)
+            if flight.result is not None and _satisfies(flight.result, flight.stamp, newer_than, arrived):
+                return flight.result
+            # A refresh joined a flight that answered from an older cached value (or the
+            # leader failed unexpectedly): resolve again, usually as the leader this time.
+
+    def peek(self) -> LanguageList | None:
+        """The fresh list this process last saw in Redis (or holds while Redis is down); no I/O."""
+        with self._mutex:
+            seen = self._seen_fresh
+        # Stored with PX ttl right after it was fetched, so the Redis copy expires about now.
+        if seen is not None and self._clock() >= seen.fetched_at + self._ttl:
+            seen = None
+        held = self._local.peek()
+        if held is None or (seen is not None and seen.fetched_at > held.fetched_at):
+            return seen
+        return held
+
+    def last_good(self) -> LanguageList | None:
+        candidates = [self._local.last_good(), self._seen_good]
+        if self._connection.usable():
+            try:
+                raw = self._connection.client.get(self.good_key)
+            except redis.RedisError as error:
+                self._connection.failed(error, "cache read")
+            else:
+                self._connection.succeeded()
+                decoded = _decode(raw)
+                if decoded is not None and isinstance(decoded[0], LanguageList):
+                    candidates.append(decoded[0])
+        known = [item for item in candidates if item is not None]
+        newest = max(known, key=lambda item: item.fetched_at, default=None)
+        if newest is not None:
+            self._remember(newest)
+        return newest
+
+    # --- one flight ---------------------------------------------------------------------
+    def _lead(self, flight: _Flight, load: Loader, newer_than: float | None, arrived: float) -> None:
+        try:
+            flight.result, flight.stamp = self._resolve(load, newer_than, arrived)
+        except redis.RedisError as error:
+            self._connection.failed(error, "cache")
+            flight.fallback = True
+
+    def _resolve(self, load: Loader, newer_than: float | None, arrived: float) -> tuple[Result, float]:
+        """A usable cached value, or one loaded by us or by another process. Raises RedisError
+        only when nothing was loaded, so the caller can fall back without a second load."""
+        client = self._connection.client
+        token = secrets.token_hex(16)
+        give_up = time.monotonic() + self._wait
+        while True:
+            held = self._usable(client.get(self.fresh_key), newer_than, arrived)
+            if held is not None:
+                self._connection.succeeded()
+                return held
+            if client.set(self.lock_key, token, nx=True, px=self._lock_ms):
+                self._connection.succeeded()
+                return self._load_locked(load, newer_than, arrived, token)
+            if time.monotonic() >= give_up:
+                error = transport_error(
+                    "read-timeout", f"another bot process did not finish fetching within {self._wait:g} s"
+                )
+                return error, self._clock()
+            time.sleep(POLL_INTERVAL)
+
+    def _load_locked(self, load: Loader, newer_than: float | None, arrived: float, token: str) -> tuple[Result, float]:
+        client = self._connection.client
+        try:
+            # The previous holder may have stored its result between our GET and our SET.
+            held = self._usable(client.get(self.fresh_key), newer_than, arrived)
+            if held is not None:
+                self._unlock(keys=[self.lock_key], args=[token])
+                return held
+            result = self._load(load)
+        except BaseException:
+            with suppress(redis.RedisError):
+                self._unlock(keys=[self.lock_key], args=[token])
+            raise
+        stamp = result.fetched_at if isinstance(result, LanguageList) else self._clock()
+        self._note_fresh(result)
+        try:
+            self._store(result, stamp, token)
+        except redis.RedisError as error:
+            self._connection.failed(error, "cache write")
+            self._hand_to_local(result)
+        else:
+            self._connection.succeeded()
+        return result, stamp
+
+    def _load(self, load: Loader) -> Result:
+        try:
+            fetched = load()
+        except DeskError as error:
+            return error
+        self._remember(fetched)
+        return fetched
+
+    def _store(self, result: Result, stamp: float, token: str) -> None:
+        if isinstance(result, LanguageList):
+            fresh, fresh_ttl = result.to_json(), self._ttl
+            good, good_ttl = fresh, self._stale_max
+        else:
+            fresh, fresh_ttl = _encode_error(result, stamp), self._error_ttl
+            good, good_ttl = "", 0.0
+        self._store_and_unlock(
+            keys=[self.fresh_key, self.good_key, self.lock_key],
+            args=[fresh, _ms(fresh_ttl), good, _ms(good_ttl), token],
+        )
+
+    def _hand_to_local(self, result: Result) -> None:
+        """Put a result loaded just before Redis failed into the in-process cache."""
+
+        def replay() -> LanguageList:
+            if isinstance(result, DeskError):
+                raise result
+            return result
+
+        # newer_than=inf drops whatever the in-process cache holds, so `replay` is what it keeps.
+        self._local.get(replay, newer_than=math.inf)
+
+    # --- values -------------------------------------------------------------------------
+    def _usable(self, raw: Any, newer_than: float | None, arrived: float) -> tuple[Result, float] | None:
+        decoded = _decode(raw)
+        if decoded is None:
+            return None
+        result, stamp = decoded
+        self._note_fresh(result)
+        return decoded if _satisfies(result, stamp, newer_than, arrived) else None
+
+    def _note_fresh(self, result: Result) -> None:
+        with self._mutex:
+            if isinstance(result, DeskError):
+                self._seen_fresh = None  # as InProcessCache: a held error means no fresh list
+            elif self._seen_fresh is None or result.fetched_at >= self._seen_fresh.fetched_at:
+                self._seen_fresh = result
+        if isinstance(result, LanguageList):
+            self._remember(result)
+
+    def _remember(self, fetched: LanguageList) -> None:
+        with self._mutex:
+            if self._seen_good is None or fetched.fetched_at > self._seen_good.fetched_at:
+                self._seen_good = fetched
+            if self._clock() - self._seen_good.fetched_at > self._stale_max:
+                self._seen_good = None
+
+
+def _satisfies(result: Result, stamp: float, newer_than: float | None, arrived: float) -> bool:
+    """Whether a caller that arrived at `arrived` with `newer_than` may take this result."""
+    if newer_than is None:
+        return True
+    if isinstance(result, LanguageList):
+        return result.fetched_at >= newer_than
+    # A refresh ignores a cached error, but takes one from a load still running when it arrived.
+    return stamp >= arrived
+
+
+def _ms(seconds: float) -> int:
+    return max(0, int(seconds * 1000))
+
+
+def _encode_error(error: DeskError, stamp: float) -> str:
+    return json.dumps(
+        {
+            "error": {
+                "code": error.code,
+                "error_info": error.error_info,
+                "request_id": error.request_id,
+                "detail": error.detail,
+            },
+            "at": stamp,
+        }
+    )
+
+
+def _decode(raw: Any) -> tuple[Result, float] | None:
+    """A stored value, or None when there is none or it cannot be read (another bot version)."""
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+        if "error" not in data:
+            fetched = LanguageList.from_json(raw)
+            return fetched, fetched.fetched_at
+        error = data["error"]
+        code = error["code"]
+        if isinstance(code, int):
+            spec = desk_error(code).spec
+        elif code in CATALOGUE:
+            spec = CATALOGUE[code]
+        else:
+            return None
+        found = DeskError(
+            spec,
+            error_info=str(error.get("error_info") or ""),
+            request_id=error.get("request_id"),
+            detail=str(error.get("detail") or ""),
+        )
+        return found, float(data["at"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
