@@ -463,7 +463,7 @@ def test_the_redis_password_is_never_logged(
         settings = make_settings(emulator, REDIS_URL=url)
         client = build_desk_client(settings)
         assert client.get_languages().fingerprint
-        assert redis_status() == "degraded"
+        assert redis_status() == client.shared_state_health() == "degraded"
         forget_connections()
     assert len(unavailable_warnings(caplog)) == 2
     for password in ("wrong-password-456", "closed-port-pass-789", "the-right-password-123"):
@@ -482,6 +482,7 @@ def test_factory_shares_state_through_redis_when_redis_url_is_set(emulator: Desk
     admin = redis.Redis.from_url(redis_url)
     assert admin.exists(FRESH_KEY, LIMIT_KEY) == 2
     assert redis_status() == "ok"
+    assert first.shared_state_health() == "ok"  # what /healthz reports as "redis"
     admin.close()
 
 
@@ -491,6 +492,7 @@ def test_factory_without_redis_url_is_unchanged(emulator: DeskEmulator, redis_ur
     admin = redis.Redis.from_url(redis_url)
     assert admin.dbsize() == 0
     assert redis_status() is None
+    assert client.shared_state_health() is None
     admin.close()
 
 

@@ -8,6 +8,7 @@ the embedded Desk emulator (DESK_SANDBOX=1).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 
 from bot.config import Secret, Settings
@@ -63,8 +64,9 @@ def build_desk_client(
         usersig=settings.usersig.value if settings.usersig else None,
     )
     base_urls = [settings.api_url] if settings.api_url else list(REGIONS[settings.region].base_urls)
+    shared_state_health: Callable[[], str] | None = None
     if settings.redis_url is not None and (limiter is None or cache is None):
-        limiter, cache = _shared_parts(settings, limiter, cache)
+        limiter, cache, shared_state_health = _shared_parts(settings, limiter, cache)
     return DeskClient(
         sdkappid=settings.sdkappid,
         identifier=settings.identifier,
@@ -74,13 +76,15 @@ def build_desk_client(
         cache=cache or InProcessCache(ttl=settings.cache_ttl, stale_max=settings.stale_max),
         timeout=settings.timeout,
         stale_max=settings.stale_max,
+        shared_state_health=shared_state_health,
     )
 
 
 def _shared_parts(
     settings: Settings, limiter: RateLimiter | None, cache: LanguageCache | None
-) -> tuple[RateLimiter, LanguageCache]:
-    """The Redis-backed limiter and cache (REDIS_URL is set): shared by all processes."""
+) -> tuple[RateLimiter, LanguageCache, Callable[[], str]]:
+    """The Redis-backed limiter and cache (REDIS_URL is set), shared by all processes, and
+    the /healthz probe of their Redis ("ok" or "degraded")."""
     from bot.shared import RedisCache, RedisLimiter, connection_for
 
     connection = connection_for(settings)
@@ -95,4 +99,4 @@ def _shared_parts(
             # Other processes wait about as long as the holder's fetch may take (its retry budget).
             wait=settings.timeout + 1.5,
         )
-    return limiter, cache
+    return limiter, cache, connection.status
