@@ -6,13 +6,18 @@ start real servers on free ports; under CI=true a missing server fails the run.
 
 from __future__ import annotations
 
+import glob
 import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -179,3 +184,96 @@ def redis_process() -> Iterator[RedisServer]:
     yield server
     server.stop()
 
+
+# --- PostgreSQL (tests of bot/digests) ---------------------------------------------------------
+PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin", *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True))
+
+
+def pg_tool(name: str) -> str | None:
+    for folder in PG_BIN_DIRS:
+        path = os.path.join(folder, name)
+        if os.access(path, os.X_OK):
+            return path
+    return shutil.which(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server on a free loopback port, as a SQLAlchemy URL (psycopg 3).
+
+    Started with initdb/pg_ctl (Debian's postgresql package) in a temporary directory, as the
+    `postgres` user when running as root (PostgreSQL refuses root); stopped and removed after
+    the session. TEST_DATABASE_URL points the tests at an existing server instead.
+    """
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    initdb, pg_ctl = pg_tool("initdb"), pg_tool("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        missing_service("PostgreSQL (apt-get install postgresql)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        missing_service("psycopg 3 (pip install '.[postgres]')")
+    assert initdb is not None and pg_ctl is not None
+    as_root = os.geteuid() == 0
+    run_as: list[str] = ["runuser", "-u", "postgres", "--"] if as_root else []
+    base = tempfile.mkdtemp(prefix="desk-bot-pg-")  # in /tmp, which the postgres user can traverse
+    data = os.path.join(base, "data")
+    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "timeout": 60}
+    try:
+        if as_root:
+            owner = pwd.getpwnam("postgres")
+            os.chown(base, owner.pw_uid, owner.pw_gid)
+        subprocess.run(
+            [*run_as, initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+            check=True,
+            **quiet,
+        )
+        for _ in range(3):  # the free port can be taken before the server binds it
+            port = free_port()
+            options = (
+                f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={base} "
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            )
+            log_file = os.path.join(base, "log")
+            start = [*run_as, pg_ctl, "-D", data, "-o", options, "-l", log_file, "-w", "-t", "30", "start"]
+            if subprocess.run(start, **quiet).returncode == 0:
+                break
+        else:
+            with open(os.path.join(base, "log"), errors="replace") as log:
+                pytest.fail(f"PostgreSQL did not start: {log.read()[-2000:]}")
+    except (KeyError, OSError, subprocess.SubprocessError) as error:
+        shutil.rmtree(base, ignore_errors=True)
+        missing_service(f"PostgreSQL ({type(error).__name__}: {error})")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*run_as, pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"], **quiet)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database for one test: a SQLite file, or, when parametrized indirectly with
+    "postgres" (`BOTH_DATABASES`), a new database on the session's PostgreSQL server."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    import sqlalchemy as sa
+
+    server_url: str = request.getfixturevalue("postgres_url")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)

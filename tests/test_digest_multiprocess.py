@@ -1,0 +1,252 @@
+"""Exactly once across processes: separate Python processes ticking against one database.
+
+The posts are counted where they land, at a loopback FakeSlack. Two scenarios:
+- three worker processes (this module run with `python -m`, see `worker()`) tick the same
+  simulated minutes in lock step over a week of schedules, DST change included;
+- a process killed in the middle of a post (FakeSlack holding the answer, or Desk hanging
+  before the post), then `python -m bot.digests --due` runs after the lease: no duplicate,
+  and the digest is delivered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, Fault
+from bot.digests.schedule import parse_schedule
+from bot.digests.store import DigestStore, PostState
+from bot.slack_sandbox import FakeSlack
+from tests.conftest import BOTH_DATABASES
+
+ROOT = Path(__file__).resolve().parent.parent
+START = datetime(2026, 3, 27, tzinfo=UTC)  # in the past, so Slack ts values follow period starts
+END = START + timedelta(days=7)
+STEP = timedelta(minutes=37)  # an odd step, so ticks fall at many offsets from the hour
+SCHEDULES = {
+    "C0DAILY": "daily 09:00 UTC",
+    "C0BERLIN": "weekdays 08:30 Europe/Berlin",  # Europe moves its clocks on 29 March 2026
+    "C0GAP": "daily 02:30 Europe/Berlin",  # 02:30 does not exist on 29 March
+    "C0NEWYORK": "weekly mon 07:45 America/New_York",
+    "C0TOKYO": "daily 00:15 Asia/Tokyo",
+    "C0SUNDAY": "weekly sun 23:50 UTC",
+}
+
+
+def child_env(database_url: str, fake: FakeSlack, emu: DeskEmulator, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DESK_", "SLACK_", "DIGEST_", "DATABASE_"))}
+    env.update(
+        DESK_SDKAPPID=str(SANDBOX_SDKAPPID),
+        DESK_SECRET_KEY=SANDBOX_KEY,
+        DESK_API_URL=emu.base_url,
+        DESK_RATE_LIMIT="1000",
+        SLACK_BOT_TOKEN=fake.token,
+        SLACK_API_URL=fake.api_url,
+        DATABASE_URL=database_url,
+        LOG_LEVEL="WARNING",
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def services() -> Iterator[tuple[FakeSlack, DeskEmulator]]:
+    with FakeSlack() as fake, DeskEmulator(rate_limit=1000) as emu:
+        yield fake, emu
+
+
+def subscribe(database_url: str, channels: dict[str, str], since: datetime) -> None:
+    store = DigestStore.from_url(database_url)
+    for channel, text in channels.items():
+        store.put_subscription(channel, parse_schedule(text, "UTC").text(), since.timestamp())
+    store.engine.dispose()
+
+
+def expected_periods(since: datetime, until: datetime) -> Counter[tuple[str, str]]:
+    expected: Counter[tuple[str, str]] = Counter()
+    for channel, text in SCHEDULES.items():
+        schedule = parse_schedule(text, "UTC")
+        at = schedule.next_after(since)
+        while at <= until:
+            expected[(channel, schedule.period_of(at))] += 1
+            at = schedule.next_after(at)
+    return expected
+
+
+def delivered(fake: FakeSlack) -> Counter[tuple[str, str]]:
+    """(channel, period) of every message that landed in a channel (refused posts do not)."""
+    return Counter(
+        (channel, message["metadata"]["event_payload"]["period"])
+        for channel in SCHEDULES
+        for message in fake.messages(channel)
+    )
+
+
+@BOTH_DATABASES
+def test_three_processes_post_every_due_digest_exactly_once(
+    database_url: str, services: tuple[FakeSlack, DeskEmulator]
+) -> None:
+    fake, emu = services
+    subscribe(database_url, SCHEDULES, START)
+    env = child_env(database_url, fake, emu)
+    # The first posts are refused (definitely not posted): released, then retried next tick.
+    fake.script("chat.postMessage", body={"ok": False, "error": "not_in_channel"}, times=4)
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.test_digest_multiprocess"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outcomes: Counter[str] = Counter()
+    winners: Counter[int] = Counter()
+    try:
+        now = START
+        while now <= END:
+            for worker in workers:  # every process ticks the same minute at the same time
+                assert worker.stdin is not None
+                worker.stdin.write(now.isoformat() + "\n")
+                worker.stdin.flush()
+            for number, worker in enumerate(workers):
+                assert worker.stdout is not None
+                line = worker.stdout.readline()
+                assert line, f"worker {number} died"
+                for _channel, _period, outcome in json.loads(line):
+                    outcomes[outcome] += 1
+                    winners[number] += outcome == "posted"
+            now += STEP
+    finally:
+        for worker in workers:
+            if worker.stdin is not None:
+                worker.stdin.close()
+        for worker in workers:
+            worker.wait(timeout=20)
+
+    expected = expected_periods(START, END)
+    # Counted by hand: 7 daily, 5 weekdays, 7 in the DST gap, 1 Monday, 7 Tokyo, 1 Sunday.
+    assert sum(expected.values()) == len(expected) == 28
+    assert delivered(fake) == expected  # each due (channel, period) once, nothing else
+    assert len(fake.calls("chat.postMessage")) == 28 + 4  # the refused four were tried again
+    assert outcomes["posted"] == 28 and outcomes["failed"] == 4
+    assert outcomes["in-doubt"] == outcomes["skipped"] == 0
+    assert outcomes["done"] + outcomes["busy"] > 0  # the processes really did contend
+    store = DigestStore.from_url(database_url)
+    records = store.all_posts()
+    store.engine.dispose()
+    assert {(r.channel_id, r.period) for r in records} == set(expected)
+    assert all(r.state is PostState.POSTED and r.ts for r in records)
+    print(f"posts per worker: {dict(winners)}; outcomes: {dict(outcomes)}")
+
+
+def run_due(env: dict[str, str], now: str, lease: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.digests", "--due", "--now", now, "--lease", str(lease)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+LEASE = 1.0
+
+
+def test_a_process_killed_while_slack_holds_the_answer_leaves_one_post(
+    database_url: str, services: tuple[FakeSlack, DeskEmulator]
+) -> None:
+    fake, emu = services
+    scheduled = datetime(2026, 3, 30, 9, 0, tzinfo=UTC)
+    subscribe(database_url, {"C0KILL": "daily 09:00 UTC"}, scheduled - timedelta(hours=1))
+    env = child_env(database_url, fake, emu)
+    fake.script("chat.postMessage", delay=60)  # Slack has the message; the answer never comes
+    doomed = subprocess.Popen(
+        [sys.executable, "-m", "bot.digests", "--due", "--now", scheduled.isoformat(), "--lease", str(LEASE)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert fake.wait_for(lambda f: len(f.calls("chat.postMessage")) == 1, timeout=30)
+    finally:
+        doomed.kill()
+        doomed.wait()
+    claimed_at = time.time()
+
+    early = run_due(env, "2026-03-30T09:01:00Z", LEASE)  # the lease may still protect the claim
+    assert early.returncode == 0, early.stderr
+    time.sleep(max(0.0, claimed_at + LEASE + 0.2 - time.time()))
+    late = run_due(env, "2026-03-30T09:02:00Z", LEASE)
+    assert late.returncode == 0, late.stderr
+    assert "C0KILL 2026-03-30: found" in early.stdout + late.stdout
+
+    [message] = fake.messages("C0KILL")
+    assert len(fake.calls("chat.postMessage")) == 1
+    store = DigestStore.from_url(database_url)
+    record = store.get_post("C0KILL", "2026-03-30")
+    assert record is not None and record.state is PostState.POSTED and record.ts == message["ts"]
+    assert store.get_snapshot("C0KILL") is not None
+    store.engine.dispose()
+
+
+def test_a_process_killed_before_posting_is_replaced_and_the_digest_delivered(
+    database_url: str, services: tuple[FakeSlack, DeskEmulator]
+) -> None:
+    fake, emu = services
+    subscribe(database_url, {"C0KILL": "daily 09:00 UTC"}, datetime(2026, 3, 30, 8, 0, tzinfo=UTC))
+    env = child_env(database_url, fake, emu, DESK_TIMEOUT="30")
+    emu.inject(Fault(hang=60))  # the claim is taken, then Desk never answers
+    doomed = subprocess.Popen(
+        [sys.executable, "-m", "bot.digests", "--due", "--now", "2026-03-30T09:00:00Z", "--lease", str(LEASE)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not emu.calls and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert emu.calls, "the doomed process never reached Desk"
+    finally:
+        doomed.kill()
+        doomed.wait()
+    emu.clear_faults()
+    time.sleep(LEASE + 0.2)
+    after = run_due(env, "2026-03-30T09:05:00Z", LEASE)
+    assert after.returncode == 0, after.stderr
+    assert "C0KILL 2026-03-30: posted" in after.stdout
+    assert [m["metadata"]["event_payload"]["period"] for m in fake.messages("C0KILL")] == ["2026-03-30"]
+    assert len(fake.calls("conversations.history")) == 1  # it checked before posting
+
+
+def worker() -> None:
+    """One ticking process: reads an ISO time per line, ticks, answers with the outcomes as JSON."""
+    from bot.config import load_settings
+    from bot.digests.cli import build_cli_service
+
+    service = build_cli_service(load_settings(dotenv_path=None))
+    for line in sys.stdin:
+        report = service.tick(datetime.fromisoformat(line.strip()))
+        outcomes: list[Any] = [[r.channel_id, r.period, str(r.outcome)] for r in report.results]
+        print(json.dumps(outcomes), flush=True)
+
+
+if __name__ == "__main__":
+    worker()
