@@ -6,6 +6,7 @@ Both ack at once; the lazy listener fetches and replies through the action's
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -14,8 +15,10 @@ from slack_sdk import WebClient
 from bot import blocks
 from bot.app import BotDeps
 from bot.replies import send_response
-from handlers.answers import languages_answer
+from handlers.answers import languages_answer, languages_reply
 from handlers.home import publish_home
+
+log = logging.getLogger(__name__)
 
 
 def register(app: App, deps: BotDeps) -> None:
@@ -30,12 +33,20 @@ def register(app: App, deps: BotDeps) -> None:
         send_response(body["response_url"], message, replace_original=True)
 
     def share(body: dict[str, Any]) -> None:
-        message = languages_answer(deps)
+        response_url = body.get("response_url")
+        if not response_url:
+            # A click on the home tab (views published before it lost this button): no channel there.
+            log.info("Share clicked where there is no channel to share to (%s)", body.get("container", {}).get("type"))
+            return
+        message, listed = languages_reply(deps)
+        if not listed:  # an error is for the person who clicked, not for the channel
+            send_response(response_url, message, response_type="ephemeral", replace_original=False)
+            return
         user = body.get("user", {}).get("id")
         if user and message.get("blocks") is not None:
             note = {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Shared by <@{user}>"}]}
             message = {**message, "blocks": [*message["blocks"], note][: blocks.MAX_BLOCKS]}
-        send_response(body["response_url"], message, response_type="in_channel", replace_original=False)
+        send_response(response_url, message, response_type="in_channel", replace_original=False)
 
     app.action(blocks.REFRESH_ACTION)(ack=ack_now, lazy=[refresh])
     app.action(blocks.SHARE_ACTION)(ack=ack_now, lazy=[share])

@@ -23,13 +23,19 @@ UNEXPECTED = (
 
 
 def languages_answer(deps: BotDeps, *, refresh: bool = False, default_only: bool = False) -> dict[str, Any]:
+    return languages_reply(deps, refresh=refresh, default_only=default_only)[0]
+
+
+def languages_reply(deps: BotDeps, *, refresh: bool = False, default_only: bool = False) -> tuple[dict[str, Any], bool]:
+    """The message, and whether it carries the list (a stale one included). False means an
+    error or an apology: meant for the person who asked, never to be shared in a channel."""
     try:
         result = deps.desk.get_languages(refresh=refresh)
     except DeskError as error:
-        return blocks.error_message(error, deps.render)
+        return blocks.error_message(error, deps.render), False
     except Exception:
         log.exception("Unexpected failure while fetching the Desk languages")
-        return blocks.notice_message(UNEXPECTED)
+        return blocks.notice_message(UNEXPECTED), False
     if default_only:
-        return blocks.default_message(result, deps.render)
-    return blocks.languages_message(result, deps.render)
+        return blocks.default_message(result, deps.render), True
+    return blocks.languages_message(result, deps.render), True

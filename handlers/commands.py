@@ -17,7 +17,7 @@ from bot import blocks
 from bot.app import BotDeps
 from bot.commands import Action, parse_command
 from bot.replies import send_response
-from handlers.answers import UNEXPECTED, languages_answer
+from handlers.answers import UNEXPECTED, languages_reply
 
 log = logging.getLogger(__name__)
 COMMAND = "/desk-languages"
@@ -48,15 +48,17 @@ def register(app: App, deps: BotDeps) -> None:
         if context.get(ANSWERED):
             return
         parsed = parse_command(command.get("text"))
-        response_type = "in_channel" if parsed.action is Action.SHARE else "ephemeral"
+        listed = False
         if parsed.action is Action.DIGEST:
             message = digest_answer(deps, command, parsed.args)
         else:
-            message = languages_answer(
+            message, listed = languages_reply(
                 deps,
                 refresh=parsed.action is Action.REFRESH,
                 default_only=parsed.action is Action.DEFAULT,
             )
+        # `share` puts the list in the channel; an error instead goes to the caller only.
+        response_type = "in_channel" if parsed.action is Action.SHARE and listed else "ephemeral"
         send_response(command["response_url"], message, response_type=response_type, replace_original=False)
 
     app.command(COMMAND)(ack=ack_command, lazy=[answer_command])

@@ -18,11 +18,25 @@ log = logging.getLogger(__name__)
 
 def publish_home(deps: BotDeps, client: WebClient, user_id: str, *, refresh: bool = False) -> None:
     message = languages_answer(deps, refresh=refresh)
-    view = {"type": "home", "blocks": [*message["blocks"], *blocks.help_message()["blocks"]][:100]}
+    listing = without_share_button(message["blocks"])
+    view = {"type": "home", "blocks": [*listing, *blocks.help_message()["blocks"]][:100]}
     try:
         client.views_publish(user_id=user_id, view=view)
     except SlackApiError as error:
         log.warning("Publishing the home tab failed: %s", error.response.get("error"))
+
+
+def without_share_button(message_blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The home tab has no channel to share to (and a click there has no response_url)."""
+    kept = []
+    for block in message_blocks:
+        if block.get("type") == "actions":
+            elements = [e for e in block.get("elements", []) if e.get("action_id") != blocks.SHARE_ACTION]
+            if not elements:
+                continue
+            block = {**block, "elements": elements}
+        kept.append(block)
+    return kept
 
 
 def register(app: App, deps: BotDeps) -> None:

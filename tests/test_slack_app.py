@@ -10,6 +10,7 @@ as Slack signs it; replies are read where Slack would get them (the ack body, or
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +33,7 @@ from tests.slack_harness import (
     texts,
 )
 
-LIST_SETTLE = 0.3  # seconds to wait before concluding that no (further) reply is coming
+LIST_SETTLE = 0.2  # seconds to wait before concluding that no (further) reply is coming
 
 
 @pytest.fixture
@@ -40,14 +41,14 @@ def bot(emulator: DeskEmulator) -> Iterator[BotUnderTest]:
     yield from running_bot(emulator)
 
 
-def assert_language_list(message: dict[str, Any]) -> None:
+def assert_language_list(message: dict[str, Any], buttons: tuple[str, ...] = (REFRESH_ACTION, SHARE_ACTION)) -> None:
     shown = texts(message)
     assert "Desk chatbot languages" in shown
     assert "English (`en`) :star: *default*" in shown
     for name, tag in (("Japanese", "ja"), ("Vietnamese", "vi"), ("Filipino", "fil")):
         assert f"{name} (`{tag}`)" in shown
     assert "7 languages" in shown
-    assert action_ids(message) == [REFRESH_ACTION, SHARE_ACTION]
+    assert action_ids(message) == list(buttons)
     assert message["text"]  # the notification fallback
 
 
@@ -258,17 +259,34 @@ def test_opening_the_home_tab_publishes_the_list(bot: BotUnderTest) -> None:
     assert call.body["user_id"] == SANDBOX_USER_ID
     view = call.body["view"]
     assert view["type"] == "home"
-    assert_language_list({"text": "home", "blocks": view["blocks"]})
+    # No Share button: the home tab has no channel, and a click there has no response_url.
+    assert_language_list({"text": "home", "blocks": view["blocks"]}, buttons=(REFRESH_ACTION,))
     assert_usage({"blocks": view["blocks"]})
 
     # The Refresh button on the home tab re-publishes the view.
-    payload = json.loads(parse_qs(block_action_body(REFRESH_ACTION, response_url=""))["payload"][0])
-    payload["container"] = {"type": "view", "view_id": "V0SANDBOX"}
-    payload["view"] = {"id": "V0SANDBOX", "type": "home", "blocks": view["blocks"]}
-    del payload["response_url"]
-    click = urlencode({"payload": json.dumps(payload)})
-    assert bot.post(click, sign(SIGNING_SECRET, click)).status_code == 200
+    refresh = home_tab_click(REFRESH_ACTION, view)
+    assert bot.post(refresh, sign(SIGNING_SECRET, refresh)).status_code == 200
     assert bot.slack.wait_for(lambda fake: len(fake.calls("views.publish")) == 2)
+
+
+def home_tab_click(action_id: str, view: dict[str, Any]) -> str:
+    """A click on the home tab: its container is the view, and Slack sends no response_url."""
+    payload = json.loads(parse_qs(block_action_body(action_id, response_url=""))["payload"][0])
+    payload["container"] = {"type": "view", "view_id": "V0SANDBOX"}
+    payload["view"] = {"id": "V0SANDBOX", "type": "home", "blocks": view.get("blocks", [])}
+    del payload["response_url"]
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def test_a_share_click_on_an_older_home_tab_is_ignored_quietly(
+    bot: BotUnderTest, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    click = home_tab_click(SHARE_ACTION, {})
+    assert bot.post(click, sign(SIGNING_SECRET, click)).status_code == 200
+    assert bot.slack.wait_for(lambda _: "no channel to share to" in caplog.text, timeout=3)
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
+    assert [call.method for call in bot.slack.calls()] == ["auth.test"]
 
 
 # --- Desk failures ------------------------------------------------------------------------------
@@ -300,6 +318,16 @@ def test_a_desk_error_shows_the_code_meaning_and_hint(
     for leak in ("Traceback", "DeskError(", "Exception", 'File "', "usersig="):
         assert leak not in as_json(message)
     assert message["response_type"] == "ephemeral"
+
+
+def test_a_failed_share_tells_only_the_caller(bot: BotUnderTest) -> None:
+    bot.desk.inject(Fault(code=-50040), times=-1)
+    command = bot.reply(bot.command("share").name)
+    click = bot.reply(bot.click(SHARE_ACTION).name)
+    for message in (command, click):
+        assert message["response_type"] == "ephemeral"  # the channel never sees the error
+        assert "`-50040`" in texts(message)
+        assert "Shared by" not in texts(message)
 
 
 @pytest.fixture

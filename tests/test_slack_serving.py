@@ -89,6 +89,16 @@ def test_unsigned_requests_and_unsigned_clicks_are_401(bot: BotUnderTest) -> Non
     assert_rejected(bot, response.status_code, response.text, name)
 
 
+def test_the_events_url_verification_challenge_is_answered(bot: BotUnderTest) -> None:
+    """Slack sends it, signed, when the Event Subscriptions URL of the manifest is saved."""
+    body = json.dumps({"token": "SandboxVerificationToken", "challenge": "c-3eZbrw1aBm2r", "type": "url_verification"})
+    response = bot.post(body, {**sign(SIGNING_SECRET, body), "Content-Type": "application/json"})
+    assert response.status_code == 200
+    assert response.json() == {"challenge": "c-3eZbrw1aBm2r"}
+    forged = bot.post(body, {**sign("wrong", body), "Content-Type": "application/json"})
+    assert forged.status_code == 401
+
+
 # --- /healthz ------------------------------------------------------------------------------------
 
 
