@@ -43,7 +43,11 @@ def bind_address(port: int, host: str | None = None) -> str:
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
-    return {
+    """gunicorn's settings for this deployment, leaving out any this gunicorn does not know."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    known = {setting.name for setting in KNOWN_SETTINGS}
+    options = {
         "bind": bind_address(settings.port, os.environ.get("HOST", "").strip() or None),
         "workers": settings.web_concurrency,
         "worker_class": "gthread",
@@ -58,6 +62,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         # the bot never uses and which every other instance on the host takes over.
         "control_socket_disable": True,
     }
+    return {key: value for key, value in options.items() if key in known}
 
 
 def serve_http(settings: Settings) -> None:
@@ -69,8 +74,7 @@ def serve_http(settings: Settings) -> None:
     class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in gunicorn_options(settings).items():
-                if key in self.cfg.settings:  # older gunicorn lacks some settings
-                    self.cfg.set(key, value)
+                self.cfg.set(key, value)
 
         def load(self) -> Any:
             from bot.wsgi import create_application

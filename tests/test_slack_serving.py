@@ -78,7 +78,7 @@ def test_a_body_changed_after_signing_is_401(bot: BotUnderTest) -> None:
     assert_rejected(bot, response.status_code, response.text, name)
 
 
-def test_unsigned_requests_and_unsigned_clicks_are_401(bot: BotUnderTest) -> None:
+def test_unsigned_commands_and_stale_clicks_are_401(bot: BotUnderTest) -> None:
     name = "unsigned"
     body = slash_command_body("", response_url=bot.slack.response_url(name))
     response = bot.post(body, {"Content-Type": "application/x-www-form-urlencoded"})
@@ -208,7 +208,7 @@ def test_socket_mode_runs_the_same_listeners_without_signatures(emulator: DeskEm
         response = app.dispatch(BoltRequest(body=payload, mode="socket_mode"))
         return response.status, response.body
 
-    help_status, help_body = dispatch(dict(parse_qsl(slash_command_body("help", response_url="unused"))))
+    help_status, help_body = dispatch(dict(parse_qsl(slash_command_body("help", response_url=slack.response_url("h")))))
     assert help_status == 200
     assert "`/desk-languages share`" in texts(json.loads(help_body))
 
@@ -221,6 +221,7 @@ def test_socket_mode_runs_the_same_listeners_without_signatures(emulator: DeskEm
     assert dispatch(json.loads(parse_qs(click)["payload"][0])) == (200, "")
     assert slack.wait_for(lambda fake: bool(fake.responses("socket-share")))
     assert slack.responses("socket-share")[0].body["response_type"] == "in_channel"
+    assert slack.responses("h") == []  # help was answered in the ack only, here too
 
 
 # --- secrets ------------------------------------------------------------------------------------
