@@ -1,0 +1,113 @@
+"""The references the ack path is measured against, as WSGI apps served exactly like the bot.
+
+- `bolt-default`: a bare Bolt app whose `/desk-languages` listener only calls `ack()`,
+  with Bolt's defaults (`process_before_response=False`: the listener runs on Bolt's
+  executor and the request thread polls for the ack every 10 ms);
+- `bolt-pbr`: the same with `process_before_response=True` (the ack runs in the request thread);
+- `plain`: the floor, no Bolt: verify the Slack signature (slack_sdk's
+  `SignatureVerifier`), parse the form, answer an empty 200.
+
+`python -m bench.baselines NAME` serves one of them under gunicorn with the bot's own
+`gunicorn_options()` (same workers, threads, timeouts), on $PORT, reading the same
+variables as the bot (SLACK_SIGNING_SECRET; SLACK_BOT_TOKEN and SLACK_API_URL for
+Bolt's auth.test, pointed at FakeSlack).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from slack_bolt import Ack, App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+from slack_sdk.signature import SignatureVerifier
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+COMMAND = "/desk-languages"
+
+
+def _bolt(process_before_response: bool) -> WSGIApp:
+    client = WebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["SLACK_API_URL"])
+    app = App(
+        client=client,
+        signing_secret=os.environ["SLACK_SIGNING_SECRET"],
+        process_before_response=process_before_response,
+    )
+
+    @app.command(COMMAND)
+    def only_ack(ack: Ack) -> None:
+        ack()
+
+    handler = SlackRequestHandler(app, path="/slack/events")
+
+    def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        result: Iterable[bytes] = handler(environ, start_response)
+        return result
+
+    return application
+
+
+def bolt_default() -> WSGIApp:
+    return _bolt(process_before_response=False)
+
+
+def bolt_pbr() -> WSGIApp:
+    return _bolt(process_before_response=True)
+
+
+def plain() -> WSGIApp:
+    verifier = SignatureVerifier(os.environ["SLACK_SIGNING_SECRET"])
+
+    def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/slack/events" or environ.get("REQUEST_METHOD") != "POST":
+            start_response("404 Not Found", [("Content-Length", "0")])
+            return [b""]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length).decode("utf-8")
+        timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
+        signature = environ.get("HTTP_X_SLACK_SIGNATURE", "")
+        if not (timestamp.isdigit() and signature and verifier.is_valid(body, timestamp, signature)):
+            start_response("401 Unauthorized", [("Content-Length", "0")])
+            return [b""]
+        form = parse_qs(body)
+        status = "200 OK" if form.get("command") else "400 Bad Request"
+        start_response(status, [("Content-Length", "0")])
+        return [b""]
+
+    return application
+
+
+APPS: dict[str, Callable[[], WSGIApp]] = {"bolt-default": bolt_default, "bolt-pbr": bolt_pbr, "plain": plain}
+
+
+def serve(name: str) -> None:
+    """Serve `APPS[name]` under gunicorn with the bot's settings (`bot.serve.gunicorn_options`)."""
+    from gunicorn.app.base import BaseApplication
+
+    from bot.cli import settings_from_environment
+    from bot.serve import gunicorn_options
+
+    options = gunicorn_options(settings_from_environment())
+    factory = APPS[name]
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+            self.cfg.set("proc_name", f"bench-{name}")
+
+        def load(self) -> WSGIApp:
+            return factory()
+
+    Server().run()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in APPS:
+        sys.exit(f"usage: python -m bench.baselines {{{','.join(APPS)}}}")
+    serve(sys.argv[1])
