@@ -149,6 +149,11 @@ def running_bot(desk: DeskEmulator, **env: Any) -> Iterator[BotUnderTest]:
 
 def texts(message: dict[str, Any] | None) -> str:
     """Every string in a message (fallback text, block texts, button labels), one per line."""
+    return "\n".join(strings(message))
+
+
+def strings(message: dict[str, Any] | None) -> list[str]:
+    """Every string in a message's fallback text and blocks."""
     found: list[str] = []
 
     def walk(node: Any) -> None:
@@ -162,7 +167,7 @@ def texts(message: dict[str, Any] | None) -> str:
                 walk(value)
 
     walk({"text": (message or {}).get("text"), "blocks": (message or {}).get("blocks")})
-    return "\n".join(found)
+    return found
 
 
 def action_ids(message: dict[str, Any]) -> list[str]:

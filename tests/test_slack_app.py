@@ -30,6 +30,7 @@ from tests.slack_harness import (
     action_ids,
     as_json,
     running_bot,
+    strings,
     texts,
 )
 
@@ -228,6 +229,19 @@ def test_share_button_posts_the_list_in_the_channel(bot: BotUnderTest) -> None:
     assert len(message["blocks"]) <= MAX_BLOCKS
     assert len(bot.desk.calls) == 1  # served from the cache
     assert_replies(bot, click.name, 1)
+
+
+def test_a_long_list_stays_within_block_kit_limits_in_every_reply(bot: BotUnderTest) -> None:
+    tags = ["en", *(f"x-tag{i:03d}" for i in range(199))]
+    bot.desk.set_languages([(tag, int(tag == "en")) for tag in tags])
+    listed = bot.reply(bot.command("").name)
+    shared = bot.reply(bot.click(SHARE_ACTION, message=listed).name)
+    for message in (listed, shared):
+        assert len(message["blocks"]) <= MAX_BLOCKS
+        assert "200 languages" in texts(message)
+        assert "…and 100 more" in texts(message)
+        assert max(len(text) for text in strings(message)) <= 3000  # section text; fields would be 2000
+    assert f"Shared by <@{SANDBOX_USER_ID}>" in texts(shared)
 
 
 # --- the home tab -----------------------------------------------------------------------------------
