@@ -355,7 +355,7 @@ def test_a_desk_hang_does_not_delay_the_ack_and_ends_in_a_timeout_reply(slow_des
     started = time.monotonic()
     reply = bot.command("")
     assert (reply.status, reply.ack) == (200, None)
-    assert reply.elapsed < 0.5, f"ack took {reply.elapsed:.2f} s"
+    assert reply.elapsed < 1.0, f"ack took {reply.elapsed:.2f} s"
     message = bot.reply(reply.name, timeout=4)
     answered = time.monotonic() - started
     assert answered < 3.0  # DESK_TIMEOUT bounds the wait, not the 5 s hang
