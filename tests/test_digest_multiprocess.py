@@ -32,7 +32,7 @@ from tests.conftest import BOTH_DATABASES
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 3, 27, tzinfo=UTC)  # in the past, so Slack ts values follow period starts
 END = START + timedelta(days=7)
-STEP = timedelta(minutes=37)  # an odd step, so ticks fall at many offsets from the hour
+STEP = timedelta(minutes=53)  # an odd step, so ticks fall at many offsets from the hour
 SCHEDULES = {
     "C0DAILY": "daily 09:00 UTC",
     "C0BERLIN": "weekdays 08:30 Europe/Berlin",  # Europe moves its clocks on 29 March 2026
