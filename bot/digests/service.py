@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 EVENT_TYPE = "desk_languages_digest"
 DEFAULT_LEASE = 600.0  # seconds a claim protects a post in progress; far above one post's worst case
 HISTORY_PAGES = 10  # conversations.history pages (200 messages each) searched for a crashed claim
-INVITE_HINT = "The last digest could not be posted: invite the bot to this channel (`/invite @<bot name>`)."
+INVITE_HINT = "The last digest could not be posted: invite the bot to this channel (`/invite`, then pick the bot)."
 OFF_WORDS = ("off", "stop", "unsubscribe", "cancel")
 
 
