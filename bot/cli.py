@@ -109,6 +109,13 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_digest(args: argparse.Namespace) -> int:
+    """One digest tick (--due) or a digest posted now (--channel C123)."""
+    from bot.digests.cli import digest_cli
+
+    return digest_cli(args.digest_args, settings_from_environment())
+
+
 def cmd_errors(args: argparse.Namespace) -> int:
     """Print every Desk error the bot knows, with what to do about it (Markdown)."""
     from bot.desk.errors import catalogue_markdown
@@ -122,6 +129,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "languages": (cmd_languages, "print the Desk chatbot's languages"),
     "serve": (cmd_serve, "serve Slack over HTTP under gunicorn on $PORT"),
     "socket": (cmd_socket, "serve Slack over Socket Mode (no public URL needed)"),
+    "digest": (cmd_digest, "post due channel digests (--due) or one now (--channel C123)"),
     "manifest": (cmd_manifest, "print the Slack app manifest for this deployment"),
     "sandbox": (cmd_sandbox, "run the embedded Desk emulator on a loopback port"),
     "errors": (cmd_errors, "print the Desk error catalogue with hints, as Markdown"),
@@ -142,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     manifest = sub.choices["manifest"]
     manifest.add_argument("--url", help="the app's public base URL, e.g. https://my-bot.herokuapp.com")
     manifest.add_argument("--socket", action="store_true", help="the Socket Mode variant (no URLs)")
+    sub.choices["digest"].usage = "python -m bot digest (--due | --channel C123) [--now ISO8601]"
     sandbox = sub.choices["sandbox"]
     sandbox.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
     sandbox.add_argument("--host", default="127.0.0.1")
@@ -149,7 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "digest":
+        args.digest_args = extra  # its options are parsed by the digest command itself
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handler, _ = COMMANDS[args.command]
     try:
         return handler(args)

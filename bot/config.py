@@ -21,7 +21,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
-
 class ConfigError(Exception):
     """A configuration value is missing or malformed. The message is one line for an operator."""
 
