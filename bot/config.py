@@ -66,6 +66,7 @@ class Settings:
     slack_app_token: Secret | None = None
     slack_api_url: str = "https://slack.com/api/"
     port: int = 3000
+    host: str | None = None  # bind address for `serve`; None = every address
     web_concurrency: int = 1
     # --- Digests ------------------------------------------------------------------
     database_url: str = "sqlite:///desk-bot.db"
@@ -296,6 +297,11 @@ class _Reader:
             )
 
         port = self.integer("PORT", 3000, minimum=1, maximum=65535)
+        host = self.raw("HOST")
+        if host is not None and not re.fullmatch(r"[A-Za-z0-9.:-]+", host.strip("[]")):
+            raise ConfigError(
+                "HOST", f"{host!r} is not an address to bind", "Set it to an address such as 127.0.0.1, or unset it."
+            )
         web_concurrency = self.integer("WEB_CONCURRENCY", 1, minimum=1, maximum=64)
         rate_limit = self.integer("DESK_RATE_LIMIT", 5, minimum=1, maximum=1000)
         assert sdkappid is not None and port is not None
@@ -319,6 +325,7 @@ class _Reader:
             slack_app_token=self.secret("SLACK_APP_TOKEN"),
             slack_api_url=slack_api_url,
             port=port,
+            host=host.strip("[]") if host else None,
             web_concurrency=web_concurrency,
             database_url=database_url,
             digest_default_tz=default_tz,

@@ -7,7 +7,6 @@ deployment with a missing variable fails in seconds with one line naming it.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from typing import Any
 
@@ -48,7 +47,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
 
     known = {setting.name for setting in KNOWN_SETTINGS}
     options = {
-        "bind": bind_address(settings.port, os.environ.get("HOST", "").strip() or None),
+        "bind": bind_address(settings.port, settings.host),
         "workers": settings.web_concurrency,
         "worker_class": "gthread",
         "threads": THREADS,

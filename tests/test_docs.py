@@ -19,7 +19,7 @@ def test_readme_error_table_is_the_catalogue() -> None:
 
 def test_every_variable_the_code_reads_is_documented() -> None:
     sources = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "bot").rglob("*.py"))
-    names = set(re.findall(r'"((?:DESK|SLACK|DIGEST|REDIS|DATABASE|WEB|LOG)_[A-Z_]+|PORT)"', sources))
+    names = set(re.findall(r'"((?:DESK|SLACK|DIGEST|REDIS|DATABASE|WEB|LOG)_[A-Z_]+|PORT|HOST)"', sources))
     assert {"DESK_SDKAPPID", "SLACK_BOT_TOKEN", "PORT"} <= names
     example = (ROOT / ".env.example").read_text(encoding="utf-8")
     for name in names:
