@@ -74,6 +74,26 @@ def build_deps(settings: Settings, client: WebClient, *, desk: DeskClient | None
     return BotDeps(settings=settings, desk=desk, render=render, digests=digests)
 
 
+def _bolt_logger() -> logging.Logger:
+    """Bolt's logger, minus its boot warning that the token is unused: Bolt reads SLACK_BOT_TOKEN
+    from the environment itself even though the token reaches it through our `WebClient`."""
+    from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+
+    logger = logging.getLogger("slack_bolt.App")
+    if not any(isinstance(f, _DropMessage) for f in logger.filters):
+        logger.addFilter(_DropMessage(warning_client_prioritized_and_token_skipped()))
+    return logger
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.message
+
+
 def slack_boot_error(error: Exception) -> ConfigError:
     """The one-line configuration error for a failed auth.test at boot."""
     if not isinstance(error, SlackApiError) and isinstance(error.__context__, SlackApiError):
@@ -119,7 +139,7 @@ def build_app(
             listener_executor=ThreadPoolExecutor(max_workers=LAZY_WORKERS, thread_name_prefix="lazy"),
             # auth.test runs once here, so a bad token fails the boot, not the first command.
             token_verification_enabled=True,
-            logger=logging.getLogger("slack_bolt.App"),
+            logger=_bolt_logger(),
         )
     except Exception as error:  # noqa: BLE001  auth.test refused, or Slack unreachable
         raise slack_boot_error(error) from None
