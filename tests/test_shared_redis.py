@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from bot.shared import (
 )
 from bot.shared.connection import describe_url
 from bot.shared.limiter import SCRIPT_PATCHED
-from tests.conftest import RedisServer, desk_env, free_port, make_settings, redis_binary
+from tests.conftest import RedisServer, desk_env, free_port, make_settings, missing_service, redis_binary
 
 FRESH_KEY = f"desk:cache:{SANDBOX_SDKAPPID}:fresh"
 LIMIT_KEY = f"desk:rl:{SANDBOX_SDKAPPID}"
@@ -155,6 +156,8 @@ def test_log_lines_name_redis_by_host_only() -> None:
 @pytest.fixture
 def tls_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A TLS-only redis-server with a self-signed certificate, as Heroku-style platforms have."""
+    if shutil.which("openssl") is None:
+        missing_service("openssl (to make a self-signed certificate)")
     key, certificate = tmp_path / "key.pem", tmp_path / "cert.pem"
     command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=redis"]
     subprocess.run([*command, "-keyout", str(key), "-out", str(certificate)], check=True, capture_output=True)
