@@ -281,6 +281,52 @@ class EmulatorProcess:
         http_json(self.port, "DELETE", "/_emulator/calls")
 
 
+class RedisProcess:
+    """A throw-away `redis-server` on a free loopback port, without persistence."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://{HOST}:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("redis-server") is not None
+
+    def start(self) -> RedisProcess:
+        command = [_which("redis-server"), "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+        self._process = subprocess.Popen(
+            [*command, "--loglevel", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self._process.returncode}")
+            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), timeout=0.5) as probe:
+                probe.sendall(b"PING\r\n")
+                if probe.recv(16).startswith(b"+PONG"):
+                    return self
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError("redis-server did not start within 10 s")
+
+    def flushall(self) -> None:
+        with socket.create_connection((HOST, self.port), timeout=2) as connection:
+            connection.sendall(b"FLUSHALL\r\n")
+            connection.recv(16)
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            _end(process, timeout=5)
+
+    def __enter__(self) -> RedisProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 def max_in_window(times: Sequence[float], window: float = 1.0) -> int:
     """The most events within any `window` seconds (half-open), as the emulator counts them."""
     ordered = sorted(times)
@@ -537,19 +583,23 @@ class CommandClient:
 
 
 def send_at_rate(
-    client: CommandClient,
+    client: CommandClient | Sequence[CommandClient],
     texts: Sequence[str],
     rate: float,
     *,
     threads: int = 32,
     on_tick: Callable[[int], None] | None = None,
 ) -> list[Sent]:
-    """Send `texts` open-loop at `rate` per second (the schedule does not wait for slow acks)."""
+    """Send `texts` open-loop at `rate` per second (the schedule does not wait for slow acks).
+
+    With several clients (several servers), commands go to them in turn.
+    """
+    clients = [client] if isinstance(client, CommandClient) else list(client)
     results: list[Sent | None] = [None] * len(texts)
     start = time.monotonic()
 
     def one(index: int) -> None:
-        results[index] = client.send(texts[index])
+        results[index] = clients[index % len(clients)].send(texts[index])
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sender") as pool:
         for index in range(len(texts)):
