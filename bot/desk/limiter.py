@@ -8,7 +8,7 @@ above the limit (reference §11.1). The window is a little longer than one secon
 put six of our calls into one of their one-second windows.
 
 A shared implementation for several processes lives in `bot/shared/` (Redis);
-`build_limiter()` in bot.desk.factory picks one at start-up.
+`build_desk_client()` in bot.desk.factory picks one at start-up.
 """
 
 from __future__ import annotations
