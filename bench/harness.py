@@ -104,6 +104,14 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]
             print("  ".join("-" * w for w in widths))
 
 
+def keep_log(name: str, options: Options, text: str) -> Path:
+    """Keep a server's log next to the figures (`<name>.server.log`), for reading after the run."""
+    options.results_dir.mkdir(parents=True, exist_ok=True)
+    path = options.results_dir / f"{name}{'.smoke' if options.smoke else ''}.server.log"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def print_targets(targets: Sequence[dict[str, Any]]) -> None:
     print_table("Targets", ["target", "measured", "met"], [[t["target"], t["measured"], t["met"]] for t in targets])
 
