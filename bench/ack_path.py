@@ -13,7 +13,6 @@ Targets: the bot >= 3x (a) and >= 0.7x (c) in requests/s, p50 < 2 ms at 2 connec
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -26,12 +25,12 @@ from bench.harness import (
     ServerProcess,
     bot_environment,
     fake_slack,
-    parse_options,
+    main_for,
     print_table,
+    print_targets,
     run_wrk,
     wait_for_answers,
     workspace,
-    write_results,
 )
 from bot.slack_sandbox import slash_command_body
 
@@ -52,20 +51,24 @@ def run(options: Options) -> dict[str, Any]:
     connections: Sequence[int] = (2,) if options.smoke else (2, 10, 50)
     rounds = 1 if options.smoke else 2
     duration = 1.0 if options.smoke else 5.0
-    warmup = 1.0 if options.smoke else 2.0
+    warmup = 0.0 if options.smoke else 2.0
     every_run: dict[str, list[dict[str, Any]]] = {app: [] for app in APPS}
     checks: dict[str, Any] = {"load_average_before": _load_average()}
-    with workspace(NAME) as work, fake_slack() as fake, EmulatorProcess() as emulator, ExitStack() as servers:
+    with workspace(NAME) as work, fake_slack() as fake, EmulatorProcess() as emulator, ExitStack() as stack:
         # All four servers run side by side (idle ones cost nothing) and the runs are
         # interleaved, so a change in background load hits every app alike.
         env = bot_environment(emulator, fake, work, DESK_CACHE_TTL=3600)
         running: dict[str, ServerProcess] = {}
         for app in APPS:
             command = None if app == "bot" else [sys.executable, "-m", "bench.baselines", app]
-            running[app] = servers.enter_context(ServerProcess(env, work, command))
+            running[app] = ServerProcess(env, work, command)
+            stack.callback(running[app].stop)
+            running[app].launch()
+        for server in running.values():
+            server.wait_ready()
         checks.update(_warm_the_cache(running["bot"], fake))
         bodies = {app: slash_command_body("", response_url=fake.response_url(f"wrk-{app}")) for app in APPS}
-        for app in APPS:
+        for app in APPS if warmup else ():
             run_wrk(running[app].port, bodies[app], connections=10, duration=warmup, workdir=work)
         emulator.reset_calls()
         fake.reset()
@@ -184,17 +187,12 @@ def _print(runs: dict[str, list[dict[str, Any]]], comparisons: list[dict[str, An
         ["conns", "bot req/s", "x (a)", "x (b)", "x (c)"],
         [[c["connections"], c["bot_rps"], c["vs_bolt_default"], c["vs_bolt_pbr"], c["vs_plain"]] for c in comparisons],
     )
-    print_table("Targets", ["target", "measured", "met"], [[t["target"], t["measured"], t["met"]] for t in targets])
+    print_targets(targets)
     print(f"\nchecks: {checks}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options = parse_options(__doc__.splitlines()[0], argv)
-    started = time.monotonic()
-    figures = run(options)
-    figures["wall_seconds"] = round(time.monotonic() - started, 1)
-    write_results(NAME, options, figures)
-    return 0
+    return main_for(NAME, __doc__.splitlines()[0], run, argv)
 
 
 if __name__ == "__main__":

@@ -410,6 +410,11 @@ class ServerProcess:
 
     def start(self, ready_timeout: float = 30.0) -> float:
         """Start the server and wait for /healthz (or any answer on the port); the seconds it took."""
+        self.launch()
+        return self.wait_ready(ready_timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (several servers then boot side by side)."""
         with self.log_path.open("wb") as log:
             self.started_at = time.monotonic()
             self._process = subprocess.Popen(
@@ -420,6 +425,9 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    def wait_ready(self, ready_timeout: float = 30.0) -> float:
+        assert self._process is not None, "launch() first"
         deadline = self.started_at + ready_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -436,6 +444,10 @@ class ServerProcess:
         raise RuntimeError(f"the server did not answer within {ready_timeout:.0f} s:\n{self.log_tail()}")
 
     def stop(self) -> None:
+        with _clients_lock:
+            clients = _clients.pop(self.port, [])
+        for client in clients:
+            client.close()
         process, self._process = self._process, None
         if process is not None:
             _end(process, timeout=15, group=True)
@@ -463,6 +475,23 @@ class ServerProcess:
         except OSError:
             return []
         return [int(pid) for pid in children]
+
+
+@contextlib.contextmanager
+def servers(count: int, env: dict[str, str], workdir: Path, command: Sequence[str] | None = None) -> Iterator[
+    list[ServerProcess]
+]:
+    """`count` servers of the same kind, booted side by side, stopped on the way out."""
+    started = [ServerProcess(env, workdir, command) for _ in range(count)]
+    try:
+        for server in started:
+            server.launch()
+        for server in started:
+            server.wait_ready()
+        yield started
+    finally:
+        for server in started:
+            server.stop()
 
 
 def memory_kb(pid: int) -> dict[str, int]:
@@ -546,6 +575,10 @@ class Sent:
         return self.status == 200 and self.ack_s <= ACK_DEADLINE
 
 
+_clients: dict[int, list[CommandClient]] = {}  # by server port: closed when that server stops
+_clients_lock = threading.Lock()
+
+
 class CommandClient:
     """Sends signed slash commands to one server; one keep-alive connection per thread."""
 
@@ -554,13 +587,26 @@ class CommandClient:
         self.fake = fake
         self.timeout = timeout
         self._local = threading.local()
+        self._opened: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        with _clients_lock:
+            _clients.setdefault(port, []).append(self)
 
     def _connection(self) -> http.client.HTTPConnection:
         connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
         if connection is None:
             connection = http.client.HTTPConnection(HOST, self.port, timeout=self.timeout)
             self._local.connection = connection
+            with self._lock:
+                self._opened.append(connection)
         return connection
+
+    def close(self) -> None:
+        """Close every keep-alive connection (gunicorn's graceful stop waits for open ones)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.close()
 
     def send(self, text: str = "", name: str | None = None) -> Sent:
         name = name or uuid.uuid4().hex

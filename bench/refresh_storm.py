@@ -26,7 +26,6 @@ from bench.harness import (
     EmulatorProcess,
     Options,
     RedisProcess,
-    ServerProcess,
     bot_environment,
     deliveries,
     fake_slack,
@@ -36,6 +35,7 @@ from bench.harness import (
     print_table,
     print_targets,
     send_at_rate,
+    servers,
     spread_ms,
     target,
     tracebacks,
@@ -116,9 +116,8 @@ def _one(
         redis.flushall()
         extra["REDIS_URL"] = redis.url
     env = bot_environment(emulator, fake, work, **extra)
-    with ExitStack() as stack:
-        servers = [stack.enter_context(ServerProcess(env, work)) for _ in range(variant.processes)]
-        clients = [CommandClient(server.port, fake) for server in servers]
+    with servers(variant.processes, env, work) as running:
+        clients = [CommandClient(server.port, fake) for server in running]
         warmups = [client.send("") for client in clients]
         wait_for_answers(fake, {w.name for w in warmups if not w.answered_in_ack}, timeout=10)
         emulator.reset_calls()
@@ -127,9 +126,9 @@ def _one(
         wait_for_answers(fake, {s.name for s in sent}, timeout=15)
         got = deliveries(fake)
         calls = emulator.calls()
-        for server in servers:
+        for server in running:
             server.stop()
-        logs = "".join(server.log_text() for server in servers)
+        logs = "".join(server.log_text() for server in running)
     kinds: Counter[str] = Counter()
     reply_s = []
     saw_minus_14 = 0

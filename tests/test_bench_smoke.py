@@ -1,0 +1,143 @@
+"""The benchmark scripts still run: each one's `--smoke` run, as its own process, writes sane figures.
+
+These check that the scripts work end to end (real gunicorn, emulator, FakeSlack,
+wrk, redis-server) and that their JSON has the shape docs/benchmarks.md is built
+from. They assert no timing targets: the full runs (`python -m bench`) measure those.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import missing_service
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 90  # seconds for one smoke run; they take a few
+
+
+def run_smoke(name: str, results: Path) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DESK_", "SLACK_", "REDIS_", "DATABASE_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{name}", "--smoke", "--results-dir", str(results)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures: dict[str, Any] = json.loads((results / f"{name}.smoke.json").read_text())
+    assert figures["benchmark"] == name and figures["smoke"] is True
+    assert figures["machine"]["cores"] >= 1 and figures["machine"]["python"]
+    assert figures["targets"], "every benchmark states its targets"
+    for target in figures["targets"]:
+        assert set(target) == {"target", "measured", "met"} and isinstance(target["met"], bool)
+    return figures
+
+
+def test_ack_path(tmp_path: Path) -> None:
+    if shutil.which("wrk") is None:
+        missing_service("wrk (apt-get install wrk)")
+    figures = run_smoke("ack_path", tmp_path)
+    assert set(figures["runs"]) == {"bot", "bolt-default", "bolt-pbr", "plain"}
+    for runs in figures["runs"].values():
+        (run,) = runs
+        assert run["connections"] == 2 and run["requests"] > 0 and run["rps"] > 0 and run["errors"] == 0
+        assert 0 < run["p50_ms"] <= run["p99_ms"]
+    checks = figures["checks"]
+    assert checks["answer_in_ack_before_runs"] and checks["answer_in_ack_after_runs"]
+    assert checks["upstream_calls_during_runs"] == 0  # a warm cache: wrk's commands never reach Desk
+    assert figures["comparisons"][0]["vs_plain"] > 0
+
+
+def test_hung_upstream(tmp_path: Path) -> None:
+    figures = run_smoke("hung_upstream", tmp_path)
+    (scenario,) = figures["scenarios"]
+    assert scenario["commands"] > 0 and scenario["acked_200"] == scenario["commands"]
+    assert scenario["answered"] == scenario["commands"]  # at smoke rates every command gets its reply
+    assert set(scenario["reply_kinds"]) == {"read-timeout"}  # Desk never answered, and the user was told
+    assert scenario["desk_calls"] >= 1 and scenario["tracebacks_in_log"] == 0
+
+
+def test_cold_burst(tmp_path: Path) -> None:
+    figures = run_smoke("cold_burst", tmp_path)
+    (burst,) = figures["rounds"]
+    assert burst["acked_200"] == burst["commands"] == burst["answered"]
+    assert burst["answered_in_ack"] + burst["answered_via_response_url"] == burst["commands"]
+    assert burst["desk_calls"] >= 1 and burst["all_answered_after_ms"] > 0
+
+
+def test_refresh_storm(tmp_path: Path) -> None:
+    figures = run_smoke("refresh_storm", tmp_path)
+    variants = {v["variant"]: v for v in figures["variants"]}
+    assert "1 process" in variants
+    if shutil.which("redis-server") is None:
+        missing_service("redis-server (apt-get install redis-server)")
+    assert "3 processes + Redis" in variants
+    for variant in variants.values():
+        assert variant["acked_200"] == variant["commands"] > 0
+        assert variant["answered"] == variant["commands"]
+        assert variant["desk_calls"] >= 1 and variant["max_desk_calls_in_1s"] >= 1
+
+
+def test_start_size(tmp_path: Path) -> None:
+    figures = run_smoke("start_size", tmp_path)
+    assert figures["start_s"]["max"] > 0
+    assert len(figures["workers"]) == figures["settings"]["workers"]
+    for worker in figures["workers"]:
+        assert worker["rss_mb"] > 0 and worker["pss_mb"] > 0
+    assert figures["all_answered"]
+
+
+def test_soak(tmp_path: Path) -> None:
+    figures = run_smoke("soak", tmp_path)
+    assert figures["commands_sent"] == figures["settings"]["commands"]
+    assert figures["acked"] == figures["commands_sent"] and figures["http_5xx"] == 0
+    assert figures["answered_in_ack"] + figures["answered_via_response_url"] >= figures["answered_exactly_once"]
+    assert figures["desk_calls"] >= 1 and figures["answer_kinds"]
+    assert (tmp_path / "soak.smoke.server.log").exists()
+
+
+def test_report_renders_the_document_from_the_figures(tmp_path: Path) -> None:
+    """The document is built from whatever figures exist; here, from hand-made ones of each kind."""
+    from bench import report
+
+    (tmp_path / "start_size.json").write_text(
+        json.dumps(
+            {
+                "benchmark": "start_size",
+                "smoke": False,
+                "finished_at": "2026-01-01T00:00:00Z",
+                "machine": {"cpu": "Test CPU", "cores": 2, "memory_gb": 4.0, "os": "Linux", "python": "3.11",
+                            "libraries": {"slack-bolt": "1.30.0"}, "wrk": None, "redis-server": None},
+                "settings": {"starts": 1, "commands": 10, "workers": 1, "first_reading_after": 5},
+                "start_s": {"each": [0.8], "median": 0.8, "max": 0.8},
+                "commands_sent": 10,
+                "answered": 10,
+                "workers": [{"pid": 1, "rss_mb_at_boot": 40.0, "rss_mb_after_first": 60.0, "rss_mb": 61.0,
+                             "pss_mb": 50.0}],
+                "master": {"rss_mb": 30.0, "pss_mb": 20.0},
+                "targets": [{"target": "start to /healthz 200 < 1.5 s", "measured": "0.80 s", "met": True}],
+            }
+        )
+    )
+    text = report.render(tmp_path)
+    assert "Test CPU, 2 cores" in text and "slack-bolt 1.30.0" in text
+    assert "| 5. Start and size | start to /healthz 200 < 1.5 s | 0.80 s | yes |" in text
+    assert "## 1. Ack path" not in text  # no figures, no section
+
+
+@pytest.mark.parametrize("name", ["ack_path", "hung_upstream", "cold_burst", "refresh_storm", "start_size", "soak"])
+def test_every_benchmark_is_in_the_report(name: str) -> None:
+    from bench import report
+
+    assert name in report.BENCHMARKS and report.TITLES[name]
