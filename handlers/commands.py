@@ -1,4 +1,4 @@
-"""`/desk-languages`: the slash command listener.
+"""`/desk-languages`: the slash command's two listeners (answered in the ack, or later by a lazy listener).
 
 The ack answers at once and without I/O: help and unknown options always, and the
 list itself when this process holds a fresh copy. Everything else (a cold cache, a
@@ -21,32 +21,44 @@ from handlers.answers import UNEXPECTED, languages_reply
 
 log = logging.getLogger(__name__)
 COMMAND = "/desk-languages"
-ANSWERED = "desk_answered_in_ack"  # context flag: the ack already carried the answer
+IN_ACK = "desk_answer_in_ack"  # context key: what the matcher found the ack can answer with
 
 
 def register(app: App, deps: BotDeps) -> None:
-    def ack_command(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
+    # Two listeners, so that a command answered inside its ack starts no lazy listener:
+    # Bolt starts every lazy function of the listener that matched (a deep copy of the
+    # request and a hand-off to the executor), which cost more than the rest of the ack
+    # together and held the worker to about half the requests/s of a bare Bolt app
+    # (docs/benchmarks.md, ack path).
+    def answerable_in_ack(command: dict[str, Any], context: BoltContext) -> bool:
+        """Help and unknown options always; the list while this process holds a fresh copy. No I/O."""
         parsed = parse_command(command.get("text"))
+        if parsed.action in (Action.HELP, Action.UNKNOWN):
+            context[IN_ACK] = (parsed, None)
+            return True
+        if parsed.action in (Action.LIST, Action.SHARE, Action.DEFAULT) and (held := deps.desk.peek()):
+            context[IN_ACK] = (parsed, held)
+            return True
+        return False
+
+    def ack_with_answer(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
+        parsed, held = context[IN_ACK]
         name = command.get("command") or COMMAND
         if parsed.action is Action.HELP:
-            context[ANSWERED] = True
             ack(**blocks.help_message(name))
         elif parsed.action is Action.UNKNOWN:
-            context[ANSWERED] = True
             ack(**blocks.unknown_option_message(parsed.raw, parsed.suggestion, name))
-        elif parsed.action in (Action.LIST, Action.SHARE, Action.DEFAULT) and (held := deps.desk.peek()):
-            context[ANSWERED] = True
+        else:
             if parsed.action is Action.DEFAULT:
                 message = blocks.default_message(held, deps.render)
             else:
                 message = blocks.languages_message(held, deps.render)
             ack(**message, response_type="in_channel" if parsed.action is Action.SHARE else "ephemeral")
-        else:
-            ack()
 
-    def answer_command(command: dict[str, Any], context: BoltContext) -> None:
-        if context.get(ANSWERED):
-            return
+    def ack_silently(ack: Ack) -> None:
+        ack()
+
+    def answer_command(command: dict[str, Any]) -> None:
         parsed = parse_command(command.get("text"))
         listed = False
         if parsed.action is Action.DIGEST:
@@ -61,7 +73,8 @@ def register(app: App, deps: BotDeps) -> None:
         response_type = "in_channel" if parsed.action is Action.SHARE and listed else "ephemeral"
         send_response(command["response_url"], message, response_type=response_type, replace_original=False)
 
-    app.command(COMMAND)(ack=ack_command, lazy=[answer_command])
+    app.command(COMMAND, matchers=[answerable_in_ack])(ack_with_answer)
+    app.command(COMMAND)(ack=ack_silently, lazy=[answer_command])
 
 
 def digest_answer(deps: BotDeps, command: dict[str, Any], args: str) -> dict[str, Any]:
