@@ -138,9 +138,13 @@ def run(options: Options) -> dict[str, Any]:
 def _inject_faults(
     emulator: EmulatorProcess, fake: FakeSlack, stop: threading.Event, injected: Counter[str], chooser: random.Random
 ) -> None:
+    upcoming: list[dict[str, Any]] = []
     while not stop.wait(TICK_S):
         if chooser.random() < TICK_S / DESK_FAULT_EVERY_S:
-            fault = chooser.choice(DESK_FAULTS)
+            if not upcoming:  # every kind of fault in turn, in a random order each round
+                upcoming = list(DESK_FAULTS)
+                chooser.shuffle(upcoming)
+            fault = upcoming.pop()
             emulator.inject(times=1, **fault)
             injected["desk " + ", ".join(f"{k}={v}" for k, v in fault.items())] += 1
         if chooser.random() < TICK_S / SLACK_500_EVERY_S and _pending_500s(fake, injected) == 0:
