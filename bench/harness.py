@@ -41,7 +41,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bot import slack_sandbox
 from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID
 from bot.slack_sandbox import FakeSlack, Recorded, sign, slash_command_body
 
@@ -541,11 +540,6 @@ def workspace(prefix: str) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def fake_slack() -> Iterator[FakeSlack]:
-    # socketserver's listen backlog is 5: a burst of replies (hundreds of lazy listeners
-    # answering at once when a Desk timeout ends) overflows it, and the bot's posts are
-    # reset and retried a second later, which would be charged to the bot. Slack's own
-    # front end has no such limit, so the fake gets a backlog like bot/loopback.py's.
-    slack_sandbox._Server.request_queue_size = 1024
     with FakeSlack(host=HOST) as fake:
         yield fake
 

@@ -2,8 +2,10 @@
 
 Bolt's `respond()` returns the webhook response instead of raising, and its
 `WebhookClient` retries only connection errors. Here 429 (honouring Retry-After)
-and 5xx are retried too, and a failure is logged once, with the status, never the
-URL (a response_url is a bearer credential for 30 minutes).
+and 5xx are retried too, within Slack's five uses of a response_url, and a failure
+is logged once, with the status, never the URL (a response_url is a bearer
+credential for 30 minutes). A 5xx after Slack did post could, rarely, show the
+reply twice; losing it is the worse failure for someone waiting on an answer.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ def send_response(
         response_url,
         timeout=TIMEOUT,
         retry_handlers=[
+            # Slack accepts 5 uses of a response_url: at most 1 + 1 + 3 here.
             ConnectionErrorRetryHandler(max_retry_count=1),
-            RateLimitErrorRetryHandler(max_retry_count=2),
-            ServerErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=1),
+            ServerErrorRetryHandler(max_retry_count=3),
         ],
     )
     try:

@@ -115,6 +115,7 @@ class _Answer:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client must never keep the process alive
+    request_queue_size = 1024  # a burst of replies (a cold burst answers hundreds at once) must not be reset
     fake: FakeSlack
 
     def handle_error(self, request: Any, client_address: Any) -> None:

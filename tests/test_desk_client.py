@@ -121,8 +121,19 @@ def test_lockout_code_pauses_calls_for_the_cool_down(client: DeskClient, emulato
     with pytest.raises(DeskError):
         client.get_languages()
     with pytest.raises(DeskError) as caught:
-        client.get_languages(refresh=True)
+        client.fetch()  # past the cache: the pause itself refuses the call
     assert caught.value.code == "cool-down"
+    assert len(emulator.calls) == 1
+
+
+def test_refreshes_share_a_recent_failure_instead_of_calling_again(
+    client: DeskClient, emulator: DeskEmulator
+) -> None:
+    """During an outage a refresh storm must not start one hanging call after another."""
+    emulator.inject(Fault(code=-50040), times=-1)
+    for _ in range(5):
+        with pytest.raises(DeskError):
+            client.get_languages(refresh=True)
     assert len(emulator.calls) == 1
 
 

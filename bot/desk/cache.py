@@ -12,6 +12,8 @@ Semantics every implementation keeps:
   of a failed load would each call Desk again in turn.
 - `newer_than` (a refresh) ignores a list fetched before that moment, but still
   joins a load already in flight and still goes through the same single flight.
+  It does not skip a cached error: during an outage, a refresh storm would otherwise
+  start one hanging call after another and hold every other command behind them.
 - `last_good()` is the newest successful list, kept up to `stale_max` seconds, for
   stale-if-error.
 """
@@ -92,12 +94,17 @@ class InProcessCache:
         if newer_than is not None:
             with self._lock:
                 held = self._fresh.get(_KEY)
-                if isinstance(held, DeskError) or (
-                    isinstance(held, LanguageList) and held.fetched_at < newer_than
-                ):
+                if isinstance(held, LanguageList) and held.fetched_at < newer_than:
                     self._fresh.pop(_KEY, None)
         result: Result = self._single_flight(load)
         return result
+
+    def store(self, result: Result) -> None:
+        """Hold a result loaded elsewhere (e.g. just before a shared cache failed)."""
+        with self._lock:
+            self._fresh[_KEY] = result
+            if isinstance(result, LanguageList):
+                self._last_good[_KEY] = result
 
     def peek(self) -> LanguageList | None:
         with self._lock:

@@ -17,8 +17,8 @@ Lua script. So N processes make one Desk call per TTL, not N. Within a process,
 concurrent callers share one such flight (50 threads make one lock attempt).
 
 `newer_than` keeps `InProcessCache`'s meaning: a refresh ignores a list fetched
-before `newer_than` and a negatively cached error, but accepts the result of a
-load that was in flight when it arrived (here: one in any process).
+before `newer_than` (but not a negatively cached error), and accepts the result of
+a load that was in flight when it arrived (here: one in any process).
 
 When Redis fails, the cache behaves exactly like `InProcessCache` (which it
 uses), `RedisConnection` logs one warning per outage and tries Redis again every
@@ -29,7 +29,6 @@ cache, so the fall-back does not cost an extra Desk call.
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import threading
 import time
@@ -108,7 +107,6 @@ class RedisCache:
 
     # --- LanguageCache ------------------------------------------------------------------
     def get(self, load: Loader, *, newer_than: float | None = None) -> Result:
-        arrived = self._clock()
         while True:
             if not self._connection.usable():
                 return self._local.get(load, newer_than=newer_than)
@@ -119,7 +117,7 @@ class RedisCache:
                     flight = self._flight = _Flight()
             if leading:
                 try:
-                    self._lead(flight, load, newer_than, arrived)
+                    self._lead(flight, load, newer_than)
                 finally:
                     with self._mutex:
                         self._flight = None
@@ -128,7 +126,7 @@ class RedisCache:
                 flight.done.wait()
             if flight.fallback:
                 return self._local.get(load, newer_than=newer_than)
-            if flight.result is not None and _satisfies(flight.result, flight.stamp, newer_than, arrived):
+            if flight.result is not None and _satisfies(flight.result, newer_than):
                 return flight.result
             # A refresh joined a flight that answered from an older cached value (or the
             # leader failed unexpectedly): resolve again, usually as the leader this time.
@@ -164,27 +162,27 @@ class RedisCache:
         return newest
 
     # --- one flight ---------------------------------------------------------------------
-    def _lead(self, flight: _Flight, load: Loader, newer_than: float | None, arrived: float) -> None:
+    def _lead(self, flight: _Flight, load: Loader, newer_than: float | None) -> None:
         try:
-            flight.result, flight.stamp = self._resolve(load, newer_than, arrived)
+            flight.result, flight.stamp = self._resolve(load, newer_than)
         except redis.RedisError as error:
             self._connection.failed(error, "cache")
             flight.fallback = True
 
-    def _resolve(self, load: Loader, newer_than: float | None, arrived: float) -> tuple[Result, float]:
+    def _resolve(self, load: Loader, newer_than: float | None) -> tuple[Result, float]:
         """A usable cached value, or one loaded by us or by another process. Raises RedisError
         only when nothing was loaded, so the caller can fall back without a second load."""
         client = self._connection.client
         token = secrets.token_hex(16)
         give_up = time.monotonic() + self._wait
         while True:
-            held = self._usable(client.get(self.fresh_key), newer_than, arrived)
+            held = self._usable(client.get(self.fresh_key), newer_than)
             if held is not None:
                 self._connection.succeeded()
                 return held
             if client.set(self.lock_key, token, nx=True, px=self._lock_ms):
                 self._connection.succeeded()
-                return self._load_locked(load, newer_than, arrived, token)
+                return self._load_locked(load, newer_than, token)
             if time.monotonic() >= give_up:
                 error = transport_error(
                     "read-timeout", f"another bot process did not finish fetching within {self._wait:g} s"
@@ -192,11 +190,11 @@ class RedisCache:
                 return error, self._clock()
             time.sleep(POLL_INTERVAL)
 
-    def _load_locked(self, load: Loader, newer_than: float | None, arrived: float, token: str) -> tuple[Result, float]:
+    def _load_locked(self, load: Loader, newer_than: float | None, token: str) -> tuple[Result, float]:
         client = self._connection.client
         try:
             # The previous holder may have stored its result between our GET and our SET.
-            held = self._usable(client.get(self.fresh_key), newer_than, arrived)
+            held = self._usable(client.get(self.fresh_key), newer_than)
             if held is not None:
                 self._unlock(keys=[self.lock_key], args=[token])
                 return held
@@ -239,22 +237,16 @@ class RedisCache:
     def _hand_to_local(self, result: Result) -> None:
         """Put a result loaded just before Redis failed into the in-process cache."""
 
-        def replay() -> LanguageList:
-            if isinstance(result, DeskError):
-                raise result
-            return result
-
-        # newer_than=inf drops whatever the in-process cache holds, so `replay` is what it keeps.
-        self._local.get(replay, newer_than=math.inf)
+        self._local.store(result)
 
     # --- values -------------------------------------------------------------------------
-    def _usable(self, raw: Any, newer_than: float | None, arrived: float) -> tuple[Result, float] | None:
+    def _usable(self, raw: Any, newer_than: float | None) -> tuple[Result, float] | None:
         decoded = _decode(raw)
         if decoded is None:
             return None
-        result, stamp = decoded
+        result = decoded[0]
         self._note_fresh(result)
-        return decoded if _satisfies(result, stamp, newer_than, arrived) else None
+        return decoded if _satisfies(result, newer_than) else None
 
     def _note_fresh(self, result: Result) -> None:
         with self._mutex:
@@ -273,14 +265,14 @@ class RedisCache:
                 self._seen_good = None
 
 
-def _satisfies(result: Result, stamp: float, newer_than: float | None, arrived: float) -> bool:
-    """Whether a caller that arrived at `arrived` with `newer_than` may take this result."""
+def _satisfies(result: Result, newer_than: float | None) -> bool:
+    """Whether a caller asking for a list fetched no earlier than `newer_than` may take this result."""
     if newer_than is None:
         return True
     if isinstance(result, LanguageList):
         return result.fetched_at >= newer_than
-    # A refresh ignores a cached error, but takes one from a load still running when it arrived.
-    return stamp >= arrived
+    # A cached error is shared with refreshes too: it lives only `error_ttl` seconds.
+    return True
 
 
 def _ms(seconds: float) -> int:
