@@ -27,9 +27,9 @@ from bot.slack_sandbox import FakeSlack, block_action_body, sign, slash_command_
 from bot.wsgi import BotWSGI
 from tests.conftest import make_settings
 
-BOT_TOKEN = "xoxb-1111111111-2222222222-e2eBotTokenNotReal"  # made up; FakeSlack accepts it
+BOT_TOKEN = "xoxb-e2e-bot-token-not-real"  # made up; FakeSlack accepts it
 SIGNING_SECRET = "e2e0signing0secret0not0real0c0ffee"
-APP_TOKEN = "xapp-1-A0SANDBOX-3333333333-e2eAppTokenNotReal"
+APP_TOKEN = "xapp-e2e-app-token-not-real"
 ACK_LIMIT = 3.0  # Slack's deadline for the HTTP 200 of a command or a click
 
 
