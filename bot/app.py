@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LAZY_WORKERS = 32
-WEB_API_TIMEOUT = 10  # seconds for one Slack Web API call
+API_CALL_TIMEOUT = 10  # seconds for one Slack Web API call
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class BotDeps:
 
 def build_web_client(settings: Settings) -> WebClient:
     token = settings.slack_bot_token.value if settings.slack_bot_token else None
-    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=WEB_API_TIMEOUT)
+    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=API_CALL_TIMEOUT)
     client.retry_handlers = [
         ConnectionErrorRetryHandler(max_retry_count=1),
         RateLimitErrorRetryHandler(max_retry_count=2),
