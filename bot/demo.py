@@ -66,4 +66,5 @@ def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) ->
     print(f"$ /desk-languages {text}".rstrip())
     print(f"(acknowledged in {ack_ms:.0f} ms; answer delivered {via})\n")
     print(message_to_text(reply))
+    print("\nTry also: python -m bot demo share | default | refresh | help | digest daily 09:00 | anything")
     return 0
