@@ -92,9 +92,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_socket(args: argparse.Namespace) -> int:
-    from bot.serve import serve_socket
+    from bot.serve import SocketStalled, serve_socket
 
-    serve_socket(settings_from_environment())
+    try:
+        serve_socket(settings_from_environment())
+    except SocketStalled as stalled:
+        print(f"error: {stalled}", file=sys.stderr)
+        return 1
     return EXIT_OK
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
+from collections.abc import Callable
 from typing import Any
 
 from bot.config import Settings
@@ -96,4 +98,45 @@ def serve_socket(settings: Settings) -> None:
     start_background_jobs(deps)
     assert settings.slack_app_token is not None
     log.info("Connecting to Slack in Socket Mode")
-    SocketModeHandler(app, settings.slack_app_token.value).start()
+    handler = SocketModeHandler(app, settings.slack_app_token.value)
+    handler.connect()
+    try:
+        watch_connection(handler.client.is_connected)
+    finally:
+        handler.close()
+    # A connection that stays down is a known silent stall after reconnects
+    # (bolt-python#1529): exit non-zero so the platform restarts the process.
+    raise SocketStalled(f"Socket Mode connection down for over {STALL_GRACE:.0f} s; exiting so it is restarted")
+
+
+STALL_CHECK = 10.0  # seconds between connection checks
+STALL_GRACE = 120.0  # longer than the SDK's own reconnect attempts take
+
+
+class SocketStalled(RuntimeError):
+    """The Socket Mode connection stayed down past the grace period."""
+
+
+def watch_connection(
+    is_connected: Callable[[], bool],
+    *,
+    interval: float = STALL_CHECK,
+    grace: float = STALL_GRACE,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Return once `is_connected()` has been false for longer than `grace` seconds."""
+    down_since: float | None = None
+    while True:
+        sleep(interval)
+        if is_connected():
+            if down_since is not None:
+                log.info("Socket Mode connection is back")
+            down_since = None
+            continue
+        now = clock()
+        if down_since is None:
+            down_since = now
+            log.warning("Socket Mode connection is down; waiting for the SDK to reconnect")
+        elif now - down_since > grace:
+            return

@@ -267,3 +267,20 @@ def test_no_slack_secret_reaches_the_logs_at_debug(
     for secret in (BOT_TOKEN, SIGNING_SECRET, SANDBOX_KEY):
         assert secret not in logged
     assert "usersig=" not in logged.replace("usersig=<redacted>", "")
+
+
+def test_socket_mode_watchdog_returns_only_after_a_long_outage() -> None:
+    """A silent stall after reconnects (bolt-python#1529) must end the process, a blip must not."""
+    from bot.serve import watch_connection
+
+    now = [0.0]
+    states = iter([True, False, True, False, False, False, False])
+    checks: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        checks.append(now[0])
+
+    watch_connection(lambda: next(states), interval=10, grace=25, clock=lambda: now[0], sleep=sleep)
+    # down at 20 s, back at 30 s (blip forgotten), down again from 40 s: returns at 70 s (> 25 s down)
+    assert checks[-1] == 70
