@@ -27,7 +27,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from typing import Any
 
 from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID
 from bot.slack_sandbox import FakeSlack, Recorded, sign, slash_command_body
+from tests.services import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = REPO / "bench" / "results"
@@ -207,12 +207,6 @@ def _first_line(command: list[str]) -> str | None:
 # --- ports and HTTP ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 def http_json(port: int, method: str, path: str, payload: Any = None, timeout: float = 5.0) -> tuple[int, Any]:
     """One request to 127.0.0.1:`port`; the status and the decoded JSON answer (None if not JSON)."""
     connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
@@ -286,63 +280,6 @@ class EmulatorProcess:
 
     def reset_calls(self) -> None:
         http_json(self.port, "DELETE", "/_emulator/calls")
-
-
-class RedisProcess:
-    """A throw-away `redis-server` on a free loopback port, without persistence."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://{HOST}:{self.port}/0"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @staticmethod
-    def available() -> bool:
-        return shutil.which("redis-server") is not None
-
-    def start(self) -> RedisProcess:
-        command = [_which("redis-server"), "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no"]
-        self._process = subprocess.Popen(
-            [*command, "--loglevel", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self._process.returncode}")
-            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), timeout=0.5) as probe:
-                probe.sendall(b"PING\r\n")
-                if probe.recv(16).startswith(b"+PONG"):
-                    return self
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError("redis-server did not start within 10 s")
-
-    def flushall(self) -> None:
-        with socket.create_connection((HOST, self.port), timeout=2) as connection:
-            connection.sendall(b"FLUSHALL\r\n")
-            connection.recv(16)
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            _end(process, timeout=5)
-
-    def __enter__(self) -> RedisProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def max_in_window(times: Sequence[float], window: float = 1.0) -> int:
-    """The most events within any `window` seconds (half-open), as the emulator counts them."""
-    ordered = sorted(times)
-    most = first = 0
-    for last, at in enumerate(ordered):
-        while at - ordered[first] >= window:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 # --- servers under test, each its own process --------------------------------------------------

@@ -14,6 +14,7 @@ Variants, each on fresh servers with one warm-up command per process first:
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -25,12 +26,10 @@ from bench.harness import (
     CommandClient,
     EmulatorProcess,
     Options,
-    RedisProcess,
     bot_environment,
     deliveries,
     fake_slack,
     main_for,
-    max_in_window,
     message_text,
     print_table,
     print_targets,
@@ -42,6 +41,8 @@ from bench.harness import (
     wait_for_answers,
     workspace,
 )
+from bot.desk.sandbox import max_in_window
+from tests.services import RedisServer
 
 NAME = "refresh_storm"
 TARGET_MAX_PER_SECOND = 5
@@ -66,12 +67,13 @@ VARIANTS = (
 def run(options: Options) -> dict[str, Any]:
     count, seconds = (30, 2.0) if options.smoke else (300, 10.0)
     variants: tuple[Variant, ...] = VARIANTS[:2] if options.smoke else VARIANTS
-    if not RedisProcess.available():
+    if shutil.which("redis-server") is None:
         print("redis-server is not installed: the Redis variant is skipped (apt-get install redis-server)")
         variants = tuple(v for v in variants if not v.redis)
     results: list[dict[str, Any]] = []
     with workspace(NAME) as work, fake_slack() as fake, EmulatorProcess() as emulator, ExitStack() as stack:
-        redis = stack.enter_context(RedisProcess()) if any(v.redis for v in variants) else None
+        binary = shutil.which("redis-server") or "redis-server"
+        redis = stack.enter_context(RedisServer(binary)) if any(v.redis for v in variants) else None
         for variant in variants:
             results.append(_one(variant, count, seconds, emulator, fake, redis, work))
             print(f"  {variant.name}: {results[-1]['desk_calls']} Desk calls, "
@@ -107,7 +109,7 @@ def run(options: Options) -> dict[str, Any]:
 
 
 def _one(
-    variant: Variant, count: int, seconds: float, emulator: EmulatorProcess, fake: Any, redis: RedisProcess | None,
+    variant: Variant, count: int, seconds: float, emulator: EmulatorProcess, fake: Any, redis: RedisServer | None,
     work: Any,
 ) -> dict[str, Any]:
     extra: dict[str, str] = {}

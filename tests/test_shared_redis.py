@@ -39,7 +39,8 @@ from bot.shared import (
 )
 from bot.shared.connection import describe_url
 from bot.shared.limiter import SCRIPT_PATCHED
-from tests.conftest import RedisServer, desk_env, free_port, make_settings, missing_service, redis_binary
+from tests.conftest import desk_env, make_settings, missing_service, redis_binary
+from tests.services import RedisServer, free_port
 
 FRESH_KEY = f"desk:cache:{SANDBOX_SDKAPPID}:fresh"
 LIMIT_KEY = f"desk:rl:{SANDBOX_SDKAPPID}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from bot import __version__
 from bot.desk.sandbox import SANDBOX_KEY, DeskEmulator
 from bot.slack_sandbox import FakeSlack, sign, slash_command_body
 from tests.conftest import desk_env
+from tests.services import free_port
 from tests.slack_harness import BOT_TOKEN, SIGNING_SECRET, slack_env, texts
 
 BOOT_TIMEOUT = 20.0  # seconds for gunicorn to answer /healthz on a slow, busy machine
@@ -52,12 +52,6 @@ def start_bot(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[st
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def assert_one_line_config_error(result: subprocess.CompletedProcess[str], variable: str) -> None:

@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -175,6 +175,17 @@ def _is_pair(item: object) -> bool:
     return isinstance(item, tuple | list) and len(item) == 2
 
 
+def max_in_window(times: Iterable[float], window: float = 1.0) -> int:
+    """The most events within any `window` seconds (half-open windows)."""
+    ordered = sorted(times)
+    most = first = 0
+    for last, at in enumerate(ordered):
+        while at - ordered[first] >= window:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
 class DeskEmulator:
     """Tencent Desk's `robot_get_language_list` on a loopback port, with fault injection.
 
@@ -302,13 +313,8 @@ class DeskEmulator:
     def max_calls_in_window(self, window: float = 1.0) -> int:
         """The most Desk calls that arrived within any `window` seconds (half-open windows)."""
         with self._lock:
-            arrivals = sorted(call.at for call in self._calls)
-        most = first = 0
-        for last, arrived in enumerate(arrivals):
-            while arrived - arrivals[first] >= window:
-                first += 1
-            most = max(most, last - first + 1)
-        return most
+            arrivals = [call.at for call in self._calls]
+        return max_in_window(arrivals, window)
 
     # --- the Desk endpoint ---------------------------------------------------------------------
     def _desk(
