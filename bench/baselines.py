@@ -89,10 +89,10 @@ def serve(name: str) -> None:
     """Serve `APPS[name]` under gunicorn with the bot's settings (`bot.serve.gunicorn_options`)."""
     from gunicorn.app.base import BaseApplication
 
-    from bot.cli import settings_from_environment
+    from bot.boot import load_configuration
     from bot.serve import gunicorn_options
 
-    options = gunicorn_options(settings_from_environment())
+    options = gunicorn_options(load_configuration())
     factory = APPS[name]
 
     class Server(BaseApplication):

@@ -42,7 +42,7 @@ from typing import Any
 
 from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID
 from bot.slack_sandbox import FakeSlack, Recorded, sign, slash_command_body
-from tests.services import free_port
+from tests.support.services import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = REPO / "bench" / "results"

@@ -42,7 +42,7 @@ from bench.harness import (
     workspace,
 )
 from bot.desk.sandbox import max_in_window
-from tests.services import RedisServer
+from tests.support.services import RedisServer
 
 NAME = "refresh_storm"
 TARGET_MAX_PER_SECOND = 5

@@ -368,7 +368,8 @@ EXPLANATIONS: dict[str, dict[str, str]] = {
         ">= 3x reference (a)": (
             "Reference (a) is not limited by CPU but by Bolt's ack poll (the request thread sleeps 10 ms at a time "
             "until the listener has acked), so it runs at about the same rate on any machine (~900/s here, 960/s in "
-            "reference §2.1a). CPU-bound servers run at a half to a third of the reference figures on this machine: "
+            "docs/slack-platform.md §4.6). CPU-bound servers run at a half to a third of the reference figures "
+            "on this machine: "
             "the floor (c) itself reaches only ~1.4-2x (a) at 10 and 50 connections, and (b), bare Bolt with "
             "`process_before_response=True`, ~1.1-1.5x. No Bolt app can be 3x (a) here at 10 or 50 connections; "
             "at 2 connections, where (a) is held to 2 requests per 10 ms, the bot is well over 3x. Compare it with "
@@ -387,7 +388,8 @@ EXPLANATIONS: dict[str, dict[str, str]] = {
         ),
         "p50 < 2 ms": (
             "The bot's p50 at 2 connections sits at the 2 ms line on this machine: 1.76, 1.99 and 2.02 ms in three "
-            "runs. Here the floor (c) alone takes ~1.1 ms and (b) ~1.5 ms (reference §2.1a: 0.44 and 0.56 ms), so a "
+            "runs. Here the floor (c) alone takes ~1.1 ms and (b) ~1.5 ms "
+            "(docs/slack-platform.md §4.6: 0.44 and 0.56 ms), so a "
             "2 ms bound leaves the bot about 0.5 ms over (b) for parsing, the cache and a 1.3 kB answer, which is "
             "what it spends (see the note on (c) for where the time goes). Scaled by this machine's (b), the same "
             "code would be at ~0.8 ms on the reference machine."
@@ -414,7 +416,8 @@ FINDINGS: list[str] = [
     "Before and after, interleaved in one run on this machine (best of 3 × 5 s): 602 → 1,068 requests/s at 2 "
     "connections (p50 3.20 → 1.76 ms), 598 → 977 at 10, 568 → 923 at 50.",
     "",
-    "**The absolute figures are lower than reference §2.1a's.** On this shared 2-core virtual machine the "
+    "**The absolute figures are lower than those of docs/slack-platform.md §4.6.** "
+    "On this shared 2-core virtual machine the "
     "CPU-bound servers run at a half to a third of the reference rates ((c) ~1,700/s against 4,400/s, (b) "
     "~1,300/s against 3,400/s), while (a), held by Bolt's 10 ms ack poll and not by CPU, runs at the reference "
     "rate. Part of it is gunicorn 27's gthread worker: the same servers under gunicorn 23.0.0 (pyproject allows "
@@ -430,7 +433,7 @@ FINDINGS: list[str] = [
     "13.6 s). Now a cached error (kept 5 s) is shared with refreshes too: the same run gives 600/600 in time, "
     "slowest ~2.1 s, two Desk calls in all.",
     "",
-    "**Three 500s in a row from a response_url lost that reply (fixed).** `send_response` (bot/replies.py) "
+    "**Three 500s in a row from a response_url lost that reply (fixed).** `send_response` (bot/response_url.py) "
     "retried a 5xx twice; with about one post in eight answered 500, 3 of 2,000 soak commands were never "
     "answered. It now retries a 5xx three times and a 429 once, within Slack's five uses of a response_url: "
     "2,000/2,000 answered exactly once.",

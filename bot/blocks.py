@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -32,6 +32,7 @@ from slack_sdk.models.blocks import (
 
 from bot.desk.errors import DeskError
 from bot.desk.models import DEFAULT_TAG_NAME, Language, LanguageList
+from bot.grammar import COMMAND
 
 Message = dict[str, Any]
 Block = dict[str, Any]
@@ -82,18 +83,18 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _clean(text: str, limit: int, control: str = "") -> str:
+def clean_text(text: str, limit: int, control: str = "") -> str:
     """Outside text made safe to show: controls replaced, shortened, then escaped."""
     return escape(_shorten(_CONTROL.sub(control, text), limit))
 
 
-def _code(text: str, limit: int = TAG_LIMIT) -> str:
+def code_text(text: str, limit: int = TAG_LIMIT) -> str:
     """Outside text as inline code; a backtick inside would end the code span, so it is swapped."""
-    shown = _clean(text, limit, _ODD).replace("`", "ˋ")
+    shown = clean_text(text, limit, _ODD).replace("`", "ˋ")
     return f"`{shown}`" if shown.strip() else "_(blank)_"
 
 
-def _fit(text: str, limit: int = TEXT_LIMIT) -> str:
+def fit(text: str, limit: int = TEXT_LIMIT) -> str:
     """Last-resort bound on a text object: cut without splitting an entity or a `<…>` token."""
     if not text.strip():
         return "…"
@@ -111,12 +112,18 @@ def _fit(text: str, limit: int = TEXT_LIMIT) -> str:
     return head + "…"
 
 
-def slack_date(ts: float) -> str:
-    """A timestamp in Slack's date syntax, shown in each reader's own time zone."""
+SHORT_DATE = "{date_short_pretty} at {time}"
+LONG_DATE = "{date_long_pretty} at {time}"
+
+
+def slack_date(ts: float, layout: str = SHORT_DATE, fallback: str | None = None) -> str:
+    """A timestamp as Slack's `<!date>` token, shown in each reader's own time zone; clients
+    that cannot render it show `fallback` (default: the time in UTC). The one builder of it."""
     if not math.isfinite(ts) or not 0 <= ts < 253402300800:  # up to year 9999
         return "an unknown time"
     seconds = int(ts)
-    return f"<!date^{seconds}^{{date_short_pretty}} at {{time}}|{_iso(seconds)}>"
+    shown = escape(fallback.replace("|", "/")) if fallback is not None else _iso(seconds)
+    return f"<!date^{seconds}^{layout}|{shown}>"
 
 
 def _iso(seconds: int) -> str:
@@ -132,25 +139,25 @@ def _plural(count: int, noun: str) -> str:
 
 def _mrkdwn(text: str) -> MarkdownTextObject:
     # verbatim: Slack must not turn "@channel" or bare names in outside text into mentions
-    return MarkdownTextObject(text=_fit(text), verbatim=True)
+    return MarkdownTextObject(text=fit(text), verbatim=True)
 
 
-def _section(text: str) -> Block:
+def section(text: str) -> Block:
     return SectionBlock(text=_mrkdwn(text)).to_dict()
 
 
-def _context(text: str) -> Block:
+def context(text: str) -> Block:
     return ContextBlock(elements=[_mrkdwn(text)]).to_dict()
 
 
-def _header(text: str) -> Block:
+def header(text: str) -> Block:
     return HeaderBlock(text=PlainTextObject(text=text, emoji=True)).to_dict()
 
 
-def _message(text: str, blocks: list[Block]) -> Message:
+def message_of(text: str, blocks: list[Block]) -> Message:
     if len(blocks) > MAX_BLOCKS:  # the builders below stay well inside; this is the guarantee
-        blocks = [*blocks[: MAX_BLOCKS - 1], _context("…(message shortened)")]
-    return {"text": _fit(text, 3000) if text.strip() else "Desk languages bot", "blocks": blocks}
+        blocks = [*blocks[: MAX_BLOCKS - 1], context("…(message shortened)")]
+    return {"text": fit(text, 3000) if text.strip() else "Desk languages bot", "blocks": blocks}
 
 
 def _copy(message: Message) -> Message:
@@ -184,27 +191,27 @@ _BUTTONS: Block = ActionsBlock(
 def _name(lang: Language, limit: int) -> str:
     # an unknown tag's name repeats the tag ("Unrecognised tag (xx)"): show the tag only once
     name = "Unrecognised tag" if lang.name == f"Unrecognised tag ({lang.tag})" else lang.name
-    return _clean(name, limit) or "?"
+    return clean_text(name, limit) or "?"
 
 
-def _label(lang: Language, code_format: bool = True) -> str:
+def language_label(lang: Language, code_format: bool = True) -> str:
     """ "English (`en`)"; the empty tag's name already says "(no tag)", other names get the marker."""
     name = _name(lang, NAME_LIMIT)
     if lang.tag:
-        tag = _code(lang.tag) if code_format else _clean(lang.tag, TAG_LIMIT, _ODD)
+        tag = code_text(lang.tag) if code_format else clean_text(lang.tag, TAG_LIMIT, _ODD)
         return f"{name} ({tag})"
     return name if lang.name == DEFAULT_TAG_NAME else f"{name} (no tag)"
 
 
 def _line(lang: Language) -> str:
-    return f"• {_label(lang)}{' :star: *default*' if lang.is_default else ''}"
+    return f"• {language_label(lang)}{' :star: *default*' if lang.is_default else ''}"
 
 
 def _count_line(lst: LanguageList) -> str:
     count = len(lst.languages)
     if count == 0:
         return "*The Desk chatbot has no languages configured.*"
-    default = f"default: {_label(lst.default)}" if lst.default else "no default language set"
+    default = f"default: {language_label(lst.default)}" if lst.default else "no default language set"
     marked = sum(lang.is_default for lang in lst.languages)
     extra = f" ({marked} languages are marked default)" if marked > 1 else ""
     return f"*{_plural(count, 'language')}*, {default}{extra}"
@@ -213,17 +220,17 @@ def _count_line(lst: LanguageList) -> str:
 def _about(lst: LanguageList, ctx: RenderContext) -> str:
     source = "from cache" if lst.from_cache else "just fetched"
     return (
-        f"SDKAppID {ctx.sdkappid} · {_clean(ctx.region, NAME_LIMIT)} · "
+        f"SDKAppID {ctx.sdkappid} · {clean_text(ctx.region, NAME_LIMIT)} · "
         f"fetched {slack_date(lst.fetched_at)} · {source}"
     )
 
 
 def _error_lines(err: DeskError) -> list[str]:
-    lines = [f"*Error* {_code(str(err.code))}: {escape(err.meaning)}"]
+    lines = [f"*Error* {code_text(str(err.code))}: {escape(err.meaning)}"]
     if err.error_info and err.error_info != err.meaning:
-        lines.append(f"*Tencent says:* {_clean(err.error_info, INFO_LIMIT, ' ')}")
+        lines.append(f"*Tencent says:* {clean_text(err.error_info, INFO_LIMIT, ' ')}")
     if err.detail:
-        lines.append(f"*Detail:* {_clean(err.detail, INFO_LIMIT, ' ')}")
+        lines.append(f"*Detail:* {clean_text(err.detail, INFO_LIMIT, ' ')}")
     lines.append(f"*What to do:* {escape(err.hint)}")
     return lines
 
@@ -234,7 +241,7 @@ def _stale_warning(lst: LanguageList) -> Block:
     lines = [f":warning: *{what}*, showing the list from {slack_date(lst.fetched_at)}."]
     if err is not None:
         lines += _error_lines(err)
-    return _section("\n".join(lines))
+    return section("\n".join(lines))
 
 
 def _pack(lines: list[str], max_sections: int) -> tuple[list[str], int]:
@@ -270,7 +277,7 @@ def _fallback(lst: LanguageList) -> str:
     for index, lang in enumerate(lst.languages):
         default = ", default" if lang.is_default else ""
         if lang.tag:
-            part = f"{_name(lang, 40)} ({_clean(lang.tag, 20, _ODD)}{default})"
+            part = f"{_name(lang, 40)} ({clean_text(lang.tag, 20, _ODD)}{default})"
         else:
             part = f"{_name(lang, 40)}{' (default)' if default else ''}"
         if size + len(part) + 2 > FALLBACK_LIMIT:
@@ -291,22 +298,22 @@ def _languages_frozen(
     lst: LanguageList, ctx: RenderContext, buttons: bool, error_key: tuple[Any, ...] | None
 ) -> Message:
     # error_key: LanguageList's equality ignores `error`, but the stale warning shows it
-    head = [_header("Desk chatbot languages")]
+    head = [header("Desk chatbot languages")]
     if lst.stale:
         head.append(_stale_warning(lst))
-    head.append(_section(_count_line(lst)))
-    tail = [_context(_about(lst, ctx))]
+    head.append(section(_count_line(lst)))
+    tail = [context(_about(lst, ctx))]
     if buttons:
         tail.append(_BUTTONS)
 
     lines = [_line(lang) for lang in lst.languages[:MAX_LISTED]]
     room = MAX_BLOCKS - len(head) - len(tail) - 1  # one kept for "…and N more"
     texts, shown = _pack(lines, room)
-    body = [_section(text) for text in texts]
+    body = [section(text) for text in texts]
     hidden = len(lst.languages) - shown
     if hidden:
-        body.append(_context(f"…and {hidden} more"))
-    return _freeze(_message(_fallback(lst), head + body + tail))
+        body.append(context(f"…and {hidden} more"))
+    return _freeze(message_of(_fallback(lst), head + body + tail))
 
 
 def languages_message(lst: LanguageList, ctx: RenderContext, *, buttons: bool = True) -> Message:
@@ -320,16 +327,16 @@ def default_message(lst: LanguageList, ctx: RenderContext) -> Message:
     """Only the default language (with the stale warning when the list is stale)."""
     blocks = [_stale_warning(lst)] if lst.stale else []
     if lst.default is not None:
-        text = f":star: The Desk chatbot's default language is *{_label(lst.default)}*."
-        fallback = f"Desk chatbot default language: {_label(lst.default, code_format=False)}"
+        text = f":star: The Desk chatbot's default language is *{language_label(lst.default)}*."
+        fallback = f"Desk chatbot default language: {language_label(lst.default, code_format=False)}"
     elif lst.languages:
         count = _plural(len(lst.languages), "language")
         text = f"The Desk chatbot has no default language set ({count} configured)."
         fallback = "The Desk chatbot has no default language set."
     else:
         text = fallback = "The Desk chatbot has no languages configured, so no default either."
-    blocks += [_section(text), _context(_about(lst, ctx))]
-    return _message(fallback, blocks)
+    blocks += [section(text), context(_about(lst, ctx))]
+    return message_of(fallback, blocks)
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -339,17 +346,17 @@ def error_message(
     err: DeskError, ctx: RenderContext, *, action: str = "fetch the Desk languages"
 ) -> Message:
     """What failed, Desk's code and meaning, Tencent's ErrorInfo if any, and what to do."""
-    action = _clean(action, NAME_LIMIT) or "reach Desk"
-    about = f"SDKAppID {ctx.sdkappid} · {_clean(ctx.region, NAME_LIMIT)}"
+    action = clean_text(action, NAME_LIMIT) or "reach Desk"
+    about = f"SDKAppID {ctx.sdkappid} · {clean_text(ctx.region, NAME_LIMIT)}"
     if err.request_id:
-        about += f" · request ID {_code(err.request_id)}"
+        about += f" · request ID {code_text(err.request_id)}"
     blocks = [
-        _section(f":x: *Couldn't {action}.*\n" + "\n".join(_error_lines(err))),
-        _context(about),
+        section(f":x: *Couldn't {action}.*\n" + "\n".join(_error_lines(err))),
+        context(about),
     ]
-    code = _clean(str(err.code), TAG_LIMIT)
+    code = clean_text(str(err.code), TAG_LIMIT)
     fallback = f"Couldn't {action}: error {code}, {escape(err.meaning)}. {escape(err.hint)}"
-    return _message(fallback, blocks)
+    return message_of(fallback, blocks)
 
 
 # --- help and notices --------------------------------------------------------------------------
@@ -372,90 +379,41 @@ _DIGEST_USAGE = (
 
 @lru_cache(maxsize=8)
 def _usage_frozen(command: str) -> Message:
-    cmd = _clean(command, NAME_LIMIT).replace("`", "ˋ") or "/desk-languages"
+    cmd = clean_text(command, NAME_LIMIT).replace("`", "ˋ") or COMMAND
 
     def rows(usage: tuple[tuple[str, str], ...]) -> str:
         return "\n".join(f"`{cmd}{' ' + sub if sub else ''}` – {what}" for sub, what in usage)
 
     blocks = [
-        _section(f"*Usage*\n{rows(_USAGE)}"),
-        _section(
+        section(f"*Usage*\n{rows(_USAGE)}"),
+        section(
             "*Channel digest*: the list posted here on a schedule. `[tz]` is a time zone "
             f"such as `Europe/Berlin`; without one the bot's default zone is used.\n{rows(_DIGEST_USAGE)}"
         ),
-        _context(f"Example: `{cmd} digest weekdays 09:00 Europe/Berlin`"),
+        context(f"Example: `{cmd} digest weekdays 09:00 Europe/Berlin`"),
     ]
-    return _freeze(_message(f"Usage: {cmd} [share | refresh | default | help | digest …]", blocks))
+    return _freeze(message_of(f"Usage: {cmd} [share | refresh | default | help | digest …]", blocks))
 
 
-def help_message(command: str = "/desk-languages") -> Message:
+def help_message(command: str = COMMAND) -> Message:
     """Usage of every subcommand, one line each, and an example."""
     return _copy(_usage_frozen(command))
 
 
 def unknown_option_message(
-    text: str, suggestion: str | None, command: str = "/desk-languages"
+    text: str, suggestion: str | None, command: str = COMMAND
 ) -> Message:
     """ "Unknown option `…`", a "Did you mean" when there is a suggestion, then the usage."""
-    shown = _code(" ".join(_CONTROL.sub(" ", text).split()), USER_TEXT_LIMIT)
+    shown = code_text(" ".join(_CONTROL.sub(" ", text).split()), USER_TEXT_LIMIT)
     head = f":grey_question: Unknown option {shown}."
     if suggestion:
-        head += f" Did you mean {_code(suggestion)}?"
+        head += f" Did you mean {code_text(suggestion)}?"
     usage = _copy(_usage_frozen(command))
     fallback = head.replace(":grey_question: ", "") + " " + usage["text"]
-    return _message(fallback, [_section(head), *usage["blocks"]])
+    return message_of(fallback, [section(head), *usage["blocks"]])
 
 
 def notice_message(text: str) -> Message:
     """A one-section reply such as "Fetching…". `text` may use mrkdwn; `&`, `<`, `>` are escaped."""
-    shown = _fit(escape(text))
-    return _message(shown, [_section(shown)])
-
-
-# --- channel digests ---------------------------------------------------------------------------
-
-if TYPE_CHECKING:
-    from bot.digests.changes import Changes
-
-MAX_CHANGED = 20  # languages named per change line; the rest are counted
-
-
-def _names(langs: tuple[Language, ...]) -> str:
-    shown = ", ".join(_label(lang) for lang in langs[:MAX_CHANGED])
-    hidden = len(langs) - MAX_CHANGED
-    return shown + (f" …and {hidden} more" if hidden > 0 else "")
-
-
-def _change_lines(changes: Changes) -> tuple[list[str], str]:
-    """mrkdwn lines saying what changed, and a short plain summary for the fallback text."""
-    if changes.first:
-        return ["_First digest in this channel: later digests will say what changed._"], "first digest"
-    if changes.none:
-        return [":white_check_mark: *No changes* since the previous digest."], "no changes"
-    lines, summary = [], []
-    if changes.added:
-        lines.append(f":heavy_plus_sign: *Added:* {_names(changes.added)}")
-        summary.append(f"{len(changes.added)} added")
-    if changes.removed:
-        lines.append(f":heavy_minus_sign: *Removed:* {_names(changes.removed)}")
-        summary.append(f"{len(changes.removed)} removed")
-    if changes.default_changed:
-        before = _label(changes.default_before) if changes.default_before else "_none_"
-        after = _label(changes.default_after) if changes.default_after else "_none_"
-        lines.append(f":star: *Default changed:* {before} → {after}")
-        summary.append("default changed")
-    return ["*Changes since the previous digest*", *lines], ", ".join(summary)
-
-
-def digest_message(lst: LanguageList, changes: Changes, ctx: RenderContext) -> Message:
-    """A channel digest: what changed since the channel's previous digest, then the list
-    as the command shows it (stale warning included), without the buttons."""
-    listing = languages_message(lst, ctx, buttons=False)
-    change_lines, summary = _change_lines(changes)
-    blocks = listing["blocks"]
-    header = _header("Desk chatbot languages: digest")
-    changes_block = _section("\n".join(change_lines))
-    # The header is replaced; the changes go first, where a channel reader looks.
-    body = blocks[1:] if blocks and blocks[0].get("type") == "header" else blocks
-    fallback = f"Desk languages digest ({summary}). " + listing["text"]
-    return _message(fallback, [header, changes_block, *body])
+    shown = fit(escape(text))
+    return message_of(shown, [section(shown)])

@@ -1,38 +1,33 @@
 """The command line: `python -m bot <command>` (also installed as `desk-bot`).
 
-Each command lives in its own module and is imported only when used, so that
-`--help` and the light commands start fast. Exit codes: 0 success, 2 bad
-configuration or usage (one line on stderr, no traceback), 3 Desk failed.
+Each command imports what it needs only when it runs (the function-local imports
+below), so that `--help` and the light commands start without loading Bolt, the
+Desk client or SQLAlchemy. Exit codes: 0 success, 1 a digest or the Socket Mode
+connection failed, 2 bad configuration or usage (one line on stderr, no
+traceback), 3 Desk failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings
 
-EXIT_OK, EXIT_CONFIG, EXIT_DESK = 0, 2, 3
-
-
-def settings_from_environment() -> Settings:
-    """Settings from the environment and `.env`, with logging configured (and redacting)."""
-    from bot.logs import configure_logging
-
-    settings = load_settings()
-    configure_logging(settings.log_level, settings.secrets())
-    return settings
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DESK = 0, 1, 2, 3
 
 
 def cmd_languages(args: argparse.Namespace) -> int:
     """Print the chatbot's languages as a table, or as JSON with --json."""
-    from bot.desk import DeskError, build_desk_client
-    from bot.desk.textview import languages_table
+    from bot.boot import build_desk_apps, load_configuration
+    from bot.desk import DeskError
+    from bot.terminal import languages_table
 
-    settings = settings_from_environment()
-    client = build_desk_client(settings)
+    client = build_desk_apps(load_configuration())[0].client
     try:
         result = client.get_languages(refresh=args.refresh)
     except DeskError as error:
@@ -85,20 +80,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.boot import load_configuration
     from bot.serve import serve_http
 
-    serve_http(settings_from_environment())
+    serve_http(load_configuration())
     return EXIT_OK
 
 
 def cmd_socket(args: argparse.Namespace) -> int:
+    from bot.boot import load_configuration
     from bot.serve import SocketStalled, serve_socket
 
     try:
-        serve_socket(settings_from_environment())
+        serve_socket(load_configuration())
     except SocketStalled as stalled:
         print(f"error: {stalled}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -113,11 +110,43 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_digest(args: argparse.Namespace) -> int:
-    """One digest tick (--due) or a digest posted now (--channel C123)."""
-    from bot.digests.cli import digest_cli
+def cmd_digest(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """One digest tick (--due) or a digest posted now (--channel C123).
 
-    return digest_cli(args.digest_args, settings_from_environment())
+    `--due` is what Heroku Scheduler (or cron) runs every 10 minutes when the in-process
+    ticker is off; it is safe alongside tickers, since every post is claimed in the
+    database. `--now ISO8601` pretends the schedule clock says that time (tests,
+    backfills within DIGEST_GRACE). Exit codes: 0 done, 1 some digest failed (recorded,
+    retried next tick), 2 configuration or usage, 3 Desk failed.
+    """
+    from bot.boot import build_cli_digests, load_configuration
+    from bot.digests.service import Outcome
+
+    service = build_cli_digests(settings or load_configuration())
+    if args.lease is not None:
+        service.lease = args.lease
+    if args.now is not None:
+        fixed = args.now
+        service.clock = lambda: fixed
+    if args.due:
+        service.seed_from_settings()
+        report = service.tick()
+        print(report.summary())
+        return EXIT_FAILED if report.failed else EXIT_OK
+    result = service.post_now(args.channel)
+    if result.outcome is Outcome.POSTED:
+        print(f"posted to {result.channel_id} (ts {result.ts})")
+        return EXIT_OK
+    print(f"not posted to {result.channel_id}: {result.outcome}: {result.error}", file=sys.stderr)
+    return EXIT_DESK if result.error and result.error.startswith("Desk") else EXIT_FAILED
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2026-03-30T09:00Z") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def cmd_errors(args: argparse.Namespace) -> int:
@@ -154,7 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     manifest = sub.choices["manifest"]
     manifest.add_argument("--url", help="the app's public base URL, e.g. https://my-bot.herokuapp.com")
     manifest.add_argument("--socket", action="store_true", help="the Socket Mode variant (no URLs)")
-    sub.choices["digest"].usage = "python -m bot digest (--due | --channel C123) [--now ISO8601]"
+    digest = sub.choices["digest"]
+    what = digest.add_mutually_exclusive_group(required=True)
+    what.add_argument("--due", action="store_true", help="post every digest that is due, once, and exit")
+    what.add_argument("--channel", metavar="CHANNEL_ID", help="post a digest to this channel now")
+    digest.add_argument(
+        "--now", type=_instant, metavar="ISO8601", help="act as if it were this time (UTC without an offset)"
+    )
+    digest.add_argument("--lease", type=float, help=argparse.SUPPRESS)  # tests: a short claim lease
     sandbox = sub.choices["sandbox"]
     sandbox.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
     sandbox.add_argument("--host", default="127.0.0.1")
@@ -163,11 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if args.command == "digest":
-        args.digest_args = extra  # its options are parsed by the digest command itself
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = parser.parse_args(argv)
     handler, _ = COMMANDS[args.command]
     try:
         return handler(args)
@@ -176,3 +208,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `python -m bot demo | head`: the reader left; not an error of ours
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  Python flushes stdout again at exit
+        return EXIT_OK

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.regions import REGIONS
+
 
 class ConfigError(Exception):
     """A configuration value is missing or malformed. The message is one line for an operator."""
@@ -48,7 +50,7 @@ FALSE_WORDS = {"0", "false", "no", "off", ""}
 @dataclass(frozen=True)
 class Settings:
     # --- Tencent Cloud Desk -------------------------------------------------------
-    sdkappid: int
+    sdkappid: int | None  # None with DESK_SANDBOX=1: the emulator's own is used
     identifier: str = "administrator"
     secret_key: Secret | None = None
     usersig: Secret | None = None
@@ -188,18 +190,12 @@ class _Reader:
         return int(value)
 
     def settings(self) -> Settings:
-        from bot.desk.regions import REGIONS  # here, not at the top: bot.desk imports this module
-
         sandbox = self.boolean("DESK_SANDBOX", False)
         sdkappid = self.integer("DESK_SDKAPPID", None, minimum=1, maximum=2**32 - 1)
         secret_key = self.secret("DESK_SECRET_KEY")
         usersig = self.secret("DESK_USERSIG")
-        if sandbox:
-            # The emulator mints its own credentials; real ones are neither needed nor sent.
-            from bot.desk.sandbox import SANDBOX_SDKAPPID
-
-            sdkappid = sdkappid or SANDBOX_SDKAPPID
-        else:
+        # With the sandbox, the emulator brings its own credentials; real ones are neither needed nor sent.
+        if not sandbox:
             if sdkappid is None:
                 raise ConfigError(
                     "DESK_SDKAPPID",
@@ -304,7 +300,7 @@ class _Reader:
             )
         web_concurrency = self.integer("WEB_CONCURRENCY", 1, minimum=1, maximum=64)
         rate_limit = self.integer("DESK_RATE_LIMIT", 5, minimum=1, maximum=1000)
-        assert sdkappid is not None and port is not None
+        assert port is not None
         assert web_concurrency is not None and rate_limit is not None
 
         return Settings(

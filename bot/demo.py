@@ -15,20 +15,16 @@ import time
 
 import requests
 
-from bot.config import load_settings
-from bot.logs import configure_logging
+from bot.boot import build_bot, load_configuration
+from bot.loopback import LoopbackServer
+from bot.slack_sandbox import FakeSlack, sign, slash_command_body
+from bot.terminal import message_to_text
 
 
 def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) -> int:
-    from bot.app import build_app, build_deps, build_web_client
-    from bot.loopback import LoopbackServer
-    from bot.slack_sandbox import FakeSlack, sign, slash_command_body
-    from bot.terminal import message_to_text
-    from bot.wsgi import BotWSGI
-
     signing_secret = secrets.token_hex(16)
     with FakeSlack() as slack:
-        settings = load_settings(
+        settings = load_configuration(
             {
                 "DESK_SANDBOX": "1",
                 "SLACK_BOT_TOKEN": slack.token,
@@ -37,14 +33,9 @@ def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) ->
                 "DATABASE_URL": "sqlite://",  # in memory: the demo leaves nothing behind
                 "DIGEST_TICKER": "0",
                 "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
-            },
-            dotenv_path=None,
+            }
         )
-        configure_logging(settings.log_level, settings.secrets())
-        client = build_web_client(settings)
-        deps = build_deps(settings, client)
-        app = build_app(settings, client=client, deps=deps)
-        with LoopbackServer(BotWSGI(app, deps)) as server:
+        with LoopbackServer(build_bot(settings).wsgi) as server:
             response_url = slack.response_url("demo")
             body = slash_command_body(text, response_url=response_url)
             started = time.monotonic()

@@ -1,6 +1,6 @@
 """Logging set-up, with redaction so that no secret reaches any log line.
 
-Secrets leak into logs through channels we do not control (reference §11.4):
+Secrets leak into logs through channels we do not control (docs/slack-platform.md §12):
 urllib3 logs full request URLs, which carry the UserSig; exception texts repeat
 them; tenacity logs `str(exc)`. Redaction therefore happens where every record is
 made (a log record factory), so it covers every handler, including ones added

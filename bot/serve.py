@@ -12,20 +12,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bot.boot import build_bot, check_slack_token
 from bot.config import Settings
 
 log = logging.getLogger(__name__)
 THREADS = 16  # per worker; acks are ~1 ms, lazy work runs in the app's own executor
-
-
-def check_slack_token(settings: Settings) -> None:
-    """auth.test once, so a bad token fails the boot with a one-line error."""
-    from bot.app import build_web_client, slack_boot_error
-
-    try:
-        build_web_client(settings).auth_test()
-    except Exception as error:  # noqa: BLE001  refused, or Slack unreachable: both are config errors here
-        raise slack_boot_error(error) from None
 
 
 def bind_address(port: int, host: str | None = None) -> str:
@@ -70,6 +61,8 @@ def serve_http(settings: Settings) -> None:
     from gunicorn.app.base import BaseApplication
 
     settings.require_slack_http()
+    # The parent process builds no Bolt app, so it checks the token itself: a bad one fails
+    # here in one line instead of as a traceback from every worker.
     check_slack_token(settings)
 
     class Server(BaseApplication):
@@ -78,9 +71,7 @@ def serve_http(settings: Settings) -> None:
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
-            from bot.wsgi import create_application
-
-            return create_application()
+            return build_bot(settings).start_jobs().wsgi
 
     Server().run()
 
@@ -88,17 +79,10 @@ def serve_http(settings: Settings) -> None:
 def serve_socket(settings: Settings) -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.app import build_app, build_deps, build_web_client, start_background_jobs
-
-    settings.require_slack_socket()
-    check_slack_token(settings)
-    client = build_web_client(settings)
-    deps = build_deps(settings, client)
-    app = build_app(settings, client=client, deps=deps, socket_mode=True)
-    start_background_jobs(deps)
+    bot = build_bot(settings, socket_mode=True).start_jobs()
     assert settings.slack_app_token is not None
     log.info("Connecting to Slack in Socket Mode")
-    handler = SocketModeHandler(app, settings.slack_app_token.value)
+    handler = SocketModeHandler(bot.slack, settings.slack_app_token.value)
     handler.connect()
     try:
         watch_connection(handler.client.is_connected)

@@ -2,7 +2,7 @@
 
 `python -m bot demo` runs the whole bot path against `FakeSlack` with no Slack account, and
 the test suites (Slack app, digests, benchmarks) use it the way bolt-python's own tests use
-their mock server (reference §10): a real HTTP server on 127.0.0.1, driven by the real
+their mock server (docs/slack-platform.md §13): a real HTTP server on 127.0.0.1, driven by the real
 `slack_sdk.WebClient` (`base_url=fake.api_url`) and `WebhookClient` (`fake.response_url()`).
 
 What the fake does when nothing is scripted:
@@ -23,7 +23,7 @@ with the status it will be answered with; state changes (a stored message) also 
 arrival, so a delayed or dropped answer still leaves the message posted, as on real Slack.
 
 The signing helpers build request bodies exactly as Slack sends them and sign them with
-slack_sdk's own `SignatureVerifier`, so the app under test verifies them for real (§3).
+slack_sdk's own `SignatureVerifier`, so the app under test verifies them for real (docs/slack-platform.md §3).
 
 Nothing here logs; a token that does not match the fake's is redacted in what is recorded.
 """
@@ -647,7 +647,7 @@ def _parse_multipart(content_type: str, raw: bytes) -> dict[str, str]:
 
 
 def sign(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
-    """Headers for `body` signed with `secret` the way Slack signs its requests (§3)."""
+    """Headers for `body` signed with `secret` the way Slack signs its requests (docs/slack-platform.md §3)."""
     ts = int(time.time()) if timestamp is None else int(timestamp)
     signature = SignatureVerifier(secret).generate_signature(timestamp=str(ts), body=body)
     return {
@@ -673,7 +673,7 @@ def slash_command_body(
     team_id: str = SANDBOX_TEAM_ID,
     trigger_id: str | None = None,
 ) -> str:
-    """The form-encoded body of a slash command, with every field Slack sends (§1)."""
+    """The form-encoded body of a slash command, with every field Slack sends (docs/slack-platform.md §1.3)."""
     fields = {
         "token": SANDBOX_VERIFICATION_TOKEN,
         "team_id": team_id,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.app import BotDeps
+from bot.deps import BotDeps
 from handlers import actions, commands, home
 
 

@@ -13,9 +13,9 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot import blocks
-from bot.app import BotDeps
-from bot.replies import send_response
-from handlers.answers import languages_answer, languages_reply
+from bot.deps import BotDeps
+from bot.response_url import send_response
+from handlers.answers import languages_reply
 from handlers.home import publish_home
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,8 @@ def register(app: App, deps: BotDeps) -> None:
         if body.get("container", {}).get("type") == "view":
             publish_home(deps, client, body["user"]["id"], refresh=True)
             return
-        message = languages_answer(deps, refresh=True)
-        send_response(body["response_url"], message, replace_original=True)
+        reply = languages_reply(deps.default_app, refresh=True)
+        send_response(body["response_url"], reply.message, replace_original=True)
 
     def share(body: dict[str, Any]) -> None:
         response_url = body.get("response_url")
@@ -38,8 +38,9 @@ def register(app: App, deps: BotDeps) -> None:
             # A click on the home tab (views published before it lost this button): no channel there.
             log.info("Share clicked where there is no channel to share to (%s)", body.get("container", {}).get("type"))
             return
-        message, listed = languages_reply(deps)
-        if not listed:  # an error is for the person who clicked, not for the channel
+        reply = languages_reply(deps.default_app)
+        message = reply.message
+        if not reply.listed:  # an error is for the person who clicked, not for the channel
             send_response(response_url, message, response_type="ephemeral", replace_original=False)
             return
         user = body.get("user", {}).get("id")

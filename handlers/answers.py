@@ -8,10 +8,10 @@ apology (logged with its traceback, redacted), never a raw exception.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
 
 from bot import blocks
-from bot.app import BotDeps
+from bot.deps import DeskApp
 from bot.desk import DeskError
 
 log = logging.getLogger(__name__)
@@ -22,20 +22,21 @@ UNEXPECTED = (
 )
 
 
-def languages_answer(deps: BotDeps, *, refresh: bool = False, default_only: bool = False) -> dict[str, Any]:
-    return languages_reply(deps, refresh=refresh, default_only=default_only)[0]
+@dataclass(frozen=True)
+class LanguagesReply:
+    message: blocks.Message
+    listed: bool  # False: an error or an apology, meant for the asker, never to be shared in a channel
 
 
-def languages_reply(deps: BotDeps, *, refresh: bool = False, default_only: bool = False) -> tuple[dict[str, Any], bool]:
-    """The message, and whether it carries the list (a stale one included). False means an
-    error or an apology: meant for the person who asked, never to be shared in a channel."""
+def languages_reply(app: DeskApp, *, refresh: bool = False, default_only: bool = False) -> LanguagesReply:
+    """The message for `app`'s languages (a stale list included), or the error to show instead."""
     try:
-        result = deps.desk.get_languages(refresh=refresh)
+        result = app.client.get_languages(refresh=refresh)
     except DeskError as error:
-        return blocks.error_message(error, deps.render), False
+        return LanguagesReply(blocks.error_message(error, app.render), listed=False)
     except Exception:
         log.exception("Unexpected failure while fetching the Desk languages")
-        return blocks.notice_message(UNEXPECTED), False
+        return LanguagesReply(blocks.notice_message(UNEXPECTED), listed=False)
     if default_only:
-        return blocks.default_message(result, deps.render), True
-    return blocks.languages_message(result, deps.render), True
+        return LanguagesReply(blocks.default_message(result, app.render), listed=True)
+    return LanguagesReply(blocks.languages_message(result, app.render), listed=True)

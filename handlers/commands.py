@@ -14,13 +14,12 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext
 
 from bot import blocks
-from bot.app import BotDeps
-from bot.commands import Action, parse_command
-from bot.replies import send_response
+from bot.deps import BotDeps
+from bot.grammar import COMMAND, Action, parse_command
+from bot.response_url import send_response
 from handlers.answers import UNEXPECTED, languages_reply
 
 log = logging.getLogger(__name__)
-COMMAND = "/desk-languages"
 IN_ACK = "desk_answer_in_ack"  # context key: what the matcher found the ack can answer with
 
 
@@ -36,7 +35,7 @@ def register(app: App, deps: BotDeps) -> None:
         if parsed.action in (Action.HELP, Action.UNKNOWN):
             context[IN_ACK] = (parsed, None)
             return True
-        if parsed.action in (Action.LIST, Action.SHARE, Action.DEFAULT) and (held := deps.desk.peek()):
+        if parsed.action in (Action.LIST, Action.SHARE, Action.DEFAULT) and (held := deps.default_app.client.peek()):
             context[IN_ACK] = (parsed, held)
             return True
         return False
@@ -49,10 +48,11 @@ def register(app: App, deps: BotDeps) -> None:
         elif parsed.action is Action.UNKNOWN:
             ack(**blocks.unknown_option_message(parsed.raw, parsed.suggestion, name))
         else:
+            render = deps.default_app.render
             if parsed.action is Action.DEFAULT:
-                message = blocks.default_message(held, deps.render)
+                message = blocks.default_message(held, render)
             else:
-                message = blocks.languages_message(held, deps.render)
+                message = blocks.languages_message(held, render)
             ack(**message, response_type="in_channel" if parsed.action is Action.SHARE else "ephemeral")
 
     def ack_silently(ack: Ack) -> None:
@@ -64,11 +64,12 @@ def register(app: App, deps: BotDeps) -> None:
         if parsed.action is Action.DIGEST:
             message = digest_answer(deps, command, parsed.args)
         else:
-            message, listed = languages_reply(
-                deps,
+            reply = languages_reply(
+                deps.default_app,
                 refresh=parsed.action is Action.REFRESH,
                 default_only=parsed.action is Action.DEFAULT,
             )
+            message, listed = reply.message, reply.listed
         # `share` puts the list in the channel; an error instead goes to the caller only.
         response_type = "in_channel" if parsed.action is Action.SHARE and listed else "ephemeral"
         send_response(command["response_url"], message, response_type=response_type, replace_original=False)

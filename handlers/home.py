@@ -10,15 +10,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
-from bot.app import BotDeps
-from handlers.answers import languages_answer
+from bot.deps import BotDeps
+from handlers.answers import languages_reply
 
 log = logging.getLogger(__name__)
 
 
 def publish_home(deps: BotDeps, client: WebClient, user_id: str, *, refresh: bool = False) -> None:
-    message = languages_answer(deps, refresh=refresh)
-    listing = without_share_button(message["blocks"])
+    listing = without_share_button(languages_reply(deps.default_app, refresh=refresh).message["blocks"])
     view = {"type": "home", "blocks": [*listing, *blocks.help_message()["blocks"]][:100]}
     try:
         client.views_publish(user_id=user_id, view=view)

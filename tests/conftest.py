@@ -6,7 +6,6 @@ start real servers on free ports; under CI=true a missing server fails the run.
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
 import shutil
@@ -19,19 +18,12 @@ from typing import Any
 
 import pytest
 
-from bot.config import Settings, load_settings
-from bot.desk import DeskClient, build_desk_client
-from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator
-from tests.services import RedisServer, free_port
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def missing_service(what: str) -> None:
-    """Skip locally, fail in CI: CI must run every test."""
-    if IN_CI:
-        pytest.fail(f"{what} is required under CI=true (.ci/run installs it)")
-    pytest.skip(f"{what} is not available")
+from bot.boot import build_desk_client
+from bot.config import Settings
+from bot.desk import DeskClient
+from bot.desk.sandbox import DeskEmulator
+from tests.support.environment import make_settings, missing_service, pg_tool, redis_binary
+from tests.support.services import RedisServer, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -48,21 +40,6 @@ def emulator() -> Iterator[DeskEmulator]:
         yield emu
 
 
-def desk_env(emu: DeskEmulator, **extra: Any) -> dict[str, str]:
-    env = {
-        "DESK_SDKAPPID": str(SANDBOX_SDKAPPID),
-        "DESK_SECRET_KEY": SANDBOX_KEY,
-        "DESK_API_URL": emu.base_url,
-        "DESK_TIMEOUT": "1.0",
-    }
-    env.update({key: str(value) for key, value in extra.items()})
-    return env
-
-
-def make_settings(emu: DeskEmulator, **extra: Any) -> Settings:
-    return load_settings(desk_env(emu, **extra), dotenv_path=None)
-
-
 @pytest.fixture
 def settings(emulator: DeskEmulator) -> Settings:
     return make_settings(emulator)
@@ -74,14 +51,6 @@ def client(settings: Settings) -> DeskClient:
 
 
 # --- Redis (tests of bot/shared) ---------------------------------------------------------------
-def redis_binary() -> str:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        missing_service("redis-server (apt-get install redis-server)")
-    assert binary is not None
-    return binary
-
-
 @pytest.fixture(scope="session")
 def redis_session() -> Iterator[RedisServer]:
     server = RedisServer(redis_binary()).start()
@@ -111,17 +80,6 @@ def redis_process() -> Iterator[RedisServer]:
 
 
 # --- PostgreSQL (tests of bot/digests) ---------------------------------------------------------
-PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin", *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True))
-
-
-def pg_tool(name: str) -> str | None:
-    for folder in PG_BIN_DIRS:
-        path = os.path.join(folder, name)
-        if os.access(path, os.X_OK):
-            return path
-    return shutil.which(name)
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A throwaway PostgreSQL server on a free loopback port, as a SQLAlchemy URL (psycopg 3).
@@ -201,4 +159,3 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         admin.dispose()
 
 
-BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import missing_service
+from tests.support.environment import missing_service
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 90  # seconds for one smoke run; they take a few

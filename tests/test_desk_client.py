@@ -11,12 +11,13 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from bot.desk import DeskClient, DeskError, build_desk_client
+from bot.boot import build_desk_client
+from bot.desk import DeskClient, DeskError
 from bot.desk.cache import InProcessCache
 from bot.desk.limiter import InProcessLimiter
 from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, Fault
 from bot.desk.usersig import UserSigSource
-from tests.conftest import make_settings
+from tests.support.environment import make_settings
 
 
 def test_success_and_the_request_is_exactly_as_documented(client: DeskClient, emulator: DeskEmulator) -> None:

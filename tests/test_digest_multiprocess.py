@@ -4,7 +4,7 @@ The posts are counted where they land, at a loopback FakeSlack. Two scenarios:
 - three worker processes (this module run with `python -m`, see `worker()`) tick the same
   simulated minutes in lock step over a week of schedules, DST change included;
 - a process killed in the middle of a post (FakeSlack holding the answer, or Desk hanging
-  before the post), then `python -m bot.digests --due` runs after the lease: no duplicate,
+  before the post), then `python -m bot digest --due` runs after the lease: no duplicate,
   and the digest is delivered.
 """
 
@@ -27,7 +27,7 @@ from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, Fault
 from bot.digests.schedule import parse_schedule
 from bot.digests.store import DigestStore, PostState
 from bot.slack_sandbox import FakeSlack
-from tests.conftest import BOTH_DATABASES
+from tests.support.environment import BOTH_DATABASES
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 3, 27, tzinfo=UTC)  # in the past, so Slack ts values follow period starts
@@ -155,7 +155,7 @@ def test_three_processes_post_every_due_digest_exactly_once(
 
 def run_due(env: dict[str, str], now: str, lease: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot.digests", "--due", "--now", now, "--lease", str(lease)],
+        [sys.executable, "-m", "bot", "digest", "--due", "--now", now, "--lease", str(lease)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -176,7 +176,7 @@ def test_a_process_killed_while_slack_holds_the_answer_leaves_one_post(
     env = child_env(database_url, fake, emu)
     fake.script("chat.postMessage", delay=60)  # Slack has the message; the answer never comes
     doomed = subprocess.Popen(
-        [sys.executable, "-m", "bot.digests", "--due", "--now", scheduled.isoformat(), "--lease", str(LEASE)],
+        [sys.executable, "-m", "bot", "digest", "--due", "--now", scheduled.isoformat(), "--lease", str(LEASE)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -213,7 +213,7 @@ def test_a_process_killed_before_posting_is_replaced_and_the_digest_delivered(
     env = child_env(database_url, fake, emu, DESK_TIMEOUT="30")
     emu.inject(Fault(hang=60))  # the claim is taken, then Desk never answers
     doomed = subprocess.Popen(
-        [sys.executable, "-m", "bot.digests", "--due", "--now", "2026-03-30T09:00:00Z", "--lease", str(LEASE)],
+        [sys.executable, "-m", "bot", "digest", "--due", "--now", "2026-03-30T09:00:00Z", "--lease", str(LEASE)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -238,10 +238,10 @@ def test_a_process_killed_before_posting_is_replaced_and_the_digest_delivered(
 
 def worker() -> None:
     """One ticking process: reads an ISO time per line, ticks, answers with the outcomes as JSON."""
+    from bot.boot import build_cli_digests
     from bot.config import load_settings
-    from bot.digests.cli import build_cli_service
 
-    service = build_cli_service(load_settings(dotenv_path=None))
+    service = build_cli_digests(load_settings(dotenv_path=None))
     for line in sys.stdin:
         report = service.tick(datetime.fromisoformat(line.strip()))
         outcomes: list[Any] = [[r.channel_id, r.period, str(r.outcome)] for r in report.results]

@@ -15,16 +15,15 @@ from typing import Any
 
 import pytest
 
-from bot.app import build_web_client
+from bot.boot import build_desk_apps, build_digest_service, build_web_client
+from bot.cli import build_parser, cmd_digest
 from bot.config import ConfigError, Settings
-from bot.desk import build_desk_client
 from bot.desk.sandbox import DeskEmulator, Fault
-from bot.digests.cli import digest_cli
-from bot.digests.service import EVENT_TYPE, INVITE_HINT, DigestService, Outcome, build_digest_service
+from bot.digests.service import EVENT_TYPE, INVITE_HINT, DigestService, Outcome
 from bot.digests.store import PostState
 from bot.digests.ticker import DigestTicker
 from bot.slack_sandbox import FakeSlack
-from tests.conftest import BOTH_DATABASES, make_settings
+from tests.support.environment import BOTH_DATABASES, make_settings
 
 CHANNEL = "C0DIGEST"
 LEASE = 600.0  # longer than the minutes the tests step through
@@ -86,7 +85,7 @@ def harness(database_url: str) -> Iterator[Harness]:
             DIGEST_DEFAULT_TZ="UTC",
             DESK_RATE_LIMIT=1000,
         )
-        service = build_digest_service(settings, build_desk_client(settings), build_web_client(settings))
+        service = build_digest_service(settings, build_desk_apps(settings)[0], build_web_client(settings))
         service.clock, service.timer, service.lease = clock, timer, LEASE
         yield Harness(fake, emulator, service, settings, clock, timer)
         service.store.engine.dispose()
@@ -360,16 +359,21 @@ def test_the_ticker_survives_a_failing_tick(harness: Harness, caplog: pytest.Log
     assert "digest tick failed" in caplog.text
 
 
+def digest_cli(argv: list[str], harness: Harness) -> int:
+    """`python -m bot digest ARGV`, in this process, with the harness's settings."""
+    return cmd_digest(build_parser().parse_args(["digest", *argv]), harness.settings)
+
+
 def test_the_command_line(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
     harness.command("daily 09:00")
-    assert digest_cli(["--due", "--now", "2026-03-30T08:00Z"], harness.settings) == 0
+    assert digest_cli(["--due", "--now", "2026-03-30T08:00Z"], harness) == 0
     assert "no digest due" in capsys.readouterr().out
-    assert digest_cli(["--due", "--now", "2026-03-30T09:00:30+00:00"], harness.settings) == 0
+    assert digest_cli(["--due", "--now", "2026-03-30T09:00:30+00:00"], harness) == 0
     assert "C0DIGEST 2026-03-30: posted" in capsys.readouterr().out
-    assert digest_cli(["--channel", "C0OTHER"], harness.settings) == 0
+    assert digest_cli(["--channel", "C0OTHER"], harness) == 0
     assert len(harness.posts("C0OTHER")) == 1
     harness.emu.inject(Fault(code=-50040))
-    assert digest_cli(["--channel", "C0OTHER"], harness.settings) == 3
+    assert digest_cli(["--channel", "C0OTHER"], harness) == 3
     assert "Desk" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        digest_cli(["--due", "--now", "yesterday"], harness.settings)
+        digest_cli(["--due", "--now", "yesterday"], harness)

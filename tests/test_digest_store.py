@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from bot.desk.models import Language, LanguageList
 from bot.digests.store import Claim, DigestStore, PostState, create_db_engine
-from tests.conftest import BOTH_DATABASES
+from tests.support.environment import BOTH_DATABASES
 
 LEASE = 600.0
 

@@ -22,9 +22,9 @@ import requests
 
 from bot.desk.sandbox import DeskEmulator
 from bot.slack_sandbox import FakeSlack, sign, slash_command_body
-from tests.conftest import desk_env
-from tests.services import RedisServer, free_port
-from tests.slack_harness import BOT_TOKEN, SIGNING_SECRET, slack_env, texts
+from tests.support.environment import desk_env
+from tests.support.services import RedisServer, free_port
+from tests.support.slack_harness import BOT_TOKEN, SIGNING_SECRET, slack_env, texts
 from tests.test_slack_cli import BOOT_TIMEOUT, Served, clean_env, start_bot
 
 LISTED = "English (`en`) :star: *default*"

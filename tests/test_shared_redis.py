@@ -1,7 +1,7 @@
 """Tests of bot/shared: several "processes" sharing one Desk rate limit and one cache in Redis.
 
 Everything is real: a `redis-server` started on a free loopback port (conftest),
-the Desk emulator on another, and DeskClients built by the factory. A "process"
+the Desk emulator on another, and DeskClients built by the composition root. A "process"
 here is a DeskClient with its own RedisConnection, RedisLimiter and RedisCache,
 exactly what a separate bot process would have; one test uses real subprocesses.
 """
@@ -25,8 +25,9 @@ from typing import Any
 import pytest
 import redis
 
+from bot.boot import build_desk_client
 from bot.config import Settings, load_settings
-from bot.desk import DeskClient, DeskError, LanguageList, build_desk_client
+from bot.desk import DeskClient, DeskError, LanguageList
 from bot.desk.sandbox import SANDBOX_SDKAPPID, DeskEmulator, Fault
 from bot.shared import (
     RedisCache,
@@ -39,8 +40,8 @@ from bot.shared import (
 )
 from bot.shared.connection import describe_url
 from bot.shared.limiter import SCRIPT_PATCHED
-from tests.conftest import desk_env, make_settings, missing_service, redis_binary
-from tests.services import RedisServer, free_port
+from tests.support.environment import desk_env, make_settings, missing_service, redis_binary
+from tests.support.services import RedisServer, free_port
 
 FRESH_KEY = f"desk:cache:{SANDBOX_SDKAPPID}:fresh"
 LIMIT_KEY = f"desk:rl:{SANDBOX_SDKAPPID}"
@@ -142,7 +143,8 @@ def test_rediss_with_verify_off_accepts_a_self_signed_certificate(redis_url: str
         dotenv_path=None,
     )
     assert redis_options(settings.redis_url.value, tls_verify=settings.redis_tls_verify)["ssl_cert_reqs"] == "none"
-    connection = connection_for(settings).client.connection_pool.make_connection()
+    shared = connection_for(settings.redis_url.value, tls_verify=settings.redis_tls_verify)
+    connection = shared.client.connection_pool.make_connection()
     assert isinstance(connection, redis.SSLConnection)
     assert connection.cert_reqs == ssl.CERT_NONE
     assert connection.check_hostname is False
@@ -476,7 +478,7 @@ def test_the_redis_password_is_never_logged(
 
 
 # --- wiring and health --------------------------------------------------------------------------
-def test_factory_shares_state_through_redis_when_redis_url_is_set(emulator: DeskEmulator, redis_url: str) -> None:
+def test_composition_root_shares_state_through_redis_with_redis_url(emulator: DeskEmulator, redis_url: str) -> None:
     assert redis_status() is None
     settings = make_settings(emulator, REDIS_URL=redis_url)
     first, second = build_desk_client(settings), build_desk_client(settings)
@@ -490,7 +492,7 @@ def test_factory_shares_state_through_redis_when_redis_url_is_set(emulator: Desk
     admin.close()
 
 
-def test_factory_without_redis_url_is_unchanged(emulator: DeskEmulator, redis_url: str) -> None:
+def test_composition_root_without_redis_url_is_unchanged(emulator: DeskEmulator, redis_url: str) -> None:
     client = build_desk_client(make_settings(emulator))
     client.get_languages()
     admin = redis.Redis.from_url(redis_url)
@@ -506,7 +508,7 @@ def test_real_processes_share_one_call_and_one_rate_limit(emulator: DeskEmulator
     env.update(desk_env(emulator, REDIS_URL=redis_url))
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.redis_worker"],
+            [sys.executable, "-m", "tests.support.redis_worker"],
             cwd=REPO,
             env=env,
             stdin=subprocess.PIPE,

@@ -23,7 +23,7 @@ from bot.blocks import MAX_BLOCKS, REFRESH_ACTION, SHARE_ACTION
 from bot.desk.client import REFRESH_COALESCE
 from bot.desk.sandbox import DeskEmulator, Fault
 from bot.slack_sandbox import SANDBOX_USER_ID, block_action_body, sign
-from tests.slack_harness import (
+from tests.support.slack_harness import (
     ACK_LIMIT,
     SIGNING_SECRET,
     BotUnderTest,

@@ -23,9 +23,9 @@ from slack_sdk.models.blocks import Block
 from bot import __version__
 from bot.desk.sandbox import SANDBOX_KEY, DeskEmulator
 from bot.slack_sandbox import FakeSlack, sign, slash_command_body
-from tests.conftest import desk_env
-from tests.services import free_port
-from tests.slack_harness import BOT_TOKEN, SIGNING_SECRET, slack_env, texts
+from tests.support.environment import desk_env
+from tests.support.services import free_port
+from tests.support.slack_harness import BOT_TOKEN, SIGNING_SECRET, slack_env, texts
 
 BOOT_TIMEOUT = 20.0  # seconds for gunicorn to answer /healthz on a slow, busy machine
 BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT", "TMPDIR")

@@ -231,7 +231,7 @@ def test_a_dropped_connection_is_retried_once_by_default(
 ) -> None:
     fake.script("chat.postMessage", status=0)
     assert client.chat_postMessage(channel="C1", text="twice")["ok"] is True
-    # Both attempts reached Slack: the double post reference §5 warns about.
+    # Both attempts reached Slack: the double post docs/slack-platform.md §6.2 warns about.
     assert [c.status for c in fake.calls("chat.postMessage")] == [0, 200]
     assert [m["text"] for m in fake.messages("C1")] == ["twice", "twice"]
 
@@ -314,7 +314,7 @@ def test_ts_comes_from_the_injected_clock() -> None:
 
 
 def test_a_bolt_app_runs_end_to_end_against_the_fake(fake: FakeSlack) -> None:
-    # The §10 pattern the Slack app's tests build on: auth.test at construction, a really
+    # The docs/slack-platform.md §13 pattern the Slack app's tests build on: auth.test at construction, a really
     # signed slash command, respond() landing in the catcher, 401 on a bad signature.
     from slack_bolt import App, BoltRequest
 

@@ -16,14 +16,14 @@ import pytest
 from slack_bolt.request import BoltRequest
 
 from bot import __version__
-from bot.app import build_app
 from bot.blocks import SHARE_ACTION
+from bot.boot import build_bot
 from bot.config import ConfigError
 from bot.desk.sandbox import SANDBOX_KEY, DeskEmulator, Fault
 from bot.logs import configure_logging
 from bot.slack_sandbox import FakeSlack, block_action_body, sign, slash_command_body
-from tests.conftest import make_settings
-from tests.slack_harness import (
+from tests.support.environment import make_settings
+from tests.support.slack_harness import (
     APP_TOKEN,
     BOT_TOKEN,
     SIGNING_SECRET,
@@ -134,7 +134,7 @@ def test_a_rate_limited_reply_is_retried_after_retry_after(bot: BotUnderTest) ->
 def test_a_refused_reply_is_logged_without_the_response_url(
     bot: BotUnderTest, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bot.replies")
+    caplog.set_level(logging.WARNING, logger="bot.response_url")
     bot.slack.script("response_url", status=404, body={"ok": False, "error": "expired_url"})
     reply = bot.command("")
     bot.replies(reply.name)
@@ -157,7 +157,7 @@ def boot_error(
 ) -> ConfigError:
     settings = make_settings(emulator, **{**slack_env(slack), **(env or {})})
     with pytest.raises(ConfigError) as raised:
-        build_app(settings, socket_mode=socket_mode)
+        build_bot(settings, socket_mode=socket_mode)
     message = str(raised.value)
     assert "\n" not in message
     for secret in (BOT_TOKEN, SIGNING_SECRET, APP_TOKEN):
@@ -202,7 +202,7 @@ def test_socket_mode_needs_the_app_token(emulator: DeskEmulator, slack: FakeSlac
 def test_socket_mode_runs_the_same_listeners_without_signatures(emulator: DeskEmulator, slack: FakeSlack) -> None:
     """Socket Mode hands Bolt the payload as a dict and checks no signature (there is none)."""
     settings = make_settings(emulator, **slack_env(slack, SLACK_SIGNING_SECRET="", SLACK_APP_TOKEN=APP_TOKEN))
-    app = build_app(settings, socket_mode=True)
+    app = build_bot(settings, socket_mode=True).slack
 
     def dispatch(payload: dict[str, Any]) -> tuple[int, str]:
         response = app.dispatch(BoltRequest(body=payload, mode="socket_mode"))

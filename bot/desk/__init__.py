@@ -1,17 +1,27 @@
-"""The Desk client: reads a Tencent Cloud Desk chatbot's languages. Knows nothing about Slack."""
+"""The Desk client: reads a Tencent Cloud Desk chatbot's languages. Knows nothing about Slack.
 
+It takes plain arguments (no bot settings), so it can be used on its own: build a
+`UserSigSource`, a limiter and a cache, and pass them to `DeskClient`. The bot's
+composition root (`bot/boot.py`) does exactly that from its settings.
+"""
+
+from bot.desk.cache import InProcessCache, LanguageCache
 from bot.desk.client import DeskClient
-from bot.desk.errors import DeskError, RetryClass
-from bot.desk.factory import build_desk_client, region_label, resolve_sandbox
+from bot.desk.errors import DeskError, RetryClass, TransportCode
+from bot.desk.limiter import InProcessLimiter, RateLimiter
 from bot.desk.models import Language, LanguageList
+from bot.desk.usersig import UserSigSource
 
 __all__ = [
     "DeskClient",
     "DeskError",
+    "InProcessCache",
+    "InProcessLimiter",
     "Language",
+    "LanguageCache",
     "LanguageList",
+    "RateLimiter",
     "RetryClass",
-    "build_desk_client",
-    "region_label",
-    "resolve_sandbox",
+    "TransportCode",
+    "UserSigSource",
 ]

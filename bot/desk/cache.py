@@ -27,7 +27,7 @@ from typing import Protocol
 
 import cachetools
 
-from bot.desk.errors import DeskError
+from bot.desk.errors import DeskError, TransportCode
 from bot.desk.models import LanguageList
 
 Loader = Callable[[], LanguageList]
@@ -37,7 +37,7 @@ _KEY = "languages"
 
 def error_ttl_for(error: DeskError, error_ttl: float) -> float:
     """How long a failed load is shared: a busy local limiter clears within a second."""
-    return min(error_ttl, 1.0) if error.code == "local-rate-limit" else error_ttl
+    return min(error_ttl, 1.0) if error.code == TransportCode.LOCAL_RATE_LIMIT else error_ttl
 
 
 class LanguageCache(Protocol):

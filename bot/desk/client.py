@@ -27,7 +27,7 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from bot.desk.cache import LanguageCache
-from bot.desk.errors import DeskError, RetryClass, transport_error
+from bot.desk.errors import DeskError, RetryClass, TransportCode, transport_error
 from bot.desk.limiter import RateLimiter
 from bot.desk.models import LanguageList, parse_body
 from bot.desk.usersig import UserSigSource
@@ -109,7 +109,7 @@ class DeskClient:
         """One fetch from Desk, with retries, bypassing the cache. Raises `DeskError`."""
         with self._state_lock:
             if self._clock() < self._cool_down_until:
-                raise transport_error("cool-down")
+                raise transport_error(TransportCode.COOL_DOWN)
         deadline = time.monotonic() + self._budget
         used_once: set[RetryClass] = set()  # classes that may be retried only once per fetch
         planned_wait = 0.0
@@ -120,7 +120,11 @@ class DeskClient:
                 return False
             planned_wait = self._backoff(error, len(used_once) + 1)
             # Only retry when a useful attempt still fits: after a read timeout, a whole one.
-            needed = self._timeout if error.code == "read-timeout" else max(MIN_ATTEMPT_TIME, self._timeout / 2)
+            needed = (
+                self._timeout
+                if error.code == TransportCode.READ_TIMEOUT
+                else max(MIN_ATTEMPT_TIME, self._timeout / 2)
+            )
             if time.monotonic() + planned_wait + needed > deadline:
                 return False
             if error.retry in (RetryClass.RESIGN_ONCE, RetryClass.TRANSIENT_ONCE):
@@ -170,16 +174,16 @@ class DeskClient:
             if remaining < MIN_ATTEMPT_TIME / 2:
                 break
             if not self._limiter.acquire(timeout=min(remaining, self._timeout)):
-                raise transport_error("local-rate-limit")
+                raise transport_error(TransportCode.LOCAL_RATE_LIMIT)
             try:
                 return self._call(base_url, timeout=min(self._timeout, deadline - time.monotonic()))
             except DeskError as error:
                 # Only an unreachable primary is worth trying the backup domain for.
-                if error.code != "connection-failed" or index == len(self._base_urls) - 1:
+                if error.code != TransportCode.CONNECTION_FAILED or index == len(self._base_urls) - 1:
                     raise
                 log.warning("Desk primary domain unreachable; trying the backup domain")
                 last_error = error
-        raise last_error or transport_error("read-timeout", "no time left for another attempt")
+        raise last_error or transport_error(TransportCode.READ_TIMEOUT, "no time left for another attempt")
 
     def _call(self, base_url: str, *, timeout: float) -> LanguageList:
         url = (
@@ -197,19 +201,19 @@ class DeskClient:
                 timeout=(min(timeout, 3.05), timeout),
             )
         except requests.exceptions.ConnectTimeout:
-            raise transport_error("connect-timeout") from None
+            raise transport_error(TransportCode.CONNECT_TIMEOUT) from None
         except requests.exceptions.ReadTimeout:
-            raise transport_error("read-timeout", f"no answer within {timeout:.1f} s") from None
+            raise transport_error(TransportCode.READ_TIMEOUT, f"no answer within {timeout:.1f} s") from None
         except requests.exceptions.SSLError:
-            raise transport_error("tls-error") from None
+            raise transport_error(TransportCode.TLS_ERROR) from None
         except requests.exceptions.RequestException as error:
             # from None, and only the type name: the original text contains the URL.
-            raise transport_error("connection-failed", type(error).__name__) from None
+            raise transport_error(TransportCode.CONNECTION_FAILED, type(error).__name__) from None
         elapsed_ms = (time.monotonic() - started) * 1000
         if response.status_code in (502, 503, 504):
-            raise transport_error("http-gateway", f"HTTP {response.status_code}")
+            raise transport_error(TransportCode.HTTP_GATEWAY, f"HTTP {response.status_code}")
         if response.status_code != 200:
-            raise transport_error("http-status", f"HTTP {response.status_code}")
+            raise transport_error(TransportCode.HTTP_STATUS, f"HTTP {response.status_code}")
         result = parse_body(response.content, fetched_at=self._clock())
         log.debug(
             "Desk answered in %.0f ms: %d languages (request id %s)",

@@ -15,6 +15,23 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 
+class TransportCode(StrEnum):
+    """Codes of failures that never reached Desk's envelope (Desk's own codes are integers).
+
+    An enum, so that a misspelt code is a type error instead of a comparison that is never true.
+    """
+
+    CONNECTION_FAILED = "connection-failed"
+    CONNECT_TIMEOUT = "connect-timeout"
+    READ_TIMEOUT = "read-timeout"
+    TLS_ERROR = "tls-error"
+    HTTP_GATEWAY = "http-gateway"
+    HTTP_STATUS = "http-status"
+    BAD_RESPONSE = "bad-response"
+    LOCAL_RATE_LIMIT = "local-rate-limit"
+    COOL_DOWN = "cool-down"
+
+
 class RetryClass(StrEnum):
     RATE_LIMITED = "rate-limited"  # back off >= 1 s with jitter; bounded
     TRANSIENT = "transient"  # exponential backoff, capped, bounded
@@ -26,7 +43,7 @@ class RetryClass(StrEnum):
 
 @dataclass(frozen=True)
 class ErrorSpec:
-    code: int | str
+    code: int | TransportCode
     meaning: str
     hint: str
     retry: RetryClass
@@ -55,7 +72,7 @@ class DeskError(Exception):
         super().__init__(self._text())
 
     @property
-    def code(self) -> int | str:
+    def code(self) -> int | TransportCode:
         return self.spec.code
 
     @property
@@ -72,7 +89,7 @@ class DeskError(Exception):
 
     @property
     def is_transport(self) -> bool:
-        return isinstance(self.spec.code, str)
+        return isinstance(self.spec.code, TransportCode)
 
     def _text(self) -> str:
         parts = [f"Desk error {self.spec.code}: {self.spec.meaning}"]
@@ -91,6 +108,7 @@ def _rebuild(spec: ErrorSpec, error_info: str, request_id: str | None, detail: s
 
 
 R = RetryClass
+T = TransportCode
 _MAINTAINERS = "This is a bug in the bot: send the time of the error to the bot's maintainers."
 _TRANSIENT = "Temporary Tencent-side problem; the bot retries. If it persists, check Tencent Cloud's status."
 _ADMIN = (
@@ -296,66 +314,66 @@ _DESK_CODES: tuple[ErrorSpec, ...] = (
 
 _TRANSPORT: tuple[ErrorSpec, ...] = (
     ErrorSpec(
-        "connection-failed",
+        T.CONNECTION_FAILED,
         "Could not connect to Desk (DNS failure, refused or reset)",
         "Check DESK_REGION / DESK_API_URL and the host's outbound network. If DNS is the problem, "
         "point DESK_API_URL at the region's backup *.my-imcloud.com domain.",
         R.TRANSIENT,
     ),
     ErrorSpec(
-        "connect-timeout",
+        T.CONNECT_TIMEOUT,
         "Connecting to Desk timed out",
         "Try again later. If it persists, check outbound access from the host to Tencent.",
         R.TRANSIENT,
     ),
     ErrorSpec(
-        "read-timeout",
+        T.READ_TIMEOUT,
         "Desk did not answer in time",
         "Tencent is slow right now; try again in a minute. If it persists, raise DESK_TIMEOUT "
         "(seconds per attempt; keep it well under Slack's 3 s for interactive replies).",
         R.TRANSIENT,
     ),
     ErrorSpec(
-        "tls-error",
+        T.TLS_ERROR,
         "TLS or certificate error talking to Desk",
         "Check DESK_API_URL / DESK_REGION and any intercepting proxy between the bot and Tencent.",
         R.PERMANENT,
     ),
     ErrorSpec(
-        "http-gateway",
+        T.HTTP_GATEWAY,
         "Desk answered with an HTTP gateway error (502/503/504)",
         "Temporary network problem between the bot and Tencent; try again shortly.",
         R.TRANSIENT,
     ),
     ErrorSpec(
-        "http-status",
+        T.HTTP_STATUS,
         "Desk answered with an unexpected HTTP status",
         "Check DESK_API_URL / DESK_REGION: the host or a proxy in between is not Tencent's REST API.",
         R.PERMANENT,
     ),
     ErrorSpec(
-        "bad-response",
+        T.BAD_RESPONSE,
         "Desk's answer was not the documented JSON envelope",
         "Possibly a truncated answer or a proxy's error page; the bot retries once. If it repeats, "
         "check DESK_API_URL / DESK_REGION.",
         R.TRANSIENT_ONCE,
     ),
     ErrorSpec(
-        "local-rate-limit",
+        T.LOCAL_RATE_LIMIT,
         "The bot's own rate limit for Desk is busy",
         "Too many requests at once: the bot keeps Desk calls under DESK_RATE_LIMIT per second. "
         "Try again in a few seconds.",
         R.PERMANENT,
     ),
     ErrorSpec(
-        "cool-down",
+        T.COOL_DOWN,
         "Desk calls are paused after Tencent locked the account (70050)",
         "Fix DESK_SECRET_KEY / DESK_USERSIG; the bot tries again after the 60-second lock.",
         R.PERMANENT,
     ),
 )
 
-CATALOGUE: dict[int | str, ErrorSpec] = {spec.code: spec for spec in _DESK_CODES + _TRANSPORT}
+CATALOGUE: dict[int | TransportCode, ErrorSpec] = {spec.code: spec for spec in _DESK_CODES + _TRANSPORT}
 
 
 def _unknown(code: int) -> ErrorSpec:
@@ -374,7 +392,7 @@ def desk_error(code: int, error_info: str = "", request_id: str | None = None) -
     return DeskError(spec, error_info=error_info, request_id=request_id)
 
 
-def transport_error(kind: str, detail: str = "") -> DeskError:
+def transport_error(kind: TransportCode, detail: str = "") -> DeskError:
     """The `DeskError` for a failure outside Desk's envelope. `detail` must hold no URL."""
     return DeskError(CATALOGUE[kind], detail=detail)
 

@@ -3,12 +3,12 @@
 Tencent allows 5 calls per second to this API *per app*. Every real HTTP attempt,
 retries included, takes a permit first. The window is a sliding log (pyrate-limiter's
 `InMemoryBucket`), not a token bucket, because a token bucket lets a burst through
-above the limit (reference §11.1). The window is a little longer than one second
+above the limit (docs/slack-platform.md §9). The window is a little longer than one second
 (`WINDOW_MARGIN_MS`) so that network jitter between our clock and Tencent's cannot
 put six of our calls into one of their one-second windows.
 
 A shared implementation for several processes lives in `bot/shared/` (Redis);
-`build_desk_client()` in bot.desk.factory picks one at start-up.
+the composition root (`bot/boot.py`) picks one at start-up.
 """
 
 from __future__ import annotations

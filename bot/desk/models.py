@@ -1,6 +1,6 @@
 """Typed, immutable results of `robot_get_language_list`, and the tolerant parser that builds them.
 
-The parser accepts what Desk documents and the quirks the reference records (an
+The parser accepts what Desk documents and the quirks docs/desk-api.md §3.3 records (an
 empty tag on the default language, a missing `Languages` field, zero or several
 defaults, unknown extra fields) and turns anything else into a `DeskError`
 (`bad-response`): whatever JSON arrives, the result is a `LanguageList` or a
@@ -16,7 +16,7 @@ from typing import Any
 
 import langcodes
 
-from bot.desk.errors import DeskError, desk_error, transport_error
+from bot.desk.errors import DeskError, TransportCode, desk_error, transport_error
 
 DEFAULT_TAG_NAME = "Default language (no tag)"
 
@@ -99,7 +99,7 @@ class LanguageList:
 
 
 def _bad(detail: str) -> DeskError:
-    return transport_error("bad-response", detail)
+    return transport_error(TransportCode.BAD_RESPONSE, detail)
 
 
 def _as_int(value: Any) -> int | None:

@@ -1,7 +1,7 @@
 """The embedded Desk emulator: Tencent's `robot_get_language_list` contract on a loopback port.
 
 `DeskEmulator` is a real HTTP server (stdlib `ThreadingHTTPServer`) that checks a
-request the way desk-api.md documents it (path, SDKAppID, admin identifier,
+request the way docs/desk-api.md §1 documents it (path, SDKAppID, admin identifier,
 UserSig v2, `random`, `contenttype`, JSON body, 5 calls/s) and answers with
 Tencent's JSON envelope. The demo (`DESK_SANDBOX=1`) points the bot at it, and
 tests use it instead of mocking `requests`, so the client's real HTTP, encoding

@@ -1,6 +1,6 @@
 """UserSig v2 (Tencent's TLS Sig API v2): minting, verifying, and reusing a minted sig.
 
-The algorithm (reference: desk-api.md §5): HMAC-SHA256 over four `TLS.*:value`
+The algorithm (docs/desk-api.md §5): HMAC-SHA256 over four `TLS.*:value`
 lines keyed with the UTF-8 bytes of the SecretKey, wrapped in a small JSON
 document, zlib-compressed and base64-encoded with `+/=` swapped for `*-_` so
 the result is URL-safe as it is. Clocks are injected so tests are deterministic.

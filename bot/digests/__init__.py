@@ -2,7 +2,8 @@
 
 schedule.py (grammar, DST, period ids) · changes.py (what changed since the last
 digest) · store.py (SQL storage and the claim) · service.py (commands, ticks,
-posting) · ticker.py (the in-process minute ticker) · cli.py (`digest --due`).
+posting) · messages.py (their Block Kit) · ticker.py (the in-process minute ticker).
+`python -m bot digest --due` (bot/cli.py) runs one tick for external schedulers.
 """
 
 from bot.digests.changes import Changes, diff

@@ -33,24 +33,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.blocks import Message, RenderContext, digest_message
+from bot.blocks import Message, RenderContext
 from bot.config import ConfigError, Settings
 from bot.desk.errors import DeskError
 from bot.desk.models import LanguageList
-from bot.digests import replies
+from bot.digests import messages
 from bot.digests.changes import diff
+from bot.digests.messages import digest_message
 from bot.digests.schedule import Schedule, ScheduleError, parse_schedule
 from bot.digests.store import Claim, DigestStore, PostState
-
-if TYPE_CHECKING:
-    from bot.desk import DeskClient
-    from bot.digests.ticker import DigestTicker
 
 log = logging.getLogger(__name__)
 
@@ -170,17 +167,17 @@ class DigestService:
         if len(words) == 1 and words[0].casefold() in OFF_WORDS:
             previous = self.store.get_subscription(channel_id)
             self.store.delete_subscription(channel_id)
-            return replies.stopped_message(previous)
+            return messages.stopped_message(previous)
         try:
             schedule = parse_schedule(args, self.settings.digest_default_tz)
         except ScheduleError as error:
-            return replies.error_reply(str(error))
+            return messages.error_reply(str(error))
         now = self.clock()
         previous = self.store.get_subscription(channel_id)
         if previous is None or previous.schedule != schedule.text() or not previous.enabled:
             self.store.put_subscription(channel_id, schedule.text(), now.timestamp())
         log.info("digest subscription for %s: %s", channel_id, schedule.text())
-        return replies.subscribed_message(schedule, schedule.next_after(now), previous, user_tz)
+        return messages.subscribed_message(schedule, schedule.next_after(now), previous, user_tz)
 
     def _status(self, channel_id: str, user_tz: str | None) -> Message:
         subscription = self.store.get_subscription(channel_id)
@@ -189,7 +186,7 @@ class DigestService:
             schedule = self._schedule_of(subscription.channel_id, subscription.schedule)
             next_at = schedule.next_after(self.clock()) if schedule else None
         last = self.store.latest_post(channel_id) if subscription is not None else None
-        return replies.status_message(subscription, schedule, next_at, last, user_tz)
+        return messages.status_message(subscription, schedule, next_at, last, user_tz)
 
     def _schedule_of(self, channel_id: str, text: str) -> Schedule | None:
         try:
@@ -206,7 +203,7 @@ class DigestService:
         try:
             schedule = parse_schedule(text, self.settings.digest_default_tz)
         except ScheduleError as error:
-            example = replies.EXAMPLES[1].removeprefix("digest ")
+            example = messages.EXAMPLES[1].removeprefix("digest ")
             raise ConfigError("DIGEST_SCHEDULE", str(error).rstrip("."), f"For example: {example}.") from None
         existing = self.store.get_subscription(channel)
         if existing is not None and existing.schedule == schedule.text():
@@ -219,13 +216,6 @@ class DigestService:
             return  # unchanged: keep its start time, so catch-up after a restart still works
         self.store.put_subscription(channel, schedule.text(), self.clock().timestamp())
         log.info("digest subscription for %s seeded from DIGEST_SCHEDULE: %s", channel, schedule.text())
-
-    def start_ticker(self) -> DigestTicker:
-        """Seed DIGEST_CHANNEL, then start this process's minute ticker (serve/socket boot)."""
-        from bot.digests.ticker import DigestTicker
-
-        self.seed_from_settings()
-        return DigestTicker(self).start()
 
     # --- posting -----------------------------------------------------------------------------
 
@@ -388,12 +378,3 @@ def _slack_error(error: SlackApiError) -> str:
         return str(response.get("error") or "unknown_error")
     except AttributeError:
         return "unknown_error"
-
-
-def build_digest_service(settings: Settings, desk_client: DeskClient, slack_client: WebClient) -> DigestService:
-    """The service for this process. Touches no database until first used."""
-    from bot.desk import region_label
-
-    render = RenderContext(sdkappid=desk_client.sdkappid, region=region_label(settings))
-    store = DigestStore.from_url(settings.database_url)
-    return DigestService(store, desk_client, slack_client, render, settings)

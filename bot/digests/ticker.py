@@ -67,14 +67,3 @@ class DigestTicker:
     def _until_next(self) -> float:
         now = self.timer()
         return self.interval - (now % self.interval) + self.offset if self.interval >= 60 else self.interval
-
-
-def start_digest_ticker(service: DigestService | None) -> DigestTicker | None:
-    """At boot of `serve`/`socket`: seed DIGEST_CHANNEL, then start the ticker unless DIGEST_TICKER=0."""
-    if service is None:
-        return None
-    service.seed_from_settings()
-    if not service.settings.digest_ticker:
-        log.info("digest ticker off (DIGEST_TICKER=0); run `python -m bot digest --due` from a scheduler")
-        return None
-    return DigestTicker(service).start()

@@ -3,7 +3,7 @@
 Tencent's limit (5 calls per second) is per app, not per process, so once the bot
 runs as several processes (WEB_CONCURRENCY > 1, or several dynos) each process's
 own limiter and cache would multiply the upstream traffic. With REDIS_URL set,
-`bot.desk.factory` builds these instead of the in-process ones:
+the composition root (`bot/boot.py`) builds these instead of the in-process ones:
 
 - `RedisLimiter`: one sliding-window log per SDKAppID for all processes together;
 - `RedisCache`: one fresh list and one last-known-good list per SDKAppID, refreshed

@@ -40,7 +40,7 @@ from typing import Any
 import redis
 
 from bot.desk.cache import InProcessCache, Loader, Result
-from bot.desk.errors import CATALOGUE, DeskError, desk_error, transport_error
+from bot.desk.errors import CATALOGUE, DeskError, TransportCode, desk_error, transport_error
 from bot.desk.models import LanguageList
 from bot.shared.connection import RedisConnection
 
@@ -185,7 +185,7 @@ class RedisCache:
                 return self._load_locked(load, newer_than, token)
             if time.monotonic() >= give_up:
                 error = transport_error(
-                    "read-timeout", f"another bot process did not finish fetching within {self._wait:g} s"
+                    TransportCode.READ_TIMEOUT, f"another bot process did not finish fetching within {self._wait:g} s"
                 )
                 return error, self._clock()
             time.sleep(POLL_INTERVAL)

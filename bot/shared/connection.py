@@ -1,6 +1,6 @@
 """The Redis connection the shared limiter and cache use, and whether Redis works right now.
 
-One `RedisConnection` per Redis URL and process (`connection_for(settings)`) holds:
+One `RedisConnection` per Redis URL and process (`connection_for(url)`) holds:
 
 - the redis-py client, configured so that a slow or missing Redis costs little:
   0.5 s socket and connect timeouts, one immediate reconnect for a pooled
@@ -34,7 +34,6 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from bot.config import Settings
 from bot.logs import REDACTED, redact
 
 log = logging.getLogger(__name__)
@@ -204,11 +203,9 @@ _registry_lock = threading.Lock()
 _registry: dict[tuple[str, bool], RedisConnection] = {}
 
 
-def connection_for(settings: Settings) -> RedisConnection:
-    """The process's `RedisConnection` for `settings.redis_url` (one per URL, reused)."""
-    if settings.redis_url is None:
-        raise ValueError("REDIS_URL is not set")
-    key = (settings.redis_url.value, settings.redis_tls_verify)
+def connection_for(url: str, *, tls_verify: bool = True) -> RedisConnection:
+    """The process's `RedisConnection` for `url` (one per URL and TLS setting, reused)."""
+    key = (url, tls_verify)
     with _registry_lock:
         connection = _registry.get(key)
         if connection is None:

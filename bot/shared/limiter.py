@@ -5,7 +5,7 @@ sliding-window log (a sorted set of permit times, checked and appended to in one
 Lua script), keyed `desk:rl:<SDKAppID>`. So all processes together never take
 more than `DESK_RATE_LIMIT` permits in any window of 1 s plus the margin of
 `desk_rates()`, and there is no burst above the limit (a token bucket would
-allow one, reference §11.1). Permit times come from each host's clock: dynos
+allow one, docs/slack-platform.md §9). Permit times come from each host's clock: dynos
 need synchronised clocks, which every platform provides.
 
 When Redis fails (down at start-up, dropped mid-run, slower than the socket

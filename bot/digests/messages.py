@@ -1,33 +1,37 @@
-"""Block Kit replies to `/desk-languages digest …`: subscribed, status, stopped, and errors.
+"""Block Kit for channel digests: the digest itself, and the answers to `/desk-languages digest …`.
 
-Pure functions, no I/O. The digest message itself (the list and its changes) is
-`bot.blocks.digest_message`; these are the command's answers about the subscription.
+Pure functions, no I/O. Every block comes from `bot.blocks`' builders, so digests obey
+the same Block Kit limits (text lengths, block count) and escaping as every other message.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
-
-from bot.blocks import Message, escape
+from bot.blocks import (
+    LONG_DATE,
+    Block,
+    Message,
+    RenderContext,
+    context,
+    escape,
+    header,
+    language_label,
+    languages_message,
+    message_of,
+    section,
+    slack_date,
+)
+from bot.desk.models import Language, LanguageList
+from bot.digests.changes import Changes
 from bot.digests.schedule import EXAMPLES, Schedule
 from bot.digests.store import PostRecord, PostState, Subscription
-
-COMMAND = "/desk-languages"
-
-
-def _section(text: str) -> dict:
-    return SectionBlock(text=MarkdownTextObject(text=text, verbatim=True)).to_dict()
+from bot.grammar import COMMAND
 
 
-def _context(text: str) -> dict:
-    return ContextBlock(elements=[MarkdownTextObject(text=text, verbatim=True)]).to_dict()
-
-
-def _message(fallback: str, *blocks: dict) -> Message:
-    return {"text": fallback, "blocks": list(blocks)}
+def _message(fallback: str, *blocks: Block) -> Message:
+    return message_of(fallback, list(blocks))
 
 
 def when_text(instant: datetime, schedule: Schedule, reader_zone: str | None) -> tuple[str, str]:
@@ -36,9 +40,7 @@ def when_text(instant: datetime, schedule: Schedule, reader_zone: str | None) ->
     zone = _zone_or_none(reader_zone) or schedule.tz
     local = instant.astimezone(zone)
     plain = f"{local:%a %d %b %Y %H:%M} ({zone.key})"
-    seconds = int(instant.timestamp())
-    mrkdwn = f"<!date^{seconds}^{{date_long_pretty}} at {{time}}|{plain}>"
-    return mrkdwn, plain
+    return slack_date(instant.timestamp(), LONG_DATE, plain), plain
 
 
 def _zone_or_none(name: str | None) -> ZoneInfo | None:
@@ -67,8 +69,8 @@ def subscribed_message(
         text += "\nThis channel already had this digest; it is unchanged."
     return _message(
         fallback,
-        _section(text + f"\nNext digest: {when}."),
-        _context(
+        section(text + f"\nNext digest: {when}."),
+        context(
             "The bot must be a member of this channel to post here (`/invite` it). "
             f"Stop with `{COMMAND} digest off`."
         ),
@@ -85,7 +87,7 @@ def status_message(
     if subscription is None:
         return _message(
             "This channel has no digest.",
-            _section(
+            section(
                 "This channel has no Desk languages digest.\n"
                 f"Subscribe with, for example, `{COMMAND} digest weekdays 09:00 Europe/Berlin`."
             ),
@@ -104,16 +106,15 @@ def status_message(
     if subscription.hint:
         lines.append(f":warning: {escape(subscription.hint)}")
         fallback += f" {subscription.hint}"
-    blocks = [_section("\n".join(lines))]
+    blocks = [section("\n".join(lines))]
     if last is not None:
-        blocks.append(_context(_last_text(last)))
+        blocks.append(context(_last_text(last)))
     return _message(fallback, *blocks)
 
 
 def _last_text(last: PostRecord) -> str:
     if last.state is PostState.POSTED and last.posted_at is not None:
-        plain = f"{datetime.fromtimestamp(last.posted_at, UTC):%Y-%m-%d %H:%M} UTC"
-        return f"Last digest: posted <!date^{int(last.posted_at)}^{{date_short_pretty}} at {{time}}|{plain}>."
+        return f"Last digest: posted {slack_date(last.posted_at)}."
     if last.state is PostState.RELEASED:
         return f"Last attempt ({escape(last.period)}) failed and will be retried: {escape(last.error or '?')}"
     if last.state is PostState.SKIPPED:
@@ -124,11 +125,11 @@ def _last_text(last: PostRecord) -> str:
 def stopped_message(previous: Subscription | None) -> Message:
     if previous is None:
         return _message(
-            "This channel had no digest.", _section("This channel had no Desk languages digest; nothing to stop.")
+            "This channel had no digest.", section("This channel had no Desk languages digest; nothing to stop.")
         )
     return _message(
         "Digest stopped.",
-        _section(f":wave: Digest stopped. This channel no longer gets `{escape(previous.schedule)}`."),
+        section(f":wave: Digest stopped. This channel no longer gets `{escape(previous.schedule)}`."),
     )
 
 
@@ -136,11 +137,57 @@ def error_reply(problem: str) -> Message:
     """A bad schedule: what is wrong (it may quote what the user typed) and valid examples."""
     return _message(
         f"Not a digest schedule: {problem} Example: {COMMAND} {EXAMPLES[1]}",
-        _section(f":x: {escape(problem)}\nNothing was changed."),
-        _context(f"Examples: {examples_text()}"),
+        section(f":x: {escape(problem)}\nNothing was changed."),
+        context(f"Examples: {examples_text()}"),
     )
 
 
 def posted_notice(ok: bool, detail: str) -> Message:
     text = (":white_check_mark: " if ok else ":x: ") + escape(detail)
-    return _message(detail, _section(text))
+    return _message(detail, section(text))
+
+
+# --- the digest itself ----------------------------------------------------------------------------
+
+MAX_CHANGED = 20  # languages named per change line; the rest are counted
+
+
+def _names(langs: tuple[Language, ...]) -> str:
+    shown = ", ".join(language_label(lang) for lang in langs[:MAX_CHANGED])
+    hidden = len(langs) - MAX_CHANGED
+    return shown + (f" …and {hidden} more" if hidden > 0 else "")
+
+
+def _change_lines(changes: Changes) -> tuple[list[str], str]:
+    """mrkdwn lines saying what changed, and a short plain summary for the fallback text."""
+    if changes.first:
+        return ["_First digest in this channel: later digests will say what changed._"], "first digest"
+    if changes.none:
+        return [":white_check_mark: *No changes* since the previous digest."], "no changes"
+    lines, summary = [], []
+    if changes.added:
+        lines.append(f":heavy_plus_sign: *Added:* {_names(changes.added)}")
+        summary.append(f"{len(changes.added)} added")
+    if changes.removed:
+        lines.append(f":heavy_minus_sign: *Removed:* {_names(changes.removed)}")
+        summary.append(f"{len(changes.removed)} removed")
+    if changes.default_changed:
+        before = language_label(changes.default_before) if changes.default_before else "_none_"
+        after = language_label(changes.default_after) if changes.default_after else "_none_"
+        lines.append(f":star: *Default changed:* {before} → {after}")
+        summary.append("default changed")
+    return ["*Changes since the previous digest*", *lines], ", ".join(summary)
+
+
+def digest_message(lst: LanguageList, changes: Changes, ctx: RenderContext) -> Message:
+    """A channel digest: what changed since the channel's previous digest, then the list
+    as the command shows it (stale warning included), without the buttons."""
+    listing = languages_message(lst, ctx, buttons=False)
+    change_lines, summary = _change_lines(changes)
+    blocks = listing["blocks"]
+    head = header("Desk chatbot languages: digest")
+    changes_block = section("\n".join(change_lines))
+    # The header is replaced; the changes go first, where a channel reader looks.
+    body = blocks[1:] if blocks and blocks[0].get("type") == "header" else blocks
+    fallback = f"Desk languages digest ({summary}). " + listing["text"]
+    return message_of(fallback, [head, changes_block, *body])

@@ -1,6 +1,6 @@
 """A bot process for the multi-process Redis tests: a `DeskClient` built from the environment.
 
-Run as `python -m tests.redis_worker` with DESK_* and REDIS_URL set. It builds its
+Run as `python -m tests.support.redis_worker` with DESK_* and REDIS_URL set. It builds its
 client exactly as the bot does (`load_settings` + `build_desk_client`), prints
 `ready`, and then runs one phase per line read from stdin, printing one JSON line
 per phase:
@@ -22,8 +22,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from bot.boot import build_desk_client
 from bot.config import load_settings
-from bot.desk import DeskClient, DeskError, build_desk_client
+from bot.desk import DeskClient, DeskError
 
 
 def run_threads(threads: int, work: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
+COMMAND = "/desk-languages"  # the slash command's name: the manifest, help texts and listeners use this
 MAX_INPUT = 500  # longer text is cut before parsing; Slack allows more, nobody needs it
 
 

@@ -1,8 +1,8 @@
 """The Slack app under test, served for real: the harness of the `test_slack_*` end-to-end suites.
 
-`BotUnderTest` is the production wiring (`build_web_client`, `build_deps`, `build_app`,
-`BotWSGI`) served over HTTP on loopback by `LoopbackServer`, with `FakeSlack` as the Slack
-Web API and `response_url` catcher and the Desk emulator behind it. Requests are signed
+`BotUnderTest` is the production wiring (the composition root's `build_bot`) served over
+HTTP on loopback by `LoopbackServer`, with `FakeSlack` as the Slack Web API and
+`response_url` catcher and the Desk emulator behind it. Requests are signed
 exactly as Slack signs them; nothing of ours is mocked.
 """
 
@@ -19,13 +19,13 @@ from typing import Any
 import requests
 from slack_bolt import App
 
-from bot.app import BotDeps, build_app, build_deps, build_web_client
+from bot.boot import build_bot
 from bot.config import Settings
+from bot.deps import BotDeps
 from bot.desk.sandbox import DeskEmulator
 from bot.loopback import LoopbackServer
 from bot.slack_sandbox import FakeSlack, block_action_body, sign, slash_command_body
-from bot.wsgi import BotWSGI
-from tests.conftest import make_settings
+from tests.support.environment import make_settings
 
 BOT_TOKEN = "xoxb-e2e-bot-token-not-real"  # made up; FakeSlack accepts it
 SIGNING_SECRET = "e2e0signing0secret0not0real0c0ffee"
@@ -80,10 +80,10 @@ class BotUnderTest:
         self.desk = desk
         self._names = count()
         self._stack = ExitStack()
-        client = build_web_client(settings)
-        self.deps: BotDeps = build_deps(settings, client)
-        self.app: App = build_app(settings, client=client, deps=self.deps)
-        self.server = self._stack.enter_context(LoopbackServer(BotWSGI(self.app, self.deps)))
+        built = build_bot(settings)
+        self.deps: BotDeps = built.deps
+        self.app: App = built.slack
+        self.server = self._stack.enter_context(LoopbackServer(built.wsgi))
         self.url = self.server.url
         self.http = self._stack.enter_context(requests.Session())
 

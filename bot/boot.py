@@ -1,0 +1,257 @@
+"""The composition root: everything one bot process runs, built from the settings, once.
+
+Entry points (`serve`, `socket`, the WSGI module, `demo`, the CLI commands, the test
+harness) only call the functions here. This is the one place that decides:
+- where shared state lives (in process, or in Redis when REDIS_URL is set);
+- whether Desk is Tencent or the embedded emulator (DESK_SANDBOX=1);
+- which Slack checks run at boot (each once per process).
+
+Boot order for a Slack-serving process: settings → logging → Desk app(s) → Slack
+`WebClient` → listener dependencies → Bolt app (its `auth.test`) → background jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from bot.blocks import RenderContext
+from bot.config import ConfigError, Secret, Settings, load_settings
+from bot.deps import BotDeps, DeskApp
+from bot.desk import DeskClient, InProcessCache, InProcessLimiter, LanguageCache, RateLimiter, UserSigSource
+from bot.desk.sandbox import SANDBOX_ADMINS, SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator
+from bot.digests.service import DigestService
+from bot.digests.store import DigestStore
+from bot.digests.ticker import DigestTicker
+from bot.logs import configure_logging
+from bot.regions import REGIONS
+from bot.shared import RedisCache, RedisLimiter, connection_for
+from bot.slack_app import build_slack_app
+from bot.web import BotWSGI
+
+log = logging.getLogger(__name__)
+
+SLACK_CALL_TIMEOUT = 10  # seconds for one Slack Web API call
+DEFAULT_APP = "default"
+
+
+def load_configuration(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment and `.env`, with logging configured (and redacting)."""
+    settings = load_settings(environ) if environ is not None else load_settings()
+    configure_logging(settings.log_level, settings.secrets())
+    return settings
+
+
+# --- Desk ----------------------------------------------------------------------------------------
+
+_sandbox_lock = threading.Lock()
+_sandbox_url: str | None = None
+
+
+def resolve_sandbox(settings: Settings) -> Settings:
+    """With DESK_SANDBOX=1, start the embedded emulator (once per process) and point at it."""
+    global _sandbox_url
+    if not settings.sandbox:
+        return settings
+    with _sandbox_lock:
+        if _sandbox_url is None:
+            _sandbox_url = DeskEmulator().start().base_url
+    return replace(
+        settings,
+        sdkappid=SANDBOX_SDKAPPID,
+        identifier=SANDBOX_ADMINS[0],
+        secret_key=Secret(SANDBOX_KEY),
+        usersig=None,
+        api_url=_sandbox_url,
+    )
+
+
+def region_label(settings: Settings) -> str:
+    if settings.sandbox:
+        return "sandbox (embedded Desk emulator)"
+    if settings.api_url:
+        return f"custom URL ({REGIONS[settings.region].label})"
+    return REGIONS[settings.region].label
+
+
+def build_desk_client(
+    settings: Settings,
+    *,
+    limiter: RateLimiter | None = None,
+    cache: LanguageCache | None = None,
+) -> DeskClient:
+    """The Desk client for `settings`: the shared (Redis) limiter and cache when REDIS_URL is
+    set, in-process ones otherwise; `limiter`/`cache` replace either (tests)."""
+    settings = resolve_sandbox(settings)
+    assert settings.sdkappid is not None  # load_settings requires it outside the sandbox
+    usersig = UserSigSource(
+        sdkappid=settings.sdkappid,
+        identifier=settings.identifier,
+        key=settings.secret_key.value if settings.secret_key else None,
+        usersig=settings.usersig.value if settings.usersig else None,
+    )
+    base_urls = [settings.api_url] if settings.api_url else list(REGIONS[settings.region].base_urls)
+    shared_state_health: Callable[[], str] | None = None
+    if settings.redis_url is not None and (limiter is None or cache is None):
+        connection = connection_for(settings.redis_url.value, tls_verify=settings.redis_tls_verify)
+        if limiter is None:
+            limiter = RedisLimiter(connection, sdkappid=settings.sdkappid, calls_per_second=settings.rate_limit)
+        if cache is None:
+            cache = RedisCache(
+                connection,
+                sdkappid=settings.sdkappid,
+                ttl=settings.cache_ttl,
+                stale_max=settings.stale_max,
+                # Other processes wait about as long as the holder's fetch may take (its retry budget).
+                wait=settings.timeout + 1.5,
+            )
+        shared_state_health = connection.status
+    return DeskClient(
+        sdkappid=settings.sdkappid,
+        identifier=settings.identifier,
+        usersig=usersig,
+        base_urls=base_urls,
+        limiter=limiter or InProcessLimiter(settings.rate_limit),
+        cache=cache or InProcessCache(ttl=settings.cache_ttl, stale_max=settings.stale_max),
+        timeout=settings.timeout,
+        stale_max=settings.stale_max,
+        shared_state_health=shared_state_health,
+    )
+
+
+def build_desk_apps(settings: Settings) -> tuple[DeskApp, ...]:
+    """Every Desk app this bot serves, each with its own client (today: one, `default`)."""
+    client = build_desk_client(settings)
+    render = RenderContext(sdkappid=client.sdkappid, region=region_label(settings))
+    return (DeskApp(name=DEFAULT_APP, client=client, render=render),)
+
+
+# --- Slack ---------------------------------------------------------------------------------------
+
+
+def build_web_client(settings: Settings) -> WebClient:
+    """The process's Slack Web API client, retrying connection errors, 429 (Retry-After) and 5xx."""
+    token = settings.slack_bot_token.value if settings.slack_bot_token else None
+    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=SLACK_CALL_TIMEOUT)
+    client.retry_handlers = [
+        ConnectionErrorRetryHandler(max_retry_count=1),
+        RateLimitErrorRetryHandler(max_retry_count=2),
+        ServerErrorRetryHandler(max_retry_count=1),
+    ]
+    return client
+
+
+def slack_boot_error(error: Exception) -> ConfigError:
+    """The one-line configuration error for a failed auth.test at boot."""
+    if not isinstance(error, SlackApiError) and isinstance(error.__context__, SlackApiError):
+        error = error.__context__  # Bolt's App() re-raises a refused auth.test as a BoltError
+    if isinstance(error, SlackApiError):
+        reason = error.response.get("error", "rejected") if error.response is not None else "rejected"
+        return ConfigError(
+            "SLACK_BOT_TOKEN",
+            f"was refused by Slack's auth.test ({reason})",
+            "Copy the Bot User OAuth Token (xoxb-…) from the Slack app's OAuth & Permissions page.",
+        )
+    return ConfigError(
+        "SLACK_API_URL",
+        f"Slack could not be reached to check the token ({type(error).__name__})",
+        "Check the network, or SLACK_API_URL if you set it.",
+    )
+
+
+def check_slack_token(settings: Settings) -> None:
+    """One auth.test, so a bad token fails a boot that builds no Bolt app itself (a server's
+    parent process, before it starts workers) with a one-line error."""
+    try:
+        build_web_client(settings).auth_test()
+    except Exception as error:  # noqa: BLE001  refused, or Slack unreachable: both are config errors here
+        raise slack_boot_error(error) from None
+
+
+# --- digests -------------------------------------------------------------------------------------
+
+
+def build_digest_service(settings: Settings, app: DeskApp, web_client: WebClient) -> DigestService:
+    """The digest service for `app`. Touches no database until first used."""
+    store = DigestStore.from_url(settings.database_url)
+    return DigestService(store, app.client, web_client, app.render, settings)
+
+
+def start_digest_ticker(service: DigestService) -> DigestTicker | None:
+    """At boot of `serve`/`socket`: seed DIGEST_CHANNEL, then start the ticker unless DIGEST_TICKER=0."""
+    service.seed_from_settings()
+    if not service.settings.digest_ticker:
+        log.info("digest ticker off (DIGEST_TICKER=0); run `python -m bot digest --due` from a scheduler")
+        return None
+    return DigestTicker(service).start()
+
+
+# --- the whole bot -------------------------------------------------------------------------------
+
+
+def build_deps(settings: Settings, web_client: WebClient) -> BotDeps:
+    apps = build_desk_apps(settings)
+    return BotDeps(settings=settings, apps=apps, digests=build_digest_service(settings, apps[0], web_client))
+
+
+@dataclass
+class Bot:
+    """One process's bot: its settings, Slack client, listener dependencies and Bolt app."""
+
+    settings: Settings
+    web_client: WebClient
+    deps: BotDeps
+    slack: App
+    ticker: DigestTicker | None = None
+
+    @cached_property
+    def wsgi(self) -> BotWSGI:
+        """The HTTP edge: Slack at POST /slack/events, health at GET /healthz."""
+        return BotWSGI(self.slack, self.deps)
+
+    def start_jobs(self) -> Bot:
+        """Background work of a serving process: the digest ticker (DIGEST_TICKER=1)."""
+        if self.ticker is None and self.deps.digests is not None:
+            self.ticker = start_digest_ticker(self.deps.digests)
+        return self
+
+    def stop_jobs(self) -> None:
+        if self.ticker is not None:
+            self.ticker.stop()
+            self.ticker = None
+
+
+def build_bot(settings: Settings, *, socket_mode: bool = False) -> Bot:
+    """Everything a Slack-serving process needs. Raises `ConfigError` (one line) on bad config,
+    a refused token included. Slack's `auth.test` runs once, in the Bolt app's construction."""
+    if socket_mode:
+        settings.require_slack_socket()
+    else:
+        settings.require_slack_http()
+    web_client = build_web_client(settings)
+    deps = build_deps(settings, web_client)
+    signing_secret = settings.slack_signing_secret.value if settings.slack_signing_secret else None
+    try:
+        slack = build_slack_app(deps, web_client, signing_secret=signing_secret)
+    except Exception as error:  # noqa: BLE001  auth.test refused, or Slack unreachable
+        raise slack_boot_error(error) from None
+    return Bot(settings=settings, web_client=web_client, deps=deps, slack=slack)
+
+
+def build_cli_digests(settings: Settings) -> DigestService:
+    """The digest service for `python -m bot digest` (no Bolt app, no ticker)."""
+    if settings.slack_bot_token is None:
+        raise ConfigError("SLACK_BOT_TOKEN", "is not set", "Set it to the app's Bot User OAuth Token (xoxb-…).")
+    return build_digest_service(settings, build_desk_apps(settings)[0], build_web_client(settings))

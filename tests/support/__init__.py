@@ -1,0 +1,1 @@
+"""Test support: service launchers, the settings helpers, the served-bot harness and a worker process."""
