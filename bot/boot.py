@@ -26,6 +26,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.blocks import RenderContext
 from bot.config import ConfigError, Secret, Settings, load_settings
@@ -37,6 +38,7 @@ from bot.digests.store import DigestStore
 from bot.digests.ticker import DigestTicker
 from bot.logs import configure_logging
 from bot.regions import REGIONS
+from bot.response_url import ResponseSender
 from bot.shared import RedisCache, RedisLimiter, connection_for
 from bot.slack_app import build_slack_app
 from bot.web import BotWSGI
@@ -153,12 +155,20 @@ def build_web_client(settings: Settings) -> WebClient:
     return client
 
 
-def slack_boot_error(error: Exception) -> ConfigError:
-    """The one-line configuration error for a failed auth.test at boot."""
+def slack_boot_error(error: Exception, *, socket_token: bool = False) -> ConfigError:
+    """The one-line configuration error for a token Slack refused at boot (auth.test, or
+    apps.connections.open for Socket Mode's app-level token), or for Slack being unreachable."""
     if not isinstance(error, SlackApiError) and isinstance(error.__context__, SlackApiError):
         error = error.__context__  # Bolt's App() re-raises a refused auth.test as a BoltError
     if isinstance(error, SlackApiError):
         reason = error.response.get("error", "rejected") if error.response is not None else "rejected"
+        if socket_token:
+            return ConfigError(
+                "SLACK_APP_TOKEN",
+                f"was refused by Slack's apps.connections.open ({reason})",
+                "Create an app-level token (xapp-…) with the connections:write scope on the app's "
+                "Basic Information page.",
+            )
         return ConfigError(
             "SLACK_BOT_TOKEN",
             f"was refused by Slack's auth.test ({reason})",
@@ -180,6 +190,18 @@ def check_slack_token(settings: Settings) -> None:
         raise slack_boot_error(error) from None
 
 
+def check_app_token(settings: Settings) -> None:
+    """Socket Mode's app-level token, checked once before anything starts: the SDK would
+    otherwise log a refusal as an ERROR with a traceback-like dump and keep retrying."""
+    assert settings.slack_app_token is not None
+    token = settings.slack_app_token.value
+    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=SLACK_CALL_TIMEOUT)
+    try:
+        client.apps_connections_open(app_token=token)
+    except Exception as error:  # noqa: BLE001  refused, or Slack unreachable: both are config errors here
+        raise slack_boot_error(error, socket_token=True) from None
+
+
 # --- digests -------------------------------------------------------------------------------------
 
 
@@ -190,12 +212,18 @@ def build_digest_service(settings: Settings, app: DeskApp, web_client: WebClient
 
 
 def start_digest_ticker(service: DigestService) -> DigestTicker | None:
-    """At boot of `serve`/`socket`: seed DIGEST_CHANNEL, then start the ticker unless DIGEST_TICKER=0."""
-    service.seed_from_settings()
-    if not service.settings.digest_ticker:
-        log.info("digest ticker off (DIGEST_TICKER=0); run `python -m bot digest --due` from a scheduler")
-        return None
-    return DigestTicker(service).start()
+    """At boot of `serve`/`socket`: the ticker, which seeds DIGEST_CHANNEL once the database
+    answers, unless DIGEST_TICKER=0. A database that is down does not stop the boot: the slash
+    command serves, /healthz says digests are degraded, and the ticker keeps trying."""
+    service.configured_schedule()  # a bad DIGEST_SCHEDULE is a configuration error, database or not
+    if service.settings.digest_ticker:
+        return DigestTicker(service).start()
+    log.info("digest ticker off (DIGEST_TICKER=0); run `python -m bot digest --due` from a scheduler")
+    try:
+        service.seed_from_settings()
+    except SQLAlchemyError as error:
+        service.tick_failed(error)  # seeded by the next `digest --due` instead
+    return None
 
 
 # --- the whole bot -------------------------------------------------------------------------------
@@ -203,7 +231,12 @@ def start_digest_ticker(service: DigestService) -> DigestTicker | None:
 
 def build_deps(settings: Settings, web_client: WebClient) -> BotDeps:
     apps = build_desk_apps(settings)
-    return BotDeps(settings=settings, apps=apps, digests=build_digest_service(settings, apps[0], web_client))
+    return BotDeps(
+        settings=settings,
+        apps=apps,
+        responder=ResponseSender(settings.slack_api_url),
+        digests=build_digest_service(settings, apps[0], web_client),
+    )
 
 
 @dataclass
@@ -219,7 +252,9 @@ class Bot:
     @cached_property
     def wsgi(self) -> BotWSGI:
         """The HTTP edge: Slack at POST /slack/events, health at GET /healthz."""
-        return BotWSGI(self.slack, self.deps)
+        secret = self.settings.slack_signing_secret
+        assert secret is not None  # build_bot(socket_mode=False) required it
+        return BotWSGI(self.slack, self.deps, signing_secret=secret.value)
 
     def start_jobs(self) -> Bot:
         """Background work of a serving process: the digest ticker (DIGEST_TICKER=1)."""
@@ -238,6 +273,7 @@ def build_bot(settings: Settings, *, socket_mode: bool = False) -> Bot:
     a refused token included. Slack's `auth.test` runs once, in the Bolt app's construction."""
     if socket_mode:
         settings.require_slack_socket()
+        check_app_token(settings)
     else:
         settings.require_slack_http()
     web_client = build_web_client(settings)

@@ -13,6 +13,7 @@ from bot.blocks import RenderContext
 from bot.config import Settings
 from bot.desk import DeskClient
 from bot.digests.service import DigestService
+from bot.response_url import ResponseSender
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class BotDeps:
 
     settings: Settings
     apps: tuple[DeskApp, ...]
+    responder: ResponseSender
     digests: DigestService | None = None
 
     @property

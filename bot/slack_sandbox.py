@@ -161,6 +161,7 @@ class FakeSlack:
         self,
         *,
         token: str = "xoxb-sandbox-token",  # noqa: S107 (the fake's own made-up token)
+        app_token: str = "xapp-sandbox-app-token",  # noqa: S107  Socket Mode's, for apps.connections.open
         host: str = "127.0.0.1",
         port: int = 0,
         team_id: str = SANDBOX_TEAM_ID,
@@ -169,6 +170,7 @@ class FakeSlack:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.token = token
+        self.app_token = app_token
         self.host = host
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -401,7 +403,8 @@ class FakeSlack:
         token = _bearer(headers) or str(body.get("token") or "")
         if not token:
             return _json(200, {"ok": False, "error": "not_authed"})
-        if token != self.token:
+        expected = self.app_token if method == "apps.connections.open" else self.token
+        if token != expected:
             return _json(200, {"ok": False, "error": "invalid_auth"})
         handler = self._methods.get(method)
         result = handler(self, body) if handler is not None else {"ok": True}

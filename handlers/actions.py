@@ -14,7 +14,6 @@ from slack_sdk import WebClient
 
 from bot import blocks
 from bot.deps import BotDeps
-from bot.response_url import send_response
 from handlers.answers import languages_reply
 from handlers.home import publish_home
 
@@ -30,7 +29,7 @@ def register(app: App, deps: BotDeps) -> None:
             publish_home(deps, client, body["user"]["id"], refresh=True)
             return
         reply = languages_reply(deps.default_app, refresh=True)
-        send_response(body["response_url"], reply.message, replace_original=True)
+        deps.responder.send(body["response_url"], reply.message, replace_original=True)
 
     def share(body: dict[str, Any]) -> None:
         response_url = body.get("response_url")
@@ -41,13 +40,13 @@ def register(app: App, deps: BotDeps) -> None:
         reply = languages_reply(deps.default_app)
         message = reply.message
         if not reply.listed:  # an error is for the person who clicked, not for the channel
-            send_response(response_url, message, response_type="ephemeral", replace_original=False)
+            deps.responder.send(response_url, message, response_type="ephemeral", replace_original=False)
             return
         user = body.get("user", {}).get("id")
         if user and message.get("blocks") is not None:
             note = {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Shared by <@{user}>"}]}
             message = {**message, "blocks": [*message["blocks"], note][: blocks.MAX_BLOCKS]}
-        send_response(response_url, message, response_type="in_channel", replace_original=False)
+        deps.responder.send(response_url, message, response_type="in_channel", replace_original=False)
 
     app.action(blocks.REFRESH_ACTION)(ack=ack_now, lazy=[refresh])
     app.action(blocks.SHARE_ACTION)(ack=ack_now, lazy=[share])

@@ -16,7 +16,6 @@ from slack_bolt import Ack, App, BoltContext
 from bot import blocks
 from bot.deps import BotDeps
 from bot.grammar import COMMAND, Action, parse_command
-from bot.response_url import send_response
 from handlers.answers import UNEXPECTED, languages_reply
 
 log = logging.getLogger(__name__)
@@ -72,7 +71,7 @@ def register(app: App, deps: BotDeps) -> None:
             message, listed = reply.message, reply.listed
         # `share` puts the list in the channel; an error instead goes to the caller only.
         response_type = "in_channel" if parsed.action is Action.SHARE and listed else "ephemeral"
-        send_response(command["response_url"], message, response_type=response_type, replace_original=False)
+        deps.responder.send(command["response_url"], message, response_type=response_type, replace_original=False)
 
     app.command(COMMAND, matchers=[answerable_in_ack])(ack_with_answer)
     app.command(COMMAND)(ack=ack_silently, lazy=[answer_command])

@@ -23,9 +23,9 @@ import requests
 from bot.desk.sandbox import DeskEmulator
 from bot.slack_sandbox import FakeSlack, sign, slash_command_body
 from tests.support.environment import desk_env
+from tests.support.served import BOOT_TIMEOUT, Served, clean_env, start_bot
 from tests.support.services import RedisServer, free_port
-from tests.support.slack_harness import BOT_TOKEN, SIGNING_SECRET, slack_env, texts
-from tests.test_slack_cli import BOOT_TIMEOUT, Served, clean_env, start_bot
+from tests.support.slack_harness import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, slack_env, texts
 
 LISTED = "English (`en`) :star: *default*"
 
@@ -46,7 +46,7 @@ def wait_until_healthy(served: Served) -> dict[str, Any]:
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
-    with FakeSlack(token=BOT_TOKEN) as fake:
+    with FakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN) as fake:
         yield fake
 
 

@@ -109,7 +109,7 @@ def test_healthz_answers_from_memory(bot: BotUnderTest) -> None:
         response = bot.http.get(f"{bot.url}/healthz", timeout=5)
         assert response.status_code == 200
         assert response.headers["Content-Type"] == "application/json"
-        assert response.json() == {"status": "ok", "version": __version__}
+        assert response.json() == {"status": "ok", "version": __version__, "digests": "ok"}
     assert bot.http.head(f"{bot.url}/healthz", timeout=5).status_code == 200
     assert (len(bot.slack.calls()), len(bot.desk.calls)) == (slack_calls, desk_calls)
 
@@ -148,7 +148,7 @@ def test_a_refused_reply_is_logged_without_the_response_url(
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
-    with FakeSlack(token=BOT_TOKEN) as fake:
+    with FakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN) as fake:
         yield fake
 
 

@@ -156,6 +156,28 @@ class DigestService:
         self.timer = timer
         self.lease = lease
         self.owner = owner or process_owner()
+        self.failing_since: float | None = None  # when the database (or a tick) began failing
+
+    # --- health ----------------------------------------------------------------------------------
+
+    def health(self) -> str:
+        """For /healthz: "degraded" while ticks fail (the database is down, typically), else "ok"."""
+        return "degraded" if self.failing_since is not None else "ok"
+
+    def tick_failed(self, error: BaseException) -> None:
+        """One line for the first failure of an outage, not a traceback every minute."""
+        if self.failing_since is None:
+            self.failing_since = self.timer()
+            log.warning(
+                "digests unavailable (%s); the slash command still works, digests retry every tick. "
+                "Check DATABASE_URL and that the database is up.",
+                type(error).__name__,
+            )
+
+    def tick_succeeded(self) -> None:
+        if self.failing_since is not None:
+            log.info("digests are available again after %.0f s", self.timer() - self.failing_since)
+            self.failing_since = None
 
     # --- the slash command ---------------------------------------------------------------
 
@@ -195,16 +217,23 @@ class DigestService:
             log.error("digest schedule for %s no longer parses: %r", channel_id, text)
             return None
 
-    def seed_from_settings(self) -> None:
-        """Create or update DIGEST_CHANNEL's subscription from DIGEST_SCHEDULE (idempotent)."""
-        channel, text = self.settings.digest_channel, self.settings.digest_schedule
-        if not channel or not text:
-            return
+    def configured_schedule(self) -> Schedule | None:
+        """DIGEST_SCHEDULE, parsed (None when unset). Raises `ConfigError`; touches no database,
+        so the boot can check it even while the database is down."""
+        text = self.settings.digest_schedule
+        if not self.settings.digest_channel or not text:
+            return None
         try:
-            schedule = parse_schedule(text, self.settings.digest_default_tz)
+            return parse_schedule(text, self.settings.digest_default_tz)
         except ScheduleError as error:
             example = messages.EXAMPLES[1].removeprefix("digest ")
             raise ConfigError("DIGEST_SCHEDULE", str(error).rstrip("."), f"For example: {example}.") from None
+
+    def seed_from_settings(self) -> None:
+        """Create or update DIGEST_CHANNEL's subscription from DIGEST_SCHEDULE (idempotent)."""
+        schedule, channel = self.configured_schedule(), self.settings.digest_channel
+        if schedule is None or channel is None:
+            return
         existing = self.store.get_subscription(channel)
         if existing is not None and existing.schedule == schedule.text():
             if not existing.enabled:

@@ -2,8 +2,8 @@
 
 It runs inside `serve` and `socket` (one per process; DIGEST_TICKER=0 turns it off).
 Several tickers in several processes are safe: every post is claimed in the
-database first. The first tick runs at start, which is the catch-up after a
-restart or deploy; later ticks run just after each minute boundary, so a 09:00
+database first. The first tick runs at start (after seeding DIGEST_CHANNEL), which
+is the catch-up after a restart or deploy; later ticks run just after each minute boundary, so a 09:00
 digest goes out at 09:00 and a few seconds.
 """
 
@@ -13,6 +13,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.digests.service import DigestService
 
@@ -56,11 +58,20 @@ class DigestTicker:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
+        seeded = False
         while not self._stop.is_set():
             try:
+                if not seeded:  # DIGEST_CHANNEL, once the database answers
+                    self.service.seed_from_settings()
+                    seeded = True
                 self.service.tick()
-            except Exception:  # a bad tick (database down…) must not end the thread
+            except SQLAlchemyError as error:  # the database is down: one line per outage, retried
+                self.service.tick_failed(error)
+            except Exception as error:  # a bug: keep its traceback, and keep the thread alive
                 log.exception("digest tick failed; trying again next minute")
+                self.service.tick_failed(error)
+            else:
+                self.service.tick_succeeded()
             self.ticks += 1
             self._stop.wait(self._until_next())
 

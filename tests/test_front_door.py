@@ -1,0 +1,293 @@
+"""The HTTP edge as an attacker meets it: `python -m bot serve` (the production server) on loopback,
+sent what anyone on the internet can send before a signature is checked.
+
+Each test is one defect found by a review of the front door: a pathological body that froze the
+worker, no body limit, slow headers, malformed requests answered with 500 and a traceback, bodies
+logged verbatim, `response_url`s pointing anywhere, boot failures that were not one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import requests
+
+from bot.desk.sandbox import SANDBOX_KEY, DeskEmulator
+from bot.slack_sandbox import FakeSlack, sign, slash_command_body
+from tests.support.environment import desk_env
+from tests.support.served import Served, assert_one_line_config_error, clean_env, run_bot, start_bot
+from tests.support.services import free_port
+from tests.support.slack_harness import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, slack_env
+
+SLACK_PATH = "/slack/events"
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN) as fake:
+        yield fake
+
+
+def serve(emulator: DeskEmulator, slack: FakeSlack, tmp_path: Path, **env: str) -> Served:
+    port = free_port()
+    environ = clean_env(
+        **{**desk_env(emulator), **slack_env(slack), "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "INFO", **env}
+    )
+    environ["HOME"] = str(tmp_path)
+    served = Served(start_bot("serve", cwd=tmp_path, env=environ), f"http://127.0.0.1:{port}")
+    served.wait_until_healthy()
+    return served
+
+
+@pytest.fixture
+def served(emulator: DeskEmulator, slack: FakeSlack, tmp_path: Path) -> Iterator[Served]:
+    bot = serve(emulator, slack, tmp_path)
+    yield bot
+    bot.stop()
+
+
+def address(served: Served) -> tuple[str, int]:
+    host, port = served.url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def raw_request(served: Served, head: str, body: bytes = b"", *, read_timeout: float = 5.0) -> bytes:
+    """Send `head` (request line and headers, without the blank line) and `body` on a fresh
+    connection; return everything the server answers until it closes or goes quiet."""
+    with socket.create_connection(address(served), timeout=read_timeout) as conn:
+        conn.sendall(head.encode() + b"\r\n\r\n" + body)
+        answer = b""
+        try:
+            while chunk := conn.recv(65536):
+                answer += chunk
+                if b"\r\n\r\n" in answer and (b"Content-Length: 0" in answer or answer.endswith(b"}")):
+                    break
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return answer
+
+
+def status_of(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def health_latency(served: Served) -> float:
+    started = time.monotonic()
+    assert requests.get(f"{served.url}/healthz", timeout=5).status_code == 200
+    return time.monotonic() - started
+
+
+def sign_bytes(body: bytes) -> dict[str, str]:
+    """Slack's v0 signature over raw bytes (slack_sdk's signer wants text, and some bodies are not)."""
+    timestamp = str(int(time.time()))
+    digest = hmac.new(SIGNING_SECRET.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256)
+    return {
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": "v0=" + digest.hexdigest(),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+def signed_command(served: Served, slack: FakeSlack, text: str, **fields: str) -> requests.Response:
+    body = slash_command_body(text, response_url=fields.pop("response_url", slack.response_url("cmd")))
+    return requests.post(f"{served.url}{SLACK_PATH}", data=body, headers=sign(SIGNING_SECRET, body), timeout=5)
+
+
+# --- the worker never freezes, whatever the body ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["dots", "url-password", "many-at"])
+def test_a_pathological_unsigned_body_is_refused_fast_while_healthz_answers(served: Served, kind: str) -> None:
+    size = 320 * 1024  # took 29.9 s to refuse (and froze /healthz) before the edge
+    body = {"dots": b"a." * (size // 2), "url-password": b"a://a:" * (size // 6), "many-at": b"@a" * (size // 2)}[
+        kind
+    ]
+    done: dict[str, float] = {}
+
+    def attack() -> None:
+        started = time.monotonic()
+        response = requests.post(f"{served.url}{SLACK_PATH}", data=body, timeout=30)
+        done["status"], done["seconds"] = response.status_code, time.monotonic() - started
+
+    thread = threading.Thread(target=attack)
+    thread.start()
+    latencies = [health_latency(served) for _ in range(5)]
+    thread.join(30)
+    assert done["status"] == 401
+    assert done["seconds"] < 2.0
+    assert max(latencies) < 1.0
+
+
+def test_a_huge_or_unsized_body_gets_413_before_it_is_read(served: Served) -> None:
+    declared = 50 * 1024 * 1024
+    answer = raw_request(
+        served,
+        f"POST {SLACK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {declared}",
+        b"x" * 4096,  # only a sliver of the 50 MB is ever sent: the answer must not wait for the rest
+    )
+    assert status_of(answer) == 413
+    chunked = raw_request(
+        served, f"POST {SLACK_PATH} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked", b"5\r\nhello\r\n0\r\n\r\n"
+    )
+    assert status_of(chunked) in (411, 413)
+    assert health_latency(served) < 1.0
+
+
+def test_slow_headers_are_cut_and_cost_the_server_nothing(served: Served, slack: FakeSlack) -> None:
+    trickling: list[socket.socket] = []
+    try:
+        for _ in range(100):
+            conn = socket.create_connection(address(served), timeout=5)
+            conn.sendall(f"POST {SLACK_PATH} HTTP/1.1\r\nHost: x\r\n".encode())
+            trickling.append(conn)
+        for round_ in range(3):
+            for conn in trickling:
+                with contextlib.suppress(OSError):  # already cut by the server: that is the point
+                    conn.sendall(f"X-Slow-{round_}: 1\r\n".encode())
+            assert health_latency(served) < 1.0
+            started = time.monotonic()
+            assert signed_command(served, slack, "help").status_code == 200
+            assert time.monotonic() - started < 1.0
+            time.sleep(1.0)
+    finally:
+        for conn in trickling:
+            conn.close()
+
+
+# --- malformed requests: a 4xx, never a 500 or a traceback -------------------------------------------
+
+
+MALFORMED = {
+    "timestamp-abc": ({"X-Slack-Request-Timestamp": "abc", "X-Slack-Signature": "v0=00"}, b"text=hi"),
+    "json-broken": ({"Content-Type": "application/json"}, b"{bad"),
+    "payload-broken": ({}, b"payload=%7Bx"),
+    "not-utf8": ({}, b"text=\xff\xfe\xfa"),
+    "json-array": ({"Content-Type": "application/json"}, b"[1]"),
+}
+
+
+@pytest.mark.parametrize("kind", list(MALFORMED))
+def test_malformed_unsigned_requests_get_a_4xx_without_a_traceback(
+    emulator: DeskEmulator, slack: FakeSlack, tmp_path: Path, kind: str
+) -> None:
+    headers, body = MALFORMED[kind]
+    bot = serve(emulator, slack, tmp_path)
+    try:
+        response = requests.post(f"{bot.url}{SLACK_PATH}", data=body, headers=headers, timeout=5)
+        assert response.status_code in (400, 401)
+    finally:
+        _, stderr = bot.stop()
+    assert "Traceback" not in stderr and " ERROR " not in stderr
+
+
+@pytest.mark.parametrize("kind", ["json-broken", "payload-broken", "not-utf8", "json-array"])
+def test_malformed_but_signed_requests_get_400_without_a_traceback(
+    emulator: DeskEmulator, slack: FakeSlack, tmp_path: Path, kind: str
+) -> None:
+    headers, body = MALFORMED[kind]
+    bot = serve(emulator, slack, tmp_path)
+    try:
+        signed = {**sign_bytes(body), **headers}
+        response = requests.post(f"{bot.url}{SLACK_PATH}", data=body, headers=signed, timeout=5)
+        assert response.status_code == 400
+    finally:
+        _, stderr = bot.stop()
+    assert "Traceback" not in stderr and " ERROR " not in stderr
+
+
+def test_refused_requests_are_logged_as_one_line_without_their_body(
+    emulator: DeskEmulator, slack: FakeSlack, tmp_path: Path
+) -> None:
+    bot = serve(emulator, slack, tmp_path)
+    secretish = "token=Zq8SECRETVALUEq8Z&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1%2F2%2FSECRETPATH"
+    forged = secretish + "&text=x%0A2026-01-01 00:00:00 ERROR forged line\nERROR forged too"
+    try:
+        for _ in range(20):
+            assert requests.post(f"{bot.url}{SLACK_PATH}", data=forged, timeout=5).status_code == 401
+    finally:
+        _, stderr = bot.stop()
+    for leaked in ("Zq8SECRETVALUEq8Z", "SECRETPATH", "forged"):
+        assert leaked not in stderr
+    refusals = [line for line in stderr.splitlines() if "Refused POST /slack/events" in line]
+    assert len(refusals) == 1  # 20 alike within a minute: one line, the rest counted
+    assert "401" in refusals[0] and "no Slack signature" in refusals[0] and "WARNING" in refusals[0]
+
+
+# --- the bot posts replies only to Slack ---------------------------------------------------------------
+
+
+class Recorder(BaseHTTPRequestHandler):
+    hits: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        Recorder.hits.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_response_url_outside_slack_is_never_posted_to(served: Served, slack: FakeSlack) -> None:
+    internal = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=internal.serve_forever, daemon=True).start()
+    try:
+        target = f"http://127.0.0.1:{internal.server_address[1]}/internal/admin"
+        assert signed_command(served, slack, "", response_url=target).status_code == 200
+        time.sleep(1.5)  # the lazy listener has long run by now
+        assert Recorder.hits == []
+        assert signed_command(served, slack, "refresh", response_url=slack.response_url("ok")).status_code == 200
+        assert slack.wait_for(lambda fake: bool(fake.responses("ok")), timeout=5)
+    finally:
+        internal.shutdown()
+        _, stderr = served.stop()
+    assert "outside Slack's hosts (host 127.0.0.1)" in stderr
+    assert "/internal/admin" not in stderr
+
+
+# --- boot ------------------------------------------------------------------------------------------------
+
+
+def test_a_database_down_at_boot_degrades_digests_but_serves_commands(
+    emulator: DeskEmulator, slack: FakeSlack, tmp_path: Path
+) -> None:
+    closed = free_port()
+    bot = serve(
+        emulator,
+        slack,
+        tmp_path,
+        DATABASE_URL=f"postgres://bot:p%40ss@127.0.0.1:{closed}/bot",
+        DIGEST_CHANNEL="C0DIGEST",
+        DIGEST_SCHEDULE="daily 09:00",
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while (health := requests.get(f"{bot.url}/healthz", timeout=2).json()).get("digests") != "degraded":
+            assert time.monotonic() < deadline, health
+            time.sleep(0.1)
+        assert signed_command(bot, slack, "help").status_code == 200
+    finally:
+        code, stderr = bot.stop()
+    assert code == 0, stderr
+    assert "digests unavailable" in stderr and "DATABASE_URL" in stderr
+    assert "Traceback" not in stderr and "p@ss" not in stderr
+
+
+def test_a_refused_app_token_is_one_line_and_exit_2(slack: FakeSlack, tmp_path: Path) -> None:
+    slack.script("apps.connections.open", body={"ok": False, "error": "invalid_auth"})
+    env = clean_env(DESK_SANDBOX="1", **slack_env(slack, SLACK_APP_TOKEN=APP_TOKEN))
+    result = run_bot("socket", cwd=tmp_path, env=env)
+    assert_one_line_config_error(result, "SLACK_APP_TOKEN")
+    assert "invalid_auth" in result.stderr and APP_TOKEN not in result.stderr and SANDBOX_KEY not in result.stderr
