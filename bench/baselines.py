@@ -26,6 +26,8 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 
+from bot.config import Settings
+
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 COMMAND = "/desk-languages"
@@ -85,12 +87,31 @@ def plain() -> WSGIApp:
 APPS: dict[str, Callable[[], WSGIApp]] = {"bolt-default": bolt_default, "bolt-pbr": bolt_pbr, "plain": plain}
 
 
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    """The gunicorn settings the bot ran under before it moved to granian: 1 worker x 16 gthreads."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    known = {setting.name for setting in KNOWN_SETTINGS}
+    options = {
+        "bind": f"{settings.host or '127.0.0.1'}:{settings.port}",
+        "workers": settings.web_concurrency,
+        "worker_class": "gthread",
+        "threads": 16,
+        "timeout": 30,
+        "graceful_timeout": 25,
+        "keepalive": 5,
+        "errorlog": "-",
+        "loglevel": settings.log_level.lower(),
+        "control_socket_disable": True,  # gunicorn >= 25.1 would open one in $HOME
+    }
+    return {key: value for key, value in options.items() if key in known}
+
+
 def serve(name: str) -> None:
-    """Serve `APPS[name]` under gunicorn with the bot's settings (`bot.serve.gunicorn_options`)."""
+    """Serve `APPS[name]` under gunicorn with the settings the bot used to run under."""
     from gunicorn.app.base import BaseApplication
 
     from bot.boot import load_configuration
-    from bot.serve import gunicorn_options
 
     options = gunicorn_options(load_configuration())
     factory = APPS[name]

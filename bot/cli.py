@@ -160,7 +160,7 @@ def cmd_errors(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "demo": (cmd_demo, "try the whole bot locally: emulated Desk, stand-in Slack, real app"),
     "languages": (cmd_languages, "print the Desk chatbot's languages"),
-    "serve": (cmd_serve, "serve Slack over HTTP under gunicorn on $PORT"),
+    "serve": (cmd_serve, "serve Slack over HTTP (granian) on $PORT"),
     "socket": (cmd_socket, "serve Slack over Socket Mode (no public URL needed)"),
     "digest": (cmd_digest, "post due channel digests (--due) or one now (--channel C123)"),
     "manifest": (cmd_manifest, "print the Slack app manifest for this deployment"),

@@ -70,6 +70,7 @@ class Settings:
     port: int = 3000
     host: str | None = None  # bind address for `serve`; None = every address
     web_concurrency: int = 1
+    web_access_log: bool = False
     # --- Digests ------------------------------------------------------------------
     database_url: str = "sqlite:///desk-bot.db"
     digest_default_tz: str = "UTC"
@@ -323,6 +324,7 @@ class _Reader:
             port=port,
             host=host.strip("[]") if host else None,
             web_concurrency=web_concurrency,
+            web_access_log=self.boolean("WEB_ACCESS_LOG", False),
             database_url=database_url,
             digest_default_tz=default_tz,
             digest_channel=digest_channel,

@@ -4,7 +4,7 @@ Secrets leak into logs through channels we do not control (docs/slack-platform.m
 urllib3 logs full request URLs, which carry the UserSig; exception texts repeat
 them; tenacity logs `str(exc)`. Redaction therefore happens where every record is
 made (a log record factory), so it covers every handler, including ones added
-later by gunicorn or by pytest, and the rendered traceback text as well.
+later by the HTTP server or by pytest, and the rendered traceback text as well.
 
 What is redacted: every registered secret value (the settings' credentials), and
 anything shaped like a credential: `usersig=`/`sig=`/`token=`/`key=` query values,

@@ -1,6 +1,6 @@
 """A threaded WSGI server on loopback, for the demo and the end-to-end tests.
 
-Production runs under gunicorn (`python -m bot serve`); this serves the very same
+Production runs under granian (`python -m bot serve`); this serves the very same
 WSGI application in a background thread on 127.0.0.1 and a free port.
 """
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import os
+import signal
 import socket
 import threading
 import time
@@ -22,7 +24,7 @@ from typing import ClassVar
 import pytest
 import requests
 
-from bot.desk.sandbox import SANDBOX_KEY, DeskEmulator
+from bot.desk.sandbox import SANDBOX_KEY, DeskEmulator, Fault
 from bot.slack_sandbox import FakeSlack, sign, slash_command_body
 from tests.support.environment import desk_env
 from tests.support.served import Served, assert_one_line_config_error, clean_env, run_bot, start_bot
@@ -255,6 +257,44 @@ def test_a_response_url_outside_slack_is_never_posted_to(served: Served, slack: 
         _, stderr = served.stop()
     assert "outside Slack's hosts (host 127.0.0.1)" in stderr
     assert "/internal/admin" not in stderr
+
+
+# --- the server's life cycle ------------------------------------------------------------------------
+
+
+def test_sigterm_lets_an_in_flight_lazy_reply_finish(emulator: DeskEmulator, slack: FakeSlack, tmp_path: Path) -> None:
+    bot = serve(emulator, slack, tmp_path)
+    emulator.inject(Fault(hang=0.8))  # Desk is slow (within DESK_TIMEOUT=1): the reply is still on its way at SIGTERM
+    try:
+        assert signed_command(bot, slack, "", response_url=slack.response_url("late")).status_code == 200
+    finally:
+        code, stderr = bot.stop()
+    assert code == 0, stderr
+    (late,) = slack.responses("late")  # delivered, once, before the worker exited
+    assert "English" in str(late.body)
+
+
+def worker_pids(served: Served) -> list[int]:
+    children = Path(f"/proc/{served.process.pid}/task/{served.process.pid}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def test_a_worker_that_dies_is_replaced(served: Served, slack: FakeSlack) -> None:
+    (worker,) = worker_pids(served)
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while True:
+        replaced = [pid for pid in worker_pids(served) if pid != worker]
+        if replaced:
+            try:
+                if requests.get(f"{served.url}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+        assert time.monotonic() < deadline, "no new worker answered within 15 s"
+        time.sleep(0.1)
+    assert signed_command(served, slack, "help").status_code == 200
+    assert served.process.poll() is None
 
 
 # --- boot ------------------------------------------------------------------------------------------------
