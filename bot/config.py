@@ -69,7 +69,7 @@ class Settings:
     host: str | None = None  # bind address for `serve`; None = every address
     web_concurrency: int = 1
     # --- Digests ------------------------------------------------------------------
-    database_url: str = "sqlite:///desk-bot.db"
+    database_url: Secret = Secret("sqlite:///desk-bot.db")  # a PostgreSQL URL carries a password
     digest_default_tz: str = "UTC"
     digest_channel: str | None = None
     digest_schedule: str | None = None
@@ -89,7 +89,7 @@ class Settings:
             self.slack_app_token,
             self.redis_url,
         ]
-        return [s.value for s in held if s is not None and s.value]
+        return [s.value for s in held if s is not None and s.value] + _url_credentials(self.database_url.value)
 
     def require_slack_http(self) -> None:
         """Check what serving Slack over HTTP needs."""
@@ -108,6 +108,33 @@ class Settings:
             "SLACK_APP_TOKEN",
             "set it to an app-level token (xapp-…) with the connections:write scope",
         )
+
+
+def _url_credentials(url: str) -> list[str]:
+    """The password of `scheme://user:password@host/…` as written and decoded, and the URL itself;
+    nothing for a URL without one. Up to the last `@`, so an unencoded `@` in it is kept whole."""
+    from urllib.parse import unquote
+
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    return [url, password, unquote(password)] if password else []
+
+
+def _check_database_url(url: str) -> None:
+    """Parse DATABASE_URL as SQLAlchemy will, so a mistake fails at boot without echoing it:
+    its own errors repeat the URL's pieces (`invalid literal for int(): 'w0rd'`)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    fix = "Set it to the URL your platform gives; in a password, write @ as %40, : as %3A and / as %2F."
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        parsed = None  # raised below, outside this block: the error's text must not even be its context
+    if parsed is None:
+        raise ConfigError("DATABASE_URL", "could not be read as a URL (its value is not shown)", fix)
+    if parsed.drivername.startswith("postgresql") and "@" in f"{parsed.host}{parsed.database}":
+        raise ConfigError("DATABASE_URL", "has an @ after its user and password (an unencoded @ in the password?)", fix)
 
 
 def _require(value: Secret | None, name: str, fix: str) -> None:
@@ -266,6 +293,8 @@ class _Reader:
                 "is neither a sqlite:/// nor a postgres:// URL",
                 "Set it to sqlite:///desk-bot.db or to your PostgreSQL URL.",
             )
+        if self.raw("DATABASE_URL") is not None:
+            _check_database_url(database_url)
 
         default_tz = self.text("DIGEST_DEFAULT_TZ", "UTC")
         try:
@@ -327,7 +356,7 @@ class _Reader:
             port=port,
             host=host.strip("[]") if host else None,
             web_concurrency=web_concurrency,
-            database_url=database_url,
+            database_url=Secret(database_url),
             digest_default_tz=default_tz,
             digest_channel=digest_channel,
             digest_schedule=digest_schedule,

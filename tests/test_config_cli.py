@@ -66,7 +66,7 @@ def test_defaults_and_heroku_database_url() -> None:
         300.0,
     )
     assert (settings.stale_max, settings.rate_limit, settings.port) == (86400.0, 5, 3000)
-    assert settings.database_url == "postgresql+psycopg://u:p@h:5432/d"
+    assert settings.database_url.value == "postgresql+psycopg://u:p@h:5432/d"
 
 
 def test_secrets_never_show_in_the_settings_repr() -> None:

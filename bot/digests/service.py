@@ -395,5 +395,5 @@ def build_digest_service(settings: Settings, desk_client: DeskClient, slack_clie
     from bot.desk import region_label
 
     render = RenderContext(sdkappid=desk_client.sdkappid, region=region_label(settings))
-    store = DigestStore.from_url(settings.database_url)
+    store = DigestStore.from_url(settings.database_url.value)
     return DigestService(store, desk_client, slack_client, render, settings)
