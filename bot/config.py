@@ -110,6 +110,40 @@ class Settings:
         )
 
 
+def _is_loopback(host: str | None) -> bool:
+    """Whether `host` (as `urlsplit(...).hostname` gives it) is this machine: localhost, 127.0.0.0/8, ::1."""
+    import ipaddress
+
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def _refuse_clear_text(name: str, url: str, clear: str, secure: str, what: str) -> None:
+    """Refuse a `clear` (http, redis) URL unless it goes to this machine (tests, the emulator)."""
+    from urllib.parse import urlsplit
+
+    if not url.lower().startswith(f"{clear}://"):
+        return
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        host = None
+    if not _is_loopback(host):
+        raise ConfigError(
+            name,
+            f"uses {clear}:// to {host or 'a host'}, which is not this machine, so {what} would travel in clear",
+            f"Set it to a URL with {secure}:// ({clear}:// is accepted only for 127.0.0.1, ::1 or localhost).",
+        )
+
+
 def _url_credentials(url: str) -> list[str]:
     """The password of `scheme://user:password@host/…` as written and decoded, and the URL itself;
     nothing for a URL without one. Up to the last `@`, so an unencoded `@` in it is kept whole."""
@@ -265,6 +299,8 @@ class _Reader:
                 f"{api_url!r} is not an http(s) base URL",
                 "Set it to a base URL such as https://adminapisgp.my-imcloud.com, or unset it.",
             )
+        if api_url is not None:
+            _refuse_clear_text("DESK_API_URL", api_url, "http", "https", "the UserSig in every request")
 
         log_level = self.text("LOG_LEVEL", "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -279,6 +315,7 @@ class _Reader:
                 f"{slack_api_url!r} is not an http(s) URL",
                 "Set it to https://slack.com/api/ (the default) or your Slack API base URL.",
             )
+        _refuse_clear_text("SLACK_API_URL", slack_api_url, "http", "https", "the Slack tokens")
         if not slack_api_url.endswith("/"):
             slack_api_url += "/"
 
@@ -324,6 +361,8 @@ class _Reader:
                 "is not a redis:// or rediss:// URL",
                 "Set it to the URL your platform's Redis add-on provides, or unset it.",
             )
+        if redis_url is not None:
+            _refuse_clear_text("REDIS_URL", redis_url.value, "redis", "rediss", "its password and the cached data")
 
         port = self.integer("PORT", 3000, minimum=1, maximum=65535)
         host = self.raw("HOST")
