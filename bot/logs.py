@@ -48,7 +48,7 @@ from typing import Any
 
 REDACTED = "<redacted>"
 MESSAGE_LIMIT = 8 * 1024  # characters of one log message kept
-TRACEBACK_LIMIT = 64 * 1024  # a traceback is longer, and its useful end is at the end
+TRACEBACK_LIMIT = 64 * 1024  # a traceback has many more lines; cut at its end too, with the same marker
 
 _KEYWORD = r"(?:usersig|sig|token|key|secret|password)"
 # A URL's user part and its password, up to the token's last `@` (a password with an unencoded `@`
