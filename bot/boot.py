@@ -26,7 +26,6 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot.blocks import RenderContext
 from bot.config import ConfigError, Secret, Settings, load_settings
@@ -34,7 +33,7 @@ from bot.deps import BotDeps, DeskApp
 from bot.desk import DeskClient, InProcessCache, InProcessLimiter, LanguageCache, RateLimiter, UserSigSource
 from bot.desk.sandbox import SANDBOX_ADMINS, SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator
 from bot.digests.service import DigestService
-from bot.digests.store import DigestStore
+from bot.digests.store import DATABASE_ERRORS, DigestStore
 from bot.digests.ticker import DigestTicker
 from bot.logs import configure_logging
 from bot.regions import REGIONS
@@ -207,7 +206,7 @@ def check_app_token(settings: Settings) -> None:
 
 def build_digest_service(settings: Settings, app: DeskApp, web_client: WebClient) -> DigestService:
     """The digest service for `app`. Touches no database until first used."""
-    store = DigestStore.from_url(settings.database_url)
+    store = DigestStore.from_url(settings.database_url.value)
     return DigestService(store, app.client, web_client, app.render, settings)
 
 
@@ -221,7 +220,7 @@ def start_digest_ticker(service: DigestService) -> DigestTicker | None:
     log.info("digest ticker off (DIGEST_TICKER=0); run `python -m bot digest --due` from a scheduler")
     try:
         service.seed_from_settings()
-    except SQLAlchemyError as error:
+    except DATABASE_ERRORS as error:
         service.tick_failed(error)  # seeded by the next `digest --due` instead
     return None
 

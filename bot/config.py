@@ -72,7 +72,7 @@ class Settings:
     web_concurrency: int = 1
     web_access_log: bool = False
     # --- Digests ------------------------------------------------------------------
-    database_url: str = "sqlite:///desk-bot.db"
+    database_url: Secret = Secret("sqlite:///desk-bot.db")  # a PostgreSQL URL carries a password
     digest_default_tz: str = "UTC"
     digest_channel: str | None = None
     digest_schedule: str | None = None
@@ -92,7 +92,7 @@ class Settings:
             self.slack_app_token,
             self.redis_url,
         ]
-        return [s.value for s in held if s is not None and s.value]
+        return [s.value for s in held if s is not None and s.value] + _url_credentials(self.database_url.value)
 
     def require_slack_http(self) -> None:
         """Check what serving Slack over HTTP needs."""
@@ -111,6 +111,67 @@ class Settings:
             "SLACK_APP_TOKEN",
             "set it to an app-level token (xapp-…) with the connections:write scope",
         )
+
+
+def _is_loopback(host: str | None) -> bool:
+    """Whether `host` (as `urlsplit(...).hostname` gives it) is this machine: localhost, 127.0.0.0/8, ::1."""
+    import ipaddress
+
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def _refuse_clear_text(name: str, url: str, clear: str, secure: str, what: str) -> None:
+    """Refuse a `clear` (http, redis) URL unless it goes to this machine (tests, the emulator)."""
+    from urllib.parse import urlsplit
+
+    if not url.lower().startswith(f"{clear}://"):
+        return
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        host = None
+    if not _is_loopback(host):
+        raise ConfigError(
+            name,
+            f"uses {clear}:// to {host or 'a host'}, which is not this machine, so {what} would travel in clear",
+            f"Set it to a URL with {secure}:// ({clear}:// is accepted only for 127.0.0.1, ::1 or localhost).",
+        )
+
+
+def _url_credentials(url: str) -> list[str]:
+    """The password of `scheme://user:password@host/…` as written and decoded, and the URL itself;
+    nothing for a URL without one. Up to the last `@`, so an unencoded `@` in it is kept whole."""
+    from urllib.parse import unquote
+
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    return [url, password, unquote(password)] if password else []
+
+
+def _check_database_url(url: str) -> None:
+    """Parse DATABASE_URL as SQLAlchemy will, so a mistake fails at boot without echoing it:
+    its own errors repeat the URL's pieces (`invalid literal for int(): 'w0rd'`)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    fix = "Set it to the URL your platform gives; in a password, write @ as %40, : as %3A and / as %2F."
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        parsed = None  # raised below, outside this block: the error's text must not even be its context
+    if parsed is None:
+        raise ConfigError("DATABASE_URL", "could not be read as a URL (its value is not shown)", fix)
+    if parsed.drivername.startswith("postgresql") and "@" in f"{parsed.host}{parsed.database}":
+        raise ConfigError("DATABASE_URL", "has an @ after its user and password (an unencoded @ in the password?)", fix)
 
 
 def _require(value: Secret | None, name: str, fix: str) -> None:
@@ -235,6 +296,8 @@ class _Reader:
                 f"{api_url!r} is not an http(s) base URL",
                 "Set it to a base URL such as https://adminapisgp.my-imcloud.com, or unset it.",
             )
+        if api_url is not None:
+            _refuse_clear_text("DESK_API_URL", api_url, "http", "https", "the UserSig in every request")
 
         log_level = self.text("LOG_LEVEL", "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -249,6 +312,7 @@ class _Reader:
                 f"{slack_api_url!r} is not an http(s) URL",
                 "Set it to https://slack.com/api/ (the default) or your Slack API base URL.",
             )
+        _refuse_clear_text("SLACK_API_URL", slack_api_url, "http", "https", "the Slack tokens")
         if not slack_api_url.endswith("/"):
             slack_api_url += "/"
 
@@ -263,6 +327,8 @@ class _Reader:
                 "is neither a sqlite:/// nor a postgres:// URL",
                 "Set it to sqlite:///desk-bot.db or to your PostgreSQL URL.",
             )
+        if self.raw("DATABASE_URL") is not None:
+            _check_database_url(database_url)
 
         default_tz = self.text("DIGEST_DEFAULT_TZ", "UTC")
         try:
@@ -292,6 +358,8 @@ class _Reader:
                 "is not a redis:// or rediss:// URL",
                 "Set it to the URL your platform's Redis add-on provides, or unset it.",
             )
+        if redis_url is not None:
+            _refuse_clear_text("REDIS_URL", redis_url.value, "redis", "rediss", "its password and the cached data")
 
         port = self.integer("PORT", 3000, minimum=1, maximum=65535)
         host = self.raw("HOST")
@@ -325,7 +393,7 @@ class _Reader:
             host=host.strip("[]") if host else None,
             web_concurrency=web_concurrency,
             web_access_log=self.boolean("WEB_ACCESS_LOG", False),
-            database_url=database_url,
+            database_url=Secret(database_url),
             digest_default_tz=default_tz,
             digest_channel=digest_channel,
             digest_schedule=digest_schedule,

@@ -2,13 +2,39 @@
 
 Secrets leak into logs through channels we do not control (docs/slack-platform.md §12):
 urllib3 logs full request URLs, which carry the UserSig; exception texts repeat
-them; tenacity logs `str(exc)`. Redaction therefore happens where every record is
-made (a log record factory), so it covers every handler, including ones added
-later by the HTTP server or by pytest, and the rendered traceback text as well.
+them; tenacity logs `str(exc)`; Bolt logs request bodies at DEBUG. Redaction
+therefore happens where every record is made (a log record factory), so it covers
+every handler, including ones added later by the HTTP server or by pytest, and the
+rendered traceback text as well.
 
 What is redacted: every registered secret value (the settings' credentials), and
-anything shaped like a credential: `usersig=`/`sig=`/`token=`/`key=` query values,
-Slack tokens, passwords in redis:// or postgres:// URLs.
+anything shaped like a credential: `usersig=`/`sig=`/`token=`/`key=`/`secret=`/
+`password=` values wherever the name is not the end of a longer one (`api_key=`), so
+a Slack form body `token=…&team_id=…` is covered, Slack tokens (`xoxb-…`),
+passwords in `scheme://user:password@host` URLs, and the path of a Slack
+`hooks.slack.com` URL (a `response_url` or a webhook is a bearer credential: only
+its scheme and host are kept), percent- or JSON-escaped as it is in bodies too.
+
+Linear time on any input: a log line may carry text an attacker chose (a slash
+command's text, a poisoned cache value), so redaction must not be a denial of
+service. Text longer than `MESSAGE_LIMIT` is cut before the patterns run, with a
+visible `… [cut N characters]`, and every pattern starts at a literal (`://`, a
+keyword, `xox`, `hooks.slack`) and then either takes a run that cannot fail once
+it has one character, or looks at most 256 + 1024 characters ahead and never past
+the next `://` — so no character is scanned by more than a few attempts.
+
+Cutting never lets part of a secret through: registered secrets are replaced in
+the whole text first (`str.replace`, linear), and a URL password cut before its
+`@` is recognised at the cut. A replacement could, in contrived cases, join its
+neighbours into a registered secret again: the result is checked, and a line that
+cannot be made safe is logged as `<redacted>` alone.
+
+Forged lines: the message part of a record has its line breaks (`\\r`, `\\n` and the
+other characters `str.splitlines` breaks on) escaped, so text from a user cannot
+start a line that looks like one of ours. Tracebacks and stack traces are kept
+multi-line: they are many lines by nature, come after the message of the record
+that carries them, and are unreadable on one line; a platform that needs strictly
+one record per line should use a JSON formatter.
 """
 
 from __future__ import annotations
@@ -21,30 +47,77 @@ from collections.abc import Iterable
 from typing import Any
 
 REDACTED = "<redacted>"
+MESSAGE_LIMIT = 8 * 1024  # characters of one log message kept
+TRACEBACK_LIMIT = 64 * 1024  # a traceback has many more lines; cut at its end too, with the same marker
+
+_KEYWORD = r"(?:usersig|sig|token|key|secret|password)"
+# A URL's user part and its password, up to the token's last `@` (a password with an unencoded `@`
+# goes whole). Both stop before the next `://`, so no character is part of two attempts.
+_URL_USER = r"(://[^:/@\s]{0,256}+:)"
+_URL_AFTER_USER = r"(?:(?!://)[^\s'\"]){1,1024}"
 _PATTERNS = (
-    (re.compile(r"(?i)([?&](?:usersig|sig|token|key|secret|password)=)[^&\s'\"]+"), rf"\1{REDACTED}"),
-    (re.compile(r"\bx(?:ox[abprse]|app)-[A-Za-z0-9-]+"), REDACTED),
-    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@"), rf"\1{REDACTED}@"),
+    # `?token=…`, `&sig=…`, `token=…&team_id=` (a form body), ` key=…`; not `api_key=`.
+    (re.compile(rf"(?i)((?<![\w-]){_KEYWORD}=)[^&\s'\"]++"), rf"\1{REDACTED}"),
+    (re.compile(r"\bx(?:ox[abprse]|app)-[A-Za-z0-9-]++"), REDACTED),
+    (re.compile(rf"{_URL_USER}{_URL_AFTER_USER}@"), rf"\1{REDACTED}@"),
+    # https://hooks.slack.com/commands/T…/…/… (also https%3A%2F%2Fhooks.slack.com%2F… and https:\/\/…)
+    (re.compile(r"(?i)(hooks\.slack(?:-gov)?\.com)(?:/|\\/|%2F|%5C%2F)[^\s&'\"<>]++"), rf"\1/{REDACTED}"),
 )
-_secrets: set[str] = set()
+# Where a text was cut: a URL password whose `@` was cut off.
+_URL_PASSWORD_AT_CUT = re.compile(rf"{_URL_USER}{_URL_AFTER_USER}\Z")
+# What `str.splitlines` breaks on; \r and \n as themselves, the others by code point.
+_LINE_BREAKS = {ord("\n"): "\\n", ord("\r"): "\\r"}
+_LINE_BREAKS.update({ord(c): f"\\x{ord(c):02x}" for c in "\x0b\x0c\x1c\x1d\x1e\x85"})
+_LINE_BREAKS.update({ord(c): f"\\u{ord(c):04x}" for c in "\u2028\u2029"})
+
+_secrets: tuple[str, ...] = ()  # longest first, so a secret that contains another is removed whole
 _secrets_lock = threading.Lock()
 _installed = False
 
 
 def register_secrets(values: Iterable[str]) -> None:
-    """Add values that must never appear in a log line (short values are ignored)."""
+    """Add values that must never appear in a log line.
+
+    Values shorter than 6 characters are ignored (they would redact ordinary words), and
+    so are parts of the marker `<redacted>` itself, which no redaction could hide.
+    """
+    global _secrets
     with _secrets_lock:
-        _secrets.update(v for v in values if v and len(v) >= 6)
+        known = set(_secrets)
+        known.update(v for v in values if v and len(v) >= 6 and v not in REDACTED)
+        _secrets = tuple(sorted(known, key=len, reverse=True))
 
 
-def redact(text: str) -> str:
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
-    # Longest first, so a secret that contains another is removed whole.
-    for secret in sorted(_secrets, key=len, reverse=True):
+def _replace_secrets(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
+
+
+def redact(text: str, *, limit: int | None = MESSAGE_LIMIT, one_line: bool = False) -> str:
+    """`text` without secrets, cut to `limit` characters (None: not cut), in linear time.
+    `one_line` also escapes its line breaks (see the module's docstring)."""
+    secrets = _secrets
+    text = _replace_secrets(text, secrets)  # in the whole text: a secret across the cut goes whole
+    cut = len(text) - limit if limit is not None and len(text) > limit else 0
+    if cut:
+        text = text[:limit]
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    if cut:
+        text = _URL_PASSWORD_AT_CUT.sub(rf"\1{REDACTED}", text)
+    if one_line:
+        text = text.translate(_LINE_BREAKS)
+    if cut:
+        text += f"… [cut {cut} characters]"
+    for _ in range(3):
+        # What was put in (markers, escapes) can complete a secret with its neighbours, with
+        # contrived secrets only: replace again, and give up on the line if that never ends.
+        if not any(secret in text for secret in secrets):
+            return text
+        text = _replace_secrets(text, secrets)
+    return REDACTED
 
 
 def install_redaction() -> None:
@@ -62,11 +135,11 @@ def install_redaction() -> None:
             message = record.getMessage()
         except Exception:  # noqa: BLE001  a broken format string must not break logging
             message = str(record.msg)
-        record.msg, record.args = redact(message), None
+        record.msg, record.args = redact(message, one_line=True), None
         if record.exc_info and record.exc_info[0] is not None:
-            record.exc_text = redact(formatter.formatException(record.exc_info))
+            record.exc_text = redact(formatter.formatException(record.exc_info), limit=TRACEBACK_LIMIT)
         if record.stack_info:
-            record.stack_info = redact(record.stack_info)
+            record.stack_info = redact(record.stack_info, limit=TRACEBACK_LIMIT)
         return record
 
     logging.setLogRecordFactory(redacting_factory)

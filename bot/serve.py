@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.boot import build_bot, check_slack_token
+from bot.boot import build_bot, check_slack_token, load_configuration
 from bot.config import Settings
 
 log = logging.getLogger(__name__)
@@ -67,9 +67,7 @@ def granian_options(settings: Settings) -> dict[str, Any]:
 def load_worker_app() -> Any:
     """Runs in each granian worker: the whole bot, built from the environment, jobs started.
     Module-level (not a closure), so it also works where workers are spawned, not forked."""
-    from bot.wsgi import create_application
-
-    return create_application()
+    return build_bot(load_configuration()).start_jobs().wsgi
 
 
 def serve_http(settings: Settings) -> None:

@@ -66,7 +66,7 @@ def test_defaults_and_heroku_database_url() -> None:
         300.0,
     )
     assert (settings.stale_max, settings.rate_limit, settings.port) == (86400.0, 5, 3000)
-    assert settings.database_url == "postgresql+psycopg://u:p@h:5432/d"
+    assert settings.database_url.value == "postgresql+psycopg://u:p@h:5432/d"
 
 
 def test_secrets_never_show_in_the_settings_repr() -> None:
@@ -104,3 +104,54 @@ def test_cli_desk_failure_exits_3_with_the_hint() -> None:
     assert done.returncode == 3
     assert "-50040" in done.stderr and "Enable Desk" in done.stderr
     assert "Traceback" not in done.stderr and SANDBOX_KEY not in done.stderr
+
+
+# --- clear-text URLs ------------------------------------------------------------------------------
+CLEAR_TEXT = [
+    ("DESK_API_URL", "http://{host}:8080", "UserSig", "https://"),
+    ("SLACK_API_URL", "http://{host}/api/", "Slack tokens", "https://"),
+    ("REDIS_URL", "redis://:hunter2hunter2@{host}:6379/0", "password", "rediss://"),
+]
+
+
+@pytest.mark.parametrize("host", ["example.com", "10.0.0.1", "192.168.1.10", "[2001:db8::1]", "127.0.0.1.example.com"])
+@pytest.mark.parametrize(("variable", "url", "carried", "secure"), CLEAR_TEXT)
+def test_a_clear_text_url_to_another_machine_is_refused(
+    variable: str, url: str, carried: str, secure: str, host: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"DESK_SANDBOX": "1", variable: url.format(host=host)}, dotenv_path=None)
+    message = str(caught.value)
+    assert caught.value.variable == variable and "\n" not in message
+    assert message.startswith(f"{variable}: uses {url.split(':')[0]}:// to {host.strip('[]')}")
+    assert f"{carried}" in message and "in clear" in message and f"Set it to a URL with {secure}" in message
+    assert "hunter2hunter2" not in message
+
+
+def held(variable: str, environ: dict[str, str]) -> str | None:
+    settings = load_settings({"DESK_SANDBOX": "1", **environ}, dotenv_path=None)
+    redis_url = settings.redis_url.value if settings.redis_url else None
+    return {"DESK_API_URL": settings.api_url, "SLACK_API_URL": settings.slack_api_url, "REDIS_URL": redis_url}[variable]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.1.2.3", "localhost", "[::1]"])
+@pytest.mark.parametrize(("variable", "url", "carried", "secure"), CLEAR_TEXT)
+def test_a_clear_text_url_to_this_machine_is_accepted(
+    variable: str, url: str, carried: str, secure: str, host: str
+) -> None:
+    """Tests, the emulator and the fake Slack run on loopback over http."""
+    assert held(variable, {variable: url.format(host=host)}) == url.format(host=host)
+
+
+@pytest.mark.parametrize(("variable", "url", "carried", "secure"), CLEAR_TEXT)
+def test_a_tls_url_to_another_machine_is_accepted(variable: str, url: str, carried: str, secure: str) -> None:
+    tls = secure + url.format(host="example.com").split("://", 1)[1]
+    assert held(variable, {variable: tls}) == tls
+
+
+@pytest.mark.parametrize(("variable", "url"), [(v, u.format(host="example.com")) for v, u, _, _ in CLEAR_TEXT])
+def test_cli_refuses_a_clear_text_url_in_one_line_exit_2(variable: str, url: str) -> None:
+    done = run_cli("languages", env={"DESK_SANDBOX": "1", variable: url})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and f" {variable}: uses " in done.stderr
+    assert "Traceback" not in done.stderr and "hunter2hunter2" not in done.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import ssl
@@ -24,10 +25,13 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot.boot import build_desk_client
 from bot.config import Settings, load_settings
-from bot.desk import DeskClient, DeskError, LanguageList
+from bot.desk import DeskClient, DeskError, Language, LanguageList
+from bot.desk.cache import Result
 from bot.desk.sandbox import SANDBOX_SDKAPPID, DeskEmulator, Fault
 from bot.shared import (
     RedisCache,
@@ -371,6 +375,207 @@ def test_peek_answers_from_what_the_process_has_seen(
     assert second.peek() is None  # peek never does I/O: `second` has not looked yet
     second.get_languages()
     assert second.peek() is not None
+
+
+# --- values read back from Redis are untrusted --------------------------------------------------
+GOOD_KEY = f"desk:cache:{SANDBOX_SDKAPPID}:good"
+TTL = 300.0
+
+
+@dataclass
+class Probe:
+    """One real RedisCache, the Redis it uses, and a loader that counts its calls."""
+
+    cache: RedisCache
+    admin: redis.Redis
+    loads: list[LanguageList]
+
+    def load(self) -> LanguageList:
+        self.loads.append(LanguageList.build([Language.of("fr", True)], time.time(), request_id="loaded"))
+        return self.loads[-1]
+
+    def get_with(self, raw: bytes) -> Result:
+        """`cache.get(load)` with `raw` written straight into the `fresh` key, as anyone could."""
+        self.admin.set(FRESH_KEY, raw)
+        self.loads.clear()
+        return self.cache.get(self.load)
+
+
+@pytest.fixture
+def probe(emulator: DeskEmulator, redis_url: str, processes: Callable[..., Process]) -> Iterator[Probe]:
+    process = processes(make_settings(emulator, DESK_CACHE_TTL=TTL), redis_url)
+    admin = redis.Redis.from_url(redis_url)
+    yield Probe(process.cache, admin, [])
+    admin.close()
+
+
+def a_miss(probe: Probe, result: Result) -> bool:
+    """Whether `result` came from calling the loader (once), which is what a miss does."""
+    return len(probe.loads) == 1 and result is probe.loads[0]
+
+
+def not_a_number(value: Any) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int | float)
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=30,
+)
+PAIR = st.tuples(st.text(max_size=12), st.booleans()).map(list)
+
+
+def a_pair(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], bool)
+
+
+BAD_PAIR = JSONISH.filter(lambda v: not a_pair(v))
+TEXT_OR_NONE = st.none() | st.text(max_size=10)
+NOT_TEXT = st.integers() | st.floats() | st.booleans() | st.lists(st.none(), max_size=2)
+
+
+@dataclass(frozen=True)
+class Ago:
+    """A time relative to when the entry is written (a strategy must not read the clock)."""
+
+    seconds: float
+
+
+def written_now(value: Any) -> Any:
+    now = time.time()
+    if isinstance(value, Ago):
+        return now - value.seconds
+    if isinstance(value, dict):
+        return {key: written_now(item) for key, item in value.items()}
+    return value
+
+
+@st.composite
+def near_entries(draw: st.DrawFn) -> tuple[dict[str, Any], bool]:
+    """An entry shaped like what the cache writes, each field right or wrong: (entry, is it valid)."""
+    right: list[bool] = []
+
+    def field(good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> Any:
+        right.append(draw(st.booleans()))
+        return draw(good if right[-1] else bad)
+
+    stamp_good = st.floats(-1, TTL / 2).map(Ago)
+    stamp_bad = (
+        st.sampled_from([math.inf, -math.inf, math.nan, 1e308, Ago(-3600), Ago(TTL + 60)])
+        | st.floats(-1e9, -60).map(Ago)
+        | JSONISH.filter(not_a_number)
+    )
+    if draw(st.booleans()):
+        bad_languages = JSONISH.filter(lambda v: not isinstance(v, list)) | st.tuples(
+            st.lists(PAIR, max_size=3), BAD_PAIR
+        ).map(lambda t: [*t[0], t[1]])
+        entry: dict[str, Any] = {
+            "languages": field(st.lists(PAIR, max_size=4), bad_languages),
+            "fetched_at": field(stamp_good, stamp_bad),
+            "request_id": field(TEXT_OR_NONE, NOT_TEXT),
+        }
+    else:
+        codes = st.sampled_from([60006, -14, 70001, 123456, "read-timeout", "bad-response"])
+        entry = {
+            "error": {
+                "code": field(codes, st.sampled_from([True, False, "no-such-code", 2**40, 1.5, None, [60006]])),
+                "error_info": field(TEXT_OR_NONE, NOT_TEXT),
+                "request_id": field(TEXT_OR_NONE, NOT_TEXT),
+                "detail": field(TEXT_OR_NONE, NOT_TEXT),
+            },
+            "at": field(stamp_good, stamp_bad),
+        }
+    if draw(st.integers(0, 5)) == 0:  # a field the cache always writes is missing
+        required = sorted({"languages", "fetched_at", "error", "at"} & set(entry))
+        del entry[draw(st.sampled_from(required))]
+        right.append(False)
+    if draw(st.integers(0, 5)) == 0:  # a field it does not write (a newer version's) is ignored...
+        key = draw(st.text(max_size=8).filter(lambda k: k not in entry))
+        entry[key] = draw(JSONISH)
+        right.append(key != "error")  # ...unless it makes a list look like an error
+    return entry, all(right)
+
+
+UNTRUSTED = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@UNTRUSTED
+@given(
+    raw=st.binary(max_size=400)
+    | st.text(max_size=200).map(str.encode)
+    | st.builds(lambda n, opening: opening * n, st.integers(500, 50000), st.sampled_from([b"[", b'{"a":', b"[{}, "]))
+)
+def test_any_bytes_in_redis_are_a_miss_never_an_exception(probe: Probe, raw: bytes) -> None:
+    assert a_miss(probe, probe.get_with(raw))
+
+
+@UNTRUSTED
+@given(value=JSONISH)
+def test_any_json_in_redis_is_a_miss_never_an_exception(probe: Probe, value: Any) -> None:
+    assert a_miss(probe, probe.get_with(json.dumps(value).encode()))
+
+
+@UNTRUSTED
+@given(entry=near_entries())
+def test_an_entry_is_used_only_when_it_is_exactly_what_the_cache_writes(
+    probe: Probe, entry: tuple[dict[str, Any], bool]
+) -> None:
+    value, valid = written_now(entry[0]), entry[1]
+    result = probe.get_with(json.dumps(value).encode())
+    if not valid:
+        assert a_miss(probe, result), value
+    elif "languages" in value:
+        assert probe.loads == [] and isinstance(result, LanguageList), value
+        assert result.fetched_at == value["fetched_at"]
+        assert [[lang.tag, lang.is_default] for lang in result.languages] == value["languages"]
+    else:
+        assert probe.loads == [] and isinstance(result, DeskError), value
+        assert result.code == value["error"]["code"]
+
+
+def test_what_the_cache_writes_it_reads_back(probe: Probe) -> None:
+    """The control for the tests above: a value stored by the cache itself is a hit."""
+    stored = probe.cache.get(probe.load)
+    assert probe.loads == [stored]
+    probe.loads.clear()
+    again = probe.cache.get(probe.load)
+    assert probe.loads == [] and again.fingerprint == stored.fingerprint and again.fetched_at == stored.fetched_at
+
+
+@pytest.mark.parametrize(
+    "fetched_at", ["Infinity", "-Infinity", "NaN", "1e308", "1e400", "true", '"now"', "FUTURE", "OLD", "9" * 400]
+)
+def test_a_fetched_at_that_is_not_finite_or_in_the_future_is_a_miss(probe: Probe, fetched_at: str) -> None:
+    now = time.time()
+    stamp = {"FUTURE": repr(now + 3600), "OLD": repr(now - 2 * 86400)}.get(fetched_at, fetched_at)
+    raw = '{"languages": [["en", true]], "fetched_at": ' + stamp + ', "request_id": null}'
+    assert a_miss(probe, probe.get_with(raw.encode()))
+    assert probe.cache.peek() is probe.loads[0]  # not a list that would be fresh forever
+    probe.admin.set(GOOD_KEY, raw)
+    assert probe.cache.last_good() is probe.loads[0]  # nor the last good list
+
+
+def test_a_fetched_at_a_little_ahead_is_clock_skew_and_is_used(probe: Probe) -> None:
+    entry = {"languages": [["en", True], ["de", False]], "fetched_at": time.time() + 3, "request_id": None}
+    result = probe.get_with(json.dumps(entry).encode())
+    assert probe.loads == [] and isinstance(result, LanguageList)
+    assert result.fingerprint == (("en", True), ("de", False))
+
+
+def test_a_deeply_nested_value_is_a_miss_not_a_recursion_error(
+    emulator: DeskEmulator, redis_url: str, probe: Probe
+) -> None:
+    poison = b"[" * 100000
+    probe.admin.set(GOOD_KEY, poison)
+    assert a_miss(probe, probe.get_with(poison))
+    assert probe.cache.last_good() is probe.loads[0]
+    # And a whole client sharing that Redis answers every request from Desk.
+    probe.admin.set(FRESH_KEY, poison)
+    probe.admin.set(GOOD_KEY, poison)
+    client = build_desk_client(make_settings(emulator, REDIS_URL=redis_url))
+    assert not client.get_languages().stale
+    assert len(emulator.calls) == 1
 
 
 # --- Redis trouble ----------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from bot.digests import messages
 from bot.digests.changes import diff
 from bot.digests.messages import digest_message
 from bot.digests.schedule import Schedule, ScheduleError, parse_schedule
-from bot.digests.store import Claim, DigestStore, PostState
+from bot.digests.store import Claim, DatabaseUnavailable, DigestStore, PostState
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +168,13 @@ class DigestService:
         """One line for the first failure of an outage, not a traceback every minute."""
         if self.failing_since is None:
             self.failing_since = self.timer()
+            # DatabaseUnavailable's text is safe (it names DATABASE_URL and the host only); other
+            # errors may carry a driver's message, so only their type is shown.
+            reason = str(error) if isinstance(error, DatabaseUnavailable) else type(error).__name__
             log.warning(
                 "digests unavailable (%s); the slash command still works, digests retry every tick. "
                 "Check DATABASE_URL and that the database is up.",
-                type(error).__name__,
+                reason,
             )
 
     def tick_succeeded(self) -> None:

@@ -32,15 +32,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
+from bot.config import ConfigError
 from bot.desk.models import LanguageList
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,46 @@ posts = sa.Table(
 )
 
 
+class DatabaseUnavailable(Exception):
+    """The digest database could not be reached. The message names DATABASE_URL and its host only:
+    drivers' connection errors can repeat the URL, password included, so none is kept (not even as
+    the exception's cause)."""
+
+
+# What a ticker treats as "the database is down" (one line per outage, retried), not as a bug.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (DatabaseUnavailable, SQLAlchemyError)
+
+# What a driver's connection error says, as a phrase of ours (the error's own text is not shown).
+_CONNECT_FAILURES = (
+    ("refused", "connection refused"),
+    ("timeout", "timed out"),
+    ("timed out", "timed out"),
+    ("could not translate host name", "unknown host name"),
+    ("name or service not known", "unknown host name"),
+    ("password authentication failed", "user or password refused"),
+    ("no pg_hba.conf entry", "this client is not allowed by the server"),
+    ("does not exist", "the database or user does not exist"),
+    ("ssl", "TLS failed"),
+    ("too many connections", "too many connections"),
+)
+
+
+def _unavailable(url: URL, error: BaseException) -> DatabaseUnavailable:
+    said = str(getattr(error, "orig", None) or error).lower()
+    reason = next((ours for theirs, ours in _CONNECT_FAILURES if theirs in said), type(error).__name__)
+    if url.get_backend_name() == "sqlite":
+        where = url.database or "memory"
+    else:
+        host = url.host or "localhost"
+        where = f"{host}:{url.port}" if url.port else host
+    if "@" in where:  # an unencoded @ in the password moved part of it into the host
+        where = "its host"
+    return DatabaseUnavailable(
+        f"DATABASE_URL: could not connect to the {url.get_backend_name()} database at {where} ({reason}). "
+        "Check that the database is running and reachable, and the URL's host, port, user and password."
+    )
+
+
 class PostState(StrEnum):
     CLAIMED = "claimed"  # a process is posting (or crashed while posting)
     POSTED = "posted"  # done; `ts` is the Slack message
@@ -134,10 +176,18 @@ class PostRecord:
 
 def create_db_engine(database_url: str) -> Engine:
     """An engine for DATABASE_URL: SQLite waits for locks instead of failing, PostgreSQL pings."""
-    if database_url.startswith("sqlite"):
+    try:
+        url = sa.engine.make_url(database_url)
+    except (ArgumentError, ValueError):  # their messages repeat pieces of the URL
+        url = None
+    if url is None:
+        raise ConfigError(
+            "DATABASE_URL", "could not be read as a URL", "In a password, write @ as %40, : as %3A and / as %2F."
+        )
+    if url.drivername.startswith("sqlite"):
         memory = database_url in ("sqlite://", "sqlite:///:memory:")
         engine = sa.create_engine(
-            database_url,
+            url,
             connect_args={"timeout": 30, "check_same_thread": False},
             poolclass=sa.pool.StaticPool if memory else None,
         )
@@ -154,7 +204,7 @@ def create_db_engine(database_url: str) -> Engine:
                 cursor.close()
 
         return engine
-    return sa.create_engine(database_url, pool_pre_ping=True, pool_size=3, max_overflow=2)
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=3, max_overflow=2)
 
 
 class DigestStore:
@@ -189,7 +239,8 @@ class DigestStore:
                 return
             for attempt in range(3):
                 try:
-                    metadata.create_all(self.engine, checkfirst=True)
+                    with self._connection(begin=True) as conn:
+                        metadata.create_all(conn, checkfirst=True)
                     break
                 except DBAPIError:
                     if attempt == 2:
@@ -197,14 +248,31 @@ class DigestStore:
                     log.info("digest tables were being created concurrently; checking again")
             self._ready = True
 
+    @contextmanager
+    def _connection(self, *, begin: bool) -> Iterator[Connection]:
+        """A connection (in a transaction if `begin`); DatabaseUnavailable when there is none."""
+        failure = None
+        try:
+            conn = self.engine.connect()
+        except DBAPIError as error:  # refused, unknown host, timeout, authentication, TLS…
+            failure = _unavailable(self.engine.url, error)
+        if failure is not None:
+            raise failure  # outside the except block: the driver's error is not even its context
+        with conn:
+            if begin:
+                with conn.begin():
+                    yield conn
+            else:
+                yield conn
+
     def _write(self, work: Callable[[Connection], Any]) -> Any:
         self.ensure_tables()
-        with self.engine.begin() as conn:
+        with self._connection(begin=True) as conn:
             return work(conn)
 
     def _read(self, work: Callable[[Connection], Any]) -> Any:
         self.ensure_tables()
-        with self.engine.connect() as conn:
+        with self._connection(begin=False) as conn:
             return work(conn)
 
     # --- subscriptions ------------------------------------------------------------------

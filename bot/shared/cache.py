@@ -29,6 +29,7 @@ cache, so the fall-back does not cost an extra Desk call.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import threading
 import time
@@ -41,10 +42,16 @@ import redis
 
 from bot.desk.cache import InProcessCache, Loader, Result
 from bot.desk.errors import CATALOGUE, DeskError, TransportCode, desk_error, transport_error
-from bot.desk.models import LanguageList
+from bot.desk.models import Language, LanguageList
 from bot.shared.connection import RedisConnection
 
 POLL_INTERVAL = 0.025  # seconds between looks at another process's refresh
+# What a value read back from Redis may be (see `_decode`): far above any list Desk returns
+# (a few hundred bytes), so only values this bot did not write are refused.
+MAX_VALUE_BYTES = 256 * 1024
+MAX_LANGUAGES = 1000
+MAX_TAG_LENGTH = 256
+CLOCK_SKEW = 5.0  # seconds another process's clock may be ahead of ours
 
 # KEYS: fresh, good, lock. ARGV: fresh value, its TTL (ms), good value or "", its TTL (ms), lock token.
 _STORE_AND_UNLOCK = """
@@ -152,7 +159,7 @@ class RedisCache:
                 self._connection.failed(error, "cache read")
             else:
                 self._connection.succeeded()
-                decoded = _decode(raw)
+                decoded = _decode(raw, now=self._clock(), max_age=self._stale_max)
                 if decoded is not None and isinstance(decoded[0], LanguageList):
                     candidates.append(decoded[0])
         known = [item for item in candidates if item is not None]
@@ -241,7 +248,8 @@ class RedisCache:
 
     # --- values -------------------------------------------------------------------------
     def _usable(self, raw: Any, newer_than: float | None) -> tuple[Result, float] | None:
-        decoded = _decode(raw)
+        # Stored with PX ttl (an error with less) right after it was made: older is not ours.
+        decoded = _decode(raw, now=self._clock(), max_age=self._ttl)
         if decoded is None:
             return None
         result = decoded[0]
@@ -293,29 +301,81 @@ def _encode_error(error: DeskError, stamp: float) -> str:
     )
 
 
-def _decode(raw: Any) -> tuple[Result, float] | None:
-    """A stored value, or None when there is none or it cannot be read (another bot version)."""
-    if raw is None:
+def _decode(raw: Any, *, now: float, max_age: float) -> tuple[Result, float] | None:
+    """A stored value, or None when there is none or it is not one this bot could have written.
+
+    Whatever is in Redis is untrusted (another bot version, a person with redis-cli, an attacker
+    with access to it): any byte string becomes a valid entry or a miss, never an exception. A
+    value is a miss when it is larger than `MAX_VALUE_BYTES`, not strict JSON (NaN or Infinity
+    included), not of the shape and types `_store` writes (keys it does not write are ignored:
+    a newer version may add some), or stamped outside [now - max_age - skew, now + skew]: a
+    stamp in the future would keep it fresh forever, an older one has outlived its TTL.
+    """
+    if raw is None or not isinstance(raw, bytes | str) or len(raw) > MAX_VALUE_BYTES:
         return None
     try:
-        data = json.loads(raw)
-        if "error" not in data:
-            fetched = LanguageList.from_json(raw)
-            return fetched, fetched.fetched_at
-        error = data["error"]
-        code = error["code"]
-        if isinstance(code, int):
-            spec = desk_error(code).spec
-        elif code in CATALOGUE:
-            spec = CATALOGUE[code]
-        else:
-            return None
-        found = DeskError(
-            spec,
-            error_info=str(error.get("error_info") or ""),
-            request_id=error.get("request_id"),
-            detail=str(error.get("detail") or ""),
-        )
-        return found, float(data["at"])
-    except (ValueError, KeyError, TypeError, AttributeError):
+        data = json.loads(raw, parse_constant=_refuse_constant)
+        found = _decode_error(data) if isinstance(data, dict) and "error" in data else _decode_list(data)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, RecursionError):
+        return None  # json.loads: ValueError (UnicodeDecodeError too), RecursionError when deeply nested
+    if found is None:
         return None
+    stamp = found[1]
+    if not (now - max_age - CLOCK_SKEW <= stamp <= now + CLOCK_SKEW):
+        return None
+    return found
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a value this bot writes")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)  # OverflowError for an int too large for a float
+    return number if math.isfinite(number) else None
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError("not a string")
+    return value
+
+
+def _decode_list(data: Any) -> tuple[Result, float] | None:
+    if not isinstance(data, dict):
+        return None
+    items, fetched_at = data["languages"], _number(data["fetched_at"])
+    if not isinstance(items, list) or len(items) > MAX_LANGUAGES or fetched_at is None:
+        return None
+    languages = []
+    for item in items:
+        if not (isinstance(item, list) and len(item) == 2):
+            return None
+        tag, is_default = item
+        if not (isinstance(tag, str) and len(tag) <= MAX_TAG_LENGTH and isinstance(is_default, bool)):
+            return None
+        languages.append(Language.of(tag, is_default))
+    fetched = LanguageList.build(languages, fetched_at, _optional_text(data.get("request_id")))
+    return fetched, fetched_at
+
+
+def _decode_error(data: dict[str, Any]) -> tuple[Result, float] | None:
+    error, at = data["error"], _number(data["at"])
+    if not isinstance(error, dict) or at is None:
+        return None
+    code = error["code"]
+    if isinstance(code, int) and not isinstance(code, bool) and -(2**31) <= code < 2**31:
+        spec = desk_error(code).spec
+    elif isinstance(code, str) and code in TransportCode.__members__.values():
+        spec = CATALOGUE[TransportCode(code)]
+    else:
+        return None
+    found = DeskError(
+        spec,
+        error_info=_optional_text(error.get("error_info")) or "",
+        request_id=_optional_text(error.get("request_id")),
+        detail=_optional_text(error.get("detail")) or "",
+    )
+    return found, at
