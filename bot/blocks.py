@@ -30,6 +30,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.desk.changes import Changes
 from bot.desk.errors import DeskError
 from bot.desk.models import DEFAULT_TAG_NAME, Language, LanguageList
 from bot.grammar import COMMAND
@@ -56,8 +57,17 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\
 
 @dataclass(frozen=True)
 class RenderContext:
+    """How messages name the Desk app they are about."""
+
     sdkappid: int
     region: str  # label shown, e.g. "Singapore" or "sandbox (embedded emulator)"
+    label: str | None = None  # the app's label or name; None when the bot serves one app only
+    app: str | None = None  # the app's name, carried by buttons so a click acts on the same app
+
+    @property
+    def title(self) -> str:
+        """The app as a reader knows it: its label, or its SDKAppID."""
+        return self.label or f"SDKAppID {self.sdkappid}"
 
 
 # --- text helpers ------------------------------------------------------------------------------
@@ -169,20 +179,29 @@ def _freeze(message: Message) -> Message:
     return {"text": message["text"], "_frozen": json.dumps(message["blocks"])}
 
 
-_BUTTONS: Block = ActionsBlock(
-    elements=[
-        ButtonElement(
-            text=PlainTextObject(text=":arrows_counterclockwise: Refresh", emoji=True),
-            action_id=REFRESH_ACTION,
-            value="refresh",
-        ),
-        ButtonElement(
-            text=PlainTextObject(text=":mega: Share in channel", emoji=True),
-            action_id=SHARE_ACTION,
-            value="share",
-        ),
-    ]
-).to_dict()
+@lru_cache(maxsize=64)
+def _buttons_frozen(app: str | None) -> str:
+    # The value carries the app's name, so a click acts on the app the message was about.
+    buttons = ActionsBlock(
+        elements=[
+            ButtonElement(
+                text=PlainTextObject(text=":arrows_counterclockwise: Refresh", emoji=True),
+                action_id=REFRESH_ACTION,
+                value=app or "refresh",
+            ),
+            ButtonElement(
+                text=PlainTextObject(text=":mega: Share in channel", emoji=True),
+                action_id=SHARE_ACTION,
+                value=app or "share",
+            ),
+        ]
+    ).to_dict()
+    return json.dumps(buttons)
+
+
+def _buttons(app: str | None) -> Block:
+    block: Block = json.loads(_buttons_frozen(app))
+    return block
 
 
 # --- languages ------------------------------------------------------------------------------
@@ -219,8 +238,9 @@ def _count_line(lst: LanguageList) -> str:
 
 def _about(lst: LanguageList, ctx: RenderContext) -> str:
     source = "from cache" if lst.from_cache else "just fetched"
+    app = f"*{clean_text(ctx.label, NAME_LIMIT)}* · " if ctx.label else ""
     return (
-        f"SDKAppID {ctx.sdkappid} · {clean_text(ctx.region, NAME_LIMIT)} · "
+        f"{app}SDKAppID {ctx.sdkappid} · {clean_text(ctx.region, NAME_LIMIT)} · "
         f"fetched {slack_date(lst.fetched_at)} · {source}"
     )
 
@@ -304,7 +324,7 @@ def _languages_frozen(
     head.append(section(_count_line(lst)))
     tail = [context(_about(lst, ctx))]
     if buttons:
-        tail.append(_BUTTONS)
+        tail.append(_buttons(ctx.app))
 
     lines = [_line(lang) for lang in lst.languages[:MAX_LISTED]]
     room = MAX_BLOCKS - len(head) - len(tail) - 1  # one kept for "…and N more"
@@ -347,7 +367,8 @@ def error_message(
 ) -> Message:
     """What failed, Desk's code and meaning, Tencent's ErrorInfo if any, and what to do."""
     action = clean_text(action, NAME_LIMIT) or "reach Desk"
-    about = f"SDKAppID {ctx.sdkappid} · {clean_text(ctx.region, NAME_LIMIT)}"
+    app = f"*{clean_text(ctx.label, NAME_LIMIT)}* · " if ctx.label else ""
+    about = f"{app}SDKAppID {ctx.sdkappid} · {clean_text(ctx.region, NAME_LIMIT)}"
     if err.request_id:
         about += f" · request ID {code_text(err.request_id)}"
     blocks = [
@@ -357,6 +378,87 @@ def error_message(
     code = clean_text(str(err.code), TAG_LIMIT)
     fallback = f"Couldn't {action}: error {code}, {escape(err.meaning)}. {escape(err.hint)}"
     return message_of(fallback, blocks)
+
+
+# --- several apps --------------------------------------------------------------------------------
+
+AppResult = tuple[RenderContext, LanguageList | DeskError]
+
+
+def apps_message(rows: list[AppResult]) -> Message:
+    """Every app: its label, region, SDKAppID, language count and default, or its error."""
+    lines, failed = [], 0
+    for ctx, result in rows[: MAX_BLOCKS - 4]:
+        name = f"*{clean_text(ctx.title, NAME_LIMIT)}*"
+        where = f"SDKAppID {ctx.sdkappid} · {clean_text(ctx.region, NAME_LIMIT)}"
+        if ctx.app:
+            where = f"`{clean_text(ctx.app, 20)}` · " + where
+        if isinstance(result, DeskError):
+            failed += 1
+            lines.append(
+                f":x: {name} ({where})\n{code_text(str(result.code))}: {escape(result.meaning)}. "
+                f"{escape(result.hint)}"
+            )
+            continue
+        default = language_label(result.default) if result.default else "_no default set_"
+        stale = f"\n:warning: Desk failed; this is the list of {slack_date(result.fetched_at)}." if result.stale else ""
+        lines.append(f"{name} ({where})\n{_plural(len(result.languages), 'language')} · default {default}{stale}")
+    blocks = [header("Desk apps"), *[section(line) for line in lines]]
+    summary = _plural(len(rows), "Desk app") + (f", {failed} failing" if failed else "")
+    return message_of(f"{summary}.", blocks)
+
+
+def compare_message(first: AppResult, second: AppResult, changes: Changes | None) -> Message:
+    """What differs between two apps' lists: only in A, only in B, another default, or the same.
+    `changes` is `diff(first's list, second's list)`, None when either side failed."""
+    (a_ctx, a), (b_ctx, b) = first, second
+    a_name, b_name = (f"*{clean_text(ctx.title, NAME_LIMIT)}*" for ctx in (a_ctx, b_ctx))
+    head = header("Desk apps compared")
+    if isinstance(a, DeskError) or isinstance(b, DeskError) or changes is None:
+        failed = [(ctx, r) for ctx, r in (first, second) if isinstance(r, DeskError)]
+        lines = [f":x: Couldn't fetch {clean_text(ctx.title, NAME_LIMIT)}'s languages, so there is nothing to "
+                 f"compare yet.\n{code_text(str(r.code))}: {escape(r.meaning)}. {escape(r.hint)}"
+                 for ctx, r in failed if isinstance(r, DeskError)]
+        return message_of("Couldn't compare the apps: " + ", ".join(c.title for c, _ in failed) + " failed.",
+                          [head, *[section(line) for line in lines]])
+    if not changes.added and not changes.removed and not changes.default_changed:
+        default = "same default" if a.default else "neither has a default"
+        same = f"the same {_plural(len(a.languages), 'language')}, {default}"
+        lines = [f":white_check_mark: {a_name} and {b_name} serve {same}."]
+        fallback = f"{a_ctx.title} and {b_ctx.title}: {same}."
+    else:
+        lines, parts = [f"{a_name} → {b_name}"], []
+        if changes.removed:
+            lines.append(f"*Only in {clean_text(a_ctx.title, NAME_LIMIT)}:* {language_names(changes.removed)}")
+            parts.append(f"{len(changes.removed)} only in {a_ctx.title}")
+        if changes.added:
+            lines.append(f"*Only in {clean_text(b_ctx.title, NAME_LIMIT)}:* {language_names(changes.added)}")
+            parts.append(f"{len(changes.added)} only in {b_ctx.title}")
+        if changes.default_changed:
+            before = language_label(changes.default_before) if changes.default_before else "_none_"
+            after = language_label(changes.default_after) if changes.default_after else "_none_"
+            lines.append(f":star: *Different default:* {before} in {clean_text(a_ctx.title, NAME_LIMIT)}, "
+                         f"{after} in {clean_text(b_ctx.title, NAME_LIMIT)}")
+            parts.append("different default")
+        fallback = f"{a_ctx.title} vs {b_ctx.title}: " + ", ".join(parts) + "."
+    for ctx, lst in ((a_ctx, a), (b_ctx, b)):
+        if lst.stale:
+            code = code_text(str(lst.error.code)) if lst.error else "?"
+            lines.append(
+                f":warning: {clean_text(ctx.title, NAME_LIMIT)}'s side is the last good list, "
+                f"of {slack_date(lst.fetched_at)}: Desk failed just now ({code})."
+            )
+    return message_of(fallback, [head, section("\n".join(lines)),
+                                 context(f"{_about(a, a_ctx)}\n{_about(b, b_ctx)}")])
+
+
+MAX_CHANGED = 20  # languages named per change line; the rest are counted
+
+
+def language_names(langs: tuple[Language, ...]) -> str:
+    shown = ", ".join(language_label(lang) for lang in langs[:MAX_CHANGED])
+    hidden = len(langs) - MAX_CHANGED
+    return shown + (f" …and {hidden} more" if hidden > 0 else "")
 
 
 # --- help and notices --------------------------------------------------------------------------
@@ -377,15 +479,30 @@ _DIGEST_USAGE = (
 )
 
 
+_APPS_USAGE = (
+    ("apps", "every Desk app this bot serves, with its language count and default"),
+    ("compare [APP] [APP]", "what differs between two apps' languages"),
+)
+
+
 @lru_cache(maxsize=8)
-def _usage_frozen(command: str) -> Message:
+def _usage_frozen(command: str, apps: tuple[str, ...] = ()) -> Message:
     cmd = clean_text(command, NAME_LIMIT).replace("`", "ˋ") or COMMAND
 
     def rows(usage: tuple[tuple[str, str], ...]) -> str:
         return "\n".join(f"`{cmd}{' ' + sub if sub else ''}` – {what}" for sub, what in usage)
 
+    several = [
+        section(
+            "*Several Desk apps*: put the app's name first, e.g. "
+            f"`{cmd} {clean_text(apps[1], 20)} refresh`; without it, the default app "
+            f"(`{clean_text(apps[0], 20)}`). Apps: " + ", ".join(f"`{clean_text(a, 20)}`" for a in apps[:20])
+            + f"\n{rows(_APPS_USAGE)}"
+        )
+    ] if len(apps) > 1 else []
     blocks = [
         section(f"*Usage*\n{rows(_USAGE)}"),
+        *several,
         section(
             "*Channel digest*: the list posted here on a schedule. `[tz]` is a time zone "
             f"such as `Europe/Berlin`; without one the bot's default zone is used.\n{rows(_DIGEST_USAGE)}"
@@ -395,20 +512,21 @@ def _usage_frozen(command: str) -> Message:
     return _freeze(message_of(f"Usage: {cmd} [share | refresh | default | help | digest …]", blocks))
 
 
-def help_message(command: str = COMMAND) -> Message:
-    """Usage of every subcommand, one line each, and an example."""
-    return _copy(_usage_frozen(command))
+def help_message(command: str = COMMAND, apps: tuple[str, ...] = ()) -> Message:
+    """Usage of every subcommand, one line each, and an example (with the apps, when several)."""
+    return _copy(_usage_frozen(command, apps))
 
 
 def unknown_option_message(
-    text: str, suggestion: str | None, command: str = COMMAND
+    text: str, suggestion: str | None, command: str = COMMAND, apps: tuple[str, ...] = ()
 ) -> Message:
-    """ "Unknown option `…`", a "Did you mean" when there is a suggestion, then the usage."""
+    """ "Unknown option `…`", a "Did you mean" when there is a suggestion, then the usage
+    (which lists the apps, when the bot serves several)."""
     shown = code_text(" ".join(_CONTROL.sub(" ", text).split()), USER_TEXT_LIMIT)
-    head = f":grey_question: Unknown option {shown}."
+    head = f":grey_question: Unknown option {'or app ' if len(apps) > 1 else ''}{shown}."
     if suggestion:
         head += f" Did you mean {code_text(suggestion)}?"
-    usage = _copy(_usage_frozen(command))
+    usage = _copy(_usage_frozen(command, apps))
     fallback = head.replace(":grey_question: ", "") + " " + usage["text"]
     return message_of(fallback, [section(head), *usage["blocks"]])
 

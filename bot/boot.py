@@ -28,10 +28,10 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.blocks import RenderContext
-from bot.config import ConfigError, Secret, Settings, load_settings
+from bot.config import ConfigError, DeskAppSettings, Secret, Settings, load_settings
 from bot.deps import BotDeps, DeskApp
 from bot.desk import DeskClient, InProcessCache, InProcessLimiter, LanguageCache, RateLimiter, UserSigSource
-from bot.desk.sandbox import SANDBOX_ADMINS, SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator
+from bot.desk.sandbox import SANDBOX_ADMINS, SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, sample_for_app
 from bot.digests.service import DigestService
 from bot.digests.store import DATABASE_ERRORS, DigestStore
 from bot.digests.ticker import DigestTicker
@@ -58,85 +58,96 @@ def load_configuration(environ: Mapping[str, str] | None = None) -> Settings:
 # --- Desk ----------------------------------------------------------------------------------------
 
 _sandbox_lock = threading.Lock()
-_sandbox_url: str | None = None
+_sandbox_urls: dict[int, str] = {}  # one emulator per app index and process
 
 
-def resolve_sandbox(settings: Settings) -> Settings:
-    """With DESK_SANDBOX=1, start the embedded emulator (once per process) and point at it."""
-    global _sandbox_url
+def resolve_sandbox(settings: Settings, app: DeskAppSettings, index: int = 0) -> DeskAppSettings:
+    """With DESK_SANDBOX=1, start the app's embedded emulator (once per process) and point at it.
+    Each app gets its own emulator, SDKAppID, key and sample list."""
     if not settings.sandbox:
-        return settings
+        return app
+    sdkappid, key = SANDBOX_SDKAPPID + index, SANDBOX_KEY if index == 0 else f"{SANDBOX_KEY}-{index}"
     with _sandbox_lock:
-        if _sandbox_url is None:
-            _sandbox_url = DeskEmulator().start().base_url
+        if index not in _sandbox_urls:
+            emulator = DeskEmulator(sdkappid=sdkappid, key=key, languages=sample_for_app(index))
+            _sandbox_urls[index] = emulator.start().base_url
     return replace(
-        settings,
-        sdkappid=SANDBOX_SDKAPPID,
-        identifier=SANDBOX_ADMINS[0],
-        secret_key=Secret(SANDBOX_KEY),
-        usersig=None,
-        api_url=_sandbox_url,
+        app, sdkappid=sdkappid, identifier=SANDBOX_ADMINS[0], secret_key=Secret(key), usersig=None,
+        api_url=_sandbox_urls[index],
     )
 
 
-def region_label(settings: Settings) -> str:
+def region_label(settings: Settings, app: DeskAppSettings) -> str:
     if settings.sandbox:
         return "sandbox (embedded Desk emulator)"
-    if settings.api_url:
-        return f"custom URL ({REGIONS[settings.region].label})"
-    return REGIONS[settings.region].label
+    if app.api_url:
+        return f"custom URL ({REGIONS[app.region].label})"
+    return REGIONS[app.region].label
 
 
 def build_desk_client(
     settings: Settings,
+    app: DeskAppSettings | None = None,
     *,
     limiter: RateLimiter | None = None,
     cache: LanguageCache | None = None,
 ) -> DeskClient:
-    """The Desk client for `settings`: the shared (Redis) limiter and cache when REDIS_URL is
-    set, in-process ones otherwise; `limiter`/`cache` replace either (tests)."""
-    settings = resolve_sandbox(settings)
-    assert settings.sdkappid is not None  # load_settings requires it outside the sandbox
+    """The Desk client of `app` (default: the default app): the shared (Redis) limiter and cache
+    when REDIS_URL is set, in-process ones otherwise; `limiter`/`cache` replace either (tests).
+    Keys in Redis are per SDKAppID, so two bots sharing a Redis and an app share its limit."""
+    index = settings.apps.index(app) if app is not None else 0
+    app = resolve_sandbox(settings, app or settings.apps[0], index)
+    assert app.sdkappid is not None  # load_settings requires it outside the sandbox
     usersig = UserSigSource(
-        sdkappid=settings.sdkappid,
-        identifier=settings.identifier,
-        key=settings.secret_key.value if settings.secret_key else None,
-        usersig=settings.usersig.value if settings.usersig else None,
+        sdkappid=app.sdkappid,
+        identifier=app.identifier,
+        key=app.secret_key.value if app.secret_key else None,
+        usersig=app.usersig.value if app.usersig else None,
     )
-    base_urls = [settings.api_url] if settings.api_url else list(REGIONS[settings.region].base_urls)
+    base_urls = [app.api_url] if app.api_url else list(REGIONS[app.region].base_urls)
     shared_state_health: Callable[[], str] | None = None
     if settings.redis_url is not None and (limiter is None or cache is None):
         connection = connection_for(settings.redis_url.value, tls_verify=settings.redis_tls_verify)
         if limiter is None:
-            limiter = RedisLimiter(connection, sdkappid=settings.sdkappid, calls_per_second=settings.rate_limit)
+            limiter = RedisLimiter(connection, sdkappid=app.sdkappid, calls_per_second=app.rate_limit)
         if cache is None:
             cache = RedisCache(
                 connection,
-                sdkappid=settings.sdkappid,
-                ttl=settings.cache_ttl,
-                stale_max=settings.stale_max,
+                sdkappid=app.sdkappid,
+                ttl=app.cache_ttl,
+                stale_max=app.stale_max,
                 # Other processes wait about as long as the holder's fetch may take (its retry budget).
-                wait=settings.timeout + 1.5,
+                wait=app.timeout + 1.5,
             )
         shared_state_health = connection.status
     return DeskClient(
-        sdkappid=settings.sdkappid,
-        identifier=settings.identifier,
+        sdkappid=app.sdkappid,
+        identifier=app.identifier,
         usersig=usersig,
         base_urls=base_urls,
-        limiter=limiter or InProcessLimiter(settings.rate_limit),
-        cache=cache or InProcessCache(ttl=settings.cache_ttl, stale_max=settings.stale_max),
-        timeout=settings.timeout,
-        stale_max=settings.stale_max,
+        limiter=limiter or InProcessLimiter(app.rate_limit),
+        cache=cache or InProcessCache(ttl=app.cache_ttl, stale_max=app.stale_max),
+        timeout=app.timeout,
+        stale_max=app.stale_max,
         shared_state_health=shared_state_health,
     )
 
 
 def build_desk_apps(settings: Settings) -> tuple[DeskApp, ...]:
-    """Every Desk app this bot serves, each with its own client (today: one, `default`)."""
-    client = build_desk_client(settings)
-    render = RenderContext(sdkappid=client.sdkappid, region=region_label(settings))
-    return (DeskApp(name=DEFAULT_APP, client=client, render=render),)
+    """Every Desk app this bot serves, the default first, each with its own client: its own
+    UserSig, cache and rate limit (Tencent's 5 calls/s is per SDKAppID)."""
+    several = len(settings.apps) > 1
+    built = []
+    for app in settings.apps:
+        client = build_desk_client(settings, app)
+        render = RenderContext(
+            sdkappid=client.sdkappid,
+            region=region_label(settings, app),
+            label=(app.label or app.name) if several else None,
+            app=app.name if several else None,
+        )
+        built.append(DeskApp(name=app.name, client=client, render=render))
+    return tuple(built)
 
 
 # --- Slack ---------------------------------------------------------------------------------------

@@ -15,53 +15,96 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from bot.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from bot.desk import DeskError, LanguageList
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DESK = 0, 1, 2, 3
 
 
 def cmd_languages(args: argparse.Namespace) -> int:
-    """Print the chatbot's languages as a table, or as JSON with --json."""
+    """Print the chatbot's languages as a table, or as JSON with --json (--app X, or --all)."""
     from bot.boot import build_desk_apps, load_configuration
     from bot.desk import DeskError
     from bot.terminal import languages_table
 
-    client = build_desk_apps(load_configuration())[0].client
-    try:
-        result = client.get_languages(refresh=args.refresh)
-    except DeskError as error:
-        print(f"error: {error}\nwhat to do: {error.hint}", file=sys.stderr)
-        return EXIT_DESK
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "sdkappid": client.sdkappid,
-                    "languages": [
-                        {"tag": lang.tag, "name": lang.name, "is_default": lang.is_default}
-                        for lang in result.languages
-                    ],
-                    "default": result.default.tag if result.default else None,
-                    "fetched_at": result.fetched_at,
-                    "stale": result.stale,
-                    "error": None
-                    if result.error is None
-                    else {"code": result.error.code, "meaning": result.error.meaning, "hint": result.error.hint},
-                },
-                indent=2,
-                ensure_ascii=False,
+    settings = load_configuration()
+    apps = build_desk_apps(settings)
+    if not args.all:
+        chosen = [app for app in apps if app.name == (args.app or apps[0].name)]
+        if not chosen:
+            names = ", ".join(app.name for app in apps)
+            raise ConfigError("--app", f"{args.app!r} is not one of this bot's apps", f"Use one of {names}.")
+        apps = (chosen[0],)
+    failed, documents = False, []
+    for app in apps:
+        title = app.render.title
+        heading = (title if title == app.name else f"{title} ({app.name})") if len(settings.apps) > 1 else None
+        try:
+            result = app.client.get_languages(refresh=args.refresh)
+        except DeskError as error:
+            failed = True
+            print(f"error: {heading + ': ' if heading else ''}{error}\nwhat to do: {error.hint}", file=sys.stderr)
+            documents.append({"app": app.name, "sdkappid": app.client.sdkappid, "error": _error_json(error)})
+            continue
+        documents.append({"app": app.name, **_languages_json(app.client.sdkappid, result)})
+        if not args.json:
+            if heading and len(apps) > 1:
+                print(f"{heading}\n{'=' * len(heading)}")
+            print(languages_table(result) + ("\n" if len(apps) > 1 else ""))
+        if result.stale and result.error is not None:
+            print(
+                f"warning: {heading + ': ' if heading else ''}Desk failed, so this is the last good list. "
+                f"{result.error}\nwhat to do: {result.error.hint}",
+                file=sys.stderr,
             )
-        )
-    else:
-        print(languages_table(result))
-    if result.stale and result.error is not None:
-        print(
-            f"warning: Desk failed, so this is the last good list. {result.error}\n"
-            f"what to do: {result.error.hint}",
-            file=sys.stderr,
-        )
-    return EXIT_OK
+    if args.json:
+        print(json.dumps(documents if args.all else documents[0], indent=2, ensure_ascii=False))
+    return EXIT_DESK if failed else EXIT_OK
+
+
+def cmd_apps(args: argparse.Namespace) -> int:
+    """Every configured Desk app: label, region, language count and default (exit 3 if any failed)."""
+    from bot.boot import build_desk_apps, load_configuration
+    from bot.deps import fetch_all
+    from bot.desk import DeskError
+
+    apps = build_desk_apps(load_configuration())
+    failed = False
+    rows = [("APP", "LABEL", "SDKAPPID", "REGION", "LANGUAGES", "DEFAULT")]
+    for app, (render, result) in zip(apps, fetch_all(apps), strict=True):
+        if isinstance(result, DeskError):
+            failed = True
+            rows.append((app.name, render.title, str(render.sdkappid), render.region, "error", str(result.code)))
+            print(f"error: {app.name}: {result}\nwhat to do: {result.hint}", file=sys.stderr)
+            continue
+        default = result.default.tag or "(no tag)" if result.default else "none"
+        count = f"{len(result.languages)}{' (stale)' if result.stale else ''}"
+        rows.append((app.name, render.title, str(render.sdkappid), render.region, count, default))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    return EXIT_DESK if failed else EXIT_OK
+
+
+def _error_json(error: DeskError) -> dict[str, object]:
+    return {"code": error.code, "meaning": error.meaning, "hint": error.hint}
+
+
+def _languages_json(sdkappid: int, result: LanguageList) -> dict[str, object]:
+    return {
+        "sdkappid": sdkappid,
+        "languages": [
+            {"tag": lang.tag, "name": lang.name, "is_default": lang.is_default} for lang in result.languages
+        ],
+        "default": result.default.tag if result.default else None,
+        "fetched_at": result.fetched_at,
+        "stale": result.stale,
+        "error": None if result.error is None else _error_json(result.error),
+    }
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -159,7 +202,8 @@ def cmd_errors(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "demo": (cmd_demo, "try the whole bot locally: emulated Desk, stand-in Slack, real app"),
-    "languages": (cmd_languages, "print the Desk chatbot's languages"),
+    "languages": (cmd_languages, "print the Desk chatbot's languages (--app X, --all)"),
+    "apps": (cmd_apps, "print every configured Desk app with its language count and default"),
     "serve": (cmd_serve, "serve Slack over HTTP (granian) on $PORT"),
     "socket": (cmd_socket, "serve Slack over Socket Mode (no public URL needed)"),
     "digest": (cmd_digest, "post due channel digests (--due) or one now (--channel C123)"),
@@ -177,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     languages = sub.choices["languages"]
     languages.add_argument("--json", action="store_true", help="print JSON instead of a table")
     languages.add_argument("--refresh", action="store_true", help="bypass the cache")
+    languages.add_argument("--app", help="the app's name (DESK_APPS); default: the first")
+    languages.add_argument("--all", action="store_true", help="every app, one table each")
     demo = sub.choices["demo"]
     demo.add_argument("text", nargs="*", help="what follows /desk-languages, e.g. share or help")
     demo.add_argument("--json", action="store_true", help="print the Block Kit payload")

@@ -47,9 +47,39 @@ TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
 
+APP_NAME = re.compile(r"[a-z0-9-]{1,20}")
+DEFAULT_APP_NAME = "default"  # the one app of a bot without DESK_APPS
+# Words of the slash command, which an app name may not be (`/desk-languages share` must stay an
+# option). bot/grammar.py's options are a subset; tests/test_config_cli.py keeps the two in step.
+RESERVED_APP_NAMES = frozenset(
+    {"share", "refresh", "default", "help", "digest", "apps", "compare", "add", "remove", "history",
+     "status", "watch", "off", "all"}
+)
+
+
+@dataclass(frozen=True)
+class DeskAppSettings:
+    """One Desk app's configuration: DESK_<APP>_* variables, each falling back to the plain DESK_*."""
+
+    name: str
+    sdkappid: int | None  # None with DESK_SANDBOX=1: the emulator's own is used
+    identifier: str = "administrator"
+    secret_key: Secret | None = None
+    usersig: Secret | None = None
+    region: str = "singapore"
+    api_url: str | None = None
+    timeout: float = 2.0
+    cache_ttl: float = 300.0
+    stale_max: float = 86400.0
+    rate_limit: int = 5
+    label: str | None = None  # how Slack shows the app, e.g. "Production (Singapore)"
+    prefix: str = "DESK_"  # where its variables live: DESK_ or DESK_<APP>_
+
+
 @dataclass(frozen=True)
 class Settings:
     # --- Tencent Cloud Desk -------------------------------------------------------
+    # The default app's values (`apps[0]`), kept flat for code that serves one app.
     sdkappid: int | None  # None with DESK_SANDBOX=1: the emulator's own is used
     identifier: str = "administrator"
     secret_key: Secret | None = None
@@ -81,12 +111,18 @@ class Settings:
     # --- Scaling out ----------------------------------------------------------------
     redis_url: Secret | None = None  # carries a password on most platforms
     redis_tls_verify: bool = True
+    # --- Several Desk apps --------------------------------------------------------------
+    # Every app the bot serves, the default first. Without DESK_APPS: one app, `default`, made
+    # of the plain DESK_* values above (which are also what per-app variables fall back to).
+    apps: tuple[DeskAppSettings, ...] = ()
 
     def secrets(self) -> list[str]:
         """Every secret value this configuration holds, for the log redaction filter."""
         held = [
             self.secret_key,
             self.usersig,
+            *(app.secret_key for app in self.apps),
+            *(app.usersig for app in self.apps),
             self.slack_bot_token,
             self.slack_signing_secret,
             self.slack_app_token,
@@ -251,53 +287,121 @@ class _Reader:
             )
         return int(value)
 
-    def settings(self) -> Settings:
-        sandbox = self.boolean("DESK_SANDBOX", False)
-        sdkappid = self.integer("DESK_SDKAPPID", None, minimum=1, maximum=2**32 - 1)
-        secret_key = self.secret("DESK_SECRET_KEY")
-        usersig = self.secret("DESK_USERSIG")
+    def desk_app(self, name: str, prefix: str, *, sandbox: bool, fallback: bool) -> DeskAppSettings:
+        """One app's Desk settings from `prefix` variables (DESK_ or DESK_<APP>_); with `fallback`,
+        a variable that is not set there is read from the plain DESK_ one (SDKAPPID excepted)."""
+
+        def var(key: str) -> str:
+            own = f"{prefix}{key}"
+            if fallback and key != "SDKAPPID" and self.raw(own) is None and self.raw(f"DESK_{key}") is not None:
+                return f"DESK_{key}"
+            return own
+
+        sdkappid = self.integer(var("SDKAPPID"), None, minimum=1, maximum=2**32 - 1)
+        secret_key, usersig = self.secret(var("SECRET_KEY")), self.secret(var("USERSIG"))
         # With the sandbox, the emulator brings its own credentials; real ones are neither needed nor sent.
         if not sandbox:
             if sdkappid is None:
+                where = f"the {name} app" if fallback else "the app"
                 raise ConfigError(
-                    "DESK_SDKAPPID",
+                    var("SDKAPPID"),
                     "is not set",
-                    "Set it to the SDKAppID shown in the Chat console, or set DESK_SANDBOX=1 "
+                    f"Set it to the SDKAppID of {where}, shown in the Chat console, or set DESK_SANDBOX=1 "
                     "to try the bot against the embedded Desk emulator.",
                 )
             if secret_key is None and usersig is None:
                 raise ConfigError(
-                    "DESK_SECRET_KEY",
-                    "is not set, and neither is DESK_USERSIG",
-                    "Set DESK_SECRET_KEY to the app's key from the Chat console "
-                    "(or DESK_USERSIG to a pre-generated UserSig for DESK_IDENTIFIER).",
+                    var("SECRET_KEY"),
+                    f"is not set, and neither is {var('USERSIG')}",
+                    f"Set {var('SECRET_KEY')} to the app's key from the Chat console "
+                    f"(or {var('USERSIG')} to a pre-generated UserSig for {var('IDENTIFIER')}).",
                 )
 
-        identifier = self.text("DESK_IDENTIFIER", "administrator")
+        identifier = self.text(var("IDENTIFIER"), "administrator")
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", identifier):
             raise ConfigError(
-                "DESK_IDENTIFIER",
+                var("IDENTIFIER"),
                 f"{identifier!r} is not a valid UserID (1-32 letters, digits, _ or -)",
                 "Set it to an App admin account from the Chat console, e.g. administrator.",
             )
 
-        region = self.text("DESK_REGION", "singapore").lower()
+        region = self.text(var("REGION"), "singapore").lower()
         if region not in REGIONS:
             raise ConfigError(
-                "DESK_REGION",
+                var("REGION"),
                 f"{region!r} is not a known region",
-                "Set it to one of " + ", ".join(REGIONS) + " (or set DESK_API_URL).",
+                "Set it to one of " + ", ".join(REGIONS) + f" (or set {var('API_URL')}).",
             )
 
-        api_url = self.raw("DESK_API_URL")
+        api_url = self.raw(var("API_URL"))
         if api_url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", api_url):
             raise ConfigError(
-                "DESK_API_URL",
+                var("API_URL"),
                 f"{api_url!r} is not an http(s) base URL",
                 "Set it to a base URL such as https://adminapisgp.my-imcloud.com, or unset it.",
             )
         if api_url is not None:
-            _refuse_clear_text("DESK_API_URL", api_url, "http", "https", "the UserSig in every request")
+            _refuse_clear_text(var("API_URL"), api_url, "http", "https", "the UserSig in every request")
+        label = self.raw(var("LABEL")) if fallback else None
+        if label is not None and len(label) > 80:
+            raise ConfigError(var("LABEL"), "is longer than 80 characters", "Shorten it, e.g. Production (Singapore).")
+        rate_limit = self.integer(var("RATE_LIMIT"), 5, minimum=1, maximum=1000)
+        assert rate_limit is not None
+        return DeskAppSettings(
+            name=name,
+            sdkappid=sdkappid,
+            identifier=identifier,
+            secret_key=secret_key,
+            usersig=usersig,
+            region=region,
+            api_url=api_url.rstrip("/") if api_url else None,
+            timeout=self.number(var("TIMEOUT"), 2.0, minimum=0.05, maximum=60),
+            cache_ttl=self.number(var("CACHE_TTL"), 300.0, minimum=0, maximum=7 * 86400),
+            stale_max=self.number(var("STALE_MAX"), 86400.0, minimum=0, maximum=30 * 86400),
+            rate_limit=rate_limit,
+            label=label,
+            prefix=prefix,
+        )
+
+    def desk_apps(self, sandbox: bool) -> tuple[DeskAppSettings, ...]:
+        """DESK_APPS' apps in order (the first is the default), or the one `default` app."""
+        listed = self.raw("DESK_APPS")
+        if listed is None:
+            return (self.desk_app(DEFAULT_APP_NAME, "DESK_", sandbox=sandbox, fallback=False),)
+        names = [name.strip() for name in listed.split(",") if name.strip()]
+        if not names:
+            raise ConfigError("DESK_APPS", "names no app", "Set it to app names such as prod,staging, or unset it.")
+        apps: list[DeskAppSettings] = []
+        for name in names:
+            if not APP_NAME.fullmatch(name):
+                raise ConfigError(
+                    "DESK_APPS",
+                    f"{name[:40]!r} is not a valid app name (lower-case letters, digits and -, up to 20 characters)",
+                    "Use names such as prod, staging or eu-west.",
+                )
+            if name in RESERVED_APP_NAMES:
+                raise ConfigError(
+                    "DESK_APPS",
+                    f"{name!r} is a word of the slash command, so it cannot name an app",
+                    "Pick another name, such as prod or staging.",
+                )
+            if any(app.name == name for app in apps):
+                raise ConfigError("DESK_APPS", f"names {name!r} twice", "List each app once.")
+            app = self.desk_app(name, f"DESK_{name.upper().replace('-', '_')}_", sandbox=sandbox, fallback=True)
+            twin = next((other for other in apps if app.sdkappid is not None and other.sdkappid == app.sdkappid), None)
+            if twin is not None:
+                raise ConfigError(
+                    f"{app.prefix}SDKAPPID",
+                    f"is {app.sdkappid}, the same SDKAppID as the {twin.name} app",
+                    "Give each app its own SDKAppID (one app listed twice would share, and halve, its rate limit).",
+                )
+            apps.append(app)
+        return tuple(apps)
+
+    def settings(self) -> Settings:
+        sandbox = self.boolean("DESK_SANDBOX", False)
+        apps = self.desk_apps(sandbox)
+        plain = apps[0] if apps[0].prefix == "DESK_" else None
 
         log_level = self.text("LOG_LEVEL", "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -368,21 +472,20 @@ class _Reader:
                 "HOST", f"{host!r} is not an address to bind", "Set it to an address such as 127.0.0.1, or unset it."
             )
         web_concurrency = self.integer("WEB_CONCURRENCY", 1, minimum=1, maximum=64)
-        rate_limit = self.integer("DESK_RATE_LIMIT", 5, minimum=1, maximum=1000)
-        assert port is not None
-        assert web_concurrency is not None and rate_limit is not None
+        assert port is not None and web_concurrency is not None
+        default = plain or apps[0]
 
         return Settings(
-            sdkappid=sdkappid,
-            identifier=identifier,
-            secret_key=secret_key,
-            usersig=usersig,
-            region=region,
-            api_url=api_url.rstrip("/") if api_url else None,
-            timeout=self.number("DESK_TIMEOUT", 2.0, minimum=0.05, maximum=60),
-            cache_ttl=self.number("DESK_CACHE_TTL", 300.0, minimum=0, maximum=7 * 86400),
-            stale_max=self.number("DESK_STALE_MAX", 86400.0, minimum=0, maximum=30 * 86400),
-            rate_limit=rate_limit,
+            sdkappid=default.sdkappid,
+            identifier=default.identifier,
+            secret_key=default.secret_key,
+            usersig=default.usersig,
+            region=default.region,
+            api_url=default.api_url,
+            timeout=default.timeout,
+            cache_ttl=default.cache_ttl,
+            stale_max=default.stale_max,
+            rate_limit=default.rate_limit,
             sandbox=sandbox,
             log_level=log_level,
             slack_bot_token=self.secret("SLACK_BOT_TOKEN"),
@@ -401,4 +504,5 @@ class _Reader:
             digest_grace=self.number("DIGEST_GRACE", 6 * 3600.0, minimum=60, maximum=7 * 86400),
             redis_url=redis_url,
             redis_tls_verify=self.boolean("REDIS_TLS_VERIFY", True),
+            apps=apps,
         )

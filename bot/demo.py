@@ -27,6 +27,10 @@ def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) ->
         settings = load_configuration(
             {
                 "DESK_SANDBOX": "1",
+                # Two emulated apps with different lists, so `apps` and `compare` show something.
+                "DESK_APPS": "prod,staging",
+                "DESK_PROD_LABEL": "Production (sandbox)",
+                "DESK_STAGING_LABEL": "Staging (sandbox)",
                 "SLACK_BOT_TOKEN": slack.token,
                 "SLACK_SIGNING_SECRET": signing_secret,
                 "SLACK_API_URL": slack.api_url,
@@ -57,5 +61,8 @@ def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) ->
     print(f"$ /desk-languages {text}".rstrip())
     print(f"(acknowledged in {ack_ms:.0f} ms; answer delivered {via})\n")
     print(message_to_text(reply))
-    print("\nTry also: python -m bot demo share | default | refresh | help | digest daily 09:00 | anything")
+    print(
+        "\nTry also: python -m bot demo share | default | refresh | help | apps | compare | staging"
+        " | digest daily 09:00 | anything"
+    )
     return 0

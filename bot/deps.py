@@ -7,11 +7,12 @@ process and hands it to every `register()`.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from bot.blocks import RenderContext
+from bot.blocks import AppResult, RenderContext
 from bot.config import Settings
-from bot.desk import DeskClient
+from bot.desk import DeskClient, DeskError, LanguageList
 from bot.digests.service import DigestService
 from bot.response_url import ResponseSender
 
@@ -38,3 +39,30 @@ class BotDeps:
     def default_app(self) -> DeskApp:
         """The app a command without an app name acts on (the first configured)."""
         return self.apps[0]
+
+    @property
+    def app_names(self) -> tuple[str, ...]:
+        """The names a command may start with: none when the bot serves a single app."""
+        return tuple(app.name for app in self.apps) if len(self.apps) > 1 else ()
+
+    def app(self, name: str | None) -> DeskApp:
+        """The app called `name`; the default app for None or a name no longer configured
+        (a button on an old message)."""
+        return next((app for app in self.apps if app.name == name), self.apps[0])
+
+
+def _fetch(app: DeskApp) -> LanguageList | DeskError:
+    try:
+        return app.client.get_languages()
+    except DeskError as error:
+        return error
+
+
+def fetch_all(apps: tuple[DeskApp, ...]) -> list[AppResult]:
+    """Each app's list (or error) from its own cache, fetched concurrently: one app that hangs
+    costs its own time budget (DESK_TIMEOUT + 1 s), not the others'."""
+    if len(apps) == 1:
+        return [(apps[0].render, _fetch(apps[0]))]
+    with ThreadPoolExecutor(max_workers=len(apps), thread_name_prefix="apps") as pool:
+        results = list(pool.map(_fetch, apps))
+    return [(app.render, result) for app, result in zip(apps, results, strict=True)]

@@ -26,9 +26,9 @@ def register(app: App, deps: BotDeps) -> None:
 
     def refresh(body: dict[str, Any], client: WebClient) -> None:
         if body.get("container", {}).get("type") == "view":
-            publish_home(deps, client, body["user"]["id"], refresh=True)
+            publish_home(deps, client, body["user"]["id"], refresh=True, app=_app_of(body))
             return
-        reply = languages_reply(deps.default_app, refresh=True)
+        reply = languages_reply(deps.app(_app_of(body)), refresh=True)
         deps.responder.send(body["response_url"], reply.message, replace_original=True)
 
     def share(body: dict[str, Any]) -> None:
@@ -37,7 +37,7 @@ def register(app: App, deps: BotDeps) -> None:
             # A click on the home tab (views published before it lost this button): no channel there.
             log.info("Share clicked where there is no channel to share to (%s)", body.get("container", {}).get("type"))
             return
-        reply = languages_reply(deps.default_app)
+        reply = languages_reply(deps.app(_app_of(body)))
         message = reply.message
         if not reply.listed:  # an error is for the person who clicked, not for the channel
             deps.responder.send(response_url, message, response_type="ephemeral", replace_original=False)
@@ -50,3 +50,10 @@ def register(app: App, deps: BotDeps) -> None:
 
     app.action(blocks.REFRESH_ACTION)(ack=ack_now, lazy=[refresh])
     app.action(blocks.SHARE_ACTION)(ack=ack_now, lazy=[share])
+
+
+def _app_of(body: dict[str, Any]) -> str | None:
+    """The app a button was shown for: its value (buttons of one-app bots carry no app name)."""
+    actions = body.get("actions") or [{}]
+    value = actions[0].get("value") if isinstance(actions[0], dict) else None
+    return value if isinstance(value, str) and value not in ("refresh", "share") else None

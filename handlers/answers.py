@@ -11,8 +11,10 @@ import logging
 from dataclasses import dataclass
 
 from bot import blocks
-from bot.deps import DeskApp
-from bot.desk import DeskError
+from bot.deps import DeskApp, fetch_all
+from bot.desk import DeskError, LanguageList
+from bot.desk.changes import diff
+from bot.grammar import compare_pair
 
 log = logging.getLogger(__name__)
 
@@ -40,3 +42,27 @@ def languages_reply(app: DeskApp, *, refresh: bool = False, default_only: bool =
     if default_only:
         return LanguagesReply(blocks.default_message(result, app.render), listed=True)
     return LanguagesReply(blocks.languages_message(result, app.render), listed=True)
+
+
+def apps_reply(apps: tuple[DeskApp, ...]) -> blocks.Message:
+    try:
+        return blocks.apps_message(fetch_all(apps))
+    except Exception:
+        log.exception("Unexpected failure while listing the Desk apps")
+        return blocks.notice_message(UNEXPECTED)
+
+
+def compare_reply(apps: tuple[DeskApp, ...], args: str) -> blocks.Message:
+    """`compare [A] [B]`: the two apps' lists side by side, or why they cannot be compared."""
+    pair = compare_pair(args, tuple(app.name for app in apps))
+    if isinstance(pair, str):
+        return blocks.notice_message(pair)
+    by_name = {app.name: app for app in apps}
+    try:
+        first, second = fetch_all((by_name[pair[0]], by_name[pair[1]]))
+    except Exception:
+        log.exception("Unexpected failure while comparing Desk apps")
+        return blocks.notice_message(UNEXPECTED)
+    a, b = first[1], second[1]
+    changes = diff(a, b) if isinstance(a, LanguageList) and isinstance(b, LanguageList) else None
+    return blocks.compare_message(first, second, changes)

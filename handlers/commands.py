@@ -16,7 +16,7 @@ from slack_bolt import Ack, App, BoltContext
 from bot import blocks
 from bot.deps import BotDeps
 from bot.grammar import COMMAND, Action, parse_command
-from handlers.answers import UNEXPECTED, languages_reply
+from handlers.answers import UNEXPECTED, apps_reply, compare_reply, languages_reply
 
 log = logging.getLogger(__name__)
 IN_ACK = "desk_answer_in_ack"  # context key: what the matcher found the ack can answer with
@@ -28,13 +28,16 @@ def register(app: App, deps: BotDeps) -> None:
     # request and a hand-off to the executor), which cost more than the rest of the ack
     # together and held the worker to about half the requests/s of a bare Bolt app
     # (docs/benchmarks.md, ack path).
+    names = deps.app_names
+
     def answerable_in_ack(command: dict[str, Any], context: BoltContext) -> bool:
         """Help and unknown options always; the list while this process holds a fresh copy. No I/O."""
-        parsed = parse_command(command.get("text"))
+        parsed = parse_command(command.get("text"), names)
         if parsed.action in (Action.HELP, Action.UNKNOWN):
             context[IN_ACK] = (parsed, None)
             return True
-        if parsed.action in (Action.LIST, Action.SHARE, Action.DEFAULT) and (held := deps.default_app.client.peek()):
+        target = deps.app(parsed.app)
+        if parsed.action in (Action.LIST, Action.SHARE, Action.DEFAULT) and (held := target.client.peek()):
             context[IN_ACK] = (parsed, held)
             return True
         return False
@@ -43,11 +46,11 @@ def register(app: App, deps: BotDeps) -> None:
         parsed, held = context[IN_ACK]
         name = command.get("command") or COMMAND
         if parsed.action is Action.HELP:
-            ack(**blocks.help_message(name))
+            ack(**blocks.help_message(name, names))
         elif parsed.action is Action.UNKNOWN:
-            ack(**blocks.unknown_option_message(parsed.raw, parsed.suggestion, name))
+            ack(**blocks.unknown_option_message(parsed.raw, parsed.suggestion, name, names))
         else:
-            render = deps.default_app.render
+            render = deps.app(parsed.app).render
             if parsed.action is Action.DEFAULT:
                 message = blocks.default_message(held, render)
             else:
@@ -58,13 +61,17 @@ def register(app: App, deps: BotDeps) -> None:
         ack()
 
     def answer_command(command: dict[str, Any]) -> None:
-        parsed = parse_command(command.get("text"))
+        parsed = parse_command(command.get("text"), names)
         listed = False
         if parsed.action is Action.DIGEST:
             message = digest_answer(deps, command, parsed.args)
+        elif parsed.action is Action.APPS:
+            message = apps_reply(deps.apps)
+        elif parsed.action is Action.COMPARE:
+            message = compare_reply(deps.apps, parsed.args)
         else:
             reply = languages_reply(
-                deps.default_app,
+                deps.app(parsed.app),
                 refresh=parsed.action is Action.REFRESH,
                 default_only=parsed.action is Action.DEFAULT,
             )

@@ -16,9 +16,20 @@ from handlers.answers import languages_reply
 log = logging.getLogger(__name__)
 
 
-def publish_home(deps: BotDeps, client: WebClient, user_id: str, *, refresh: bool = False) -> None:
-    listing = without_share_button(languages_reply(deps.default_app, refresh=refresh).message["blocks"])
-    view = {"type": "home", "blocks": [*listing, *blocks.help_message()["blocks"]][:100]}
+HOME_BLOCKS = 100  # Slack's limit for a Home tab view
+
+
+def publish_home(
+    deps: BotDeps, client: WebClient, user_id: str, *, refresh: bool = False, app: str | None = None
+) -> None:
+    """Every app's list (a Refresh click refreshes the app it was shown for), then the help."""
+    listing: list[dict[str, Any]] = []
+    for desk_app in deps.apps:
+        again = refresh and (app is None or desk_app.name == app)
+        listing += without_share_button(languages_reply(desk_app, refresh=again).message["blocks"])
+        listing.append({"type": "divider"})
+    help_blocks = blocks.help_message(apps=deps.app_names)["blocks"]
+    view = {"type": "home", "blocks": [*listing[: HOME_BLOCKS - len(help_blocks)], *help_blocks]}
     try:
         client.views_publish(user_id=user_id, view=view)
     except SlackApiError as error:

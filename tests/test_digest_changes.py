@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.desk.models import Language, LanguageList
-from bot.digests.changes import diff
+from bot.desk.changes import diff
 
 
 def listing(*items: tuple[str, bool]) -> LanguageList:

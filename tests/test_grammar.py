@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.grammar import MAX_INPUT, OPTIONS, Action, clean, parse_command
+from bot.grammar import MAX_INPUT, OPTIONS, Action, clean, compare_pair, parse_command
 
 
 @pytest.mark.parametrize(
@@ -62,3 +62,64 @@ def test_any_text_parses_and_unknown_input_gets_a_valid_suggestion(text: str) ->
     assert parsed.action in Action
     assert len(parsed.raw) <= MAX_INPUT
     assert parsed.suggestion is None or parsed.suggestion in OPTIONS
+
+
+# --- several apps: the app's name first ----------------------------------------------------------
+
+APPS = ("prod", "staging", "eu")
+
+
+@pytest.mark.parametrize(
+    ("text", "action", "app"),
+    [
+        ("staging", Action.LIST, "staging"),
+        ("STAGING", Action.LIST, "staging"),
+        ("eu refresh", Action.REFRESH, "eu"),
+        ("staging share", Action.SHARE, "staging"),
+        ("prod default", Action.DEFAULT, "prod"),
+        ("share", Action.SHARE, None),
+        ("apps", Action.APPS, None),
+        ("staging digest daily 09:00", Action.DIGEST, "staging"),
+    ],
+)
+def test_the_app_name_comes_first(text: str, action: Action, app: str | None) -> None:
+    parsed = parse_command(text, APPS)
+    assert (parsed.action, parsed.app) == (action, app)
+
+
+def test_a_misspelt_app_name_is_unknown_with_the_app_as_suggestion_never_the_default_list() -> None:
+    parsed = parse_command("stagin", APPS)
+    assert (parsed.action, parsed.suggestion, parsed.suggestion_is_app) == (Action.UNKNOWN, "staging", True)
+    assert parse_command("stagin refresh", APPS).action is Action.UNKNOWN
+
+
+def test_without_several_apps_no_word_is_an_app_name() -> None:
+    parsed = parse_command("staging")
+    assert (parsed.action, parsed.app, parsed.suggestion_is_app) == (Action.UNKNOWN, None, False)
+
+
+def test_compare_takes_the_names_after_it_and_an_app_before_it() -> None:
+    assert parse_command("compare prod eu", APPS).args == "prod eu"
+    assert parse_command("staging compare", APPS).args == "staging"
+
+
+@pytest.mark.parametrize(
+    ("args", "apps", "expected"),
+    [
+        ("staging prod", APPS, ("staging", "prod")),
+        ("staging", APPS, ("prod", "staging")),
+        ("", ("prod", "staging"), ("prod", "staging")),
+        ("", APPS, "more than two apps"),
+        ("prod", APPS, "is the default app"),
+        ("stagin", APPS, "Did you mean `staging`?"),
+        ("prod prod", APPS, "two different apps"),
+        ("", ("default",), "one Desk app"),
+        ("a b c", APPS, "at most two"),
+    ],
+)
+def test_compare_pair(args: str, apps: tuple[str, ...], expected: tuple[str, str] | str) -> None:
+    got = compare_pair(args, apps)
+    if isinstance(expected, tuple):
+        assert got == expected
+    else:
+        assert isinstance(got, str) and expected in got

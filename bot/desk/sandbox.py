@@ -54,6 +54,18 @@ SAMPLE_LANGUAGES: list[tuple[str, int]] = [
     ("fil", 0),
 ]
 
+
+def sample_for_app(index: int) -> list[tuple[str, int]]:
+    """The list of the `index`-th emulated app (DESK_SANDBOX=1 with DESK_APPS): the first is the
+    sample above; the others differ from it, so comparing two emulated apps shows something."""
+    variants = (
+        SAMPLE_LANGUAGES,
+        [("en", 1), ("zh", 0), ("ja", 0), ("id", 0), ("th", 0)],  # no zh-TW, vi, fil; Thai added
+        [("ja", 1), ("en", 0), ("zh", 0), ("zh-TW", 0)],  # another default
+    )
+    return list(variants[index % len(variants)])
+
+
 # Spelled out here rather than imported from the client, so a typo in one is caught by the other.
 API_PATH = "/v4/openim_console_http_svc/robot_get_language_list"
 CONTROL_PREFIX = "/_emulator/"

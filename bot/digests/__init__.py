@@ -6,7 +6,7 @@ posting) · messages.py (their Block Kit) · ticker.py (the in-process minute ti
 `python -m bot digest --due` (bot/cli.py) runs one tick for external schedulers.
 """
 
-from bot.digests.changes import Changes, diff
+from bot.desk.changes import Changes, diff
 from bot.digests.schedule import Schedule, ScheduleError, parse_schedule
 
 __all__ = ["Changes", "Schedule", "ScheduleError", "diff", "parse_schedule"]

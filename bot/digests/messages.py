@@ -18,13 +18,14 @@ from bot.blocks import (
     escape,
     header,
     language_label,
+    language_names,
     languages_message,
     message_of,
     section,
     slack_date,
 )
-from bot.desk.models import Language, LanguageList
-from bot.digests.changes import Changes
+from bot.desk.changes import Changes
+from bot.desk.models import LanguageList
 from bot.digests.schedule import EXAMPLES, Schedule
 from bot.digests.store import PostRecord, PostState, Subscription
 from bot.grammar import COMMAND
@@ -149,15 +150,6 @@ def posted_notice(ok: bool, detail: str) -> Message:
 
 # --- the digest itself ----------------------------------------------------------------------------
 
-MAX_CHANGED = 20  # languages named per change line; the rest are counted
-
-
-def _names(langs: tuple[Language, ...]) -> str:
-    shown = ", ".join(language_label(lang) for lang in langs[:MAX_CHANGED])
-    hidden = len(langs) - MAX_CHANGED
-    return shown + (f" …and {hidden} more" if hidden > 0 else "")
-
-
 def _change_lines(changes: Changes) -> tuple[list[str], str]:
     """mrkdwn lines saying what changed, and a short plain summary for the fallback text."""
     if changes.first:
@@ -166,10 +158,10 @@ def _change_lines(changes: Changes) -> tuple[list[str], str]:
         return [":white_check_mark: *No changes* since the previous digest."], "no changes"
     lines, summary = [], []
     if changes.added:
-        lines.append(f":heavy_plus_sign: *Added:* {_names(changes.added)}")
+        lines.append(f":heavy_plus_sign: *Added:* {language_names(changes.added)}")
         summary.append(f"{len(changes.added)} added")
     if changes.removed:
-        lines.append(f":heavy_minus_sign: *Removed:* {_names(changes.removed)}")
+        lines.append(f":heavy_minus_sign: *Removed:* {language_names(changes.removed)}")
         summary.append(f"{len(changes.removed)} removed")
     if changes.default_changed:
         before = language_label(changes.default_before) if changes.default_before else "_none_"

@@ -41,10 +41,10 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.blocks import Message, RenderContext
 from bot.config import ConfigError, Settings
+from bot.desk.changes import diff
 from bot.desk.errors import DeskError
 from bot.desk.models import LanguageList
 from bot.digests import messages
-from bot.digests.changes import diff
 from bot.digests.messages import digest_message
 from bot.digests.schedule import Schedule, ScheduleError, parse_schedule
 from bot.digests.store import Claim, DatabaseUnavailable, DigestStore, PostState
