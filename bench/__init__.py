@@ -5,15 +5,19 @@ for a run of a few seconds): it prints a small table and writes its figures as
 JSON under `bench/results/`. `python -m bench` (bench/report.py) runs them all
 and regenerates `docs/benchmarks.md`.
 
-- `ack_path`       the ack under gunicorn with wrk, next to three references (`baselines`)
+- `ack_path`       the ack with wrk, the bot and three references (`baselines`) each under granian and gunicorn
 - `hung_upstream`  Desk hangs: acks stay fast, every command gets its error reply in time
 - `cold_burst`     200 concurrent commands on a cold cache: one upstream call
 - `refresh_storm`  300 `refresh` commands in 10 s, 1 process and 3 sharing Redis
 - `start_size`     boot to /healthz, resident memory per worker after 1,000 commands
 - `soak`           2,000 commands with random Desk and Slack faults
+- `front_door`     pathological bodies, a 50 MB POST and slowloris against the HTTP edge
 
-The bot always runs as its own gunicorn process (`python -m bot serve`), so the
-load generator never shares its GIL; Desk is the emulator (`python -m bot sandbox`)
-in a process of its own; Slack is `FakeSlack` in the benchmark's process. Every
-socket is on 127.0.0.1.
+Not run by `python -m bench`: `refactor_check`, the ack path of an older commit (before
+the composition-root refactor) against HEAD, from `git worktree` checkouts.
+
+The bot always runs as its own process (`python -m bot serve`: granian), so the load
+generator never shares its GIL; Desk is the emulator (`python -m bot sandbox`) in a
+process of its own; Slack is `FakeSlack` in the benchmark's process. Every socket is
+on 127.0.0.1.
 """

@@ -5,12 +5,18 @@
   executor and the request thread polls for the ack every 10 ms);
 - `bolt-pbr`: the same with `process_before_response=True` (the ack runs in the request thread);
 - `plain`: the floor, no Bolt: verify the Slack signature (slack_sdk's
-  `SignatureVerifier`), parse the form, answer an empty 200.
+  `SignatureVerifier`), parse the form, answer an empty 200;
+- `bot`: the bot itself, `bot.wsgi:application` (the composition root, jobs started), for
+  serving it under gunicorn as it was served before it moved to granian.
 
-`python -m bench.baselines NAME` serves one of them under gunicorn with the bot's own
-`gunicorn_options()` (same workers, threads, timeouts), on $PORT, reading the same
-variables as the bot (SLACK_SIGNING_SECRET; SLACK_BOT_TOKEN and SLACK_API_URL for
-Bolt's auth.test, pointed at FakeSlack).
+`python -m bench.baselines NAME [--server granian|gunicorn]` serves one of them on $PORT,
+reading the same variables as the bot (SLACK_SIGNING_SECRET; SLACK_BOT_TOKEN and
+SLACK_API_URL for Bolt's auth.test, pointed at FakeSlack):
+- `granian` (the default): with the bot's own `bot.serve.granian_options()` (same workers,
+  blocking threads, header-read timeout), through granian's Python API as
+  `bot.serve.serve_http` does (a module-level loader, `wrap_loader=False`);
+- `gunicorn`: with `gunicorn_options()` below, the settings the bot ran under until it
+  moved to granian (1 worker x 16 gthreads per WEB_CONCURRENCY).
 """
 
 from __future__ import annotations
@@ -84,7 +90,20 @@ def plain() -> WSGIApp:
     return application
 
 
-APPS: dict[str, Callable[[], WSGIApp]] = {"bolt-default": bolt_default, "bolt-pbr": bolt_pbr, "plain": plain}
+def the_bot() -> WSGIApp:
+    from bot.wsgi import create_application
+
+    return create_application()
+
+
+APPS: dict[str, Callable[[], WSGIApp]] = {
+    "bolt-default": bolt_default,
+    "bolt-pbr": bolt_pbr,
+    "plain": plain,
+    "bot": the_bot,
+}
+SERVERS = ("granian", "gunicorn")
+_APP_VARIABLE = "BENCH_REFERENCE_APP"  # which app the granian workers load (inherited or spawned alike)
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
@@ -107,7 +126,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     return {key: value for key, value in options.items() if key in known}
 
 
-def serve(name: str) -> None:
+def serve_gunicorn(name: str) -> None:
     """Serve `APPS[name]` under gunicorn with the settings the bot used to run under."""
     from gunicorn.app.base import BaseApplication
 
@@ -128,7 +147,36 @@ def serve(name: str) -> None:
     Server().run()
 
 
+def load_reference() -> WSGIApp:
+    """Runs in each granian worker: the app named by $BENCH_REFERENCE_APP. Module-level, as
+    bot.serve.load_worker_app is, so it works whether workers are forked or spawned."""
+    return APPS[os.environ[_APP_VARIABLE]]()
+
+
+def serve_granian(name: str) -> None:
+    """Serve `APPS[name]` under granian with the bot's own options, the way bot/serve.py does."""
+    from granian import Granian
+
+    from bot.boot import load_configuration
+    from bot.serve import granian_options
+
+    os.environ[_APP_VARIABLE] = name
+    server = Granian("bench.baselines:load_reference", **granian_options(load_configuration()))
+    server.serve(target_loader=load_reference, wrap_loader=False)
+
+
+def main(argv: list[str]) -> int:
+    """`argv` as sys.argv: [program, NAME] or [program, NAME, "--server", SERVER]."""
+    server = "granian"
+    if len(argv) == 4 and argv[2] == "--server":
+        server, argv = argv[3], argv[:2]
+    if len(argv) != 2 or argv[1] not in APPS or server not in SERVERS:
+        print(f"usage: python -m bench.baselines {{{','.join(APPS)}}} [--server {{{','.join(SERVERS)}}}]",
+              file=sys.stderr)
+        return 2
+    (serve_granian if server == "granian" else serve_gunicorn)(argv[1])
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in APPS:
-        sys.exit(f"usage: python -m bench.baselines {{{','.join(APPS)}}}")
-    serve(sys.argv[1])
+    sys.exit(main(sys.argv))

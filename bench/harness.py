@@ -2,9 +2,11 @@
 
 - `EmulatorProcess`: the Desk emulator as its own process (`python -m bot sandbox`),
   driven through its HTTP control API (faults, recorded calls).
-- `ServerProcess`: a gunicorn server as its own process, by default the bot itself
-  (`python -m bot serve`); `bot_environment()` points it at the emulator and at a
-  `FakeSlack` running in the benchmark's process.
+- `ServerProcess`: a server as its own process, by default the bot itself under its
+  own server (`python -m bot serve`, granian); `reference_command()` serves one of
+  bench/baselines.py's apps (or the bot's WSGI app) under granian or gunicorn;
+  `bot_environment()` points them at the emulator and at a `FakeSlack` running in the
+  benchmark's process, listening on 127.0.0.1 only (HOST).
 - `CommandClient`: signed `/desk-languages` commands over keep-alive connections, one
   per thread, timing each acknowledgement. It does little work per request, so the
   CPU stays with the server.
@@ -50,9 +52,12 @@ HOST = "127.0.0.1"
 SIGNING_SECRET = "bench-signing-secret-not-a-real-one"  # made up: the servers under test only see loopback
 COMMAND_PATH = "/slack/events"
 ACK_DEADLINE = 3.0  # Slack's acknowledgement window, seconds
-LIBRARIES = ("slack-bolt", "slack-sdk", "gunicorn", "requests", "cachetools", "pyrate-limiter", "tenacity", "redis")
+LIBRARIES = (
+    "slack-bolt", "slack-sdk", "granian", "gunicorn", "requests", "cachetools", "pyrate-limiter", "tenacity", "redis",
+)
 # Variables of the developer's own environment that must not leak into a server under test.
-_OWN_PREFIXES = ("DESK_", "SLACK_", "DIGEST_", "REDIS_", "DATABASE_", "WEB_CONCURRENCY", "PORT", "LOG_LEVEL")
+_OWN_PREFIXES = ("DESK_", "SLACK_", "DIGEST_", "REDIS_", "DATABASE_", "WEB_", "PORT", "LOG_LEVEL", "HOST")
+SERVERS = ("granian", "gunicorn")
 
 
 # --- command line and results ------------------------------------------------------------------
@@ -313,17 +318,28 @@ def bot_environment(
             "DIGEST_TICKER": "0",
             "LOG_LEVEL": "INFO",
             "WEB_CONCURRENCY": "1",
+            "HOST": HOST,  # every server under test listens on loopback only
         }
     )
     env.update({key: str(value) for key, value in settings.items()})
     return env
 
 
-class ServerProcess:
-    """A gunicorn server in its own process group, its output in a log file.
+def reference_command(app: str, server: str = "granian") -> list[str]:
+    """The command serving `app` under `server`: `bot` under granian is the bot's own `python -m
+    bot serve`; anything else is bench/baselines.py (`bot` there is `bot.wsgi:application`)."""
+    if server not in SERVERS:
+        raise ValueError(f"no server {server!r}: one of {SERVERS}")
+    if app == "bot" and server == "granian":
+        return [sys.executable, "-m", "bot", "serve"]
+    return [sys.executable, "-m", "bench.baselines", app, "--server", server]
 
-    `command` defaults to the bot (`python -m bot serve`); the references in
-    bench/baselines.py are served with `python -m bench.baselines NAME`.
+
+class ServerProcess:
+    """A server (granian or gunicorn: a master and its workers) in its own process group,
+    its output in a log file.
+
+    `command` defaults to the bot (`python -m bot serve`); see `reference_command()`.
     """
 
     def __init__(self, env: dict[str, str], workdir: Path, command: Sequence[str] | None = None) -> None:
@@ -405,7 +421,7 @@ class ServerProcess:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     def worker_pids(self) -> list[int]:
-        """The gunicorn workers: the master's children."""
+        """The workers (granian's or gunicorn's): the master's children."""
         try:
             children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
         except OSError:
@@ -445,7 +461,7 @@ def memory_kb(pid: int) -> dict[str, int]:
 
 
 def _end(process: subprocess.Popen[Any], *, timeout: float, group: bool = False) -> None:
-    """SIGTERM (to the process group we created, for gunicorn and its workers), then SIGKILL."""
+    """SIGTERM (to the process group we created, for the server and its workers), then SIGKILL."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             if group:
@@ -533,7 +549,7 @@ class CommandClient:
         return connection
 
     def close(self) -> None:
-        """Close every keep-alive connection (gunicorn's graceful stop waits for open ones)."""
+        """Close every keep-alive connection (a server's graceful stop waits for open ones)."""
         with self._lock:
             opened, self._opened = self._opened, []
         for connection in opened:

@@ -1,6 +1,6 @@
 """Run every benchmark and regenerate docs/benchmarks.md from their figures.
 
-    python -m bench                  # all six, full runs (under ten minutes), then the document
+    python -m bench                  # all seven, full runs (about fifteen minutes), then the document
     python -m bench --render-only    # only rewrite the document from bench/results/*.json
     python -m bench --smoke          # every script's smoke run (no document unless --doc is given)
     python -m bench --only soak      # some of them
@@ -9,7 +9,8 @@ Each benchmark runs as its own process (`python -m bench.<name>`), one after the
 other, so that none of them shares a machine with another. The document holds the
 machine's description, every target with its verdict, the figures, and, for a
 missed target, why (the `EXPLANATIONS` below, written from the profiles and the
-runs; they are shown only while the target is missed).
+runs; they are shown only while the target is missed). It also renders the figures of
+`python -m bench.refactor_check`, which is not one of the seven (see that script).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 from bench.harness import DEFAULT_RESULTS, REPO
 
-BENCHMARKS = ("ack_path", "hung_upstream", "cold_burst", "refresh_storm", "start_size", "soak")
+BENCHMARKS = ("ack_path", "hung_upstream", "cold_burst", "refresh_storm", "start_size", "soak", "front_door")
 TITLES = {
     "ack_path": "1. Ack path",
     "hung_upstream": "2. Hung upstream",
@@ -33,9 +34,11 @@ TITLES = {
     "refresh_storm": "4. Refresh storm",
     "start_size": "5. Start and size",
     "soak": "6. Soak with faults",
+    "front_door": "7. Front door",
 }
+REFACTOR = "refactor_check"  # not run by `python -m bench`: its own script, its figures kept in bench/
 DOC = REPO / "docs" / "benchmarks.md"
-TIMEOUT_S = 420  # one benchmark; the full set takes about 7 minutes
+TIMEOUT_S = 600  # one benchmark; the full set takes about 15 minutes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,14 +115,17 @@ def render(results_dir: Path, smoke: bool = False) -> str:
         "`python -m bench --render-only` rewrites this page from `bench/results/*.json`. "
         "Each benchmark is a script of its own (`python -m bench.<name>`, `--smoke` for a few seconds' run); "
         "all traffic stays on 127.0.0.1. The bot runs as it does in production, `python -m bot serve` "
-        "(gunicorn, gthread, 16 threads per worker), as its own process; Desk is the emulator "
-        "(`python -m bot sandbox`) in another; Slack is `FakeSlack` in the benchmark's process.",
+        "(granian, 1 worker with 4 blocking threads), as its own process; the ack path and the front door also "
+        "serve it under gunicorn (gthread, 1 worker x 16 threads, the server it had before) for comparison. "
+        "Desk is the emulator (`python -m bot sandbox`) in another process; Slack is `FakeSlack` in the "
+        "benchmark's process.",
         "",
     ]
     if not results:
         return "\n".join([*parts, "No figures yet: run `python -m bench`.", ""])
     parts += _machine(results, total)
     parts += _summary(results)
+    parts += _choosing_the_server(results)
     renderers: dict[str, Callable[[dict[str, Any]], list[str]]] = {
         "ack_path": _ack_path,
         "hung_upstream": _hung_upstream,
@@ -127,6 +133,7 @@ def render(results_dir: Path, smoke: bool = False) -> str:
         "refresh_storm": _refresh_storm,
         "start_size": _start_size,
         "soak": _soak,
+        "front_door": _front_door,
     }
     for name in BENCHMARKS:
         if name not in results:
@@ -135,6 +142,7 @@ def render(results_dir: Path, smoke: bool = False) -> str:
         parts += [f"## {TITLES[name]}", "", _method(name), ""]
         parts += renderers[name](figures)
         parts += _targets(name, figures)
+    parts += _refactor(results_dir, smoke)
     parts += FINDINGS
     return "\n".join(parts).rstrip() + "\n"
 
@@ -228,35 +236,102 @@ def _met(met: bool) -> str:
 
 
 def _ack_path(f: dict[str, Any]) -> list[str]:
-    labels = f["labels"]
+    labels, settings = f["labels"], f["settings"]
+    servers = settings.get("servers", {})
     rows = [
-        [labels[app], r["connections"], r["rps"], r["p50_ms"], r["p99_ms"], r["errors"]]
-        for app, runs in f["runs"].items()
+        [labels[key].rsplit(", ", 1)[0], key.split("@")[1], r["connections"], r["rps"], r["p50_ms"], r["p99_ms"],
+         r["errors"]]
+        for key, runs in f["runs"].items()
         for r in runs
     ]
-    settings = f["settings"]
     lines = [
-        f"wrk: {settings['load']}; {settings['rounds']} round(s) of {settings['seconds_per_run']:g} s per app and "
-        f"connection count, interleaved; {settings['reported']}. gunicorn: {settings['gunicorn']}.",
+        f"wrk: {settings['load']}; {settings['rounds']} round(s) of {settings['seconds_per_run']:g} s per app, "
+        f"server and connection count, interleaved; {settings['reported']}. "
+        + " ".join(f"{name}: {text}." for name, text in servers.items()),
         "",
-        *_table(["app", "connections", "requests/s", "p50 ms", "p99 ms", "errors"], rows),
+        *_table(["app", "server", "connections", "requests/s", "p50 ms", "p99 ms", "errors"], rows),
         "",
-        "The bot relative to the references (requests/s):",
+        "The bot relative to the references (requests/s; (a) of the target is bare Bolt with its defaults on "
+        "gunicorn, what a typical Bolt app gets; (b) and (c) under the bot's own server):",
         "",
         *_table(
-            ["connections", "bot req/s", "x (a) Bolt defaults", "x (b) Bolt, process_before_response", "x (c) floor"],
-            [[c["connections"], c["bot_rps"], c["vs_bolt_default"], c["vs_bolt_pbr"], c["vs_plain"]]
-             for c in f["comparisons"]],
+            ["connections", "bot (granian) req/s", "x (a) on gunicorn", "x (b) granian", "x (c) granian",
+             "bot (gunicorn) req/s", "x (b) gunicorn", "x (c) gunicorn"],
+            [[c["connections"], c["bot_rps"], c["vs_bolt_default"], c["granian_vs_bolt_pbr"], c["granian_vs_plain"],
+              c["bot_gunicorn_rps"], c["gunicorn_vs_bolt_pbr"], c["gunicorn_vs_plain"]] for c in f["comparisons"]],
         ),
         "",
     ]
     checks = f["checks"]
+    per_server = "; ".join(
+        f"{server}: {checks[server].get('ack_body_bytes')} bytes of Block Kit in the ack before the runs, "
+        f"and after them {_fmt(checks[server].get('answer_in_ack_after_runs'))}"
+        for server in ("granian", "gunicorn") if server in checks
+    )
     lines.append(
-        f"Checks: the ack carried the whole list ({checks.get('ack_body_bytes')} bytes of Block Kit) before and after "
-        f"the runs ({_fmt(checks.get('answer_in_ack_after_runs'))}); Desk calls during the runs: "
+        f"Checks: the ack carried the whole list ({per_server}); Desk calls during the runs: "
         f"{checks.get('upstream_calls_during_runs')}; response_url posts during the runs: "
         f"{checks.get('response_url_posts_during_runs')}."
     )
+    return lines
+
+
+def _choosing_the_server(results: dict[str, dict[str, Any]]) -> list[str]:
+    """gunicorn against granian, from the ack path and the front door: the figures behind the README's choice."""
+    ack, door = results.get("ack_path"), results.get("front_door")
+    if not ack or "comparisons" not in ack or "bot@gunicorn" not in ack.get("runs", {}):
+        return []
+    lines = [
+        "## Choosing the HTTP server",
+        "",
+        "`python -m bot serve` runs granian; until the front-door work it ran gunicorn (gthread, 1 worker x 16 "
+        "threads). Both are measured in the same runs, with the same apps, each server with the options the bot "
+        "uses (or used): the ack path (section 1) and the front door (section 7).",
+        "",
+        "Ack path, requests/s and p50 (wrk, keep-alive, one worker):",
+        "",
+    ]
+    names = {"bot": "desk-languages-bot", "bolt-default": "(a) bare Bolt, defaults", "bolt-pbr":
+             "(b) bare Bolt, process_before_response", "plain": "(c) the floor: verify, parse, 200"}
+    rows = []
+    for app, name in names.items():
+        for u, g in zip(ack["runs"][f"{app}@gunicorn"], ack["runs"][f"{app}@granian"], strict=True):
+            ratio = round(g["rps"] / u["rps"], 2) if u["rps"] else None
+            rows.append([name, u["connections"], u["rps"], g["rps"], ratio, u["p50_ms"], g["p50_ms"]])
+    lines += _table(["app", "connections", "gunicorn req/s", "granian req/s", "granian / gunicorn", "gunicorn p50 ms",
+                     "granian p50 ms"], rows)
+    lines.append("")
+    if door and set(door.get("servers", {})) >= {"granian", "gunicorn"}:
+        lines += ["The front door (the bot, one worker; section 7):", ""]
+        door_rows = []
+        for server in ("gunicorn", "granian"):
+            d = door["servers"][server]
+            b, h, sl = d["bodies"], d["huge"], d["slowloris"]
+            door_rows.append([
+                server,
+                f"{b['to_4xx']['max_ms']:,.1f} ms",
+                f"{', '.join(map(str, h['statuses']))} in {h['answer_ms_max']:,.1f} ms, "
+                f"RSS {h['rss_growth_mb']:+.1f} MB",
+                f"{sl['healthz']['p99_ms']:,.0f} ms ({sl['healthz']['answered']}/{sl['healthz']['polls']})",
+                f"{sl['commands']['answered']}/{sl['commands']['sent']}",
+                f"{sl['cut_by_server']}"
+                + (f", after {sl['cut_after_s']['median']:g} s" if sl["cut_by_server"] else ""),
+            ])
+        conns = door["servers"]["granian"]["slowloris"]["connections"]
+        lines += _table(["server", "slowest 4xx to a pathological body", "50 MB unsigned POST",
+                         f"/healthz p99 under {conns} slowloris (answered)", "signed commands answered meanwhile",
+                         "slowloris connections cut by the server"], door_rows)
+        lines.append("")
+    lines += [
+        "Why granian: per request it costs far less than gunicorn's gthread worker (the floor (c), almost only "
+        "server, shows it), so the bot's acks come at the rates above on the same core; and it reads headers in "
+        "Rust with a deadline (10 s, `bot.serve.HEADER_READ_TIMEOUT_MS`), so a client that trickles its headers "
+        "holds a small task until it is cut, not one of a fixed set of Python threads. gunicorn's gthread worker "
+        "has no header deadline: each slowloris connection that has sent a byte holds one of its 16 threads, and "
+        "with 16 of them nothing else is answered until they give up. Both refuse an oversized body before "
+        "reading it (the bot's edge answers 413 from the Content-Length), so neither buffers the 50 MB.",
+        "",
+    ]
     return lines
 
 
@@ -358,6 +433,92 @@ def _soak(f: dict[str, Any]) -> list[str]:
         lines.append(f"- never answered: `{lost['text'] or '(list)'}`, ack {lost['ack_status']} "
                      f"{'with' if lost['ack_body'] else 'without'} a body, response_url answers "
                      f"{lost['response_url_refused'] or 'none'}")
+    return lines
+
+
+def _front_door(f: dict[str, Any]) -> list[str]:
+    s = f["settings"]
+    lines = [
+        f"Pathological bodies: {len(s['sizes_bytes'])} sizes x {len(s['families'])} families x "
+        f"{s['repeats_per_size_and_family']} by {s['sender_threads']} threads; 50 MB: {s['huge_tries']} tries; "
+        f"slowloris: {s['slowloris_connections']} connections for {s['slowloris_seconds']:g} s, a header line "
+        f"every {s['slowloris_line_every_s']:g} s each, signed commands at {s['command_rate_per_s']:g}/s. "
+        "gunicorn is the contrast: no targets.",
+        "",
+        "Pathological bodies, time from the first byte to the 4xx (granian):",
+        "",
+    ]
+    granian = f["servers"]["granian"]
+    lines += _table(
+        ["family", "bytes", "sent", "status", "p50 ms", "max ms"],
+        [[r["family"], r["bytes"], r["sent"], ", ".join(map(str, r["statuses"])), r["p50_ms"], r["max_ms"]]
+         for r in granian["bodies"]["rows"]],
+    )
+    lines += ["", "Every part, per server:", ""]
+    rows = []
+    for server, d in f["servers"].items():
+        b, h, sl = d["bodies"], d["huge"], d["slowloris"]
+        cut = sl["cut_after_s"]
+        rows.append([
+            server,
+            f"{b['requests']}: {', '.join(map(str, b['statuses']))}, p50 {b['to_4xx']['p50_ms']} ms, "
+            f"max {b['to_4xx']['max_ms']} ms",
+            f"p99 {b['healthz']['p99_ms']} ms ({b['healthz']['answered']}/{b['healthz']['polls']})",
+            f"{b['worker_rss_mb_before']} → {b['worker_rss_mb_after']}",
+            "; ".join(f"{t['status']} in {t['answer_ms']} ms after {t['body_bytes_sent'] / 1024 / 1024:.1f} MB"
+                      for t in h["tries"]),
+            f"{h['rss_mb_before']} → {h['rss_mb_after']} ({h['rss_growth_mb']:+.2f})",
+            f"p99 {sl['healthz']['p99_ms']} ms ({sl['healthz']['answered']}/{sl['healthz']['polls']})",
+            f"{sl['commands']['answered']}/{sl['commands']['sent']}, ack p99 {sl['commands']['p99_ms']} ms",
+            f"{sl['cut_by_server']} of {sl['opened']} opened" + (f", after {cut['min']}-{cut['max']} s"
+                                                                 if sl["cut_by_server"] else ""),
+            f"{d['log']['refusal_lines']} ({d['log']['bytes']:,} bytes of log, {d['log']['tracebacks']} tracebacks)",
+        ])
+    lines += _table(
+        ["server", "pathological bodies", "/healthz meanwhile", "worker RSS MB", "50 MB POST", "worker RSS MB",
+         "slowloris: /healthz", "slowloris: commands answered", "slow connections cut", "refusal log lines"],
+        rows,
+    )
+    lines += [
+        "",
+        "A timed-out /healthz poll (2 s) counts as 2,000 ms in its percentiles; a command not answered within "
+        "5 s counts as unanswered. The worker RSS grows on the 1 MiB bodies (each is read, decoded and checked, "
+        "four at a time) and stays there: the allocator keeps the pages; the 50 MB POST adds nothing.",
+    ]
+    return lines
+
+
+def _refactor(results_dir: Path, smoke: bool) -> list[str]:
+    """The section for bench/refactor_check.py: from this results directory, else the copy kept in bench/."""
+    path = results_dir / f"{REFACTOR}{'.smoke' if smoke else ''}.json"
+    if not path.exists():
+        path = REPO / "bench" / f"{REFACTOR}.json"
+    if not path.exists():
+        return []
+    f = json.loads(path.read_text(encoding="utf-8"))
+    s = f["settings"]
+    lines = [
+        "## The refactor (issue: one composition root): before and after",
+        "",
+        f"The bot's ack path at `{s['before']}` (the commit before the refactor) and at `{s['now']}`, served side by "
+        f"side under the same server ({s['server']}), from clean checkouts (`git worktree`); {s['load']}; "
+        f"{s['rounds']} rounds of {s['seconds_per_run']:g} s per variant and connection count, interleaved; "
+        f"{s['reported']}. Run {f['finished_at']}; not part of `python -m bench`: rerun with "
+        "`python -m bench.refactor_check` (about two minutes; `--before REV`, `--now REV`), then "
+        "`python -m bench --render-only`. Besides the refactor (27d1729), the commits since `5c28b51` put the "
+        "HTTP edge of bot/web.py in front of Bolt and changed log redaction, so the later figure measures them "
+        "together.",
+        "",
+        *_table(["connections", f"{s['before']} req/s", f"{s['now']} req/s", "ratio", f"{s['before']} p50 ms",
+                 f"{s['now']} p50 ms"],
+                [[r["connections"], r["before_rps"], r["now_rps"], r["now_over_before"], r["before_p50_ms"],
+                  r["now_p50_ms"]] for r in f["ratios"]]),
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+        *[f"| {_md(t['target'])} | {_md(t['measured'])} | {_met(t['met'])} |" for t in f["targets"]],
+        "",
+    ]
     return lines
 
 

@@ -1,7 +1,7 @@
 """The benchmark scripts still run: each one's `--smoke` run, as its own process, writes sane figures.
 
-These check that the scripts work end to end (real gunicorn, emulator, FakeSlack,
-wrk, redis-server) and that their JSON has the shape docs/benchmarks.md is built
+These check that the scripts work end to end (real granian and gunicorn, emulator,
+FakeSlack, wrk, redis-server) and that their JSON has the shape docs/benchmarks.md is built
 from. They assert no timing targets: the full runs (`python -m bench`) measure those.
 """
 
@@ -48,15 +48,19 @@ def test_ack_path(tmp_path: Path) -> None:
     if shutil.which("wrk") is None:
         missing_service("wrk (apt-get install wrk)")
     figures = run_smoke("ack_path", tmp_path)
-    assert set(figures["runs"]) == {"bot", "bolt-default", "bolt-pbr", "plain"}
+    apps = {"bot", "bolt-default", "bolt-pbr", "plain"}
+    assert set(figures["runs"]) == {f"{app}@{server}" for app in apps for server in ("granian", "gunicorn")}
     for runs in figures["runs"].values():
         (run,) = runs
         assert run["connections"] == 2 and run["requests"] > 0 and run["rps"] > 0 and run["errors"] == 0
         assert 0 < run["p50_ms"] <= run["p99_ms"]
     checks = figures["checks"]
-    assert checks["answer_in_ack_before_runs"] and checks["answer_in_ack_after_runs"]
+    for server in ("granian", "gunicorn"):  # the bot under each server answered in its ack
+        assert checks[server]["answer_in_ack_before_runs"] and checks[server]["answer_in_ack_after_runs"]
     assert checks["upstream_calls_during_runs"] == 0  # a warm cache: wrk's commands never reach Desk
-    assert figures["comparisons"][0]["vs_plain"] > 0
+    (comparison,) = figures["comparisons"]
+    assert comparison["vs_bolt_default"] > 0 and comparison["granian_vs_bolt_pbr"] > 0
+    assert set(comparison["granian_over_gunicorn"]) == apps
 
 
 def test_hung_upstream(tmp_path: Path) -> None:
@@ -107,6 +111,19 @@ def test_soak(tmp_path: Path) -> None:
     assert (tmp_path / "soak.smoke.server.log").exists()
 
 
+def test_front_door(tmp_path: Path) -> None:
+    figures = run_smoke("front_door", tmp_path)
+    granian = figures["servers"]["granian"]
+    bodies, huge, slow = granian["bodies"], granian["huge"], granian["slowloris"]
+    assert bodies["requests"] > 0 and bodies["all_4xx"] and bodies["healthz"]["answered"] > 0
+    assert huge["statuses"] == [413] and huge["rss_mb_before"] > 0  # refused from its Content-Length, unread
+    assert all(t["body_bytes_sent"] < 50 * 1024 * 1024 for t in huge["tries"])
+    assert slow["opened"] >= slow["connections"] > 0 and slow["header_lines_sent"] > 0
+    assert slow["healthz"]["answered"] > 0 and slow["commands"]["sent"] > 0
+    assert slow["commands"]["answered"] == slow["commands"]["sent"]
+    assert granian["log"]["tracebacks"] == 0
+
+
 def test_report_renders_the_document_from_the_figures(tmp_path: Path) -> None:
     """The document is built from whatever figures exist; here, from hand-made ones of each kind."""
     from bench import report
@@ -136,7 +153,9 @@ def test_report_renders_the_document_from_the_figures(tmp_path: Path) -> None:
     assert "## 1. Ack path" not in text  # no figures, no section
 
 
-@pytest.mark.parametrize("name", ["ack_path", "hung_upstream", "cold_burst", "refresh_storm", "start_size", "soak"])
+@pytest.mark.parametrize(
+    "name", ["ack_path", "hung_upstream", "cold_burst", "refresh_storm", "start_size", "soak", "front_door"]
+)
 def test_every_benchmark_is_in_the_report(name: str) -> None:
     from bench import report
 
