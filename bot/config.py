@@ -371,8 +371,7 @@ class _Reader:
         names = [name.strip() for name in listed.split(",") if name.strip()]
         if not names:
             raise ConfigError("DESK_APPS", "names no app", "Set it to app names such as prod,staging, or unset it.")
-        apps: list[DeskAppSettings] = []
-        for name in names:
+        for index, name in enumerate(names):  # every name first, so a bad one is named before any app's variables
             if not APP_NAME.fullmatch(name):
                 raise ConfigError(
                     "DESK_APPS",
@@ -385,8 +384,10 @@ class _Reader:
                     f"{name!r} is a word of the slash command, so it cannot name an app",
                     "Pick another name, such as prod or staging.",
                 )
-            if any(app.name == name for app in apps):
+            if name in names[:index]:
                 raise ConfigError("DESK_APPS", f"names {name!r} twice", "List each app once.")
+        apps: list[DeskAppSettings] = []
+        for name in names:
             app = self.desk_app(name, f"DESK_{name.upper().replace('-', '_')}_", sandbox=sandbox, fallback=True)
             twin = next((other for other in apps if app.sdkappid is not None and other.sdkappid == app.sdkappid), None)
             if twin is not None:
