@@ -79,17 +79,9 @@ class DeskAppSettings:
 @dataclass(frozen=True)
 class Settings:
     # --- Tencent Cloud Desk -------------------------------------------------------
-    # The default app's values (`apps[0]`), kept flat for code that serves one app.
-    sdkappid: int | None  # None with DESK_SANDBOX=1: the emulator's own is used
-    identifier: str = "administrator"
-    secret_key: Secret | None = None
-    usersig: Secret | None = None
-    region: str = "singapore"
-    api_url: str | None = None
-    timeout: float = 2.0
-    cache_ttl: float = 300.0
-    stale_max: float = 86400.0
-    rate_limit: int = 5
+    # Every app the bot serves, the default first. Without DESK_APPS: one app, `default`,
+    # made of the plain DESK_* variables (which are also what per-app variables fall back to).
+    apps: tuple[DeskAppSettings, ...]
     sandbox: bool = False
     log_level: str = "INFO"
     # --- Slack ------------------------------------------------------------------
@@ -111,16 +103,10 @@ class Settings:
     # --- Scaling out ----------------------------------------------------------------
     redis_url: Secret | None = None  # carries a password on most platforms
     redis_tls_verify: bool = True
-    # --- Several Desk apps --------------------------------------------------------------
-    # Every app the bot serves, the default first. Without DESK_APPS: one app, `default`, made
-    # of the plain DESK_* values above (which are also what per-app variables fall back to).
-    apps: tuple[DeskAppSettings, ...] = ()
 
     def secrets(self) -> list[str]:
         """Every secret value this configuration holds, for the log redaction filter."""
         held = [
-            self.secret_key,
-            self.usersig,
             *(app.secret_key for app in self.apps),
             *(app.usersig for app in self.apps),
             self.slack_bot_token,
@@ -402,7 +388,6 @@ class _Reader:
     def settings(self) -> Settings:
         sandbox = self.boolean("DESK_SANDBOX", False)
         apps = self.desk_apps(sandbox)
-        plain = apps[0] if apps[0].prefix == "DESK_" else None
 
         log_level = self.text("LOG_LEVEL", "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -474,19 +459,9 @@ class _Reader:
             )
         web_concurrency = self.integer("WEB_CONCURRENCY", 1, minimum=1, maximum=64)
         assert port is not None and web_concurrency is not None
-        default = plain or apps[0]
 
         return Settings(
-            sdkappid=default.sdkappid,
-            identifier=default.identifier,
-            secret_key=default.secret_key,
-            usersig=default.usersig,
-            region=default.region,
-            api_url=default.api_url,
-            timeout=default.timeout,
-            cache_ttl=default.cache_ttl,
-            stale_max=default.stale_max,
-            rate_limit=default.rate_limit,
+            apps=apps,
             sandbox=sandbox,
             log_level=log_level,
             slack_bot_token=self.secret("SLACK_BOT_TOKEN"),
@@ -505,5 +480,4 @@ class _Reader:
             digest_grace=self.number("DIGEST_GRACE", 6 * 3600.0, minimum=60, maximum=7 * 86400),
             redis_url=redis_url,
             redis_tls_verify=self.boolean("REDIS_TLS_VERIFY", True),
-            apps=apps,
         )

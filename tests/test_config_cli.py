@@ -59,13 +59,14 @@ def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> Non
 
 def test_defaults_and_heroku_database_url() -> None:
     settings = load_settings({"DESK_SANDBOX": "1", "DATABASE_URL": "postgres://u:p@h:5432/d"}, dotenv_path=None)
-    assert (settings.identifier, settings.region, settings.timeout, settings.cache_ttl) == (
+    app = settings.apps[0]
+    assert (app.identifier, app.region, app.timeout, app.cache_ttl) == (
         "administrator",
         "singapore",
         2.0,
         300.0,
     )
-    assert (settings.stale_max, settings.rate_limit, settings.port) == (86400.0, 5, 3000)
+    assert (app.stale_max, app.rate_limit, settings.port) == (86400.0, 5, 3000)
     assert settings.database_url.value == "postgresql+psycopg://u:p@h:5432/d"
 
 
@@ -131,7 +132,8 @@ def test_a_clear_text_url_to_another_machine_is_refused(
 def held(variable: str, environ: dict[str, str]) -> str | None:
     settings = load_settings({"DESK_SANDBOX": "1", **environ}, dotenv_path=None)
     redis_url = settings.redis_url.value if settings.redis_url else None
-    return {"DESK_API_URL": settings.api_url, "SLACK_API_URL": settings.slack_api_url, "REDIS_URL": redis_url}[variable]
+    urls = {"DESK_API_URL": settings.apps[0].api_url, "SLACK_API_URL": settings.slack_api_url, "REDIS_URL": redis_url}
+    return urls[variable]
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.1.2.3", "localhost", "[::1]"])

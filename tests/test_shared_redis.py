@@ -68,10 +68,11 @@ def processes() -> Iterator[Callable[..., Process]]:
 
     def make(settings: Settings, url: str, *, retry_interval: float = 5.0, **cache_options: Any) -> Process:
         connection = RedisConnection(url, retry_interval=retry_interval)
-        limiter = RedisLimiter(connection, sdkappid=settings.sdkappid, calls_per_second=settings.rate_limit)
-        options = {"ttl": settings.cache_ttl, "stale_max": settings.stale_max, "wait": settings.timeout + 1.5}
+        app = settings.apps[0]
+        limiter = RedisLimiter(connection, sdkappid=app.sdkappid, calls_per_second=app.rate_limit)
+        options = {"ttl": app.cache_ttl, "stale_max": app.stale_max, "wait": app.timeout + 1.5}
         options.update(cache_options)
-        cache = RedisCache(connection, sdkappid=settings.sdkappid, **options)
+        cache = RedisCache(connection, sdkappid=app.sdkappid, **options)
         made.append(Process(connection, cache, build_desk_client(settings, limiter=limiter, cache=cache)))
         return made[-1]
 
