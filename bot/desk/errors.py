@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.desk.languages import ADVANCED_EDITION_LANGUAGE_LIMIT, SUPPORTED_TAGS
+
 
 class TransportCode(StrEnum):
     """Codes of failures that never reached Desk's envelope (Desk's own codes are integers).
@@ -139,6 +141,41 @@ _DESK_CODES: tuple[ErrorSpec, ...] = (
         "Desk is not enabled",
         "Desk is not enabled for this SDKAppID. Enable Desk in the Cloud Contact Center console, "
         "or check that DESK_SDKAPPID is the Desk app's SDKAppID.",
+        R.PERMANENT,
+    ),
+    # --- private codes of robot_add_language and robot_del_language (docs/desk-api.md §8) -----
+    ErrorSpec(
+        -50042,
+        "This Desk edition does not support several languages",
+        "Only the advanced edition (高级版) of Desk serves several languages. Upgrade the app's Desk "
+        "package in the Cloud Contact Center console, then add the language again.",
+        R.PERMANENT,
+    ),
+    ErrorSpec(
+        -50051,
+        "The language is not supported",
+        f"Desk's chatbot supports only these language tags: {', '.join(SUPPORTED_TAGS)}. "
+        "Use one of them, exactly as written.",
+        R.PERMANENT,
+    ),
+    ErrorSpec(
+        -50052,
+        "Over the number of languages this edition allows",
+        f"The advanced edition (高级版) allows {ADVANCED_EDITION_LANGUAGE_LIMIT} languages, the default "
+        "language included. Delete a language you no longer need before adding another.",
+        R.PERMANENT,
+    ),
+    ErrorSpec(
+        -50055,
+        "The default language cannot be deleted",
+        "Make another language the default in the Desk console first, then delete this one.",
+        R.PERMANENT,
+    ),
+    ErrorSpec(
+        -50056,
+        "The language still has FAQ questions",
+        "Delete the language's questions, or move them to another language, in the console's knowledge "
+        "base (FAQ) first, then delete the language.",
         R.PERMANENT,
     ),
     # --- common codes: 60xxx ---------------------------------------------------------------
