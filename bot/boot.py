@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.blocks import RenderContext
 from bot.config import ConfigError, Secret, Settings, load_settings
 from bot.deps import BotDeps, DeskApp
-from bot.desk import DeskClient, InProcessCache, InProcessLimiter, LanguageCache, RateLimiter, UserSigSource
+from bot.desk import Api, DeskClient, InProcessCache, InProcessLimiter, LanguageCache, RateLimiter, UserSigSource
 from bot.desk.sandbox import SANDBOX_ADMINS, SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator
 from bot.digests.service import DigestService
 from bot.digests.store import DigestStore
@@ -106,10 +106,17 @@ def build_desk_client(
     )
     base_urls = [settings.api_url] if settings.api_url else list(REGIONS[settings.region].base_urls)
     shared_state_health: Callable[[], str] | None = None
+    # Every other API has its own limit at Tencent, so its own limiter (docs/desk-api.md §2).
+    other_apis = [api for api in Api if api is not Api.LANGUAGES]
+    api_limiters: dict[Api, RateLimiter] = {api: InProcessLimiter(settings.rate_limit) for api in other_apis}
     if settings.redis_url is not None and (limiter is None or cache is None):
         connection = connection_for(settings.redis_url.value, tls_verify=settings.redis_tls_verify)
         if limiter is None:
             limiter = RedisLimiter(connection, sdkappid=settings.sdkappid, calls_per_second=settings.rate_limit)
+            api_limiters = {
+                api: RedisLimiter(connection, sdkappid=settings.sdkappid, calls_per_second=settings.rate_limit, api=api)
+                for api in other_apis
+            }
         if cache is None:
             cache = RedisCache(
                 connection,
@@ -126,6 +133,7 @@ def build_desk_client(
         usersig=usersig,
         base_urls=base_urls,
         limiter=limiter or InProcessLimiter(settings.rate_limit),
+        api_limiters=api_limiters,
         cache=cache or InProcessCache(ttl=settings.cache_ttl, stale_max=settings.stale_max),
         timeout=settings.timeout,
         stale_max=settings.stale_max,

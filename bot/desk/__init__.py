@@ -1,10 +1,11 @@
-"""The Desk client: reads a Tencent Cloud Desk chatbot's languages. Knows nothing about Slack.
+"""The Desk client: a Tencent Cloud Desk chatbot's languages. Knows nothing about Slack.
 
 It takes plain arguments (no bot settings), so it can be used on its own: build a
 `UserSigSource`, a limiter and a cache, and pass them to `DeskClient`. The bot's
 composition root (`bot/boot.py`) does exactly that from its settings.
 """
 
+from bot.desk.apis import Api
 from bot.desk.cache import InProcessCache, LanguageCache
 from bot.desk.client import DeskClient
 from bot.desk.errors import DeskError, RetryClass, TransportCode
@@ -13,6 +14,7 @@ from bot.desk.models import Language, LanguageList
 from bot.desk.usersig import UserSigSource
 
 __all__ = [
+    "Api",
     "DeskClient",
     "DeskError",
     "InProcessCache",

@@ -1,12 +1,15 @@
-"""`DeskClient`: the one way the bot reads a Desk chatbot's languages.
+"""`DeskClient`: the one way the bot talks to a Desk chatbot.
 
 `get_languages()` layers, outermost first:
 1. the cache (fresh for `DESK_CACHE_TTL`, one upstream call for all concurrent
    callers, the last good list served with a warning when Desk fails);
 2. retries by the error's retry class (tenacity), bounded in attempts and in
    total time so an interactive Slack reply is never held long;
-3. one attempt: a rate-limit permit, then the HTTP call exactly as documented,
-   falling over to the region's backup domain when the primary cannot be reached.
+3. one attempt: a rate-limit permit of that API's own limiter (Tencent allows 5
+   calls per second per API), then the HTTP call exactly as documented, falling
+   over to the region's backup domain when the primary cannot be reached.
+
+Every API (`bot/desk/apis.py`) goes through the same layers 2 and 3 (`_run`).
 
 The client knows nothing about Slack. It never logs or raises anything that
 contains the request URL, because the URL carries the UserSig.
@@ -19,22 +22,29 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
+import urllib3.exceptions
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from bot.desk.apis import TENCENT_CALLS_PER_SECOND, Api
 from bot.desk.cache import LanguageCache
 from bot.desk.errors import DeskError, RetryClass, TransportCode, transport_error
-from bot.desk.limiter import RateLimiter
-from bot.desk.models import LanguageList, parse_body
+from bot.desk.limiter import InProcessLimiter, RateLimiter
+from bot.desk.models import LanguageList, decode_json, parse_envelope
 from bot.desk.usersig import UserSigSource
 
 log = logging.getLogger(__name__)
 
-API_PATH = "/v4/openim_console_http_svc/robot_get_language_list"
+T = TypeVar("T")
+Parse = Callable[[Any, float], T]  # (decoded answer, fetched_at) -> result; raises DeskError
+
+API_PATH = Api.LANGUAGES.path
+EMPTY_BODY = b"{}"
 MAX_ATTEMPTS = 4
 MIN_ATTEMPT_TIME = 0.25  # no attempt is started with less time than this left
 REFRESH_COALESCE = 1.0  # a refresh accepts a list fetched less than this many seconds ago
@@ -51,6 +61,7 @@ class DeskClient:
         base_urls: Sequence[str],
         limiter: RateLimiter,
         cache: LanguageCache,
+        api_limiters: Mapping[Api, RateLimiter] | None = None,
         timeout: float = 2.0,
         stale_max: float = 86400.0,
         session: requests.Session | None = None,
@@ -64,7 +75,15 @@ class DeskClient:
         self._identifier = identifier
         self._usersig = usersig
         self._base_urls = [url.rstrip("/") for url in base_urls]
-        self._limiter = limiter
+        # `limiter` is robot_get_language_list's; every other API has its own budget at Tencent
+        # (docs/desk-api.md §2), so its own limiter (in-process at Tencent's 5/s unless given).
+        given = dict(api_limiters or {})
+        self._limiters: dict[Api, RateLimiter] = {
+            api: limiter
+            if api is Api.LANGUAGES
+            else given.get(api) or InProcessLimiter(TENCENT_CALLS_PER_SECOND)
+            for api in Api
+        }
         self._cache = cache
         self._timeout = timeout
         self._budget = timeout + 1.0  # total time for all attempts of one fetch
@@ -107,16 +126,36 @@ class DeskClient:
 
     def fetch(self) -> LanguageList:
         """One fetch from Desk, with retries, bypassing the cache. Raises `DeskError`."""
+        return self._run(Api.LANGUAGES, EMPTY_BODY, _parse_languages)
+
+    # --- one call, with retries ----------------------------------------------------------
+    def _run(
+        self,
+        api: Api,
+        body: bytes,
+        parse: Parse[T],
+        *,
+        may_repeat: Callable[[DeskError], bool] | None = None,
+        queue_wait: float = 0.0,
+    ) -> T:
+        """One call of `api`, retried by the error's class within the time budget. Raises `DeskError`.
+
+        `may_repeat` narrows which failures are retried at all (a write: only those that certainly
+        did not run). `queue_wait` is extra time this call may wait for its API's permit, on top of
+        the budget, when many calls of one report are queued behind each other.
+        """
         with self._state_lock:
             if self._clock() < self._cool_down_until:
                 raise transport_error(TransportCode.COOL_DOWN)
-        deadline = time.monotonic() + self._budget
+        deadline = time.monotonic() + self._budget + queue_wait
         used_once: set[RetryClass] = set()  # classes that may be retried only once per fetch
         planned_wait = 0.0
 
         def should_retry(error: BaseException) -> bool:
             nonlocal planned_wait
             if not isinstance(error, DeskError):
+                return False
+            if may_repeat is not None and not may_repeat(error):
                 return False
             planned_wait = self._backoff(error, len(used_once) + 1)
             # Only retry when a useful attempt still fits: after a read timeout, a whole one.
@@ -149,12 +188,12 @@ class DeskClient:
             reraise=True,
         )
         try:
-            result: LanguageList = retrying(self._attempt, deadline)
+            result: T = retrying(self._attempt, api, body, parse, deadline, queue_wait)
         except DeskError as error:
             if error.retry is RetryClass.COOL_DOWN:
                 with self._state_lock:
                     self._cool_down_until = self._clock() + COOL_DOWN
-            log.warning("Desk call failed: %s", error)
+            log.warning("Desk %s call failed: %s", api.value, error)
             raise
         return result
 
@@ -167,16 +206,17 @@ class DeskClient:
             return 0.0
         return min(0.1 * 2.0 ** (attempt - 1), 1.0) * (0.5 + jitter)
 
-    def _attempt(self, deadline: float) -> LanguageList:
+    def _attempt(self, api: Api, body: bytes, parse: Parse[T], deadline: float, queue_wait: float) -> T:
         last_error: DeskError | None = None
         for index, base_url in enumerate(self._base_urls):
             remaining = deadline - time.monotonic()
             if remaining < MIN_ATTEMPT_TIME / 2:
                 break
-            if not self._limiter.acquire(timeout=min(remaining, self._timeout)):
+            if not self._limiters[api].acquire(timeout=min(remaining, self._timeout + queue_wait)):
                 raise transport_error(TransportCode.LOCAL_RATE_LIMIT)
             try:
-                return self._call(base_url, timeout=min(self._timeout, deadline - time.monotonic()))
+                timeout = min(self._timeout, deadline - time.monotonic())
+                return self._call(base_url, api, body, parse, timeout=timeout)
             except DeskError as error:
                 # Only an unreachable primary is worth trying the backup domain for.
                 if error.code != TransportCode.CONNECTION_FAILED or index == len(self._base_urls) - 1:
@@ -185,9 +225,9 @@ class DeskClient:
                 last_error = error
         raise last_error or transport_error(TransportCode.READ_TIMEOUT, "no time left for another attempt")
 
-    def _call(self, base_url: str, *, timeout: float) -> LanguageList:
+    def _call(self, base_url: str, api: Api, body: bytes, parse: Parse[T], *, timeout: float) -> T:
         url = (
-            f"{base_url}{API_PATH}?sdkappid={self.sdkappid}&identifier={quote(self._identifier)}"
+            f"{base_url}{api.path}?sdkappid={self.sdkappid}&identifier={quote(self._identifier)}"
             # The sig's alphabet is URL-safe; percent-encoding its '*' may not be understood.
             f"&usersig={self._usersig.get()}&random={secrets.randbelow(2**32)}&contenttype=json"
         )
@@ -196,7 +236,7 @@ class DeskClient:
         try:
             response = self._session.post(
                 url,
-                data=b"{}",
+                data=body,
                 headers={"Content-Type": "application/json"},
                 timeout=(min(timeout, 3.05), timeout),
             )
@@ -208,17 +248,54 @@ class DeskClient:
             raise transport_error(TransportCode.TLS_ERROR) from None
         except requests.exceptions.RequestException as error:
             # from None, and only the type name: the original text contains the URL.
-            raise transport_error(TransportCode.CONNECTION_FAILED, type(error).__name__) from None
+            kind = TransportCode.CONNECTION_FAILED if _never_sent(error) else TransportCode.CONNECTION_LOST
+            raise transport_error(kind, type(error).__name__) from None
         elapsed_ms = (time.monotonic() - started) * 1000
         if response.status_code in (502, 503, 504):
             raise transport_error(TransportCode.HTTP_GATEWAY, f"HTTP {response.status_code}")
         if response.status_code != 200:
             raise transport_error(TransportCode.HTTP_STATUS, f"HTTP {response.status_code}")
-        result = parse_body(response.content, fetched_at=self._clock())
-        log.debug(
-            "Desk answered in %.0f ms: %d languages (request id %s)",
-            elapsed_ms,
-            len(result.languages),
-            result.request_id,
-        )
+        result = parse(decode_json(response.content), self._clock())
+        log.debug("Desk %s answered in %.0f ms (request id %s)", api.value, elapsed_ms, _request_id(result))
         return result
+
+
+def _parse_languages(payload: Any, fetched_at: float) -> LanguageList:
+    return parse_envelope(payload, fetched_at=fetched_at)
+
+
+def _request_id(result: object) -> str | None:
+    request_id = getattr(result, "request_id", None)
+    return request_id if isinstance(request_id, str) else None
+
+
+# Raised while the request is prepared, before any I/O.
+_UNSENDABLE = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.URLRequired,
+)
+
+
+def _never_sent(error: requests.exceptions.RequestException) -> bool:
+    """Whether a failed request certainly never left: no connection was made (DNS failure,
+    refused), or the request could not even be built. A reset or an answer cut off after the
+    request was sent is not such a failure: a write may have run (docs/desk-api.md §8)."""
+    if isinstance(error, _UNSENDABLE):
+        return True
+    if not isinstance(error, requests.exceptions.ConnectionError):
+        return False  # an answer cut off (ChunkedEncodingError, …), too many redirects, …
+    seen: set[int] = set()
+    pending: list[object] = [error]
+    while pending:
+        cause = pending.pop()
+        if cause is None or id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        if isinstance(cause, urllib3.exceptions.NewConnectionError):  # NameResolutionError included
+            return True
+        if isinstance(cause, BaseException):
+            pending += [*cause.args, getattr(cause, "reason", None), cause.__cause__, cause.__context__]
+    return False

@@ -24,6 +24,7 @@ class TransportCode(StrEnum):
     """
 
     CONNECTION_FAILED = "connection-failed"
+    CONNECTION_LOST = "connection-lost"
     CONNECT_TIMEOUT = "connect-timeout"
     READ_TIMEOUT = "read-timeout"
     TLS_ERROR = "tls-error"
@@ -352,9 +353,17 @@ _DESK_CODES: tuple[ErrorSpec, ...] = (
 _TRANSPORT: tuple[ErrorSpec, ...] = (
     ErrorSpec(
         T.CONNECTION_FAILED,
-        "Could not connect to Desk (DNS failure, refused or reset)",
+        "Could not connect to Desk (DNS failure or connection refused)",
         "Check DESK_REGION / DESK_API_URL and the host's outbound network. If DNS is the problem, "
         "point DESK_API_URL at the region's backup *.my-imcloud.com domain.",
+        R.TRANSIENT,
+    ),
+    ErrorSpec(
+        T.CONNECTION_LOST,
+        "The connection to Desk broke after the request was sent",
+        "A network problem between the bot and Tencent; try again shortly. A change (adding or "
+        "deleting a language) is never repeated blindly: the bot reads the list again to see whether "
+        "it took effect.",
         R.TRANSIENT,
     ),
     ErrorSpec(
