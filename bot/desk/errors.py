@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from bot.desk.languages import ADVANCED_EDITION_LANGUAGE_LIMIT, SUPPORTED_TAGS
 
@@ -441,6 +442,36 @@ def desk_error(code: int, error_info: str = "", request_id: str | None = None) -
 def transport_error(kind: TransportCode, detail: str = "") -> DeskError:
     """The `DeskError` for a failure outside Desk's envelope. `detail` must hold no URL."""
     return DeskError(CATALOGUE[kind], detail=detail)
+
+
+def error_to_dict(error: DeskError) -> dict[str, Any]:
+    """What of a `DeskError` is worth storing (shared caches): JSON-ready, without the URL."""
+    return {
+        "code": error.code,
+        "error_info": error.error_info,
+        "request_id": error.request_id,
+        "detail": error.detail,
+    }
+
+
+def error_from_dict(data: Any) -> DeskError | None:
+    """The `DeskError` `error_to_dict` stored, or None when it cannot be read (another bot version)."""
+    if not isinstance(data, dict):
+        return None
+    code = data.get("code")
+    if isinstance(code, int) and not isinstance(code, bool):
+        spec = desk_error(code).spec
+    elif isinstance(code, str) and code in CATALOGUE:
+        spec = CATALOGUE[TransportCode(code)]
+    else:
+        return None
+    request_id = data.get("request_id")
+    return DeskError(
+        spec,
+        error_info=str(data.get("error_info") or ""),
+        request_id=request_id if isinstance(request_id, str) else None,
+        detail=str(data.get("detail") or ""),
+    )
 
 
 def catalogue_markdown() -> str:

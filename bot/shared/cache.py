@@ -1,11 +1,18 @@
-"""`RedisCache`: the language list cached once for all the bot's processes, in Redis.
+"""`RedisCache`: a Desk result cached once for all the bot's processes, in Redis.
 
-Keys, per SDKAppID (`desk:cache:<SDKAppID>:…`):
+It holds one kind of value (`CacheKind`, bot/desk/cache.py): by default the language
+list, or another, such as the readiness report. Keys, per SDKAppID and kind
+(`desk:cache:<SDKAppID>:…` for the list, `desk:cache:<SDKAppID>:<kind>:…` for others):
 
-- `fresh`: the last result, a list (TTL `DESK_CACHE_TTL`) or an error (TTL
-  `error_ttl`, a few seconds: the negative cache, shared by all processes);
-- `good`: the last successful list (TTL `DESK_STALE_MAX`), for stale-if-error;
+- `fresh`: the last result, a value (TTL `ttl`, `DESK_CACHE_TTL` for the list) or an
+  error (TTL `error_ttl`, a few seconds: the negative cache, shared by all processes);
+- `good`: the last successful value (TTL `DESK_STALE_MAX`), for stale-if-error;
 - `lock`: held (SET NX PX, a random token) by the one process fetching from Desk.
+
+`invalidate()` deletes `fresh` (after a write): every process's next `get()` loads again.
+`good` stays: it is only ever served marked stale. When Redis cannot be reached, the
+deletion is done as soon as it can be again, if `fresh` still holds a value from before
+(`peek()` in other processes, which does no I/O, may show their last value until it expires).
 
 Single flight, across processes: a caller that finds no usable `fresh` value
 takes the lock and loads; callers in other processes that find the lock taken
@@ -35,12 +42,12 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, overload
 
 import redis
 
-from bot.desk.cache import InProcessCache, Loader, Result
-from bot.desk.errors import CATALOGUE, DeskError, TransportCode, desk_error, transport_error
+from bot.desk.cache import LANGUAGES, CachedValue, CacheKind, InProcessCache, V
+from bot.desk.errors import DeskError, TransportCode, error_from_dict, error_to_dict, transport_error
 from bot.desk.models import LanguageList
 from bot.shared.connection import RedisConnection
 
@@ -61,22 +68,53 @@ return 0
 
 
 @dataclass
-class _Flight:
+class _Flight(Generic[V]):
     """One resolution shared by the concurrent callers of one process."""
 
     done: threading.Event = field(default_factory=threading.Event)
-    result: Result | None = None
+    result: V | DeskError | None = None
     stamp: float = 0.0  # wall time the result stands for: a list's fetched_at, an error's time
     fallback: bool = False  # Redis failed before anything was loaded: use the in-process cache
 
 
-class RedisCache:
-    """A `LanguageCache` shared by every process that uses the same Redis and SDKAppID."""
+class RedisCache(Generic[V]):
+    """A `Cache` of one kind of value (the language list unless `kind` is given), shared by
+    every process that uses the same Redis and SDKAppID."""
+
+    @overload
+    def __init__(
+        self: RedisCache[LanguageList],
+        connection: RedisConnection,
+        *,
+        sdkappid: int,
+        ttl: float,
+        stale_max: float,
+        error_ttl: float = ...,
+        wait: float = ...,
+        lock_ttl: float | None = ...,
+        clock: Callable[[], float] = ...,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        connection: RedisConnection,
+        *,
+        kind: CacheKind[V],
+        sdkappid: int,
+        ttl: float,
+        stale_max: float,
+        error_ttl: float = ...,
+        wait: float = ...,
+        lock_ttl: float | None = ...,
+        clock: Callable[[], float] = ...,
+    ) -> None: ...
 
     def __init__(
         self,
         connection: RedisConnection,
         *,
+        kind: CacheKind[Any] = LANGUAGES,
         sdkappid: int,
         ttl: float,
         stale_max: float,
@@ -85,8 +123,9 @@ class RedisCache:
         lock_ttl: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        prefix = f"desk:cache:{sdkappid}"
+        prefix = f"desk:cache:{sdkappid}:{kind.name}" if kind.name else f"desk:cache:{sdkappid}"
         self.fresh_key, self.good_key, self.lock_key = f"{prefix}:fresh", f"{prefix}:good", f"{prefix}:lock"
+        self._kind: CacheKind[V] = kind
         self._connection = connection
         self._ttl = ttl
         self._error_ttl = min(error_ttl, ttl) if ttl > 0 else 0.0
@@ -96,17 +135,19 @@ class RedisCache:
         # short enough that a crashed holder delays the others by little.
         self._lock_ms = max(1, int((lock_ttl if lock_ttl is not None else wait + 1.0) * 1000))
         self._clock = clock
-        self._local = InProcessCache(ttl=ttl, stale_max=stale_max, error_ttl=error_ttl)
+        self._local: InProcessCache[V] = InProcessCache(ttl=ttl, stale_max=stale_max, error_ttl=error_ttl)
         self._mutex = threading.Lock()
-        self._flight: _Flight | None = None
-        self._seen_good: LanguageList | None = None  # for last_good() while Redis is down
-        self._seen_fresh: LanguageList | None = None  # for peek(), which must not do I/O
+        self._flight: _Flight[V] | None = None
+        self._seen_good: V | None = None  # for last_good() while Redis is down
+        self._seen_fresh: V | None = None  # for peek(), which must not do I/O
+        self._invalidated_at: float | None = None  # an invalidation Redis has not seen yet
         client = connection.client
         self._store_and_unlock = client.register_script(_STORE_AND_UNLOCK)
         self._unlock = client.register_script(_UNLOCK)
+        connection.on_recovery(self._invalidate_on_recovery)
 
-    # --- LanguageCache ------------------------------------------------------------------
-    def get(self, load: Loader, *, newer_than: float | None = None) -> Result:
+    # --- Cache --------------------------------------------------------------------------
+    def get(self, load: Callable[[], V], *, newer_than: float | None = None) -> V | DeskError:
         while True:
             if not self._connection.usable():
                 return self._local.get(load, newer_than=newer_than)
@@ -114,7 +155,7 @@ class RedisCache:
                 flight = self._flight
                 leading = flight is None
                 if flight is None:
-                    flight = self._flight = _Flight()
+                    flight = self._flight = _Flight[V]()
             if leading:
                 try:
                     self._lead(flight, load, newer_than)
@@ -131,8 +172,8 @@ class RedisCache:
             # A refresh joined a flight that answered from an older cached value (or the
             # leader failed unexpectedly): resolve again, usually as the leader this time.
 
-    def peek(self) -> LanguageList | None:
-        """The fresh list this process last saw in Redis (or holds while Redis is down); no I/O."""
+    def peek(self) -> V | None:
+        """The fresh value this process last saw in Redis (or holds while Redis is down); no I/O."""
         with self._mutex:
             seen = self._seen_fresh
         # Stored with PX ttl right after it was fetched, so the Redis copy expires about now.
@@ -143,7 +184,7 @@ class RedisCache:
             return seen
         return held
 
-    def last_good(self) -> LanguageList | None:
+    def last_good(self) -> V | None:
         candidates = [self._local.last_good(), self._seen_good]
         if self._connection.usable():
             try:
@@ -152,8 +193,8 @@ class RedisCache:
                 self._connection.failed(error, "cache read")
             else:
                 self._connection.succeeded()
-                decoded = _decode(raw)
-                if decoded is not None and isinstance(decoded[0], LanguageList):
+                decoded = self._decode(raw)
+                if decoded is not None and not isinstance(decoded[0], DeskError):
                     candidates.append(decoded[0])
         known = [item for item in candidates if item is not None]
         newest = max(known, key=lambda item: item.fetched_at, default=None)
@@ -161,15 +202,48 @@ class RedisCache:
             self._remember(newest)
         return newest
 
+    def invalidate(self) -> None:
+        self._local.invalidate()
+        with self._mutex:
+            self._seen_fresh = None
+            self._invalidated_at = self._clock()
+        if self._connection.usable():
+            self._delete_fresh()
+
+    def _delete_fresh(self) -> None:
+        """Delete `fresh` in Redis if it holds nothing newer than the pending invalidation."""
+        with self._mutex:
+            since = self._invalidated_at
+        if since is None:
+            return
+        client = self._connection.client
+        try:
+            held = self._decode(client.get(self.fresh_key))
+            if held is None or held[1] <= since:
+                client.delete(self.fresh_key)
+        except redis.RedisError as error:
+            self._connection.failed(error, "cache invalidation")
+            return
+        self._connection.succeeded()
+        with self._mutex:
+            if self._invalidated_at == since:
+                self._invalidated_at = None
+
+    def _invalidate_on_recovery(self) -> None:
+        with self._mutex:
+            pending = self._invalidated_at is not None
+        if pending:
+            self._delete_fresh()
+
     # --- one flight ---------------------------------------------------------------------
-    def _lead(self, flight: _Flight, load: Loader, newer_than: float | None) -> None:
+    def _lead(self, flight: _Flight[V], load: Callable[[], V], newer_than: float | None) -> None:
         try:
             flight.result, flight.stamp = self._resolve(load, newer_than)
         except redis.RedisError as error:
             self._connection.failed(error, "cache")
             flight.fallback = True
 
-    def _resolve(self, load: Loader, newer_than: float | None) -> tuple[Result, float]:
+    def _resolve(self, load: Callable[[], V], newer_than: float | None) -> tuple[V | DeskError, float]:
         """A usable cached value, or one loaded by us or by another process. Raises RedisError
         only when nothing was loaded, so the caller can fall back without a second load."""
         client = self._connection.client
@@ -190,7 +264,9 @@ class RedisCache:
                 return error, self._clock()
             time.sleep(POLL_INTERVAL)
 
-    def _load_locked(self, load: Loader, newer_than: float | None, token: str) -> tuple[Result, float]:
+    def _load_locked(
+        self, load: Callable[[], V], newer_than: float | None, token: str
+    ) -> tuple[V | DeskError, float]:
         client = self._connection.client
         try:
             # The previous holder may have stored its result between our GET and our SET.
@@ -203,7 +279,7 @@ class RedisCache:
             with suppress(redis.RedisError):
                 self._unlock(keys=[self.lock_key], args=[token])
             raise
-        stamp = result.fetched_at if isinstance(result, LanguageList) else self._clock()
+        stamp = self._clock() if isinstance(result, DeskError) else result.fetched_at
         self._note_fresh(result)
         try:
             self._store(result, stamp, token)
@@ -214,7 +290,7 @@ class RedisCache:
             self._connection.succeeded()
         return result, stamp
 
-    def _load(self, load: Loader) -> Result:
+    def _load(self, load: Callable[[], V]) -> V | DeskError:
         try:
             fetched = load()
         except DeskError as error:
@@ -222,42 +298,42 @@ class RedisCache:
         self._remember(fetched)
         return fetched
 
-    def _store(self, result: Result, stamp: float, token: str) -> None:
-        if isinstance(result, LanguageList):
-            fresh, fresh_ttl = result.to_json(), self._ttl
-            good, good_ttl = fresh, self._stale_max
-        else:
+    def _store(self, result: V | DeskError, stamp: float, token: str) -> None:
+        if isinstance(result, DeskError):
             fresh, fresh_ttl = _encode_error(result, stamp), self._error_ttl
             good, good_ttl = "", 0.0
+        else:
+            fresh, fresh_ttl = result.to_json(), self._ttl
+            good, good_ttl = fresh, self._stale_max
         self._store_and_unlock(
             keys=[self.fresh_key, self.good_key, self.lock_key],
             args=[fresh, _ms(fresh_ttl), good, _ms(good_ttl), token],
         )
 
-    def _hand_to_local(self, result: Result) -> None:
+    def _hand_to_local(self, result: V | DeskError) -> None:
         """Put a result loaded just before Redis failed into the in-process cache."""
 
         self._local.store(result)
 
     # --- values -------------------------------------------------------------------------
-    def _usable(self, raw: Any, newer_than: float | None) -> tuple[Result, float] | None:
-        decoded = _decode(raw)
+    def _usable(self, raw: Any, newer_than: float | None) -> tuple[V | DeskError, float] | None:
+        decoded = self._decode(raw)
         if decoded is None:
             return None
         result = decoded[0]
         self._note_fresh(result)
         return decoded if _satisfies(result, newer_than) else None
 
-    def _note_fresh(self, result: Result) -> None:
+    def _note_fresh(self, result: V | DeskError) -> None:
         with self._mutex:
             if isinstance(result, DeskError):
-                self._seen_fresh = None  # as InProcessCache: a held error means no fresh list
+                self._seen_fresh = None  # as InProcessCache: a held error means no fresh value
             elif self._seen_fresh is None or result.fetched_at >= self._seen_fresh.fetched_at:
                 self._seen_fresh = result
-        if isinstance(result, LanguageList):
+        if not isinstance(result, DeskError):
             self._remember(result)
 
-    def _remember(self, fetched: LanguageList) -> None:
+    def _remember(self, fetched: V) -> None:
         with self._mutex:
             if self._seen_good is None or fetched.fetched_at > self._seen_good.fetched_at:
                 self._seen_good = fetched
@@ -265,14 +341,29 @@ class RedisCache:
                 self._seen_good = None
 
 
-def _satisfies(result: Result, newer_than: float | None) -> bool:
-    """Whether a caller asking for a list fetched no earlier than `newer_than` may take this result."""
+    def _decode(self, raw: Any) -> tuple[V | DeskError, float] | None:
+        """A stored value, or None when there is none or it cannot be read (another bot version)."""
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+            if "error" not in data:
+                fetched = self._kind.decode(raw)
+                return fetched, fetched.fetched_at
+            found = error_from_dict(data["error"])
+            return None if found is None else (found, float(data["at"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+
+def _satisfies(result: CachedValue | DeskError, newer_than: float | None) -> bool:
+    """Whether a caller asking for a value fetched no earlier than `newer_than` may take this result."""
     if newer_than is None:
         return True
-    if isinstance(result, LanguageList):
-        return result.fetched_at >= newer_than
-    # A cached error is shared with refreshes too: it lives only `error_ttl` seconds.
-    return True
+    if isinstance(result, DeskError):
+        # A cached error is shared with refreshes too: it lives only `error_ttl` seconds.
+        return True
+    return result.fetched_at >= newer_than
 
 
 def _ms(seconds: float) -> int:
@@ -280,42 +371,4 @@ def _ms(seconds: float) -> int:
 
 
 def _encode_error(error: DeskError, stamp: float) -> str:
-    return json.dumps(
-        {
-            "error": {
-                "code": error.code,
-                "error_info": error.error_info,
-                "request_id": error.request_id,
-                "detail": error.detail,
-            },
-            "at": stamp,
-        }
-    )
-
-
-def _decode(raw: Any) -> tuple[Result, float] | None:
-    """A stored value, or None when there is none or it cannot be read (another bot version)."""
-    if raw is None:
-        return None
-    try:
-        data = json.loads(raw)
-        if "error" not in data:
-            fetched = LanguageList.from_json(raw)
-            return fetched, fetched.fetched_at
-        error = data["error"]
-        code = error["code"]
-        if isinstance(code, int):
-            spec = desk_error(code).spec
-        elif code in CATALOGUE:
-            spec = CATALOGUE[code]
-        else:
-            return None
-        found = DeskError(
-            spec,
-            error_info=str(error.get("error_info") or ""),
-            request_id=error.get("request_id"),
-            detail=str(error.get("detail") or ""),
-        )
-        return found, float(data["at"])
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
+    return json.dumps({"error": error_to_dict(error), "at": stamp})
