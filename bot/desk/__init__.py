@@ -9,11 +9,15 @@ from bot.desk.apis import Api
 from bot.desk.cache import InProcessCache, LanguageCache
 from bot.desk.client import DeskClient
 from bot.desk.errors import DeskError, RetryClass, TransportCode
+from bot.desk.languages import ADVANCED_EDITION_LANGUAGE_LIMIT, SUPPORTED_TAGS, suggest_tag
 from bot.desk.limiter import InProcessLimiter, RateLimiter
 from bot.desk.models import Language, LanguageList
 from bot.desk.usersig import UserSigSource
+from bot.desk.writes import WriteAction, WriteOutcome, WriteStatus
 
 __all__ = [
+    "ADVANCED_EDITION_LANGUAGE_LIMIT",
+    "SUPPORTED_TAGS",
     "Api",
     "DeskClient",
     "DeskError",
@@ -26,4 +30,8 @@ __all__ = [
     "RetryClass",
     "TransportCode",
     "UserSigSource",
+    "WriteAction",
+    "WriteOutcome",
+    "WriteStatus",
+    "suggest_tag",
 ]

@@ -18,6 +18,7 @@ contains the request URL, because the URL carries the UserSig.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import secrets
 import threading
@@ -35,8 +36,16 @@ from bot.desk.apis import TENCENT_CALLS_PER_SECOND, Api
 from bot.desk.cache import LanguageCache
 from bot.desk.errors import DeskError, RetryClass, TransportCode, transport_error
 from bot.desk.limiter import InProcessLimiter, RateLimiter
-from bot.desk.models import LanguageList, decode_json, parse_envelope
+from bot.desk.models import LanguageList, decode_json, parse_envelope, read_envelope
 from bot.desk.usersig import UserSigSource
+from bot.desk.writes import (
+    WriteAction,
+    WriteOutcome,
+    WriteStatus,
+    outcome_after_lost_answer,
+    write_may_have_run,
+    write_may_repeat,
+)
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +136,51 @@ class DeskClient:
     def fetch(self) -> LanguageList:
         """One fetch from Desk, with retries, bypassing the cache. Raises `DeskError`."""
         return self._run(Api.LANGUAGES, EMPTY_BODY, _parse_languages)
+
+    # --- writes (docs/desk-api.md §8) ----------------------------------------------------
+    def add_language(self, tag: str) -> WriteOutcome:
+        """Add the language `tag`, sent exactly as given (`suggest_tag()` maps what people type).
+
+        Never raises for Desk's sake: a refusal is `NOT_APPLIED` with its `DeskError`. The call is
+        repeated only when it certainly did not run (no connection, a rate-limit code); when its
+        answer is lost, the list is read again and the outcome says what it shows
+        (`bot/desk/writes.py`). After a write that may have run, the cached list is invalidated
+        in every process and the outcome carries the list fetched afresh.
+        """
+        return self._write(Api.ADD_LANGUAGE, WriteAction.ADD, tag)
+
+    def remove_language(self, tag: str) -> WriteOutcome:
+        """Delete the language `tag` (the default language's tag may be ""): as `add_language`."""
+        return self._write(Api.DEL_LANGUAGE, WriteAction.REMOVE, tag)
+
+    def _write(self, api: Api, action: WriteAction, tag: str) -> WriteOutcome:
+        body = json.dumps({"LanguageTag": tag}).encode()
+        try:
+            self._run(api, body, _parse_write, may_repeat=write_may_repeat)
+        except DeskError as error:
+            if not write_may_have_run(error):
+                return WriteOutcome(action, tag, WriteStatus.NOT_APPLIED, error)
+            log.warning("Desk's answer to %s %r was lost (%s); reading the list again", api.value, tag, error)
+            languages, reread_error = self._read_after_write()
+            outcome = outcome_after_lost_answer(action, tag, error, languages, reread_error)
+            log.warning("%s %r after a lost answer: %s", api.value, tag, outcome.status.value)
+            return outcome
+        log.info("Desk %s %r done", api.value, tag)
+        languages, reread_error = self._read_after_write()
+        return WriteOutcome(action, tag, WriteStatus.APPLIED, languages=languages, reread_error=reread_error)
+
+    def _read_after_write(self) -> tuple[LanguageList | None, DeskError | None]:
+        """Invalidate the cached list (every process) and load it again, for all to share.
+
+        Only a list fetched after this moment is taken (a load already in flight whose answer
+        comes later is too: Desk may have answered it before the write took effect).
+        """
+        since = self._clock()
+        self._cache.invalidate()
+        result = self._cache.get(self.fetch, newer_than=since)
+        if isinstance(result, DeskError):
+            return None, copy.copy(result)
+        return result, None
 
     # --- one call, with retries ----------------------------------------------------------
     def _run(
@@ -264,8 +318,13 @@ def _parse_languages(payload: Any, fetched_at: float) -> LanguageList:
     return parse_envelope(payload, fetched_at=fetched_at)
 
 
+def _parse_write(payload: Any, fetched_at: float) -> str | None:
+    """A write's answer is the bare envelope (docs/desk-api.md §8): its request id."""
+    return read_envelope(payload)[1]
+
+
 def _request_id(result: object) -> str | None:
-    request_id = getattr(result, "request_id", None)
+    request_id = result if isinstance(result, str) else getattr(result, "request_id", None)
     return request_id if isinstance(request_id, str) else None
 
 
