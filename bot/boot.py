@@ -32,6 +32,9 @@ from bot.blocks import RenderContext
 from bot.config import ConfigError, Secret, Settings, load_settings
 from bot.deps import BotDeps, DeskApp
 from bot.desk import Api, DeskClient, InProcessCache, InProcessLimiter, LanguageCache, RateLimiter, UserSigSource
+from bot.desk.cache import Cache
+from bot.desk.client import readiness_time_limit
+from bot.desk.readiness import DEFAULT_STATUS_TTL, READINESS, ReadinessReport
 from bot.desk.sandbox import SANDBOX_ADMINS, SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator
 from bot.digests.service import DigestService
 from bot.digests.store import DigestStore
@@ -109,6 +112,8 @@ def build_desk_client(
     # Every other API has its own limit at Tencent, so its own limiter (docs/desk-api.md §2).
     other_apis = [api for api in Api if api is not Api.LANGUAGES]
     api_limiters: dict[Api, RateLimiter] = {api: InProcessLimiter(settings.rate_limit) for api in other_apis}
+    readiness_cache: Cache[ReadinessReport] | None = None  # None: the client's own, in process
+    status_ttl = DEFAULT_STATUS_TTL  # to become the DESK_STATUS_TTL setting
     if settings.redis_url is not None and (limiter is None or cache is None):
         connection = connection_for(settings.redis_url.value, tls_verify=settings.redis_tls_verify)
         if limiter is None:
@@ -126,6 +131,14 @@ def build_desk_client(
                 # Other processes wait about as long as the holder's fetch may take (its retry budget).
                 wait=settings.timeout + 1.5,
             )
+            readiness_cache = RedisCache(
+                connection,
+                kind=READINESS,
+                sdkappid=settings.sdkappid,
+                ttl=status_ttl,
+                stale_max=settings.stale_max,
+                wait=readiness_time_limit(settings.timeout) + 0.5,
+            )
         shared_state_health = connection.status
     return DeskClient(
         sdkappid=settings.sdkappid,
@@ -135,6 +148,8 @@ def build_desk_client(
         limiter=limiter or InProcessLimiter(settings.rate_limit),
         api_limiters=api_limiters,
         cache=cache or InProcessCache(ttl=settings.cache_ttl, stale_max=settings.stale_max),
+        readiness_cache=readiness_cache,
+        status_ttl=status_ttl,
         timeout=settings.timeout,
         stale_max=settings.stale_max,
         shared_state_health=shared_state_health,

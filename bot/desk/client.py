@@ -1,6 +1,6 @@
 """`DeskClient`: the one way the bot talks to a Desk chatbot.
 
-`get_languages()` layers, outermost first:
+`get_languages()` (and `readiness()`, the same way) layers, outermost first:
 1. the cache (fresh for `DESK_CACHE_TTL`, one upstream call for all concurrent
    callers, the last good list served with a warning when Desk fails);
 2. retries by the error's retry class (tenacity), bounded in attempts and in
@@ -10,6 +10,9 @@
    over to the region's backup domain when the primary cannot be reached.
 
 Every API (`bot/desk/apis.py`) goes through the same layers 2 and 3 (`_run`).
+The writes (`add_language`, `remove_language`) are never repeated after a lost
+answer (`bot/desk/writes.py`). `readiness()` checks every language's FAQ and
+settings concurrently, each API under its own limiter (`bot/desk/readiness.py`).
 
 The client knows nothing about Slack. It never logs or raises anything that
 contains the request URL, because the URL carries the UserSig.
@@ -24,7 +27,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -33,10 +36,18 @@ import urllib3.exceptions
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from bot.desk.apis import TENCENT_CALLS_PER_SECOND, Api
-from bot.desk.cache import LanguageCache
+from bot.desk.cache import Cache, InProcessCache, LanguageCache, V
 from bot.desk.errors import DeskError, RetryClass, TransportCode, transport_error
 from bot.desk.limiter import InProcessLimiter, RateLimiter
 from bot.desk.models import LanguageList, decode_json, parse_envelope, read_envelope
+from bot.desk.readiness import (
+    DEFAULT_STATUS_TTL,
+    FaqCount,
+    ReadinessReport,
+    RobotConfig,
+    parse_faq_count,
+    parse_robot_config,
+)
 from bot.desk.usersig import UserSigSource
 from bot.desk.writes import (
     WriteAction,
@@ -58,6 +69,16 @@ MAX_ATTEMPTS = 4
 MIN_ATTEMPT_TIME = 0.25  # no attempt is started with less time than this left
 REFRESH_COALESCE = 1.0  # a refresh accepts a list fetched less than this many seconds ago
 COOL_DOWN = 60.0  # after 70050, Tencent locks the account for about a minute
+READINESS_WORKERS = 8  # threads checking one report's languages at once
+# A readiness check may wait this much longer than the usual budget for its API's permit: one
+# report makes a call per language to each API, more than one window's worth for 6+ languages.
+READINESS_QUEUE_WAIT = 5.0
+
+
+def readiness_time_limit(timeout: float) -> float:
+    """The longest one readiness report can take to load with `timeout` per attempt: the list,
+    then the checks (their queue for permits included). Other processes wait this long for it."""
+    return 2 * (timeout + 1.0) + READINESS_QUEUE_WAIT
 
 
 class DeskClient:
@@ -71,6 +92,8 @@ class DeskClient:
         limiter: RateLimiter,
         cache: LanguageCache,
         api_limiters: Mapping[Api, RateLimiter] | None = None,
+        readiness_cache: Cache[ReadinessReport] | None = None,
+        status_ttl: float = DEFAULT_STATUS_TTL,
         timeout: float = 2.0,
         stale_max: float = 86400.0,
         session: requests.Session | None = None,
@@ -94,6 +117,10 @@ class DeskClient:
             for api in Api
         }
         self._cache = cache
+        # `status_ttl` is the freshness of a readiness report when no cache is given for them.
+        self._readiness_cache: Cache[ReadinessReport] = readiness_cache or InProcessCache(
+            ttl=status_ttl, stale_max=stale_max
+        )
         self._timeout = timeout
         self._budget = timeout + 1.0  # total time for all attempts of one fetch
         self._stale_max = stale_max
@@ -111,16 +138,31 @@ class DeskClient:
         When Desk fails but a list younger than `DESK_STALE_MAX` is known, that list is
         returned with `stale=True` and the error attached instead.
         """
+        return self._through(self._cache, self.fetch, refresh, "list")
+
+    def readiness(self, refresh: bool = False) -> ReadinessReport:
+        """Whether each language (the default first) is ready to serve: its live FAQ questions and
+        settings, checked concurrently. Cached like the list (fresh for `status_ttl`, shared by
+        concurrent callers and through Redis, the last good report served stale when Desk fails);
+        `refresh` also refreshes the list. Raises `DeskError` only when no usable report exists.
+        """
+        return self._through(self._readiness_cache, lambda: self._load_readiness(refresh), refresh, "report")
+
+    def peek_readiness(self) -> ReadinessReport | None:
+        """The fresh cached readiness report, without any I/O, or None (for a Slack ack)."""
+        held = self._readiness_cache.peek()
+        return held.as_cached() if held is not None else None
+
+    def _through(self, cache: Cache[V], load: Callable[[], V], refresh: bool, what: str) -> V:
+        """A value through `cache`: fresh, loaded once for all concurrent callers, or stale-if-error."""
         started = self._clock()
         newer_than = started - REFRESH_COALESCE if refresh else None
-        result = self._cache.get(self.fetch, newer_than=newer_than)
-        if isinstance(result, LanguageList):
-            if result.fetched_at < started:
-                return replace(result, from_cache=True)
-            return result
-        last = self._cache.last_good()
+        result = cache.get(load, newer_than=newer_than)
+        if not isinstance(result, DeskError):
+            return result.as_cached() if result.fetched_at < started else result
+        last = cache.last_good()
         if last is not None and self._clock() - last.fetched_at <= self._stale_max:
-            log.warning("Desk failed (%s); serving the last good list", result)
+            log.warning("Desk failed (%s); serving the last good %s", result, what)
             return last.as_stale(result)
         raise copy.copy(result)  # a copy: the cached error is shared by concurrent callers
 
@@ -131,11 +173,41 @@ class DeskClient:
     def peek(self) -> LanguageList | None:
         """The fresh cached list, without any I/O, or None: for answering inside a Slack ack."""
         held = self._cache.peek()
-        return replace(held, from_cache=True) if held is not None else None
+        return held.as_cached() if held is not None else None
 
     def fetch(self) -> LanguageList:
         """One fetch from Desk, with retries, bypassing the cache. Raises `DeskError`."""
         return self._run(Api.LANGUAGES, EMPTY_BODY, _parse_languages)
+
+    # --- readiness (docs/desk-api.md §9) -------------------------------------------------
+    def _load_readiness(self, refresh: bool) -> ReadinessReport:
+        """Check every language of the (fresh) list; fails only when no check could be made."""
+        listed = self.get_languages(refresh=refresh)
+        if listed.stale and listed.error is not None:
+            raise copy.copy(listed.error)  # a report is only built on a list Desk has just confirmed
+        languages = listed.languages
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(READINESS_WORKERS, 2 * len(languages))), thread_name_prefix="desk-readiness"
+        ) as pool:
+            checks = [
+                (
+                    pool.submit(self._check, Api.LIST_FAQ, {**FAQ_QUERY, "LanguageTag": lang.tag}, _parse_faq),
+                    pool.submit(self._check, Api.ROBOT_CONFIG, {"LanguageTag": lang.tag}, _parse_config),
+                )
+                for lang in languages
+            ]
+            faq = [first.result() for first, _ in checks]
+            config = [second.result() for _, second in checks]
+        failures = [result for result in (*faq, *config) if isinstance(result, DeskError)]
+        if languages and len(failures) == 2 * len(languages):
+            raise failures[0]  # nothing could be checked: the last good report is worth more
+        return ReadinessReport.build(languages, faq, config, self._clock())
+
+    def _check(self, api: Api, body: dict[str, Any], parse: Parse[T]) -> T | DeskError:
+        try:
+            return self._run(api, json.dumps(body).encode(), parse, queue_wait=READINESS_QUEUE_WAIT)
+        except DeskError as error:
+            return error
 
     # --- writes (docs/desk-api.md §8) ----------------------------------------------------
     def add_language(self, tag: str) -> WriteOutcome:
@@ -177,6 +249,7 @@ class DeskClient:
         """
         since = self._clock()
         self._cache.invalidate()
+        self._readiness_cache.invalidate()  # a language more or less changes the report too
         result = self._cache.get(self.fetch, newer_than=since)
         if isinstance(result, DeskError):
             return None, copy.copy(result)
@@ -316,6 +389,18 @@ class DeskClient:
 
 def _parse_languages(payload: Any, fetched_at: float) -> LanguageList:
     return parse_envelope(payload, fetched_at=fetched_at)
+
+
+# One live standard question is enough: the count comes in StandardQuestionCount (§9.1).
+FAQ_QUERY: dict[str, Any] = {"PageIndex": 1, "PageSize": 1, "Status": 4}
+
+
+def _parse_faq(payload: Any, fetched_at: float) -> FaqCount:
+    return parse_faq_count(payload)
+
+
+def _parse_config(payload: Any, fetched_at: float) -> RobotConfig:
+    return parse_robot_config(payload)
 
 
 def _parse_write(payload: Any, fetched_at: float) -> str | None:
