@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -14,7 +13,7 @@ from bot.boot import build_desk_client
 from bot.desk import DeskError, LanguageList
 from bot.desk.cache import InProcessCache
 from bot.desk.sandbox import SANDBOX_SDKAPPID, DeskEmulator, Fault
-from bot.shared import RedisCache, RedisConnection, connection_for, forget_connections
+from bot.shared import RedisCache, RedisConnection, connection_for
 from tests.support.environment import make_settings
 from tests.support.services import RedisServer
 
@@ -22,11 +21,7 @@ FRESH_KEY = f"desk:cache:{SANDBOX_SDKAPPID}:fresh"
 GOOD_KEY = f"desk:cache:{SANDBOX_SDKAPPID}:good"
 
 
-@pytest.fixture(autouse=True)
-def _no_registered_connections() -> Iterator[None]:
-    forget_connections()
-    yield
-    forget_connections()
+pytestmark = pytest.mark.usefixtures("no_registered_connections")
 
 
 def shared(redis_url: str) -> RedisCache[LanguageList]:
@@ -76,21 +71,25 @@ def test_invalidate_in_one_process_makes_every_process_load(emulator: DeskEmulat
     admin.close()
 
 
-def test_an_invalidation_redis_missed_is_done_when_it_is_back(
-    emulator: DeskEmulator, redis_process: RedisServer
-) -> None:
+def invalidated_while_redis_hangs(emulator: DeskEmulator, redis_process: RedisServer) -> RedisConnection:
+    """A process that cached the list, then invalidated it while Redis did not answer."""
     connection = RedisConnection(redis_process.url, retry_interval=0.3)
     cache = RedisCache(connection, sdkappid=SANDBOX_SDKAPPID, ttl=300, stale_max=600)
-    client = build_desk_client(make_settings(emulator), cache=cache)
-    client.get_languages()
-    admin = redis_process.client()
-    assert admin.exists(FRESH_KEY) == 1
+    build_desk_client(make_settings(emulator), cache=cache).get_languages()
     redis_process.pause()  # accepts connections, never answers: the DEL times out
     try:
         cache.invalidate()
-        assert connection.status() == "degraded"
     finally:
         redis_process.resume()
+    return connection
+
+
+def test_an_invalidation_redis_missed_is_done_when_it_is_back(
+    emulator: DeskEmulator, redis_process: RedisServer
+) -> None:
+    connection = invalidated_while_redis_hangs(emulator, redis_process)
+    assert connection.status() == "degraded"
+    admin = redis_process.client()
     assert admin.exists(FRESH_KEY) == 1  # the old list is still there …
     time.sleep(0.35)
     assert connection.status() == "ok"  # … until this process sees Redis again
@@ -102,15 +101,8 @@ def test_an_invalidation_redis_missed_is_done_when_it_is_back(
 def test_a_value_stored_after_the_invalidation_is_not_deleted_on_recovery(
     emulator: DeskEmulator, redis_process: RedisServer
 ) -> None:
-    connection = RedisConnection(redis_process.url, retry_interval=0.3)
-    cache = RedisCache(connection, sdkappid=SANDBOX_SDKAPPID, ttl=300, stale_max=600)
+    connection = invalidated_while_redis_hangs(emulator, redis_process)
     other = build_desk_client(make_settings(emulator, REDIS_URL=redis_process.url))
-    build_desk_client(make_settings(emulator), cache=cache).get_languages()
-    redis_process.pause()
-    try:
-        cache.invalidate()
-    finally:
-        redis_process.resume()
     time.sleep(1.05)
     newer = other.get_languages(refresh=True)  # another process stores a list fetched after it
     assert not newer.from_cache

@@ -8,7 +8,6 @@ counted here is a call that reached the emulator.
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs
@@ -17,14 +16,11 @@ import pytest
 
 from bot.boot import build_desk_client
 from bot.desk import DeskClient, DeskError, WriteAction, WriteOutcome, WriteStatus
-from bot.desk.cache import InProcessCache
 from bot.desk.errors import CATALOGUE, RetryClass, TransportCode, desk_error, transport_error
-from bot.desk.limiter import InProcessLimiter
 from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, Fault
-from bot.desk.usersig import UserSigSource
 from bot.desk.writes import write_may_have_run, write_may_repeat
-from bot.shared import forget_connections
-from tests.support.environment import make_settings
+from tests.support.environment import direct_client, make_settings
+from tests.support.services import free_port
 
 ADD, DELETE, LIST = "robot_add_language", "robot_del_language", "robot_get_language_list"
 
@@ -41,22 +37,12 @@ def writer(staging: DeskEmulator) -> DeskClient:
     return build_desk_client(make_settings(staging))
 
 
-@pytest.fixture(autouse=True)
-def _no_registered_connections() -> Iterator[None]:
-    forget_connections()
-    yield
-    forget_connections()
+pytestmark = pytest.mark.usefixtures("no_registered_connections")
 
 
 def tags(outcome: WriteOutcome) -> list[str]:
     assert outcome.languages is not None
     return [lang.tag for lang in outcome.languages.languages]
-
-
-def dead_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- end to end ------------------------------------------------------------------------------------
@@ -214,20 +200,13 @@ def test_an_expired_usersig_on_a_write_is_re_signed_and_repeated_once(
 
 
 def test_a_write_to_an_unreachable_primary_goes_to_the_backup_domain(staging: DeskEmulator) -> None:
-    client = DeskClient(
-        sdkappid=SANDBOX_SDKAPPID,
-        identifier="administrator",
-        usersig=UserSigSource(sdkappid=SANDBOX_SDKAPPID, identifier="administrator", key=SANDBOX_KEY),
-        base_urls=[f"http://127.0.0.1:{dead_port()}", staging.base_url],
-        limiter=InProcessLimiter(5),
-        cache=InProcessCache(ttl=60, stale_max=600),
-    )
+    client = direct_client([f"http://127.0.0.1:{free_port()}", staging.base_url])
     assert client.add_language("vi").applied  # refused connection: nothing sent, safe to send again
     assert len(staging.calls_of(ADD)) == 1
 
 
 def test_a_write_nobody_could_receive_is_not_applied_without_a_list_read(staging: DeskEmulator) -> None:
-    client = build_desk_client(make_settings(staging, DESK_API_URL=f"http://127.0.0.1:{dead_port()}"))
+    client = build_desk_client(make_settings(staging, DESK_API_URL=f"http://127.0.0.1:{free_port()}"))
     started = time.monotonic()
     outcome = client.add_language("vi")
     assert time.monotonic() - started < 2.5  # retried within the budget of DESK_TIMEOUT + 1 s
@@ -342,7 +321,7 @@ def test_a_reset_after_sending_is_connection_lost_and_a_read_retries_it(emulator
     with pytest.raises(DeskError) as caught:
         client.fetch()
     assert caught.value.code == TransportCode.CONNECTION_LOST
-    dead = build_desk_client(make_settings(emulator, DESK_API_URL=f"http://127.0.0.1:{dead_port()}"))
+    dead = build_desk_client(make_settings(emulator, DESK_API_URL=f"http://127.0.0.1:{free_port()}"))
     with pytest.raises(DeskError) as refused:
         dead.fetch()
     assert refused.value.code == TransportCode.CONNECTION_FAILED

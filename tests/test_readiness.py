@@ -5,10 +5,8 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -28,7 +26,7 @@ from bot.desk.readiness import (
 )
 from bot.desk.samples import FaqQuestion, questions
 from bot.desk.sandbox import DeskEmulator, Fault
-from bot.shared import forget_connections
+from tests.support.concurrency import together
 from tests.support.environment import make_settings
 
 FAQ, CONFIG, LIST = "list_faq", "desc_robot_config", "robot_get_language_list"
@@ -36,31 +34,7 @@ OK = {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
 SAMPLE_SUMMARY = "5 of 7 languages ready; Vietnamese has no FAQ questions, Filipino has no fallback message"
 
 
-@pytest.fixture(autouse=True)
-def _no_registered_connections() -> Iterator[None]:
-    forget_connections()
-    yield
-    forget_connections()
-
-
-def together(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run the calls in threads released at the same moment; exceptions are returned."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            results[index] = calls[index]()
-        except Exception as error:
-            results[index] = error
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
+pytestmark = pytest.mark.usefixtures("no_registered_connections")
 
 
 def flags(report: ReadinessReport) -> dict[str, tuple[Flag, ...]]:

@@ -144,16 +144,21 @@ def read_envelope(payload: Any) -> tuple[dict[str, Any], str | None]:
     return payload, request_id
 
 
+def list_field(body: dict[str, Any], name: str) -> list[Any]:
+    """A field that must be a JSON array; missing or null is an empty one (docs/desk-api.md §9.3)."""
+    items = body.get(name)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise bad_response(f"{name} is not a list")
+    return items
+
+
 def parse_envelope(payload: Any, *, fetched_at: float) -> LanguageList:
     """Turn a decoded JSON answer into a `LanguageList`, or raise `DeskError`."""
     payload, request_id = read_envelope(payload)
-    items = payload.get("Languages")
-    if items is None:
-        items = []
-    if not isinstance(items, list):
-        raise bad_response("Languages is not a list")
     languages = []
-    for item in items:
+    for item in list_field(payload, "Languages"):
         if not isinstance(item, dict):
             raise bad_response("a Languages item is not an object")
         tag = item.get("LanguageTag")

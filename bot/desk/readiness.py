@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from bot.desk.cache import CacheKind
 from bot.desk.errors import DeskError, error_from_dict, error_to_dict
-from bot.desk.models import Language, as_int, bad_response, read_envelope
+from bot.desk.models import Language, as_int, bad_response, list_field, read_envelope
 
 T = TypeVar("T")
 DEFAULT_STATUS_TTL = 900.0  # seconds a report stays fresh unless the bot is told otherwise
@@ -114,11 +114,7 @@ def parse_faq_count(payload: Any) -> FaqCount:
 def parse_robot_config(payload: Any) -> RobotConfig:
     """A decoded `desc_robot_config` answer as a `RobotConfig`, or raise `DeskError`."""
     body, _ = read_envelope(payload)
-    questions = body.get("WelcomeCardQuestions")
-    if questions is None:
-        questions = []
-    if not isinstance(questions, list):
-        raise bad_response("WelcomeCardQuestions is not a list")
+    questions = list_field(body, "WelcomeCardQuestions")
     return RobotConfig(
         welcome_card_enabled=_flag(body, "WelcomeCardEnable"),
         welcome_card_questions=tuple(_text(item, "a WelcomeCardQuestions item") for item in questions),
