@@ -320,7 +320,7 @@ class DeskClient:
             if error.retry is RetryClass.COOL_DOWN:
                 with self._state_lock:
                     self._cool_down_until = self._clock() + COOL_DOWN
-            log.warning("Desk %s call failed: %s", api.value, error)
+            log.warning("Desk call failed (%s): %s", api.value, error)
             raise
         return result
 
