@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from urllib.parse import parse_qs
 
 import pytest
+import redis
 
 from bot.boot import build_desk_client
 from bot.desk import DeskClient, DeskError, WriteAction, WriteOutcome, WriteStatus
 from bot.desk.errors import CATALOGUE, RetryClass, TransportCode, desk_error, transport_error
 from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, Fault
 from bot.desk.writes import write_may_have_run, write_may_repeat
+from tests.support.concurrency import together
 from tests.support.environment import direct_client, make_settings
 from tests.support.services import free_port
 
@@ -225,6 +227,18 @@ def test_each_write_api_has_its_own_rate_limit(staging: DeskEmulator) -> None:
     add_at = staging.calls_of(ADD)[0].at
     assert add_at - staging.calls_of(LIST)[4].at < 0.3  # … the write itself did not
     assert -14 not in {call.outcome for call in staging.calls}
+
+
+def test_processes_share_each_write_apis_limit_through_redis(staging: DeskEmulator, redis_url: str) -> None:
+    settings = make_settings(staging, REDIS_URL=redis_url, DESK_TIMEOUT="3")
+    clients = [build_desk_client(settings) for _ in range(2)]
+    outcomes = together([clients[index % 2].remove_language("vi").describe for index in range(12)])
+    assert all(isinstance(outcome, str) for outcome in outcomes), outcomes
+    assert len(staging.calls_of(DELETE)) == 12 and staging.max_calls_in_window(1.0, api=DELETE) <= 5
+    assert -14 not in {call.outcome for call in staging.calls}
+    admin = redis.Redis.from_url(redis_url)
+    assert admin.exists(f"desk:rl:{SANDBOX_SDKAPPID}:{DELETE}", f"desk:rl:{SANDBOX_SDKAPPID}") == 2  # apart
+    admin.close()
 
 
 # --- the cache, in every process -------------------------------------------------------------------
