@@ -30,12 +30,18 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot.blocks import RenderContext
 from bot.config import ConfigError, DeskAppSettings, Secret, Settings, load_settings
 from bot.deps import BotDeps, DeskApp
-from bot.desk import DeskClient, InProcessCache, InProcessLimiter, LanguageCache, RateLimiter, UserSigSource
+from bot.desk import Api, DeskClient, InProcessCache, InProcessLimiter, LanguageCache, RateLimiter, UserSigSource
+from bot.desk.cache import Cache
+from bot.desk.client import readiness_time_limit
+from bot.desk.readiness import READINESS, ReadinessReport
 from bot.desk.sandbox import SANDBOX_ADMINS, SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, sample_for_app
-from bot.digests.service import DigestService
+from bot.digests.service import DigestService, posting_client
 from bot.digests.store import DATABASE_ERRORS, DigestStore
 from bot.digests.ticker import DigestTicker
 from bot.logs import configure_logging
+from bot.management.admins import AdminDirectory, AdminList
+from bot.management.service import LanguageManager
+from bot.management.store import ChangeStore
 from bot.regions import REGIONS
 from bot.response_url import ResponseSender
 from bot.shared import RedisCache, RedisLimiter, connection_for
@@ -106,10 +112,18 @@ def build_desk_client(
     )
     base_urls = [app.api_url] if app.api_url else list(REGIONS[app.region].base_urls)
     shared_state_health: Callable[[], str] | None = None
+    # Every other API has its own limit at Tencent, so its own limiter (docs/desk-api.md §2).
+    other_apis = [api for api in Api if api is not Api.LANGUAGES]
+    api_limiters: dict[Api, RateLimiter] = {api: InProcessLimiter(app.rate_limit) for api in other_apis}
+    readiness_cache: Cache[ReadinessReport] | None = None  # None: the client's own, in process
     if settings.redis_url is not None and (limiter is None or cache is None):
         connection = connection_for(settings.redis_url.value, tls_verify=settings.redis_tls_verify)
         if limiter is None:
             limiter = RedisLimiter(connection, sdkappid=app.sdkappid, calls_per_second=app.rate_limit)
+            api_limiters = {
+                api: RedisLimiter(connection, sdkappid=app.sdkappid, calls_per_second=app.rate_limit, api=api)
+                for api in other_apis
+            }
         if cache is None:
             cache = RedisCache(
                 connection,
@@ -119,6 +133,14 @@ def build_desk_client(
                 # Other processes wait about as long as the holder's fetch may take (its retry budget).
                 wait=app.timeout + 1.5,
             )
+            readiness_cache = RedisCache(
+                connection,
+                kind=READINESS,
+                sdkappid=app.sdkappid,
+                ttl=app.status_ttl,
+                stale_max=app.stale_max,
+                wait=readiness_time_limit(app.timeout) + 0.5,
+            )
         shared_state_health = connection.status
     return DeskClient(
         sdkappid=app.sdkappid,
@@ -126,7 +148,10 @@ def build_desk_client(
         usersig=usersig,
         base_urls=base_urls,
         limiter=limiter or InProcessLimiter(app.rate_limit),
+        api_limiters=api_limiters,
         cache=cache or InProcessCache(ttl=app.cache_ttl, stale_max=app.stale_max),
+        readiness_cache=readiness_cache,
+        status_ttl=app.status_ttl,
         timeout=app.timeout,
         stale_max=app.stale_max,
         shared_state_health=shared_state_health,
@@ -239,13 +264,30 @@ def start_digest_ticker(service: DigestService) -> DigestTicker | None:
 # --- the whole bot -------------------------------------------------------------------------------
 
 
+def build_language_manager(
+    settings: Settings, apps: tuple[DeskApp, ...], web_client: WebClient, store: ChangeStore
+) -> LanguageManager:
+    """Adding and removing languages: each app's admins (DESK_ADMINS or DESK_<APP>_ADMINS), the
+    confirmations and audit in the database, audit lines to DESK_AUDIT_CHANNEL."""
+    admins = {app.name: AdminList(app.admins, app.admins_variable) for app in settings.apps}
+    return LanguageManager(
+        apps,
+        store,
+        AdminDirectory(admins, web_client),
+        posting_client(web_client),
+        settings.audit_channel,
+    )
+
+
 def build_deps(settings: Settings, web_client: WebClient) -> BotDeps:
     apps = build_desk_apps(settings)
+    digests = build_digest_service(settings, apps[0], web_client)
     return BotDeps(
         settings=settings,
         apps=apps,
         responder=ResponseSender(settings.slack_api_url),
-        digests=build_digest_service(settings, apps[0], web_client),
+        digests=digests,
+        manager=build_language_manager(settings, apps, web_client, ChangeStore(digests.store.engine)),
     )
 
 

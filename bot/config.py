@@ -48,6 +48,8 @@ FALSE_WORDS = {"0", "false", "no", "off", ""}
 
 
 APP_NAME = re.compile(r"[a-z0-9-]{1,20}")
+SLACK_PRINCIPAL = re.compile(r"[UWS][A-Z0-9]{2,20}")
+SLACK_CHANNEL = re.compile(r"[CG][A-Z0-9]{2,20}")
 DEFAULT_APP_NAME = "default"  # the one app of a bot without DESK_APPS
 # Words of the slash command, which an app name may not be (`/desk-languages share` must stay an
 # option). bot/grammar.py's options are a subset; tests/test_config_cli.py keeps the two in step.
@@ -72,8 +74,13 @@ class DeskAppSettings:
     cache_ttl: float = 300.0
     stale_max: float = 86400.0
     rate_limit: int = 5
+    status_ttl: float = 900.0  # seconds a readiness report (`status`) stays fresh
     label: str | None = None  # how Slack shows the app, e.g. "Production (Singapore)"
     prefix: str = "DESK_"  # where its variables live: DESK_ or DESK_<APP>_
+    # Who may add and remove languages: Slack user IDs (U…, W…) and user-group IDs (S…); empty
+    # means management is off. `admins_variable` is where they were set (DESK_ADMINS or the app's).
+    admins: tuple[str, ...] = ()
+    admins_variable: str = "DESK_ADMINS"
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,8 @@ class Settings:
     digest_schedule: str | None = None
     digest_ticker: bool = True
     digest_grace: float = 6 * 3600.0
+    # --- Language management -------------------------------------------------------------
+    audit_channel: str | None = None  # DESK_AUDIT_CHANNEL: one line per change reaching Desk
     # --- Scaling out ----------------------------------------------------------------
     redis_url: Secret | None = None  # carries a password on most platforms
     redis_tls_verify: bool = True
@@ -333,6 +342,16 @@ class _Reader:
             raise ConfigError(var("LABEL"), "is longer than 80 characters", "Shorten it, e.g. Production (Singapore).")
         rate_limit = self.integer(var("RATE_LIMIT"), 5, minimum=1, maximum=1000)
         assert rate_limit is not None
+        admins_variable = var("ADMINS")
+        admins = tuple(item.strip() for item in (self.raw(admins_variable) or "").split(",") if item.strip())
+        for item in admins:
+            if not SLACK_PRINCIPAL.fullmatch(item):
+                raise ConfigError(
+                    admins_variable,
+                    f"{item[:30]!r} is not a Slack user ID (U…, W…) or user-group ID (S…)",
+                    "List IDs such as U0123ABCD or S0123ABCD, separated by commas (a user's ID is in their "
+                    "Slack profile → ⋮ → Copy member ID).",
+                )
         return DeskAppSettings(
             name=name,
             sdkappid=sdkappid,
@@ -345,8 +364,11 @@ class _Reader:
             cache_ttl=self.number(var("CACHE_TTL"), 300.0, minimum=0, maximum=7 * 86400),
             stale_max=self.number(var("STALE_MAX"), 86400.0, minimum=0, maximum=30 * 86400),
             rate_limit=rate_limit,
+            status_ttl=self.number(var("STATUS_TTL"), 900.0, minimum=0, maximum=7 * 86400),
             label=label,
             prefix=prefix,
+            admins=admins,
+            admins_variable=admins_variable,
         )
 
     def desk_apps(self, sandbox: bool) -> tuple[DeskAppSettings, ...]:
@@ -441,6 +463,14 @@ class _Reader:
                 "(e.g. 'weekdays 09:00 Europe/Berlin'), or neither.",
             )
 
+        audit_channel = self.raw("DESK_AUDIT_CHANNEL")
+        if audit_channel is not None and not SLACK_CHANNEL.fullmatch(audit_channel):
+            raise ConfigError(
+                "DESK_AUDIT_CHANNEL",
+                f"{audit_channel[:30]!r} is not a Slack channel ID",
+                "Set it to a channel's ID such as C0123ABCD (channel details → About), and invite the bot there.",
+            )
+
         redis_url = self.secret("REDIS_URL")
         if redis_url is not None and not re.fullmatch(r"rediss?://\S+", redis_url.value):
             raise ConfigError(
@@ -480,4 +510,5 @@ class _Reader:
             digest_grace=self.number("DIGEST_GRACE", 6 * 3600.0, minimum=60, maximum=7 * 86400),
             redis_url=redis_url,
             redis_tls_verify=self.boolean("REDIS_TLS_VERIFY", True),
+            audit_channel=audit_channel,
         )

@@ -22,6 +22,7 @@ from bot.boot import build_desk_client
 from bot.config import Settings
 from bot.desk import DeskClient
 from bot.desk.sandbox import DeskEmulator
+from bot.shared import forget_connections
 from tests.support.environment import make_settings, missing_service, pg_tool, redis_binary
 from tests.support.services import RedisServer, free_port
 
@@ -69,6 +70,14 @@ def redis_url(redis_session: RedisServer) -> str:
     """The session's Redis, emptied for this test."""
     redis_session.flushall()
     return redis_session.url
+
+
+@pytest.fixture
+def no_registered_connections() -> Iterator[None]:
+    """Each test starts and ends without this process's shared Redis connections (connection_for)."""
+    forget_connections()
+    yield
+    forget_connections()
 
 
 @pytest.fixture

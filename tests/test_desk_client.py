@@ -13,11 +13,9 @@ import pytest
 
 from bot.boot import build_desk_client
 from bot.desk import DeskClient, DeskError
-from bot.desk.cache import InProcessCache
 from bot.desk.limiter import InProcessLimiter
 from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, Fault
-from bot.desk.usersig import UserSigSource
-from tests.support.environment import make_settings
+from tests.support.environment import direct_client, make_settings
 
 
 def test_success_and_the_request_is_exactly_as_documented(client: DeskClient, emulator: DeskEmulator) -> None:
@@ -265,14 +263,7 @@ def dead_port() -> int:
 
 
 def test_an_unreachable_primary_domain_falls_over_to_the_backup(emulator: DeskEmulator) -> None:
-    client = DeskClient(
-        sdkappid=SANDBOX_SDKAPPID,
-        identifier="administrator",
-        usersig=UserSigSource(sdkappid=SANDBOX_SDKAPPID, identifier="administrator", key=SANDBOX_KEY),
-        base_urls=[f"http://127.0.0.1:{dead_port()}", emulator.base_url],
-        limiter=InProcessLimiter(5),
-        cache=InProcessCache(ttl=60, stale_max=600),
-    )
+    client = direct_client([f"http://127.0.0.1:{dead_port()}", emulator.base_url])
     assert len(client.get_languages().languages) == 7
     assert len(emulator.calls) == 1
 
@@ -294,14 +285,7 @@ def test_no_secret_in_logs_or_errors_on_any_path(emulator: DeskEmulator, caplog:
             client.fetch()
         except DeskError as error:
             texts += [str(error), repr(error), error.hint]
-    dead = DeskClient(
-        sdkappid=SANDBOX_SDKAPPID,
-        identifier="administrator",
-        usersig=UserSigSource(sdkappid=SANDBOX_SDKAPPID, identifier="administrator", key=SANDBOX_KEY),
-        base_urls=[f"http://127.0.0.1:{dead_port()}"],
-        limiter=InProcessLimiter(5),
-        cache=InProcessCache(ttl=60, stale_max=600),
-    )
+    dead = direct_client([f"http://127.0.0.1:{dead_port()}"])
     with pytest.raises(DeskError) as caught:
         dead.fetch()  # urllib3 logs the URL of a refused connection
     texts += [str(caught.value), repr(caught.value)]

@@ -44,6 +44,7 @@ from bot.shared import (
 )
 from bot.shared.connection import describe_url
 from bot.shared.limiter import SCRIPT_PATCHED
+from tests.support.concurrency import together
 from tests.support.environment import desk_env, make_settings, missing_service, redis_binary
 from tests.support.services import RedisServer, free_port
 
@@ -94,26 +95,6 @@ def _no_registered_connections() -> Iterator[None]:
     forget_connections()
     yield
     forget_connections()
-
-
-def together(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run the calls in threads released at the same moment; exceptions are returned."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            results[index] = calls[index]()
-        except Exception as error:
-            results[index] = error
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
 
 
 def outcomes(emu: DeskEmulator) -> set[int | str]:

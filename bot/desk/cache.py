@@ -1,21 +1,27 @@
-"""Caching of the language list: TTL freshness, single-flight, and last-known-good.
+"""Caching of Desk results: TTL freshness, single-flight, last-known-good, invalidation.
 
-`LanguageCache` is the interface the client uses; `InProcessCache` implements it
-with cachetools for one process. A Redis implementation (several processes, one
-upstream call per TTL for all of them) lives in `bot/shared/`.
+`Cache[V]` is the interface the client uses, for any kind of value `V` that knows when it
+was fetched and how to serialise itself (`CachedValue`): the language list (`LanguageCache`
+is `Cache[LanguageList]`) and the readiness report. `InProcessCache` implements it with
+cachetools for one process. A Redis implementation (several processes, one upstream call
+per TTL for all of them) lives in `bot/shared/`; `CacheKind` names a kind of value there.
 
 Semantics every implementation keeps:
-- `get(load)` returns the cached list while it is fresh; otherwise exactly one
+- `get(load)` returns the cached value while it is fresh; otherwise exactly one
   caller runs `load()` and every concurrent caller gets that same result.
 - A failed load is a result too (a `DeskError`), kept for a few seconds
   (`error_ttl`): cachetools does not cache exceptions, so without this the N waiters
   of a failed load would each call Desk again in turn.
-- `newer_than` (a refresh) ignores a list fetched before that moment, but still
+- `newer_than` (a refresh) ignores a value fetched before that moment, but still
   joins a load already in flight and still goes through the same single flight.
   It does not skip a cached error: during an outage, a refresh storm would otherwise
   start one hanging call after another and hold every other command behind them.
-- `last_good()` is the newest successful list, kept up to `stale_max` seconds, for
+- `last_good()` is the newest successful value, kept up to `stale_max` seconds, for
   stale-if-error.
+- `invalidate()` forgets the fresh value (or the cached error), so the next `get()`
+  loads: after a write changed what Desk would answer. The last good value is kept,
+  because it is only ever served marked stale, with the error that made it so. A load
+  already in flight when `invalidate()` is called is still shared with its waiters.
 """
 
 from __future__ import annotations
@@ -23,16 +29,46 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Generic, Protocol, Self, TypeVar
 
 import cachetools
 
 from bot.desk.errors import DeskError, TransportCode
 from bot.desk.models import LanguageList
 
+
+class CachedValue(Protocol):
+    """What a cache can hold: a value that knows when it was fetched and how to be marked."""
+
+    @property
+    def fetched_at(self) -> float: ...
+
+    def to_json(self) -> str: ...
+
+    def as_cached(self) -> Self: ...
+
+    def as_stale(self, error: DeskError) -> Self: ...
+
+
+V = TypeVar("V", bound=CachedValue)
 Loader = Callable[[], LanguageList]
 Result = LanguageList | DeskError
-_KEY = "languages"
+_KEY = "value"
+
+
+@dataclass(frozen=True)
+class CacheKind(Generic[V]):
+    """A kind of cached value, for a shared cache: its name in keys and how to read it back.
+
+    The language list's name is "" (its Redis keys predate kinds); others are in their keys.
+    """
+
+    name: str
+    decode: Callable[[str | bytes], V]
+
+
+LANGUAGES: CacheKind[LanguageList] = CacheKind("", LanguageList.from_json)
 
 
 def error_ttl_for(error: DeskError, error_ttl: float) -> float:
@@ -40,17 +76,24 @@ def error_ttl_for(error: DeskError, error_ttl: float) -> float:
     return min(error_ttl, 1.0) if error.code == TransportCode.LOCAL_RATE_LIMIT else error_ttl
 
 
-class LanguageCache(Protocol):
-    def get(self, load: Loader, *, newer_than: float | None = None) -> Result: ...
+class Cache(Protocol[V]):
+    def get(self, load: Callable[[], V], *, newer_than: float | None = None) -> V | DeskError: ...
 
-    def peek(self) -> LanguageList | None:
-        """The fresh list if this process holds one, else None. Never does I/O (ack path)."""
+    def peek(self) -> V | None:
+        """The fresh value if this process holds one, else None. Never does I/O (ack path)."""
         ...
 
-    def last_good(self) -> LanguageList | None: ...
+    def last_good(self) -> V | None: ...
+
+    def invalidate(self) -> None:
+        """Forget the fresh value (in every process, for a shared cache); keep the last good one."""
+        ...
 
 
-class InProcessCache:
+LanguageCache = Cache[LanguageList]
+
+
+class InProcessCache(Generic[V]):
     def __init__(
         self,
         *,
@@ -62,10 +105,10 @@ class InProcessCache:
         self._ttl = ttl
         self._error_ttl = min(error_ttl, ttl) if ttl > 0 else 0.0
         self._lock = threading.Lock()
-        self._fresh: cachetools.TLRUCache[str, Result] = cachetools.TLRUCache(
+        self._fresh: cachetools.TLRUCache[str, V | DeskError] = cachetools.TLRUCache(
             maxsize=1, ttu=self._expires, timer=clock
         )
-        self._last_good: cachetools.TTLCache[str, LanguageList] = cachetools.TTLCache(
+        self._last_good: cachetools.TTLCache[str, V] = cachetools.TTLCache(
             maxsize=1, ttl=max(stale_max, 1e-9), timer=clock
         )
         # One upstream call for all concurrent misses: cachetools' condition= single flight.
@@ -76,12 +119,12 @@ class InProcessCache:
             condition=threading.Condition(self._lock),
         )(self._run)
 
-    def _expires(self, _key: str, value: Result, now: float) -> float:
-        if isinstance(value, LanguageList):
-            return now + self._ttl
-        return now + error_ttl_for(value, self._error_ttl)
+    def _expires(self, _key: str, value: V | DeskError, now: float) -> float:
+        if isinstance(value, DeskError):
+            return now + error_ttl_for(value, self._error_ttl)
+        return now + self._ttl
 
-    def _run(self, load: Loader) -> Result:
+    def _run(self, load: Callable[[], V]) -> V | DeskError:
         try:
             fetched = load()
         except DeskError as error:
@@ -90,27 +133,31 @@ class InProcessCache:
             self._last_good[_KEY] = fetched
         return fetched
 
-    def get(self, load: Loader, *, newer_than: float | None = None) -> Result:
+    def get(self, load: Callable[[], V], *, newer_than: float | None = None) -> V | DeskError:
         if newer_than is not None:
             with self._lock:
                 held = self._fresh.get(_KEY)
-                if isinstance(held, LanguageList) and held.fetched_at < newer_than:
+                if held is not None and not isinstance(held, DeskError) and held.fetched_at < newer_than:
                     self._fresh.pop(_KEY, None)
-        result: Result = self._single_flight(load)
+        result: V | DeskError = self._single_flight(load)
         return result
 
-    def store(self, result: Result) -> None:
+    def store(self, result: V | DeskError) -> None:
         """Hold a result loaded elsewhere (e.g. just before a shared cache failed)."""
         with self._lock:
             self._fresh[_KEY] = result
-            if isinstance(result, LanguageList):
+            if not isinstance(result, DeskError):
                 self._last_good[_KEY] = result
 
-    def peek(self) -> LanguageList | None:
+    def peek(self) -> V | None:
         with self._lock:
             held = self._fresh.get(_KEY)
-        return held if isinstance(held, LanguageList) else None
+        return None if held is None or isinstance(held, DeskError) else held
 
-    def last_good(self) -> LanguageList | None:
+    def last_good(self) -> V | None:
         with self._lock:
             return self._last_good.get(_KEY)
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._fresh.pop(_KEY, None)

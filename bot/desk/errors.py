@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
+
+from bot.desk.languages import ADVANCED_EDITION_LANGUAGE_LIMIT, SUPPORTED_TAGS
 
 
 class TransportCode(StrEnum):
@@ -22,6 +25,7 @@ class TransportCode(StrEnum):
     """
 
     CONNECTION_FAILED = "connection-failed"
+    CONNECTION_LOST = "connection-lost"
     CONNECT_TIMEOUT = "connect-timeout"
     READ_TIMEOUT = "read-timeout"
     TLS_ERROR = "tls-error"
@@ -139,6 +143,41 @@ _DESK_CODES: tuple[ErrorSpec, ...] = (
         "Desk is not enabled",
         "Desk is not enabled for this SDKAppID. Enable Desk in the Cloud Contact Center console, "
         "or check that DESK_SDKAPPID is the Desk app's SDKAppID.",
+        R.PERMANENT,
+    ),
+    # --- private codes of robot_add_language and robot_del_language (docs/desk-api.md §8) -----
+    ErrorSpec(
+        -50042,
+        "This Desk edition does not support several languages",
+        "Only the advanced edition (高级版) of Desk serves several languages. Upgrade the app's Desk "
+        "package in the Cloud Contact Center console, then add the language again.",
+        R.PERMANENT,
+    ),
+    ErrorSpec(
+        -50051,
+        "The language is not supported",
+        f"Desk's chatbot supports only these language tags: {', '.join(SUPPORTED_TAGS)}. "
+        "Use one of them, exactly as written.",
+        R.PERMANENT,
+    ),
+    ErrorSpec(
+        -50052,
+        "Over the number of languages this edition allows",
+        f"The advanced edition (高级版) allows {ADVANCED_EDITION_LANGUAGE_LIMIT} languages, the default "
+        "language included. Delete a language you no longer need before adding another.",
+        R.PERMANENT,
+    ),
+    ErrorSpec(
+        -50055,
+        "The default language cannot be deleted",
+        "Make another language the default in the Desk console first, then delete this one.",
+        R.PERMANENT,
+    ),
+    ErrorSpec(
+        -50056,
+        "The language still has FAQ questions",
+        "Delete the language's questions, or move them to another language, in the console's knowledge "
+        "base (FAQ) first, then delete the language.",
         R.PERMANENT,
     ),
     # --- common codes: 60xxx ---------------------------------------------------------------
@@ -315,9 +354,17 @@ _DESK_CODES: tuple[ErrorSpec, ...] = (
 _TRANSPORT: tuple[ErrorSpec, ...] = (
     ErrorSpec(
         T.CONNECTION_FAILED,
-        "Could not connect to Desk (DNS failure, refused or reset)",
+        "Could not connect to Desk (DNS failure or connection refused)",
         "Check DESK_REGION / DESK_API_URL and the host's outbound network. If DNS is the problem, "
         "point DESK_API_URL at the region's backup *.my-imcloud.com domain.",
+        R.TRANSIENT,
+    ),
+    ErrorSpec(
+        T.CONNECTION_LOST,
+        "The connection to Desk broke after the request was sent",
+        "A network problem between the bot and Tencent; try again shortly. A change (adding or "
+        "deleting a language) is never repeated blindly: the bot reads the list again to see whether "
+        "it took effect.",
         R.TRANSIENT,
     ),
     ErrorSpec(
@@ -395,6 +442,36 @@ def desk_error(code: int, error_info: str = "", request_id: str | None = None) -
 def transport_error(kind: TransportCode, detail: str = "") -> DeskError:
     """The `DeskError` for a failure outside Desk's envelope. `detail` must hold no URL."""
     return DeskError(CATALOGUE[kind], detail=detail)
+
+
+def error_to_dict(error: DeskError) -> dict[str, Any]:
+    """What of a `DeskError` is worth storing (shared caches): JSON-ready, without the URL."""
+    return {
+        "code": error.code,
+        "error_info": error.error_info,
+        "request_id": error.request_id,
+        "detail": error.detail,
+    }
+
+
+def error_from_dict(data: Any) -> DeskError | None:
+    """The `DeskError` `error_to_dict` stored, or None when it cannot be read (another bot version)."""
+    if not isinstance(data, dict):
+        return None
+    code = data.get("code")
+    if isinstance(code, int) and not isinstance(code, bool):
+        spec = desk_error(code).spec
+    elif isinstance(code, str) and code in CATALOGUE:
+        spec = CATALOGUE[TransportCode(code)]
+    else:
+        return None
+    request_id = data.get("request_id")
+    return DeskError(
+        spec,
+        error_info=str(data.get("error_info") or ""),
+        request_id=request_id if isinstance(request_id, str) else None,
+        detail=str(data.get("detail") or ""),
+    )
 
 
 def catalogue_markdown() -> str:

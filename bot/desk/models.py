@@ -81,6 +81,14 @@ class LanguageList:
     def as_stale(self, error: DeskError) -> LanguageList:
         return replace(self, stale=True, error=error, from_cache=True)
 
+    def as_cached(self) -> LanguageList:
+        """This list, marked as not fetched for the request at hand."""
+        return replace(self, from_cache=True)
+
+    def has(self, tag: str) -> bool:
+        """Whether a language with exactly this tag is in the list (tags are never normalised)."""
+        return any(lang.tag == tag for lang in self.languages)
+
     def to_json(self) -> str:
         """Serialise what is worth sharing or storing (Redis cache, digest snapshots)."""
         return json.dumps(
@@ -98,11 +106,13 @@ class LanguageList:
         return cls.build(languages, float(data["fetched_at"]), data.get("request_id"))
 
 
-def _bad(detail: str) -> DeskError:
+def bad_response(detail: str) -> DeskError:
+    """The `bad-response` error for an answer that is not what docs/desk-api.md documents."""
     return transport_error(TransportCode.BAD_RESPONSE, detail)
 
 
-def _as_int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
+    """An integer sent as a number or a numeric string (docs/desk-api.md §3.3), else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -112,49 +122,67 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
-def parse_envelope(payload: Any, *, fetched_at: float) -> LanguageList:
-    """Turn a decoded JSON answer into a `LanguageList`, or raise `DeskError`."""
+def read_envelope(payload: Any) -> tuple[dict[str, Any], str | None]:
+    """Check Tencent's envelope (docs/desk-api.md §3.1, §3.3) of a decoded answer, for any API.
+
+    Returns the answer's object and its `RequestId`; raises the `DeskError` of a non-zero
+    `ErrorCode`, or `bad-response` when the envelope itself is malformed.
+    """
     if not isinstance(payload, dict):
-        raise _bad("the answer is not a JSON object")
+        raise bad_response("the answer is not a JSON object")
     request_id = payload.get("RequestId")
     request_id = str(request_id) if isinstance(request_id, str | int) and request_id != "" else None
-    code = _as_int(payload.get("ErrorCode"))
+    code = as_int(payload.get("ErrorCode"))
     if code is None:
-        raise _bad("ErrorCode is missing or not a number")
+        raise bad_response("ErrorCode is missing or not a number")
     info = payload.get("ErrorInfo")
     info = info if isinstance(info, str) else ("" if info is None else json.dumps(info)[:200])
     if code != 0:
         raise desk_error(code, info, request_id)
     if payload.get("ActionStatus") != "OK":
-        raise _bad("ErrorCode is 0 but ActionStatus is not OK")
+        raise bad_response("ErrorCode is 0 but ActionStatus is not OK")
+    return payload, request_id
 
-    items = payload.get("Languages")
+
+def list_field(body: dict[str, Any], name: str) -> list[Any]:
+    """A field that must be a JSON array; missing or null is an empty one (docs/desk-api.md §9.3)."""
+    items = body.get(name)
     if items is None:
-        items = []
+        return []
     if not isinstance(items, list):
-        raise _bad("Languages is not a list")
+        raise bad_response(f"{name} is not a list")
+    return items
+
+
+def parse_envelope(payload: Any, *, fetched_at: float) -> LanguageList:
+    """Turn a decoded JSON answer into a `LanguageList`, or raise `DeskError`."""
+    payload, request_id = read_envelope(payload)
     languages = []
-    for item in items:
+    for item in list_field(payload, "Languages"):
         if not isinstance(item, dict):
-            raise _bad("a Languages item is not an object")
+            raise bad_response("a Languages item is not an object")
         tag = item.get("LanguageTag")
         if tag is None:
             tag = ""
         if not isinstance(tag, str):
-            raise _bad("a LanguageTag is not a string")
+            raise bad_response("a LanguageTag is not a string")
         flag = item.get("IsDefault", 0)
         flag = 0 if flag is None else flag
-        number = 1 if flag is True else 0 if flag is False else _as_int(flag)
+        number = 1 if flag is True else 0 if flag is False else as_int(flag)
         if number is None:
-            raise _bad("an IsDefault is not a number")
+            raise bad_response("an IsDefault is not a number")
         languages.append(Language.of(tag, number == 1))
     return LanguageList.build(languages, fetched_at, request_id)
 
 
+def decode_json(body: bytes) -> Any:
+    """Decode a raw HTTP body; a truncated or non-JSON body is `bad-response`."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise bad_response("the answer is not valid JSON (truncated, or a proxy's page?)") from None
+
+
 def parse_body(body: bytes, *, fetched_at: float) -> LanguageList:
     """Decode and parse a raw HTTP body (a truncated or non-JSON body is `bad-response`)."""
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        raise _bad("the answer is not valid JSON (truncated, or a proxy's page?)") from None
-    return parse_envelope(payload, fetched_at=fetched_at)
+    return parse_envelope(decode_json(body), fetched_at=fetched_at)

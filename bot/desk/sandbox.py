@@ -1,16 +1,24 @@
-"""The embedded Desk emulator: Tencent's `robot_get_language_list` contract on a loopback port.
+"""The embedded Desk emulator: Tencent's chatbot APIs on a loopback port.
 
 `DeskEmulator` is a real HTTP server (stdlib `ThreadingHTTPServer`) that checks a
 request the way docs/desk-api.md §1 documents it (path, SDKAppID, admin identifier,
-UserSig v2, `random`, `contenttype`, JSON body, 5 calls/s) and answers with
+UserSig v2, `random`, `contenttype`, JSON body, 5 calls/s per API) and answers with
 Tencent's JSON envelope. The demo (`DESK_SANDBOX=1`) points the bot at it, and
 tests use it instead of mocking `requests`, so the client's real HTTP, encoding
 and error handling are exercised.
 
+It serves `robot_get_language_list`, the writes `robot_add_language` and
+`robot_del_language` (§8: the supported tags, the edition's language limit, the
+default that cannot be deleted, a language that still has questions; the list
+changes for real), and the readiness reads `list_faq` and `desc_robot_config`
+(§9: a FAQ library and settings per language). Its starting state is a `Sample`
+(`bot/desk/samples.py`), or languages, FAQ and settings passed in.
+
 Misbehaviour is injected with `Fault`s (an error code, a hang, an HTTP 502, a
-truncated body), either in process or through a small HTTP control API under
-`/_emulator/` for tests and benchmarks in other processes. Every Desk call is
-recorded so callers can check what was sent and how fast.
+truncated body, a late or dropped answer), for any call or for one API, either
+in process or through a small HTTP control API under `/_emulator/` for tests and
+benchmarks in other processes. Every Desk call is recorded so callers can check
+what was sent and how fast.
 
 The emulator never logs: its request line carries the UserSig.
 """
@@ -29,14 +37,16 @@ import sys
 import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import unquote
 
+from bot.desk.languages import SUPPORTED_TAGS
+from bot.desk.samples import CONFIGURED_SETTINGS, NEW_LANGUAGE_SETTINGS, SAMPLES, FaqQuestion, Sample
 from bot.desk.usersig import InvalidUserSig, verify_usersig
 
 log = logging.getLogger(__name__)
@@ -44,15 +54,7 @@ log = logging.getLogger(__name__)
 SANDBOX_SDKAPPID: int = 1400000001
 SANDBOX_KEY: str = "sandbox-key-not-a-secret-0123456789abcdef"  # public, emulator-only key
 SANDBOX_ADMINS: tuple[str, ...] = ("administrator",)
-SAMPLE_LANGUAGES: list[tuple[str, int]] = [
-    ("en", 1),
-    ("zh", 0),
-    ("zh-TW", 0),
-    ("ja", 0),
-    ("id", 0),
-    ("vi", 0),
-    ("fil", 0),
-]
+SAMPLE_LANGUAGES: list[tuple[str, int]] = list(SAMPLES["default"].languages)
 
 
 def sample_for_app(index: int) -> list[tuple[str, int]]:
@@ -67,7 +69,16 @@ def sample_for_app(index: int) -> list[tuple[str, int]]:
 
 
 # Spelled out here rather than imported from the client, so a typo in one is caught by the other.
-API_PATH = "/v4/openim_console_http_svc/robot_get_language_list"
+SERVICE_PATH = "/v4/openim_console_http_svc/"
+LIST, ADD, DELETE, FAQ, CONFIG = (
+    "robot_get_language_list",
+    "robot_add_language",
+    "robot_del_language",
+    "list_faq",
+    "desc_robot_config",
+)
+APIS: tuple[str, ...] = (LIST, ADD, DELETE, FAQ, CONFIG)
+API_PATH = SERVICE_PATH + LIST
 CONTROL_PREFIX = "/_emulator/"
 MAX_RANDOM = 2**32 - 1
 MAX_BODY = 1 << 20
@@ -83,34 +94,41 @@ _SIG_FAILURES: dict[str, tuple[int, str]] = {
     "bad-signature": (70009, "usersig verification failed: wrong key"),
     "expired": (70001, "usersig expired"),
 }
+_Handled = tuple[int, str, dict[str, Any]]  # ErrorCode, ErrorInfo, the answer's other fields
 _OMIT = object()  # set_languages(None): the success body has no `Languages` field at all
+_FROM_SAMPLE = object()  # DeskEmulator(languages=...) not given: the sample's
 
 
 @dataclass(frozen=True)
 class Fault:
-    """One injected misbehaviour, applied to the next Desk call instead of (or before) checking it.
+    """One injected misbehaviour, applied to the next Desk call (of `api`, when given).
 
-    A `hang` is served first; then `http_status`, `truncated` and `code` are tried in
-    that order, and a fault with none of them answers normally after the hang.
+    A `hang` is served first (nothing has happened yet); then `http_status` and `code`
+    answer instead of the call, which does not take effect. Otherwise the call is handled
+    as usual (a write takes effect) and then its answer is damaged: `late` waits before
+    answering, `drop` closes the connection without an answer, `truncated` cuts it in half.
     """
 
     code: int | None = None  # answer 200 with this ErrorCode (ActionStatus FAIL)
     error_info: str = ""  # its ErrorInfo; a stock text when empty
-    hang: float | None = None  # seconds to wait before answering
+    hang: float | None = None  # seconds to wait before handling the call
     http_status: int | None = None  # answer this status with a small HTML body
-    truncated: bool = False  # answer 200 with a valid success body cut in half
+    truncated: bool = False  # handle the call, then answer 200 with the body cut in half
+    late: float | None = None  # handle the call, then wait this many seconds before answering
+    drop: bool = False  # handle the call, then close the connection without answering
+    api: str | None = None  # only calls of this API (e.g. "robot_add_language"); None: any call
 
     def __post_init__(self) -> None:
         if self.code is not None and (isinstance(self.code, bool) or not isinstance(self.code, int)):
             raise ValueError("code must be an integer")
         if not isinstance(self.error_info, str):
             raise ValueError("error_info must be a string")
-        if self.hang is not None and (
-            isinstance(self.hang, bool)
-            or not isinstance(self.hang, int | float)
-            or not 0 <= self.hang <= 3600
-        ):
-            raise ValueError("hang must be a number of seconds between 0 and 3600")
+        for name in ("hang", "late"):
+            seconds = getattr(self, name)
+            if seconds is not None and (
+                isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 3600
+            ):
+                raise ValueError(f"{name} must be a number of seconds between 0 and 3600")
         if self.http_status is not None and (
             isinstance(self.http_status, bool)
             or not isinstance(self.http_status, int)
@@ -118,8 +136,10 @@ class Fault:
             or self.http_status in (204, 304)  # these may not carry the HTML body
         ):
             raise ValueError("http_status must be an HTTP status from 200 to 599 (not 204 or 304)")
-        if not isinstance(self.truncated, bool):
-            raise ValueError("truncated must be true or false")
+        if not isinstance(self.truncated, bool) or not isinstance(self.drop, bool):
+            raise ValueError("truncated and drop must be true or false")
+        if self.api is not None and self.api not in APIS:
+            raise ValueError(f"api must be one of {', '.join(APIS)}")
 
 
 @dataclass(frozen=True)
@@ -127,7 +147,8 @@ class CallRecord:
     at: float  # the emulator's clock (time.time() by default) when the request arrived
     raw_query: str  # the query string exactly as received (not decoded)
     body: bytes
-    outcome: int | str  # ErrorCode answered (0 ok), or "http-502", "hang", "truncated"
+    outcome: int | str  # ErrorCode answered (0 ok), or "http-502", "hang", "truncated", "late", "dropped"
+    api: str = ""  # the command of the path ("robot_add_language", …); "" for a path Desk does not know
 
 
 @dataclass
@@ -137,10 +158,11 @@ class _Call:
     at: float
     raw_query: str
     body: bytes
+    api: str
     outcome: int | str = "pending"
 
     def frozen(self) -> CallRecord:
-        return CallRecord(self.at, self.raw_query, self.body, self.outcome)
+        return CallRecord(self.at, self.raw_query, self.body, self.outcome, self.api)
 
 
 @dataclass(frozen=True)
@@ -187,6 +209,38 @@ def _is_pair(item: object) -> bool:
     return isinstance(item, tuple | list) and len(item) == 2
 
 
+def _is_default(item: Mapping[str, Any]) -> bool:
+    return item.get("IsDefault") in (1, "1", True)
+
+
+def _tag_of(item: Mapping[str, Any]) -> str:
+    tag = item.get("LanguageTag")
+    return tag if isinstance(tag, str) else ""
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _questions(items: Iterable[FaqQuestion | Mapping[str, Any]]) -> list[FaqQuestion]:
+    return [item if isinstance(item, FaqQuestion) else FaqQuestion.from_desk(item) for item in items]
+
+
+def _object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValueError("send a JSON object")
+    return dict(data)
+
+
+def _tagged(data: Any, name: str, kind: type) -> tuple[str, Any]:
+    """(LanguageTag, data[name]) of a control request such as {"LanguageTag": "vi", "Questions": [...]}."""
+    fields = _object(data)
+    tag, value = fields.get("LanguageTag"), fields.get(name)
+    if not isinstance(tag, str) or not isinstance(value, kind):
+        raise ValueError(f"send {{\"LanguageTag\": a string, \"{name}\": a {kind.__name__}}}")
+    return tag, value
+
+
 def max_in_window(times: Iterable[float], window: float = 1.0) -> int:
     """The most events within any `window` seconds (half-open windows)."""
     ordered = sorted(times)
@@ -199,7 +253,11 @@ def max_in_window(times: Iterable[float], window: float = 1.0) -> int:
 
 
 class DeskEmulator:
-    """Tencent Desk's `robot_get_language_list` on a loopback port, with fault injection.
+    """Tencent Desk's chatbot APIs on a loopback port, with fault injection.
+
+    The starting state is `sample` (a name in `SAMPLES`, or a `Sample`); `languages`,
+    `faq` (tag -> questions), `settings` (tag -> Desk's `desc_robot_config` fields, over
+    the configured defaults), `language_limit` and `multilingual` replace its parts.
 
     The injected `clock` is the emulator's "now" everywhere: UserSig expiry, the
     rate-limit window and `CallRecord.at`.
@@ -211,7 +269,12 @@ class DeskEmulator:
         sdkappid: int = SANDBOX_SDKAPPID,
         key: str = SANDBOX_KEY,
         admins: Sequence[str] = SANDBOX_ADMINS,
-        languages: object = SAMPLE_LANGUAGES,
+        sample: str | Sample = "default",
+        languages: object = _FROM_SAMPLE,
+        faq: Mapping[str, Sequence[FaqQuestion | Mapping[str, Any]]] | None = None,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
+        language_limit: int | None = None,
+        multilingual: bool | None = None,
         rate_limit: int = 5,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -219,23 +282,35 @@ class DeskEmulator:
     ) -> None:
         if rate_limit < 0:
             raise ValueError("rate_limit must not be negative")
+        chosen = SAMPLES[sample] if isinstance(sample, str) else sample
         self.sdkappid = sdkappid
         self.admins = tuple(admins)
         self.rate_limit = rate_limit
+        self.language_limit = chosen.language_limit if language_limit is None else language_limit
+        self.multilingual = chosen.multilingual if multilingual is None else multilingual
         self._key = key
         self._address = (host, port)
         self._clock = clock
         self._lock = threading.Lock()
         self._languages: Any = _OMIT
+        self._faq: dict[str, list[FaqQuestion]] = {}
+        self._settings: dict[str, dict[str, Any]] = {}
         self._faults: deque[list[Any]] = deque()  # [Fault, remaining uses or -1]
         self._calls: list[_Call] = []
-        self._accepted: deque[float] = deque()  # arrival times of calls inside the rate window
+        # Arrival times of admitted calls inside the rate window, per API (each has its own 5/s).
+        self._accepted: defaultdict[str, deque[float]] = defaultdict(deque)
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._base_url: str | None = None
-        self.set_languages(languages)
+        self.set_languages(list(chosen.languages) if languages is _FROM_SAMPLE else languages)
+        for tag in self._tags():
+            self.set_settings(tag, {**CONFIGURED_SETTINGS, **chosen.settings.get(tag, {})})
+        for tag, questions in {**chosen.faq, **(faq or {})}.items():
+            self.set_faq(tag, questions)
+        for tag, fields in (settings or {}).items():
+            self.set_settings(tag, fields)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> DeskEmulator:
@@ -290,6 +365,7 @@ class DeskEmulator:
         A list of `(tag, is_default)` pairs becomes `{"LanguageTag", "IsDefault"}` objects.
         Anything else (a list of dicts, a mixed list, any other JSON value) is served
         verbatim, for odd shapes; `None` leaves the `Languages` field out entirely.
+        The writes add and delete items of a list of objects; on another shape they fail.
         """
         if items is None:
             payload: Any = _OMIT
@@ -300,8 +376,43 @@ class DeskEmulator:
         with self._lock:
             self._languages = payload
 
+    @property
+    def languages(self) -> list[tuple[str, int]]:
+        """The languages now, as `(tag, is_default)` pairs (an odd shape gives what it can)."""
+        with self._lock:
+            items = self._items()
+            return [(_tag_of(item), int(_is_default(item))) for item in items or []]
+
+    def set_faq(self, tag: str, questions: Iterable[FaqQuestion | Mapping[str, Any]]) -> None:
+        """Replace the FAQ library of the language `tag` (questions, or dicts in Desk's field names)."""
+        if not isinstance(tag, str):
+            raise ValueError("LanguageTag must be a string")
+        made = _questions(questions)
+        with self._lock:
+            self._faq[tag] = made
+
+    def set_settings(self, tag: str, fields: Mapping[str, Any]) -> None:
+        """Change `desc_robot_config` fields of the language `tag` (Desk's field names)."""
+        if not isinstance(tag, str) or not isinstance(fields, Mapping):
+            raise ValueError("send a LanguageTag string and an object of settings")
+        with self._lock:
+            self._settings.setdefault(tag, dict(NEW_LANGUAGE_SETTINGS)).update(copy.deepcopy(dict(fields)))
+
+    def set_edition(self, *, multilingual: bool | None = None, language_limit: int | None = None) -> None:
+        """Switch multilingual support (off: adding a language is -50042) or change the language limit."""
+        if multilingual is not None and not isinstance(multilingual, bool):
+            raise ValueError("multilingual must be true or false")
+        if language_limit is not None and not _positive(language_limit):
+            raise ValueError("language_limit must be a positive integer")
+        with self._lock:
+            if multilingual is not None:
+                self.multilingual = multilingual
+            if language_limit is not None:
+                self.language_limit = language_limit
+
     def inject(self, fault: Fault, times: int = 1) -> None:
-        """Queue `fault` for the next `times` Desk calls (FIFO); `times=-1` keeps it until cleared."""
+        """Queue `fault` for the next `times` Desk calls (of its API, if it names one; FIFO);
+        `times=-1` keeps it until cleared."""
         if times < -1:
             raise ValueError("times must be -1 (until cleared) or a count")
         if times == 0:
@@ -318,25 +429,33 @@ class DeskEmulator:
         with self._lock:
             return [call.frozen() for call in self._calls]
 
+    def calls_of(self, api: str) -> list[CallRecord]:
+        """The recorded calls of one API (e.g. "robot_add_language")."""
+        return [call for call in self.calls if call.api == api]
+
     def reset_calls(self) -> None:
         with self._lock:
             self._calls.clear()
 
-    def max_calls_in_window(self, window: float = 1.0) -> int:
-        """The most Desk calls that arrived within any `window` seconds (half-open windows)."""
+    def max_calls_in_window(self, window: float = 1.0, api: str | None = None) -> int:
+        """The most Desk calls (of `api`, when given) that arrived within any `window` seconds
+        (half-open windows)."""
         with self._lock:
-            arrivals = [call.at for call in self._calls]
+            arrivals = [call.at for call in self._calls if api is None or call.api == api]
         return max_in_window(arrivals, window)
 
     # --- the Desk endpoint ---------------------------------------------------------------------
     def _desk(
         self, method: str, path: str, raw_query: str, body: bytes | None, arrived: float
     ) -> _Answer | None:
-        """Answer one Desk call (body None: unreadable); None means it was stopped mid-hang."""
-        call = _Call(arrived, raw_query, b"" if body is None else body)
+        """Answer one Desk call (body None: unreadable); None means: close without an answer
+        (stopped mid-hang, or a dropped answer)."""
+        command = path.removeprefix(SERVICE_PATH)
+        api = command if path.startswith(SERVICE_PATH) and command in APIS else ""
+        call = _Call(arrived, raw_query, b"" if body is None else body, api)
         with self._lock:
             self._calls.append(call)
-            fault = self._next_fault()
+            fault = self._next_fault(api)
         if fault is not None:
             if fault.hang:
                 self._settle(call, "hang")
@@ -345,37 +464,61 @@ class DeskEmulator:
             faulty = self._fault_answer(fault, call)
             if faulty is not None:
                 return faulty
+        answer = self._handle(method, path, api, raw_query, body, call)
+        if fault is None:
+            return answer
+        if fault.late and self._stopping.wait(fault.late):
+            return None
+        if fault.drop:
+            return None
+        if fault.truncated:
+            return _Answer(answer.status, answer.content_type, answer.body[: len(answer.body) // 2])
+        return answer
+
+    def _handle(
+        self, method: str, path: str, api: str, raw_query: str, body: bytes | None, call: _Call
+    ) -> _Answer:
+        payload: dict[str, Any] = {}
         if body is None:
             code, info = 60002, "HTTP request could not be parsed"
         else:
-            code, info = self._check(method, path, raw_query, body)
+            code, info, payload = self._check(method, path, raw_query, body)
         if code == 0:
-            code, info = self._admit()
+            code, info = self._admit(api)
+        fields: dict[str, Any] = {}
+        if code == 0:
+            with self._lock:  # one state change at a time, as Desk's own store would
+                code, info, fields = self._apis[api](self, payload)
         self._settle(call, code)
-        return self._success() if code == 0 else self._failure(code, info)
+        return self._success(fields) if code == 0 else self._failure(code, info)
 
-    def _next_fault(self) -> Fault | None:
-        """Pop one use of the first queued fault. Caller holds the lock."""
-        if not self._faults:
-            return None
-        entry = self._faults[0]
-        if entry[1] > 0:
-            entry[1] -= 1
-            if entry[1] == 0:
-                self._faults.popleft()
-        return cast(Fault, entry[0])
+    def _next_fault(self, api: str) -> Fault | None:
+        """Pop one use of the first queued fault for this call's API. Caller holds the lock."""
+        for index, entry in enumerate(self._faults):
+            fault = cast(Fault, entry[0])
+            if fault.api is not None and fault.api != api:
+                continue
+            if entry[1] > 0:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._faults[index]
+            return fault
+        return None
 
     def _fault_answer(self, fault: Fault, call: _Call) -> _Answer | None:
+        """An answer instead of the call, or None to handle it (then damage the answer)."""
         if fault.http_status is not None:
             self._settle(call, f"http-{fault.http_status}")
             return _html_answer(fault.http_status)
-        if fault.truncated:
-            self._settle(call, "truncated")
-            whole = self._success().body
-            return _Answer(200, "application/json", whole[: len(whole) // 2])
         if fault.code is not None:
             self._settle(call, fault.code)
             return self._failure(fault.code, fault.error_info or "injected error")
+        if fault.truncated:
+            self._settle(call, "truncated")
+        elif fault.drop:
+            self._settle(call, "dropped")
+        elif fault.late:
+            self._settle(call, "late")
         return None
 
     def _settle(self, call: _Call, outcome: int | str) -> None:
@@ -384,69 +527,70 @@ class DeskEmulator:
             if call.outcome == "pending":
                 call.outcome = outcome
 
-    def _check(self, method: str, path: str, raw_query: str, body: bytes) -> tuple[int, str]:
-        """Validate a call in Tencent's order; (0, "") when it may proceed."""
-        if path != API_PATH:
-            return 60009, "request path is wrong"
+    def _check(self, method: str, path: str, raw_query: str, body: bytes) -> tuple[int, str, dict[str, Any]]:
+        """Validate a call in Tencent's order; (0, "", body object) when it may proceed."""
+        command = path.removeprefix(SERVICE_PATH)
+        if not path.startswith(SERVICE_PATH) or command not in APIS:
+            return 60009, "request path is wrong", {}
         if method != "POST":
-            return 60009, "request method must be POST"
+            return 60009, "request method must be POST", {}
         raw = _parse_query(raw_query)
 
         def param(name: str) -> str | None:
             value = raw.get(name)
             return None if value is None else unquote(value)
 
+        def refuse(code: int, info: str) -> tuple[int, str, dict[str, Any]]:
+            return code, info, {}
+
         sdkappid = param("sdkappid")
         if not sdkappid:
-            return 60012, "sdkappid is missing"
+            return refuse(60012, "sdkappid is missing")
         if _uint(sdkappid) != self.sdkappid:
-            return 70020, "sdkappid does not exist"
+            return refuse(70020, "sdkappid does not exist")
         identifier = param("identifier")
         if identifier is None or not _IDENTIFIER.fullmatch(identifier):
-            return -7, "identifier is missing or invalid"
+            return refuse(-7, "identifier is missing or invalid")
         usersig = raw.get("usersig")  # Tencent reads it undecoded
         if not usersig:
-            return 70002, "usersig is empty"
+            return refuse(70002, "usersig is empty")
         if "%" in usersig:
-            return 70003, "usersig could not be parsed (it must not be URL-encoded)"
+            return refuse(70003, "usersig could not be parsed (it must not be URL-encoded)")
         try:
             claims = verify_usersig(usersig, sdkappid=self.sdkappid, key=self._key, now=self._clock())
         except InvalidUserSig as failure:
-            return _SIG_FAILURES.get(str(failure.args[0]), (70003, "usersig could not be parsed"))
+            return refuse(*_SIG_FAILURES.get(str(failure.args[0]), (70003, "usersig could not be parsed")))
         if claims.identifier != identifier:
-            return 70013, "identifier does not match the one in usersig"
+            return refuse(70013, "identifier does not match the one in usersig")
         if identifier not in self.admins:
-            return -20, "identifier is not an App admin"
+            return refuse(-20, "identifier is not an App admin")
         random = _uint(param("random"))
         if random is None or random > MAX_RANDOM:
-            return -7, "random must be an integer from 0 to 4294967295"
+            return refuse(-7, "random must be an integer from 0 to 4294967295")
         if param("contenttype") != "json":
-            return -7, "contenttype must be json"
+            return refuse(-7, "contenttype must be json")
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError):
-            return -7, "request body is not valid JSON"
+            return refuse(-7, "request body is not valid JSON")
         if not isinstance(payload, dict):
-            return -7, "request body must be a JSON object"
-        return 0, ""
+            return refuse(-7, "request body must be a JSON object")
+        return 0, "", payload
 
-    def _admit(self) -> tuple[int, str]:
-        """Sliding-window rate limit; only admitted calls take a place in the window."""
+    def _admit(self, api: str) -> tuple[int, str]:
+        """Sliding-window rate limit per API; only admitted calls take a place in the window."""
         with self._lock:
             now = self._clock()
-            while self._accepted and self._accepted[0] <= now - RATE_WINDOW:
-                self._accepted.popleft()
-            if len(self._accepted) >= self.rate_limit:
+            accepted = self._accepted[api]
+            while accepted and accepted[0] <= now - RATE_WINDOW:
+                accepted.popleft()
+            if len(accepted) >= self.rate_limit:
                 return -14, f"over this API's limit of {self.rate_limit} calls per second"
-            self._accepted.append(now)
+            accepted.append(now)
         return 0, ""
 
-    def _success(self) -> _Answer:
-        payload: dict[str, Any] = {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0}
-        with self._lock:
-            languages = self._languages
-        if languages is not _OMIT:
-            payload["Languages"] = languages
+    def _success(self, fields: Mapping[str, Any]) -> _Answer:
+        payload: dict[str, Any] = {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, **fields}
         payload["RequestId"] = str(uuid.uuid4())
         return _json_answer(payload)
 
@@ -457,11 +601,121 @@ class DeskEmulator:
             {"ActionStatus": "FAIL", "ErrorInfo": info, "ErrorCode": code, "RequestId": str(uuid.uuid4())}
         )
 
+    # --- the APIs (called with the lock held) ---------------------------------------------------
+    def _items(self) -> list[dict[str, Any]] | None:
+        """The language objects the writes can change, or None when `Languages` has another shape."""
+        languages = self._languages
+        if isinstance(languages, list) and all(isinstance(item, dict) for item in languages):
+            return cast(list[dict[str, Any]], languages)
+        return None
+
+    def _tags(self) -> list[str]:
+        with self._lock:
+            return [_tag_of(item) for item in self._items() or []]
+
+    def _resolve(self, tag: object) -> str | None:
+        """The language a readiness call is about: its tag, or the default's when it is empty or
+        missing (docs/desk-api.md §9); None when the chatbot has no such language."""
+        items = self._items() or []
+        if tag is None or tag == "":
+            default = next((item for item in items if _is_default(item)), None)
+            return _tag_of(default) if default is not None else ""
+        return tag if isinstance(tag, str) and any(_tag_of(item) == tag for item in items) else None
+
+    def _list_languages(self, payload: dict[str, Any]) -> _Handled:
+        return 0, "", {} if self._languages is _OMIT else {"Languages": copy.deepcopy(self._languages)}
+
+    def _add_language(self, payload: dict[str, Any]) -> _Handled:
+        tag = payload.get("LanguageTag")
+        if not isinstance(tag, str) or not tag:
+            return -7, "LanguageTag must be a non-empty string", {}
+        if not self.multilingual:
+            return -50042, "this Desk edition does not support multiple languages", {}
+        if tag not in SUPPORTED_TAGS:
+            return -50051, f"language {tag} is not supported", {}
+        items = self._items()
+        if items is None:
+            return 141002, "the emulator's Languages are not a list of objects", {}
+        if any(_tag_of(item) == tag for item in items):
+            return 0, "", {}  # already there: Tencent's answer to this is unconfirmed; nothing changes
+        if len(items) >= self.language_limit:
+            return -50052, f"this edition allows {self.language_limit} languages, the default included", {}
+        items.append({"LanguageTag": tag, "IsDefault": 0})
+        self._faq[tag] = []
+        self._settings[tag] = copy.deepcopy(dict(NEW_LANGUAGE_SETTINGS))
+        return 0, "", {}
+
+    def _del_language(self, payload: dict[str, Any]) -> _Handled:
+        tag = payload.get("LanguageTag")
+        if not isinstance(tag, str):
+            return -7, "LanguageTag must be a string", {}
+        items = self._items()
+        if items is None:
+            return 141002, "the emulator's Languages are not a list of objects", {}
+        found = [item for item in items if _tag_of(item) == tag]
+        if not found:
+            return 0, "", {}  # not there: Tencent's answer to this is unconfirmed; nothing changes
+        if any(_is_default(item) for item in found):
+            return -50055, "the default language cannot be deleted", {}
+        if self._faq.get(tag):
+            return -50056, "the language still has questions and cannot be deleted", {}
+        items[:] = [item for item in items if _tag_of(item) != tag]
+        self._faq.pop(tag, None)
+        self._settings.pop(tag, None)
+        return 0, "", {}
+
+    def _list_faq(self, payload: dict[str, Any]) -> _Handled:
+        index, size, status = payload.get("PageIndex"), payload.get("PageSize"), payload.get("Status")
+        if not _positive(index) or not _positive(size):
+            return -7, "PageIndex and PageSize must be integers greater than 0", {}
+        if status is not None and status not in (4, 5):
+            return -7, "Status must be 4 (in effect) or 5 (disabled)", {}
+        keyword, category = payload.get("Question"), payload.get("CategoryId")
+        if keyword is not None and not isinstance(keyword, str):
+            return -7, "Question must be a string", {}
+        if category is not None and (isinstance(category, bool) or not isinstance(category, int)):
+            return -7, "CategoryId must be an integer", {}
+        tag = self._resolve(payload.get("LanguageTag"))
+        matched = [
+            (number, question)
+            for number, question in enumerate(self._faq.get(tag, []) if tag is not None else [], start=1)
+            if (status is None or question.status == status)
+            and (keyword is None or keyword in question.question)
+            and (category is None or question.category_id == category)
+        ]
+        start = (cast(int, index) - 1) * cast(int, size)
+        page = [question.to_desk(f"{tag or 'default'}-{number}") for number, question in matched[start:][:size]]
+        return 0, "", {
+            "AllQuestionCount": sum(1 + len(question.similar) for _, question in matched),
+            "StandardQuestionCount": len(matched),
+            "QuestionList": page,
+        }
+
+    def _desc_robot_config(self, payload: dict[str, Any]) -> _Handled:
+        tag = payload.get("LanguageTag")
+        if tag is not None and not isinstance(tag, str):
+            return -7, "LanguageTag must be a string", {}
+        resolved = self._resolve(tag)
+        if resolved is None:
+            return 141004, f"language {tag} is not a language of this chatbot", {}
+        return 0, "", copy.deepcopy(self._settings.get(resolved, dict(NEW_LANGUAGE_SETTINGS)))
+
+    _apis: Mapping[str, Callable[[DeskEmulator, dict[str, Any]], _Handled]] = {
+        LIST: _list_languages,
+        ADD: _add_language,
+        DELETE: _del_language,
+        FAQ: _list_faq,
+        CONFIG: _desc_robot_config,
+    }
+
     # --- the control API -----------------------------------------------------------------------
     def _control(self, method: str, path: str, body: bytes) -> _Answer:
         routes: dict[str, dict[str, Callable[[Any], Any]]] = {
             "/_emulator/faults": {"POST": self._control_inject, "DELETE": lambda _: self.clear_faults()},
             "/_emulator/languages": {"PUT": self.set_languages},
+            "/_emulator/faq": {"PUT": lambda data: self.set_faq(*_tagged(data, "Questions", list))},
+            "/_emulator/settings": {"PUT": lambda data: self.set_settings(*_tagged(data, "Settings", dict))},
+            "/_emulator/edition": {"PUT": lambda data: self.set_edition(**_object(data))},
             "/_emulator/calls": {
                 "GET": lambda _: [{"at": c.at, "outcome": c.outcome} for c in self.calls],
                 "DELETE": lambda _: self.reset_calls(),
@@ -480,9 +734,7 @@ class DeskEmulator:
         return _json_answer({"ok": True} if result is None else result)
 
     def _control_inject(self, data: Any) -> None:
-        if not isinstance(data, dict):
-            raise ValueError("send a JSON object of Fault fields plus an optional times")
-        fields = dict(data)
+        fields = _object(data)
         times = fields.pop("times", 1)
         if isinstance(times, bool) or not isinstance(times, int):
             raise ValueError("times must be an integer")
@@ -603,12 +855,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(answer.body)
 
 
-def serve_forever_cli(port: int, host: str = "127.0.0.1") -> None:
-    """Run the emulator in the foreground until Ctrl-C or SIGTERM.
+def serve_forever_cli(port: int, host: str = "127.0.0.1", sample: str = "default") -> None:
+    """Run the emulator (starting from `sample`) in the foreground until Ctrl-C or SIGTERM.
 
     Prints one line whose last word is the base URL, for scripts to read.
     """
-    emulator = DeskEmulator(host=host, port=port).start()
+    emulator = DeskEmulator(host=host, port=port, sample=sample).start()
     done = threading.Event()
     previous: Any = None
     if threading.current_thread() is threading.main_thread():

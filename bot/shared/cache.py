@@ -1,11 +1,18 @@
-"""`RedisCache`: the language list cached once for all the bot's processes, in Redis.
+"""`RedisCache`: a Desk result cached once for all the bot's processes, in Redis.
 
-Keys, per SDKAppID (`desk:cache:<SDKAppID>:…`):
+It holds one kind of value (`CacheKind`, bot/desk/cache.py): by default the language
+list, or another, such as the readiness report. Keys, per SDKAppID and kind
+(`desk:cache:<SDKAppID>:…` for the list, `desk:cache:<SDKAppID>:<kind>:…` for others):
 
-- `fresh`: the last result, a list (TTL `DESK_CACHE_TTL`) or an error (TTL
-  `error_ttl`, a few seconds: the negative cache, shared by all processes);
-- `good`: the last successful list (TTL `DESK_STALE_MAX`), for stale-if-error;
+- `fresh`: the last result, a value (TTL `ttl`, `DESK_CACHE_TTL` for the list) or an
+  error (TTL `error_ttl`, a few seconds: the negative cache, shared by all processes);
+- `good`: the last successful value (TTL `DESK_STALE_MAX`), for stale-if-error;
 - `lock`: held (SET NX PX, a random token) by the one process fetching from Desk.
+
+`invalidate()` deletes `fresh` (after a write): every process's next `get()` loads again.
+`good` stays: it is only ever served marked stale. When Redis cannot be reached, the
+deletion is done as soon as it can be again, if `fresh` still holds a value from before
+(`peek()` in other processes, which does no I/O, may show their last value until it expires).
 
 Single flight, across processes: a caller that finds no usable `fresh` value
 takes the lock and loads; callers in other processes that find the lock taken
@@ -36,12 +43,12 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, cast, overload
 
 import redis
 
-from bot.desk.cache import InProcessCache, Loader, Result
-from bot.desk.errors import CATALOGUE, DeskError, TransportCode, desk_error, transport_error
+from bot.desk.cache import LANGUAGES, CachedValue, CacheKind, InProcessCache, V
+from bot.desk.errors import DeskError, TransportCode, error_from_dict, error_to_dict, transport_error
 from bot.desk.models import Language, LanguageList
 from bot.shared.connection import RedisConnection
 
@@ -68,22 +75,53 @@ return 0
 
 
 @dataclass
-class _Flight:
+class _Flight(Generic[V]):
     """One resolution shared by the concurrent callers of one process."""
 
     done: threading.Event = field(default_factory=threading.Event)
-    result: Result | None = None
+    result: V | DeskError | None = None
     stamp: float = 0.0  # wall time the result stands for: a list's fetched_at, an error's time
     fallback: bool = False  # Redis failed before anything was loaded: use the in-process cache
 
 
-class RedisCache:
-    """A `LanguageCache` shared by every process that uses the same Redis and SDKAppID."""
+class RedisCache(Generic[V]):
+    """A `Cache` of one kind of value (the language list unless `kind` is given), shared by
+    every process that uses the same Redis and SDKAppID."""
+
+    @overload
+    def __init__(
+        self: RedisCache[LanguageList],
+        connection: RedisConnection,
+        *,
+        sdkappid: int,
+        ttl: float,
+        stale_max: float,
+        error_ttl: float = ...,
+        wait: float = ...,
+        lock_ttl: float | None = ...,
+        clock: Callable[[], float] = ...,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        connection: RedisConnection,
+        *,
+        kind: CacheKind[V],
+        sdkappid: int,
+        ttl: float,
+        stale_max: float,
+        error_ttl: float = ...,
+        wait: float = ...,
+        lock_ttl: float | None = ...,
+        clock: Callable[[], float] = ...,
+    ) -> None: ...
 
     def __init__(
         self,
         connection: RedisConnection,
         *,
+        kind: CacheKind[Any] = LANGUAGES,
         sdkappid: int,
         ttl: float,
         stale_max: float,
@@ -92,8 +130,9 @@ class RedisCache:
         lock_ttl: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        prefix = f"desk:cache:{sdkappid}"
+        prefix = f"desk:cache:{sdkappid}:{kind.name}" if kind.name else f"desk:cache:{sdkappid}"
         self.fresh_key, self.good_key, self.lock_key = f"{prefix}:fresh", f"{prefix}:good", f"{prefix}:lock"
+        self._kind: CacheKind[V] = kind
         self._connection = connection
         self._ttl = ttl
         self._error_ttl = min(error_ttl, ttl) if ttl > 0 else 0.0
@@ -103,17 +142,19 @@ class RedisCache:
         # short enough that a crashed holder delays the others by little.
         self._lock_ms = max(1, int((lock_ttl if lock_ttl is not None else wait + 1.0) * 1000))
         self._clock = clock
-        self._local = InProcessCache(ttl=ttl, stale_max=stale_max, error_ttl=error_ttl)
+        self._local: InProcessCache[V] = InProcessCache(ttl=ttl, stale_max=stale_max, error_ttl=error_ttl)
         self._mutex = threading.Lock()
-        self._flight: _Flight | None = None
-        self._seen_good: LanguageList | None = None  # for last_good() while Redis is down
-        self._seen_fresh: LanguageList | None = None  # for peek(), which must not do I/O
+        self._flight: _Flight[V] | None = None
+        self._seen_good: V | None = None  # for last_good() while Redis is down
+        self._seen_fresh: V | None = None  # for peek(), which must not do I/O
+        self._invalidated_at: float | None = None  # an invalidation Redis has not seen yet
         client = connection.client
         self._store_and_unlock = client.register_script(_STORE_AND_UNLOCK)
         self._unlock = client.register_script(_UNLOCK)
+        connection.on_recovery(self._invalidate_on_recovery)
 
-    # --- LanguageCache ------------------------------------------------------------------
-    def get(self, load: Loader, *, newer_than: float | None = None) -> Result:
+    # --- Cache --------------------------------------------------------------------------
+    def get(self, load: Callable[[], V], *, newer_than: float | None = None) -> V | DeskError:
         while True:
             if not self._connection.usable():
                 return self._local.get(load, newer_than=newer_than)
@@ -121,7 +162,7 @@ class RedisCache:
                 flight = self._flight
                 leading = flight is None
                 if flight is None:
-                    flight = self._flight = _Flight()
+                    flight = self._flight = _Flight[V]()
             if leading:
                 try:
                     self._lead(flight, load, newer_than)
@@ -138,8 +179,8 @@ class RedisCache:
             # A refresh joined a flight that answered from an older cached value (or the
             # leader failed unexpectedly): resolve again, usually as the leader this time.
 
-    def peek(self) -> LanguageList | None:
-        """The fresh list this process last saw in Redis (or holds while Redis is down); no I/O."""
+    def peek(self) -> V | None:
+        """The fresh value this process last saw in Redis (or holds while Redis is down); no I/O."""
         with self._mutex:
             seen = self._seen_fresh
         # Stored with PX ttl right after it was fetched, so the Redis copy expires about now.
@@ -150,7 +191,7 @@ class RedisCache:
             return seen
         return held
 
-    def last_good(self) -> LanguageList | None:
+    def last_good(self) -> V | None:
         candidates = [self._local.last_good(), self._seen_good]
         if self._connection.usable():
             try:
@@ -159,8 +200,8 @@ class RedisCache:
                 self._connection.failed(error, "cache read")
             else:
                 self._connection.succeeded()
-                decoded = _decode(raw, now=self._clock(), max_age=self._stale_max)
-                if decoded is not None and isinstance(decoded[0], LanguageList):
+                decoded = self._decode(raw, max_age=self._stale_max)
+                if decoded is not None and not isinstance(decoded[0], DeskError):
                     candidates.append(decoded[0])
         known = [item for item in candidates if item is not None]
         newest = max(known, key=lambda item: item.fetched_at, default=None)
@@ -168,15 +209,48 @@ class RedisCache:
             self._remember(newest)
         return newest
 
+    def invalidate(self) -> None:
+        self._local.invalidate()
+        with self._mutex:
+            self._seen_fresh = None
+            self._invalidated_at = self._clock()
+        if self._connection.usable():
+            self._delete_fresh()
+
+    def _delete_fresh(self) -> None:
+        """Delete `fresh` in Redis if it holds nothing newer than the pending invalidation."""
+        with self._mutex:
+            since = self._invalidated_at
+        if since is None:
+            return
+        client = self._connection.client
+        try:
+            held = self._decode(client.get(self.fresh_key), max_age=self._ttl)
+            if held is None or held[1] <= since:
+                client.delete(self.fresh_key)
+        except redis.RedisError as error:
+            self._connection.failed(error, "cache invalidation")
+            return
+        self._connection.succeeded()
+        with self._mutex:
+            if self._invalidated_at == since:
+                self._invalidated_at = None
+
+    def _invalidate_on_recovery(self) -> None:
+        with self._mutex:
+            pending = self._invalidated_at is not None
+        if pending:
+            self._delete_fresh()
+
     # --- one flight ---------------------------------------------------------------------
-    def _lead(self, flight: _Flight, load: Loader, newer_than: float | None) -> None:
+    def _lead(self, flight: _Flight[V], load: Callable[[], V], newer_than: float | None) -> None:
         try:
             flight.result, flight.stamp = self._resolve(load, newer_than)
         except redis.RedisError as error:
             self._connection.failed(error, "cache")
             flight.fallback = True
 
-    def _resolve(self, load: Loader, newer_than: float | None) -> tuple[Result, float]:
+    def _resolve(self, load: Callable[[], V], newer_than: float | None) -> tuple[V | DeskError, float]:
         """A usable cached value, or one loaded by us or by another process. Raises RedisError
         only when nothing was loaded, so the caller can fall back without a second load."""
         client = self._connection.client
@@ -197,7 +271,9 @@ class RedisCache:
                 return error, self._clock()
             time.sleep(POLL_INTERVAL)
 
-    def _load_locked(self, load: Loader, newer_than: float | None, token: str) -> tuple[Result, float]:
+    def _load_locked(
+        self, load: Callable[[], V], newer_than: float | None, token: str
+    ) -> tuple[V | DeskError, float]:
         client = self._connection.client
         try:
             # The previous holder may have stored its result between our GET and our SET.
@@ -210,7 +286,7 @@ class RedisCache:
             with suppress(redis.RedisError):
                 self._unlock(keys=[self.lock_key], args=[token])
             raise
-        stamp = result.fetched_at if isinstance(result, LanguageList) else self._clock()
+        stamp = self._clock() if isinstance(result, DeskError) else result.fetched_at
         self._note_fresh(result)
         try:
             self._store(result, stamp, token)
@@ -221,7 +297,7 @@ class RedisCache:
             self._connection.succeeded()
         return result, stamp
 
-    def _load(self, load: Loader) -> Result:
+    def _load(self, load: Callable[[], V]) -> V | DeskError:
         try:
             fetched = load()
         except DeskError as error:
@@ -229,43 +305,43 @@ class RedisCache:
         self._remember(fetched)
         return fetched
 
-    def _store(self, result: Result, stamp: float, token: str) -> None:
-        if isinstance(result, LanguageList):
-            fresh, fresh_ttl = result.to_json(), self._ttl
-            good, good_ttl = fresh, self._stale_max
-        else:
+    def _store(self, result: V | DeskError, stamp: float, token: str) -> None:
+        if isinstance(result, DeskError):
             fresh, fresh_ttl = _encode_error(result, stamp), self._error_ttl
             good, good_ttl = "", 0.0
+        else:
+            fresh, fresh_ttl = result.to_json(), self._ttl
+            good, good_ttl = fresh, self._stale_max
         self._store_and_unlock(
             keys=[self.fresh_key, self.good_key, self.lock_key],
             args=[fresh, _ms(fresh_ttl), good, _ms(good_ttl), token],
         )
 
-    def _hand_to_local(self, result: Result) -> None:
+    def _hand_to_local(self, result: V | DeskError) -> None:
         """Put a result loaded just before Redis failed into the in-process cache."""
 
         self._local.store(result)
 
     # --- values -------------------------------------------------------------------------
-    def _usable(self, raw: Any, newer_than: float | None) -> tuple[Result, float] | None:
+    def _usable(self, raw: Any, newer_than: float | None) -> tuple[V | DeskError, float] | None:
         # Stored with PX ttl (an error with less) right after it was made: older is not ours.
-        decoded = _decode(raw, now=self._clock(), max_age=self._ttl)
+        decoded = self._decode(raw, max_age=self._ttl)
         if decoded is None:
             return None
         result = decoded[0]
         self._note_fresh(result)
         return decoded if _satisfies(result, newer_than) else None
 
-    def _note_fresh(self, result: Result) -> None:
+    def _note_fresh(self, result: V | DeskError) -> None:
         with self._mutex:
             if isinstance(result, DeskError):
-                self._seen_fresh = None  # as InProcessCache: a held error means no fresh list
+                self._seen_fresh = None  # as InProcessCache: a held error means no fresh value
             elif self._seen_fresh is None or result.fetched_at >= self._seen_fresh.fetched_at:
                 self._seen_fresh = result
-        if isinstance(result, LanguageList):
+        if not isinstance(result, DeskError):
             self._remember(result)
 
-    def _remember(self, fetched: LanguageList) -> None:
+    def _remember(self, fetched: V) -> None:
         with self._mutex:
             if self._seen_good is None or fetched.fetched_at > self._seen_good.fetched_at:
                 self._seen_good = fetched
@@ -273,14 +349,47 @@ class RedisCache:
                 self._seen_good = None
 
 
-def _satisfies(result: Result, newer_than: float | None) -> bool:
-    """Whether a caller asking for a list fetched no earlier than `newer_than` may take this result."""
+    def _decode(self, raw: Any, *, max_age: float) -> tuple[V | DeskError, float] | None:
+        """A stored value, or None when there is none or it is not one this bot could have written.
+
+        Whatever is in Redis is untrusted (another bot version, a person with redis-cli, an attacker
+        with access to it): any byte string becomes a valid entry or a miss, never an exception. A
+        value is a miss when it is larger than `MAX_VALUE_BYTES`, not strict JSON (NaN or Infinity
+        included), not of the shape and types `_store` writes (keys it does not write are ignored:
+        a newer version may add some), or stamped outside [now - max_age - skew, now + skew]: a
+        stamp in the future would keep it fresh forever, an older one has outlived its TTL.
+        """
+        if raw is None or not isinstance(raw, bytes | str) or len(raw) > MAX_VALUE_BYTES:
+            return None
+        try:
+            data = json.loads(raw, parse_constant=_refuse_constant)
+            found: tuple[V | DeskError, float] | None
+            if isinstance(data, dict) and "error" in data:
+                found = _decode_error(data)
+            elif self._kind is LANGUAGES:
+                found = cast("tuple[V, float] | None", _decode_list(data))
+            else:
+                value = self._kind.decode(raw)
+                stamp = _number(value.fetched_at)
+                found = None if stamp is None else (value, stamp)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, RecursionError):
+            return None  # json.loads: ValueError (UnicodeDecodeError too), RecursionError when deeply nested
+        if found is None:
+            return None
+        now = self._clock()
+        if not (now - max_age - CLOCK_SKEW <= found[1] <= now + CLOCK_SKEW):
+            return None
+        return found
+
+
+def _satisfies(result: CachedValue | DeskError, newer_than: float | None) -> bool:
+    """Whether a caller asking for a value fetched no earlier than `newer_than` may take this result."""
     if newer_than is None:
         return True
-    if isinstance(result, LanguageList):
-        return result.fetched_at >= newer_than
-    # A cached error is shared with refreshes too: it lives only `error_ttl` seconds.
-    return True
+    if isinstance(result, DeskError):
+        # A cached error is shared with refreshes too: it lives only `error_ttl` seconds.
+        return True
+    return result.fetched_at >= newer_than
 
 
 def _ms(seconds: float) -> int:
@@ -288,42 +397,7 @@ def _ms(seconds: float) -> int:
 
 
 def _encode_error(error: DeskError, stamp: float) -> str:
-    return json.dumps(
-        {
-            "error": {
-                "code": error.code,
-                "error_info": error.error_info,
-                "request_id": error.request_id,
-                "detail": error.detail,
-            },
-            "at": stamp,
-        }
-    )
-
-
-def _decode(raw: Any, *, now: float, max_age: float) -> tuple[Result, float] | None:
-    """A stored value, or None when there is none or it is not one this bot could have written.
-
-    Whatever is in Redis is untrusted (another bot version, a person with redis-cli, an attacker
-    with access to it): any byte string becomes a valid entry or a miss, never an exception. A
-    value is a miss when it is larger than `MAX_VALUE_BYTES`, not strict JSON (NaN or Infinity
-    included), not of the shape and types `_store` writes (keys it does not write are ignored:
-    a newer version may add some), or stamped outside [now - max_age - skew, now + skew]: a
-    stamp in the future would keep it fresh forever, an older one has outlived its TTL.
-    """
-    if raw is None or not isinstance(raw, bytes | str) or len(raw) > MAX_VALUE_BYTES:
-        return None
-    try:
-        data = json.loads(raw, parse_constant=_refuse_constant)
-        found = _decode_error(data) if isinstance(data, dict) and "error" in data else _decode_list(data)
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, RecursionError):
-        return None  # json.loads: ValueError (UnicodeDecodeError too), RecursionError when deeply nested
-    if found is None:
-        return None
-    stamp = found[1]
-    if not (now - max_age - CLOCK_SKEW <= stamp <= now + CLOCK_SKEW):
-        return None
-    return found
+    return json.dumps({"error": error_to_dict(error), "at": stamp})
 
 
 def _refuse_constant(name: str) -> Any:
@@ -343,7 +417,7 @@ def _optional_text(value: Any) -> str | None:
     return value
 
 
-def _decode_list(data: Any) -> tuple[Result, float] | None:
+def _decode_list(data: Any) -> tuple[LanguageList, float] | None:
     if not isinstance(data, dict):
         return None
     items, fetched_at = data["languages"], _number(data["fetched_at"])
@@ -361,21 +435,14 @@ def _decode_list(data: Any) -> tuple[Result, float] | None:
     return fetched, fetched_at
 
 
-def _decode_error(data: dict[str, Any]) -> tuple[Result, float] | None:
+def _decode_error(data: dict[str, Any]) -> tuple[DeskError, float] | None:
     error, at = data["error"], _number(data["at"])
     if not isinstance(error, dict) or at is None:
         return None
     code = error["code"]
-    if isinstance(code, int) and not isinstance(code, bool) and -(2**31) <= code < 2**31:
-        spec = desk_error(code).spec
-    elif isinstance(code, str) and code in TransportCode.__members__.values():
-        spec = CATALOGUE[TransportCode(code)]
-    else:
+    if isinstance(code, int) and not isinstance(code, bool) and not -(2**31) <= code < 2**31:
         return None
-    found = DeskError(
-        spec,
-        error_info=_optional_text(error.get("error_info")) or "",
-        request_id=_optional_text(error.get("request_id")),
-        detail=_optional_text(error.get("detail")) or "",
-    )
-    return found, at
+    for text in ("error_info", "request_id", "detail"):
+        _optional_text(error.get(text))  # a wrong type is a miss, not a coerced string
+    found = error_from_dict(error)
+    return None if found is None else (found, at)

@@ -2,7 +2,10 @@
 
 Every process takes its permits from the same pyrate-limiter `RedisBucket`, a
 sliding-window log (a sorted set of permit times, checked and appended to in one
-Lua script), keyed `desk:rl:<SDKAppID>`. So all processes together never take
+Lua script), one per SDKAppID and API (Tencent's limit is per API, docs/desk-api.md §2):
+`desk:rl:<SDKAppID>` for `robot_get_language_list` (the key it has always had, so processes
+of an older version still share it during a rolling deploy) and `desk:rl:<SDKAppID>:<API>`
+for the others (`robot_add_language`, `list_faq`, …). So all processes together never take
 more than `DESK_RATE_LIMIT` permits in any window of 1 s plus the margin of
 `desk_rates()`, and there is no burst above the limit (a token bucket would
 allow one, docs/slack-platform.md §9). Permit times come from each host's clock: dynos
@@ -35,6 +38,7 @@ from pyrate_limiter import Limiter, Rate, RedisBucket
 from pyrate_limiter.buckets.redis_bucket import LuaScript
 from pyrate_limiter.limiter import SingleBucketFactory
 
+from bot.desk.apis import Api
 from bot.desk.limiter import LIMITER_NAME, InProcessLimiter, RateLimiter, desk_rates
 from bot.shared.connection import RedisConnection
 
@@ -62,8 +66,13 @@ class SharedRedisBucket(RedisBucket):
         return cls(rates, client, bucket_key, client.script_load(PUT_ITEM_SCRIPT))
 
 
+def limiter_key(sdkappid: int, api: Api = Api.LANGUAGES) -> str:
+    """The Redis key of one API's shared sliding-window log."""
+    return f"desk:rl:{sdkappid}" if api is Api.LANGUAGES else f"desk:rl:{sdkappid}:{api.value}"
+
+
 class RedisLimiter:
-    """A `RateLimiter` shared by every process that uses the same Redis and SDKAppID."""
+    """A `RateLimiter` shared by every process that uses the same Redis, SDKAppID and API."""
 
     def __init__(
         self,
@@ -72,13 +81,14 @@ class RedisLimiter:
         sdkappid: int,
         calls_per_second: int,
         fallback: RateLimiter | None = None,
+        api: Api = Api.LANGUAGES,
     ) -> None:
         if not SCRIPT_PATCHED:
             log.error(
                 "pyrate-limiter's Redis script changed: processes may together exceed the rate limit; "
                 "review bot/shared/limiter.py"
             )
-        self.key = f"desk:rl:{sdkappid}"
+        self.key = limiter_key(sdkappid, api)
         self._connection = connection
         self._rates = desk_rates(calls_per_second)
         self._window_ms = max(rate.interval for rate in self._rates)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bot.config import Settings, load_settings
+from bot.desk import DeskClient, InProcessCache, InProcessLimiter, UserSigSource
 from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -38,6 +39,18 @@ def desk_env(emu: DeskEmulator, **extra: Any) -> dict[str, str]:
 
 def make_settings(emu: DeskEmulator, **extra: Any) -> Settings:
     return load_settings(desk_env(emu, **extra), dotenv_path=None)
+
+
+def direct_client(base_urls: list[str]) -> DeskClient:
+    """A DeskClient built by hand rather than from settings: several base URLs, in-process state."""
+    return DeskClient(
+        sdkappid=SANDBOX_SDKAPPID,
+        identifier="administrator",
+        usersig=UserSigSource(sdkappid=SANDBOX_SDKAPPID, identifier="administrator", key=SANDBOX_KEY),
+        base_urls=base_urls,
+        limiter=InProcessLimiter(5),
+        cache=InProcessCache(ttl=60, stale_max=600),
+    )
 
 
 def redis_binary() -> str:

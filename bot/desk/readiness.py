@@ -1,0 +1,318 @@
+"""Whether each language of a chatbot is ready to serve: typed results of `list_faq` and
+`desc_robot_config` (docs/desk-api.md §9), their tolerant parsers, and the report built from them.
+
+Parsing follows §9.3: numbers may come as strings (`"0.8"`, `"12"`) and strings as numbers,
+missing counts and lists are empty, unknown fields are ignored, and anything else is a
+`bad-response` `DeskError`, never another exception. Everything here is pure:
+`DeskClient.readiness()` does the I/O.
+
+A language is flagged when it has no live FAQ question, fewer than half of the default
+language's, no fallback message, or its welcome card off or empty. A language whose check
+failed carries that check's `DeskError` and is not counted as ready.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from bot.desk.cache import CacheKind
+from bot.desk.errors import DeskError, error_from_dict, error_to_dict
+from bot.desk.models import Language, as_int, bad_response, list_field, read_envelope
+
+T = TypeVar("T")
+DEFAULT_STATUS_TTL = 900.0  # seconds a report stays fresh unless the bot is told otherwise
+
+
+@dataclass(frozen=True)
+class FaqCount:
+    """Live questions of one language: standard ones, and all (similar questions included)."""
+
+    standard: int
+    all: int
+
+
+@dataclass(frozen=True)
+class RobotConfig:
+    """The chatbot's settings for one language, as far as readiness needs them."""
+
+    welcome_card_enabled: bool
+    welcome_card_questions: tuple[str, ...]
+    fallback_message: str
+    to_agent_enabled: bool
+    welcome_card_title: str = ""
+    direct_answering_reaches: float | None = None
+    chitchat_enabled: bool = False
+    clarify_enabled: bool = False
+
+
+# --- tolerant field readers ---------------------------------------------------------------------
+
+
+def _count(body: dict[str, Any], name: str, missing: int) -> int:
+    value = body.get(name)
+    if value is None:
+        return missing
+    number = int(value) if isinstance(value, float) and value.is_integer() else as_int(value)
+    if number is None or number < 0:
+        raise bad_response(f"{name} is not a count")
+    return number
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    number = value if isinstance(value, float) else as_int(value)
+    if number is None:
+        raise bad_response(f"{name} is not 0 or 1")
+    return number == 1
+
+
+def _text(value: Any, name: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise bad_response(f"{name} is not a string")
+
+
+def _number(body: dict[str, Any], name: str) -> float | None:
+    value = body.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise bad_response(f"{name} is not a number") from None
+    else:
+        raise bad_response(f"{name} is not a number")
+    if not math.isfinite(number):
+        raise bad_response(f"{name} is not a number")
+    return number
+
+
+def parse_faq_count(payload: Any) -> FaqCount:
+    """A decoded `list_faq` answer as a `FaqCount`, or raise `DeskError`.
+
+    A missing `AllQuestionCount` is taken to be the standard count (all counts include them).
+    """
+    body, _ = read_envelope(payload)
+    standard = _count(body, "StandardQuestionCount", 0)
+    return FaqCount(standard=standard, all=_count(body, "AllQuestionCount", standard))
+
+
+def parse_robot_config(payload: Any) -> RobotConfig:
+    """A decoded `desc_robot_config` answer as a `RobotConfig`, or raise `DeskError`."""
+    body, _ = read_envelope(payload)
+    questions = list_field(body, "WelcomeCardQuestions")
+    return RobotConfig(
+        welcome_card_enabled=_flag(body, "WelcomeCardEnable"),
+        welcome_card_questions=tuple(_text(item, "a WelcomeCardQuestions item") for item in questions),
+        fallback_message=_text(body.get("FallbackMsg"), "FallbackMsg"),
+        to_agent_enabled=_flag(body, "ToAgentEnable"),
+        welcome_card_title=_text(body.get("WelcomeCardTitle"), "WelcomeCardTitle"),
+        direct_answering_reaches=_number(body, "DirectAnsweringReaches"),
+        chitchat_enabled=_flag(body, "ChitchatEnable"),
+        clarify_enabled=_flag(body, "ClarifyEnable"),
+    )
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+
+class Flag(StrEnum):
+    NO_FAQ = "no-faq"  # no live standard question
+    FEW_FAQ = "few-faq"  # fewer than half of the default language's live questions
+    NO_FALLBACK = "no-fallback"  # no answer for when nothing matches
+    NO_WELCOME_CARD = "no-welcome-card"  # welcome card off, or on without a question
+
+
+@dataclass(frozen=True)
+class LanguageReadiness:
+    """One language's checks: each a result or, when it failed, its `DeskError`."""
+
+    language: Language
+    faq: FaqCount | DeskError
+    config: RobotConfig | DeskError
+    flags: tuple[Flag, ...] = ()
+    default_questions: int | None = None  # the default language's live questions, when known
+
+    @property
+    def checked(self) -> bool:
+        return not isinstance(self.faq, DeskError) and not isinstance(self.config, DeskError)
+
+    @property
+    def ready(self) -> bool:
+        return self.checked and not self.flags
+
+    @property
+    def errors(self) -> tuple[DeskError, ...]:
+        return tuple(result for result in (self.faq, self.config) if isinstance(result, DeskError))
+
+    def problems(self) -> list[str]:
+        """What stands in the way, as phrases after the language's name ("has no FAQ questions")."""
+        said: list[str] = []
+        for flag in self.flags:
+            if flag is Flag.NO_FAQ:
+                said.append("has no FAQ questions")
+            elif flag is Flag.FEW_FAQ and isinstance(self.faq, FaqCount):
+                said.append(
+                    f"has {self.faq.standard} FAQ questions, under half of the default language's "
+                    f"{self.default_questions}"
+                )
+            elif flag is Flag.NO_FALLBACK:
+                said.append("has no fallback message")
+            elif flag is Flag.NO_WELCOME_CARD and isinstance(self.config, RobotConfig):
+                enabled = self.config.welcome_card_enabled
+                said.append("has an empty welcome card" if enabled else "has the welcome card off")
+        failed = [
+            f"{what} check failed ({result.code})"
+            for what, result in (("the FAQ", self.faq), ("the settings", self.config))
+            if isinstance(result, DeskError)
+        ]
+        if failed:
+            said.append("could not be checked: " + " and ".join(failed))
+        return said
+
+
+def _flags(faq: FaqCount | DeskError, config: RobotConfig | DeskError, default: int | None) -> tuple[Flag, ...]:
+    flags: list[Flag] = []
+    if isinstance(faq, FaqCount):
+        if faq.standard == 0:
+            flags.append(Flag.NO_FAQ)
+        elif default is not None and faq.standard * 2 < default:
+            flags.append(Flag.FEW_FAQ)
+    if isinstance(config, RobotConfig):
+        if not config.fallback_message.strip():
+            flags.append(Flag.NO_FALLBACK)
+        if not config.welcome_card_enabled or not any(q.strip() for q in config.welcome_card_questions):
+            flags.append(Flag.NO_WELCOME_CARD)
+    return tuple(flags)
+
+
+@dataclass(frozen=True)
+class ReadinessReport:
+    """Every language of the chatbot (the default first), checked at `fetched_at` (Unix seconds).
+
+    `stale`, `error` and `from_cache` mean what they mean on `LanguageList`.
+    """
+
+    languages: tuple[LanguageReadiness, ...]
+    fetched_at: float
+    stale: bool = False
+    error: DeskError | None = field(default=None, compare=False)
+    from_cache: bool = False
+
+    @classmethod
+    def build(
+        cls,
+        languages: Sequence[Language],
+        faq: Sequence[FaqCount | DeskError],
+        config: Sequence[RobotConfig | DeskError],
+        fetched_at: float,
+    ) -> ReadinessReport:
+        """The report for `languages` (in list order) and their checks, in the same order."""
+        if not len(languages) == len(faq) == len(config):
+            raise ValueError("one FAQ count and one config per language")
+        rows = sorted(zip(languages, faq, config, strict=True), key=lambda row: not row[0].is_default)
+        default = rows[0][1] if rows and rows[0][0].is_default else None
+        default_count = default.standard if isinstance(default, FaqCount) else None
+        return cls(
+            tuple(
+                LanguageReadiness(
+                    language,
+                    count,
+                    settings,
+                    _flags(count, settings, None if language.is_default else default_count),
+                    default_count,
+                )
+                for language, count, settings in rows
+            ),
+            fetched_at,
+        )
+
+    @property
+    def ready(self) -> bool:
+        return all(language.ready for language in self.languages)
+
+    @property
+    def ready_count(self) -> int:
+        return sum(language.ready for language in self.languages)
+
+    def summary(self) -> str:
+        """E.g. "5 of 7 languages ready; Vietnamese has no FAQ questions, Filipino has no fallback message"."""
+        total = len(self.languages)
+        text = f"{self.ready_count} of {total} language{'' if total == 1 else 's'} ready"
+        issues = [
+            f"{language.language.name} {' and '.join(language.problems())}"
+            for language in self.languages
+            if not language.ready
+        ]
+        return "; ".join([text, ", ".join(issues)]) if issues else text
+
+    def as_stale(self, error: DeskError) -> ReadinessReport:
+        return replace(self, stale=True, error=error, from_cache=True)
+
+    def as_cached(self) -> ReadinessReport:
+        return replace(self, from_cache=True)
+
+    def to_json(self) -> str:
+        """The checks' results (flags are worked out again when read back), for a shared cache."""
+
+        def result(value: FaqCount | RobotConfig | DeskError) -> dict[str, Any]:
+            return {"error": error_to_dict(value)} if isinstance(value, DeskError) else {"value": asdict(value)}
+
+        return json.dumps(
+            {
+                "fetched_at": self.fetched_at,
+                "languages": [
+                    {
+                        "tag": row.language.tag,
+                        "is_default": row.language.is_default,
+                        "faq": result(row.faq),
+                        "config": result(row.config),
+                    }
+                    for row in self.languages
+                ],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ReadinessReport:
+        """What `to_json` wrote; raises ValueError, KeyError or TypeError on anything else."""
+        data = json.loads(text)
+        rows = data["languages"]
+        languages = [Language.of(str(row["tag"]), bool(row["is_default"])) for row in rows]
+        faq = [_stored(row["faq"], _faq_count) for row in rows]
+        config = [_stored(row["config"], _robot_config) for row in rows]
+        return cls.build(languages, faq, config, float(data["fetched_at"]))
+
+
+def _faq_count(value: dict[str, Any]) -> FaqCount:
+    return FaqCount(**value)
+
+
+def _robot_config(value: dict[str, Any]) -> RobotConfig:
+    return RobotConfig(**{**value, "welcome_card_questions": tuple(value["welcome_card_questions"])})
+
+
+def _stored(entry: dict[str, Any], build: Callable[[dict[str, Any]], T]) -> T | DeskError:
+    if "error" in entry:
+        error = error_from_dict(entry["error"])
+        if error is None:
+            raise ValueError("an error this version does not know")
+        return error
+    return build(entry["value"])
+
+
+READINESS: CacheKind[ReadinessReport] = CacheKind("readiness", ReadinessReport.from_json)
