@@ -1,6 +1,6 @@
 """Run every benchmark and regenerate docs/benchmarks.md from their figures.
 
-    python -m bench                  # all seven, full runs (about fifteen minutes), then the document
+    python -m bench                  # all seven, full runs (about ten minutes), then the document
     python -m bench --render-only    # only rewrite the document from bench/results/*.json
     python -m bench --smoke          # every script's smoke run (no document unless --doc is given)
     python -m bench --only soak      # some of them
@@ -38,7 +38,7 @@ TITLES = {
 }
 REFACTOR = "refactor_check"  # not run by `python -m bench`: its own script, its figures kept in bench/
 DOC = REPO / "docs" / "benchmarks.md"
-TIMEOUT_S = 600  # one benchmark; the full set takes about 15 minutes
+TIMEOUT_S = 600  # one benchmark (the ack path takes ~5 minutes); the full set about 10
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -327,9 +327,10 @@ def _choosing_the_server(results: dict[str, dict[str, Any]]) -> list[str]:
         "server, shows it), so the bot's acks come at the rates above on the same core; and it reads headers in "
         "Rust with a deadline (10 s, `bot.serve.HEADER_READ_TIMEOUT_MS`), so a client that trickles its headers "
         "holds a small task until it is cut, not one of a fixed set of Python threads. gunicorn's gthread worker "
-        "has no header deadline: each slowloris connection that has sent a byte holds one of its 16 threads, and "
-        "with 16 of them nothing else is answered until they give up. Both refuse an oversized body before "
-        "reading it (the bot's edge answers 413 from the Content-Length), so neither buffers the 50 MB.",
+        "has no header deadline: a connection that has started its headers holds one of the 16 threads until "
+        "they end, so with 100 slowloris connections other requests wait for a thread that seldom comes free "
+        "(the /healthz and command figures above). Both refuse the 50 MB body from its Content-Length (the "
+        "bot's edge answers 413 before reading) and close the connection, so neither buffers it.",
         "",
     ]
     return lines
@@ -400,7 +401,8 @@ def _soak(f: dict[str, Any]) -> list[str]:
         f"{s['commands']:,} commands in {f.get('sending_seconds', s['seconds'])} s ({s['rate_per_s']}/s); "
         f"DESK_TIMEOUT {s['desk_timeout_s']:g} s, DESK_CACHE_TTL {s['cache_ttl_s']} s; a Desk fault every "
         f"{s['desk_fault_every_s']:g} s and a response_url 500 every {s['response_url_500_every_s']:g} s on average."
-        + (" The run is 2.5 minutes rather than \"a few\", to keep all six under ten minutes." if s["seconds"] < 180
+        + (" The run is 2.5 minutes rather than \"a few\", to keep the whole set near ten minutes."
+           if s["seconds"] < 180
            else ""),
         "",
         *_table(
@@ -488,6 +490,13 @@ def _front_door(f: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _rounds(every_run: dict[str, list[dict[str, Any]]], connections: int, settings: dict[str, Any]) -> str:
+    return "; ".join(
+        f"{settings[v]}: " + ", ".join(f"{r['rps']:,.0f}" for r in every_run[v] if r["connections"] == connections)
+        for v in ("before", "now")
+    )
+
+
 def _refactor(results_dir: Path, smoke: bool) -> list[str]:
     """The section for bench/refactor_check.py: from this results directory, else the copy kept in bench/."""
     path = results_dir / f"{REFACTOR}{'.smoke' if smoke else ''}.json"
@@ -501,7 +510,7 @@ def _refactor(results_dir: Path, smoke: bool) -> list[str]:
         "## The refactor (issue: one composition root): before and after",
         "",
         f"The bot's ack path at `{s['before']}` (the commit before the refactor) and at `{s['now']}`, served side by "
-        f"side under the same server ({s['server']}), from clean checkouts (`git worktree`); {s['load']}; "
+        f"side under the same server, {s['server']}, from clean checkouts (`git worktree`); {s['load']}; "
         f"{s['rounds']} rounds of {s['seconds_per_run']:g} s per variant and connection count, interleaved; "
         f"{s['reported']}. Run {f['finished_at']}; not part of `python -m bench`: rerun with "
         "`python -m bench.refactor_check` (about two minutes; `--before REV`, `--now REV`), then "
@@ -510,10 +519,35 @@ def _refactor(results_dir: Path, smoke: bool) -> list[str]:
         "together.",
         "",
         *_table(["connections", f"{s['before']} req/s", f"{s['now']} req/s", "ratio", f"{s['before']} p50 ms",
-                 f"{s['now']} p50 ms"],
+                 f"{s['now']} p50 ms", "every round, req/s"],
                 [[r["connections"], r["before_rps"], r["now_rps"], r["now_over_before"], r["before_p50_ms"],
-                  r["now_p50_ms"]] for r in f["ratios"]]),
+                  r["now_p50_ms"], _rounds(f["every_run"], r["connections"], s)] for r in f["ratios"]]),
         "",
+    ]
+    spread = max(
+        (1 - min(rs) / max(rs)) * 100
+        for v in ("before", "now")
+        for count in {r["connections"] for r in f["ratios"]}
+        if len(rs := [r["rps"] for r in f["every_run"][v] if r["connections"] == count]) > 1
+    ) if f["settings"]["rounds"] > 1 else None
+    if spread is not None:
+        lines += [
+            f"Between the rounds of one and the same checkout, at one connection count, requests/s differed by up to "
+            f"{spread:.0f}% in this run: a difference between the two checkouts smaller than that is noise.",
+            "",
+        ]
+    cpu = f.get("cpu_per_ack")
+    if cpu:
+        best = f["cpu_per_ack_best_us"]
+        lines += [
+            f"CPU per ack, each checkout's `bot.wsgi.create_application()` called in-process with the same signed "
+            f"command (µs, {len(cpu['before'])} processes of each, alternating): "
+            + "; ".join(f"{s[v]}: {', '.join(format(r['cpu_us'], '.0f') for r in cpu[v])} (best {best[v]:.0f})"
+                        for v in ("before", "now"))
+            + f". Ratio of the best: {best['now'] / best['before']:.2f}.",
+            "",
+        ]
+    lines += [
         "| target | measured | met |",
         "|---|---|---|",
         *[f"| {_md(t['target'])} | {_md(t['measured'])} | {_met(t['met'])} |" for t in f["targets"]],
@@ -526,34 +560,54 @@ def _refactor(results_dir: Path, smoke: bool) -> list[str]:
 # piece of the target's text. Shown under the target only while it is missed.
 EXPLANATIONS: dict[str, dict[str, str]] = {
     "ack_path": {
-        ">= 3x reference (a)": (
-            "Reference (a) is not limited by CPU but by Bolt's ack poll (the request thread sleeps 10 ms at a time "
-            "until the listener has acked), so it runs at about the same rate on any machine (~900/s here, 960/s in "
-            "docs/slack-platform.md §4.6). CPU-bound servers run at a half to a third of the reference figures "
-            "on this machine: "
-            "the floor (c) itself reaches only ~1.4-2x (a) at 10 and 50 connections, and (b), bare Bolt with "
-            "`process_before_response=True`, ~1.1-1.5x. No Bolt app can be 3x (a) here at 10 or 50 connections; "
-            "at 2 connections, where (a) is held to 2 requests per 10 ms, the bot is well over 3x. Compare it with "
-            "(b) and (c) instead."
+        ">= 5x reference (a)": (
+            "Reference (a) on gunicorn is held by Bolt's 10 ms ack poll, not by CPU (docs/slack-platform.md §4.4): "
+            "16 threads each waiting at least 10 ms allow ~1,600/s, and it ran at ~900/s at 10 connections and "
+            "~1,260/s at 50 (at 2 connections, 2 acks per 10 ms, ~180/s, and there the bot is well over 5x). "
+            "5x that is 4,500-6,300/s. On this 2-core machine, shared with wrk and with other test runs, no Bolt "
+            "app gets there: bare Bolt with `process_before_response=True` under the same granian (b) reached "
+            "~4,000 and ~4,800/s (4.4x and 3.8x), the bot, which does more per ack (next note), ~2,100-2,500/s. "
+            "In-process the bot's ack costs ~210 µs of CPU and bare Bolt's ~115 µs; 5x (a) at 50 connections "
+            "leaves ~160 µs per request for granian and the app together. Only the floor (c), which does no Bolt "
+            "work, clears it (11,000-15,000/s)."
         ),
-        ">= 0.7x the floor (c)": (
-            "What the bot does beyond (b) is answer: it parses the text, looks at the cache, renders the list and "
-            "sends ~1.3 kB of Block Kit JSON in the ack, where (b) and (c) send an empty 200. In-process (the WSGI "
-            "app called 3,000 times, no server, cProfile), the bot costs ~290 µs of CPU per request against ~190 µs "
-            "for bare Bolt acking the same message; the rest of a request (~600 µs here) is gunicorn and Bolt, the "
-            "same for (b). py-spy on the worker under wrk (10 connections, `--gil`) puts gunicorn's parsing and "
-            "writing and Bolt's dispatch at most of the GIL time and the bot's own code (matcher, cache peek, "
-            "rendering) under a tenth. (b) is ~0.75x (c) here, so 0.7x (c) leaves the bot almost nothing for the "
-            "answer itself; it reaches ~0.75-0.95x (b). The lazy listener that used to cost half the throughput is "
-            "gone (see the findings below)."
+        ">= 0.8x reference (b), both under granian": (
+            "The bot does more than bare Bolt per ack, and granian, which costs tens of µs per request where "
+            "gunicorn costs ~500, no longer hides it. In-process (each app's dispatch called 2,000 times in one "
+            "process, best of 5, no server): the bot ~207 µs of CPU per ack, its WSGI edge (bot/web.py: headers, "
+            "its own signature check, shape check) ~8 µs more; bare Bolt acking with nothing ~115 µs, bare Bolt "
+            "acking with the bot's same 1.3 kB message ~134 µs. The ~75 µs over the latter is the bot's listener "
+            "code: under cProfile the `answerable_in_ack` matcher (handlers/commands.py) is a fifth of the "
+            "dispatch (Bolt's kwargs injection, which runs three times per command in the bot and twice in (b), "
+            "the command parse, the cache peek), and `ack_with_answer` another fifth (`languages_message`, which "
+            "copies the cached blocks in bot/blocks.py `_copy`, and the JSON of the answer). py-spy (`--gil`, "
+            "200 Hz, on the granian worker under wrk at 10 and 50 connections) finds the GIL held ~63% of the "
+            "time for the bot and ~65% for (b): both are short of CPU on this machine alike, not GIL-bound, and "
+            "the bot needs ~1.6-1.8x (b)'s CPU per ack. The ratio also falls with connections (0.75x, 0.63x, "
+            "0.44x here, while the load average rose from 1.9 to 5.9 with other test runs), more than the CPU "
+            "per ack explains; not analysed further. Candidates, in handlers/ and bot/blocks.py (not changed "
+            "here): the matcher as a Bolt `ListenerMatcher` reading the request directly (no kwargs injection), "
+            "and the ack's JSON kept with the cached list (rendered once per refresh, not per command)."
         ),
-        "p50 < 2 ms": (
-            "The bot's p50 at 2 connections sits at the 2 ms line on this machine: 1.76, 1.99 and 2.02 ms in three "
-            "runs. Here the floor (c) alone takes ~1.1 ms and (b) ~1.5 ms "
-            "(docs/slack-platform.md §4.6: 0.44 and 0.56 ms), so a "
-            "2 ms bound leaves the bot about 0.5 ms over (b) for parsing, the cache and a 1.3 kB answer, which is "
-            "what it spends (see the note on (c) for where the time goes). Scaled by this machine's (b), the same "
-            "code would be at ~0.8 ms on the reference machine."
+        ">= 0.8x reference (b), both under gunicorn": (
+            "Under gunicorn, whose own cost is ~500 µs per request, the bot's extra ~75-90 µs per ack "
+            "(see the note above) puts it at ~0.85x (b) when the machine is quiet, so the ratio sits at the "
+            "0.8 line and moves with the load of the other test runs (0.74-0.85x in this run; 1.18x in a quiet "
+            "smoke run). The bot no longer runs under gunicorn; this pair is here for the server comparison."
+        ),
+        "p50 < 1 ms": (
+            "At 2 connections a p50 is about two acks' CPU (~0.2-0.3 ms each with granian) plus scheduling on a "
+            "shared core; on this machine it moved between 0.6 and 0.9 ms from run to run."
+        ),
+    },
+    "start_size": {
+        "RSS per worker": (
+            "Under granian a worker is forked from a master that has imported the whole bot (bot/serve.py imports "
+            "the composition root at module level, and the master checks the token before `Granian.serve`): the "
+            "master is ~65 MB RSS, gunicorn's was ~43 MB. Each worker's RSS counts those pages, shared with the "
+            "master copy-on-write, so it reads ~13 MB more than under gunicorn (72.6 MB in the previous run). What "
+            "a worker costs is its PSS (shared pages split between the processes): ~57 MB, as under gunicorn "
+            "(~56 MB). By PSS the target holds; by RSS as it reads, not."
         ),
     },
 }
@@ -562,7 +616,8 @@ NO_EXPLANATION = "Not analysed yet: see the figures above and the JSON in bench/
 FINDINGS: list[str] = [
     "## What the runs and the profiles found",
     "",
-    "**The ack path started a lazy listener that did nothing, and it cost half the throughput (fixed).** "
+    "**The ack path started a lazy listener that did nothing, and it cost half the throughput (fixed; measured "
+    "under gunicorn, before the move to granian).** "
     "handlers/commands.py registered one listener, `ack=ack_command, lazy=[answer_command]`; when the ack carried "
     "the answer, `answer_command` returned at once, but Bolt starts every lazy function of the listener that "
     "matched: `ThreadListenerRunner._start_lazy_function` deep-copies the request (`create_copy(request."
@@ -577,14 +632,40 @@ FINDINGS: list[str] = [
     "Before and after, interleaved in one run on this machine (best of 3 × 5 s): 602 → 1,068 requests/s at 2 "
     "connections (p50 3.20 → 1.76 ms), 598 → 977 at 10, 568 → 923 at 50.",
     "",
-    "**The absolute figures are lower than those of docs/slack-platform.md §4.6.** "
-    "On this shared 2-core virtual machine the "
-    "CPU-bound servers run at a half to a third of the reference rates ((c) ~1,700/s against 4,400/s, (b) "
-    "~1,300/s against 3,400/s), while (a), held by Bolt's 10 ms ack poll and not by CPU, runs at the reference "
-    "rate. Part of it is gunicorn 27's gthread worker: the same servers under gunicorn 23.0.0 (pyproject allows "
-    ">=23,<28; 27.0.1 is installed), interleaved in one run, did 20-30% more requests/s for (c) and 10-15% more "
-    "for the bot. Ratios measured within one run (the servers side by side, runs interleaved) are what to "
-    "compare.",
+    "**The server is now most of the difference (granian instead of gunicorn).** The same apps, side by side "
+    "in one run (see \"Choosing the HTTP server\"): the floor (c), almost only server, runs ~5x faster under "
+    "granian, bare Bolt (b) ~2-3x, the bot ~1.5-2x: the more Python an app runs per request, the less the "
+    "server's share, so the bot's own code (the notes under section 1) is now what bounds its rate.",
+    "",
+    "**Bare Bolt with its defaults is slower under granian than under gunicorn.** Reference (a) polls for its "
+    "ack every 10 ms in the request thread (docs/slack-platform.md §4.4), so a worker serves at most threads ÷ "
+    "10 ms: granian's 4 blocking threads (`bot.serve.BLOCKING_THREADS`) gave ~370/s at 10 and 50 connections, "
+    "with a p50 of ~136 ms at 50, against ~900-1,260/s with gunicorn's 16 threads. The bot runs Bolt with "
+    "`process_before_response=True`, so the poll never happens to it; an app on Bolt's defaults would need more "
+    "blocking threads under granian.",
+    "",
+    "**The absolute figures differ from those of docs/slack-platform.md §4.6.** Those are gunicorn (1 worker × "
+    "10 threads) on another 2-core machine. Here, under gunicorn, the CPU-bound references run at about half of "
+    "them ((c) 2,100-3,200/s against 4,170-4,820/s; (b) ~1,600/s against ~3,400/s), while (a), held by the poll "
+    "and not by CPU, runs at about the same rate (~900/s at 10 connections against 960/s). Part of it is "
+    "gunicorn 27's gthread worker: the same servers under gunicorn 23.0.0, in an earlier run, did 20-30% more "
+    "requests/s for (c) and 10-15% more for the bot. Under granian (c) runs at 11,000-15,000/s and (b) at "
+    "3,100-4,800/s. The machine is shared with other test runs (the load average rose from 1.9 to 5.9 during the "
+    "ack-path runs), so compare ratios measured within one run, not absolute figures across runs.",
+    "",
+    "**granian hands every request a copy of the process environment.** Its WSGI environ is `dict(os.environ) "
+    "| scope` (granian/wsgi.py), so each request's environ holds SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN, "
+    "DATABASE_URL and the rest; and bot/web.py's `_headers` turns every environ key starting with `HTTP_` into a "
+    "request header for Bolt, so a process variable such as `HTTP_PROXY` reaches Bolt as a `proxy` header (a "
+    "real request header of the same name wins). It costs ~5 µs per request here (the edge walks ~60 keys "
+    "instead of ~10), which the figures do not show; it would matter if anything logged or reported the "
+    "environ. Not changed here (bot/web.py).",
+    "",
+    "**A worker's RSS rises by ~20 MB on 1 MiB bodies, and stays.** In the front door, 240 unsigned bodies of up "
+    "to 1 MiB, 4 at a time, took the granian worker from ~81 to ~101 MB (gunicorn's from ~75 to ~94 MB); the "
+    "50 MB POST then added nothing. The edge reads a body of up to 1 MiB, decodes it and checks it; the memory "
+    "freed afterwards stays with the process (the allocator's per-thread arenas). It is bounded by the 1 MiB "
+    "cap times the threads, not by the number of requests.",
     "",
     "**During a Desk outage, refreshes queued everyone behind back-to-back timeouts (fixed).** A `refresh` "
     "used to discard the negatively cached error (bot/desk/cache.py, and the same in bot/shared/cache.py), so "
@@ -599,16 +680,16 @@ FINDINGS: list[str] = [
     "answered. It now retries a 5xx three times and a 429 once, within Slack's five uses of a response_url: "
     "2,000/2,000 answered exactly once.",
     "",
-    "**Memory grows by ~23 MB per worker on the first commands, then stays flat.** Most of it is the language-name "
-    "tables of `language_data` (~18 MB, loaded by the first `language_name()` call while rendering); from the "
-    "100th to the 1,000th command a worker grows by under 1 MB.",
+    "**Memory grows by ~25 MB per worker on the first commands, then stays flat.** Most of it is the "
+    "language-name tables of `language_data` (~18 MB, loaded by the first `language_name()` call while "
+    "rendering); from the 100th to the 1,000th command a worker grows by about 1 MB.",
     "",
     "**Test tooling.** FakeSlack (bot/slack_sandbox.py) listened with socketserver's default backlog of 5: when "
     "a Desk timeout ends and a hundred lazy listeners reply at once, the bot's posts were reset and retried a "
     "second later, which made 16 of 600 replies look late in an early hung-upstream run. The fake now listens "
     "with a backlog of 1,024. gunicorn 27 opens a control socket at `$XDG_RUNTIME_DIR/gunicorn.ctl` (or "
-    "`~/.gunicorn/gunicorn.ctl`), shared by every gunicorn on the host; the harness gives each server its own "
-    "directory.",
+    "`~/.gunicorn/gunicorn.ctl`), shared by every gunicorn on the host; the harness gives each server (the "
+    "references under gunicorn) its own directory, and every server under test listens on 127.0.0.1 only.",
     "",
 ]
 
