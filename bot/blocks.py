@@ -479,6 +479,11 @@ _DIGEST_USAGE = (
 )
 
 
+_MANAGE_USAGE = (
+    ("add TAG", "add a language to the chatbot (admins; asks to confirm)"),
+    ("remove TAG", "remove a language (admins; asks to confirm)"),
+    ("history", "the last 20 language changes made through the bot"),
+)
 _APPS_USAGE = (
     ("apps", "every Desk app this bot serves, with its language count and default"),
     ("compare [APP] [APP]", "what differs between two apps' languages"),
@@ -502,6 +507,7 @@ def _usage_frozen(command: str, apps: tuple[str, ...] = ()) -> Message:
     ] if len(apps) > 1 else []
     blocks = [
         section(f"*Usage*\n{rows(_USAGE)}"),
+        section(f"*Changing languages*\n{rows(_MANAGE_USAGE)}"),
         *several,
         section(
             "*Channel digest*: the list posted here on a schedule. `[tz]` is a time zone "

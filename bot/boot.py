@@ -36,7 +36,7 @@ from bot.desk.client import readiness_time_limit
 from bot.desk.readiness import READINESS, ReadinessReport
 from bot.desk.sandbox import SANDBOX_ADMINS, SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, sample_for_app
 from bot.digests.service import DigestService, posting_client
-from bot.digests.store import DATABASE_ERRORS, DigestStore
+from bot.digests.store import DATABASE_ERRORS, DigestStore, create_db_engine
 from bot.digests.ticker import DigestTicker
 from bot.logs import configure_logging
 from bot.management.admins import AdminDirectory, AdminList
@@ -336,6 +336,17 @@ def build_bot(settings: Settings, *, socket_mode: bool = False) -> Bot:
     except Exception as error:  # noqa: BLE001  auth.test refused, or Slack unreachable
         raise slack_boot_error(error) from None
     return Bot(settings=settings, web_client=web_client, deps=deps, slack=slack)
+
+
+def build_cli_manager(settings: Settings) -> tuple[LanguageManager, tuple[DeskApp, ...]]:
+    """The language manager for `python -m bot add|remove` (no Bolt app; audit lines need a token)."""
+    apps = build_desk_apps(settings)
+    web_client = build_web_client(settings)
+    store = ChangeStore(create_db_engine(settings.database_url.value))
+    manager = build_language_manager(settings, apps, web_client, store)
+    if settings.slack_bot_token is None:
+        manager = LanguageManager(apps, store, manager.admins)  # no token: the audit stays in the database
+    return manager, apps
 
 
 def build_cli_digests(settings: Settings) -> DigestService:

@@ -90,6 +90,47 @@ def cmd_apps(args: argparse.Namespace) -> int:
     return EXIT_DESK if failed else EXIT_OK
 
 
+def cmd_change(args: argparse.Namespace) -> int:
+    """`add TAG` / `remove TAG`: the same checks as in Slack, a confirmation on the terminal
+    (or --yes), one write, recorded in the audit trail with the OS user as who."""
+    import getpass
+    import re
+
+    from bot.boot import build_cli_manager, load_configuration
+
+    settings = load_configuration()
+    manager, apps = build_cli_manager(settings)
+    app = next((a for a in apps if a.name == (args.app or apps[0].name)), None)
+    if app is None:
+        names = ", ".join(a.name for a in apps)
+        raise ConfigError("--app", f"{args.app!r} is not one of this bot's apps", f"Use one of {names}.")
+
+    def plain(mrkdwn: str) -> str:
+        return re.sub(r"[`*_]", "", mrkdwn).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+    tag, problem = manager.check(app, args.command, args.tag)
+    if problem is not None or tag is None:
+        print(f"error: {plain(problem or 'nothing to change')}", file=sys.stderr)
+        return EXIT_DESK if problem and problem.startswith("Couldn't read") else EXIT_CONFIG
+    verb, preposition = ("Add", "to") if args.command == "add" else ("Remove", "from")
+    question = (
+        f"{verb} {tag} {preposition} {app.render.title} (SDKAppID {app.client.sdkappid}, {app.render.region})? "
+        "It takes effect in production at once. [y/N] "
+    )
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("error: not on a terminal, so nothing to confirm with: add --yes to go ahead", file=sys.stderr)
+            return EXIT_CONFIG
+        if input(question).strip().lower() not in ("y", "yes"):
+            print("cancelled: nothing was sent to Desk")
+            return EXIT_OK
+    outcome = manager.apply_from_cli(app, f"cli:{getpass.getuser()}", args.command, tag)
+    print(outcome.describe())
+    if outcome.error is not None and not outcome.applied:
+        print(f"what to do: {outcome.error.hint}", file=sys.stderr)
+    return EXIT_OK if outcome.applied else EXIT_DESK
+
+
 def _error_json(error: DeskError) -> dict[str, object]:
     return {"code": error.code, "meaning": error.meaning, "hint": error.hint}
 
@@ -204,6 +245,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "demo": (cmd_demo, "try the whole bot locally: emulated Desk, stand-in Slack, real app"),
     "languages": (cmd_languages, "print the Desk chatbot's languages (--app X, --all)"),
     "apps": (cmd_apps, "print every configured Desk app with its language count and default"),
+    "add": (cmd_change, "add a language to the chatbot (asks to confirm; --yes to skip)"),
+    "remove": (cmd_change, "remove a language from the chatbot (asks to confirm; --yes to skip)"),
     "serve": (cmd_serve, "serve Slack over HTTP (granian) on $PORT"),
     "socket": (cmd_socket, "serve Slack over Socket Mode (no public URL needed)"),
     "digest": (cmd_digest, "post due channel digests (--due) or one now (--channel C123)"),
@@ -223,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     languages.add_argument("--refresh", action="store_true", help="bypass the cache")
     languages.add_argument("--app", help="the app's name (DESK_APPS); default: the first")
     languages.add_argument("--all", action="store_true", help="every app, one table each")
+    for change in ("add", "remove"):
+        parser_ = sub.choices[change]
+        parser_.add_argument("tag", help="the language tag, e.g. vi")
+        parser_.add_argument("--app", help="the app's name (DESK_APPS); default: the first")
+        parser_.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     demo = sub.choices["demo"]
     demo.add_argument("text", nargs="*", help="what follows /desk-languages, e.g. share or help")
     demo.add_argument("--json", action="store_true", help="print the Block Kit payload")

@@ -14,6 +14,7 @@ from bot.blocks import AppResult, RenderContext
 from bot.config import Settings
 from bot.desk import DeskClient, DeskError, LanguageList
 from bot.digests.service import DigestService
+from bot.management.service import LanguageManager
 from bot.response_url import ResponseSender
 
 
@@ -34,6 +35,7 @@ class BotDeps:
     apps: tuple[DeskApp, ...]
     responder: ResponseSender
     digests: DigestService | None = None
+    manager: LanguageManager | None = None
 
     @property
     def default_app(self) -> DeskApp:

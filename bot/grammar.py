@@ -29,11 +29,14 @@ class Action(StrEnum):
     DIGEST = "digest"
     APPS = "apps"
     COMPARE = "compare"
+    ADD = "add"
+    REMOVE = "remove"
+    HISTORY = "history"
     UNKNOWN = "unknown"
 
 
-OPTIONS = ("share", "refresh", "default", "help", "digest", "apps", "compare")
-TAKES_ARGS = (Action.DIGEST, Action.COMPARE)  # the rest of the text is theirs
+OPTIONS = ("share", "refresh", "default", "help", "digest", "apps", "compare", "add", "remove", "history")
+TAKES_ARGS = (Action.DIGEST, Action.COMPARE, Action.ADD, Action.REMOVE)  # the rest of the text is theirs
 
 
 @dataclass(frozen=True)

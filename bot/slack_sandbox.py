@@ -185,6 +185,7 @@ class FakeSlack:
         self._calls: list[Recorded] = []
         self._scripts: dict[str, list[_Script]] = {}
         self._messages: dict[str, list[dict[str, Any]]] = {}
+        self.usergroups: dict[str, list[str]] = {}  # usergroups.users.list: group ID -> member IDs
         self._last_ts_micros = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -538,8 +539,15 @@ class FakeSlack:
             },
         }
 
+    def _usergroup_members(self, body: dict[str, Any]) -> dict[str, Any]:
+        group = str(body.get("usergroup") or "")
+        if group not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(self.usergroups[group])}
+
     _methods: ClassVar[dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]]] = {
         "auth.test": _auth_test,
+        "usergroups.users.list": _usergroup_members,
         "chat.postMessage": _post_message,
         "chat.update": _update,
         "conversations.history": _history,

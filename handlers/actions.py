@@ -14,7 +14,8 @@ from slack_sdk import WebClient
 
 from bot import blocks
 from bot.deps import BotDeps
-from handlers.answers import languages_reply
+from bot.management.messages import CANCEL_ACTION, CONFIRM_ACTION
+from handlers.answers import UNEXPECTED, languages_reply
 from handlers.home import publish_home
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,27 @@ def register(app: App, deps: BotDeps) -> None:
             message = {**message, "blocks": [*message["blocks"], note][: blocks.MAX_BLOCKS]}
         deps.responder.send(response_url, message, response_type="in_channel", replace_original=False)
 
+    def decide(body: dict[str, Any]) -> None:
+        """Confirm or Cancel on a language change: the result replaces the confirmation."""
+        action = (body.get("actions") or [{}])[0]
+        request_id, user = str(action.get("value") or ""), str(body.get("user", {}).get("id") or "")
+        response_url = body.get("response_url")
+        if deps.manager is None or not response_url:
+            return
+        try:
+            if action.get("action_id") == CONFIRM_ACTION:
+                message = deps.manager.confirm(request_id, user)
+            else:
+                message = deps.manager.cancel(request_id, user)
+        except Exception:  # the user gets an apology; the log gets the details
+            log.exception("Unexpected failure while deciding a language change")
+            message = blocks.notice_message(UNEXPECTED.replace("fetching the Desk languages", "applying the change"))
+        deps.responder.send(response_url, message, replace_original=True)
+
     app.action(blocks.REFRESH_ACTION)(ack=ack_now, lazy=[refresh])
     app.action(blocks.SHARE_ACTION)(ack=ack_now, lazy=[share])
+    app.action(CONFIRM_ACTION)(ack=ack_now, lazy=[decide])
+    app.action(CANCEL_ACTION)(ack=ack_now, lazy=[decide])
 
 
 def _app_of(body: dict[str, Any]) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext
 
 from bot import blocks
-from bot.deps import BotDeps
+from bot.deps import BotDeps, DeskApp
 from bot.grammar import COMMAND, Action, parse_command
 from handlers.answers import UNEXPECTED, apps_reply, compare_reply, languages_reply
 
@@ -69,6 +69,8 @@ def register(app: App, deps: BotDeps) -> None:
             message = apps_reply(deps.apps)
         elif parsed.action is Action.COMPARE:
             message = compare_reply(deps.apps, parsed.args)
+        elif parsed.action in (Action.ADD, Action.REMOVE, Action.HISTORY):
+            message = change_answer(deps, command, parsed.action, deps.app(parsed.app), parsed.args)
         else:
             reply = languages_reply(
                 deps.app(parsed.app),
@@ -82,6 +84,19 @@ def register(app: App, deps: BotDeps) -> None:
 
     app.command(COMMAND, matchers=[answerable_in_ack])(ack_with_answer)
     app.command(COMMAND)(ack=ack_silently, lazy=[answer_command])
+
+
+def change_answer(deps: BotDeps, command: dict[str, Any], action: Action, app: DeskApp, args: str) -> dict[str, Any]:
+    """`add TAG`, `remove TAG` (a confirmation, or why not) and `history`."""
+    if deps.manager is None:
+        return blocks.notice_message("Changing languages is not available in this installation.")
+    try:
+        if action is Action.HISTORY:
+            return deps.manager.history(app)
+        return deps.manager.request(app, command.get("user_id", ""), action.value, args)
+    except Exception:  # the user gets an apology; the log gets the details
+        log.exception("Unexpected failure in a language change command")
+        return blocks.notice_message(UNEXPECTED.replace("fetching the Desk languages", "preparing the change"))
 
 
 def digest_answer(deps: BotDeps, command: dict[str, Any], args: str) -> dict[str, Any]:

@@ -152,6 +152,7 @@ class RedisCache(Generic[V]):
         self._store_and_unlock = client.register_script(_STORE_AND_UNLOCK)
         self._unlock = client.register_script(_UNLOCK)
         connection.on_recovery(self._invalidate_on_recovery)
+        _listener_for(connection).register(self.fresh_key, self._forget_local)
 
     # --- Cache --------------------------------------------------------------------------
     def get(self, load: Callable[[], V], *, newer_than: float | None = None) -> V | DeskError:
@@ -217,8 +218,16 @@ class RedisCache(Generic[V]):
         if self._connection.usable():
             self._delete_fresh()
 
+    def _forget_local(self) -> None:
+        """Another process invalidated this value: drop what this process holds of it (peek's copy
+        included, so an answer in a Slack ack does not show the old value)."""
+        self._local.invalidate()
+        with self._mutex:
+            self._seen_fresh = None
+
     def _delete_fresh(self) -> None:
-        """Delete `fresh` in Redis if it holds nothing newer than the pending invalidation."""
+        """Delete `fresh` in Redis if it holds nothing newer than the pending invalidation, and
+        tell every other process (pub/sub) to drop its own copy."""
         with self._mutex:
             since = self._invalidated_at
         if since is None:
@@ -228,6 +237,7 @@ class RedisCache(Generic[V]):
             held = self._decode(client.get(self.fresh_key), max_age=self._ttl)
             if held is None or held[1] <= since:
                 client.delete(self.fresh_key)
+            client.publish(INVALIDATIONS, self.fresh_key)
         except redis.RedisError as error:
             self._connection.failed(error, "cache invalidation")
             return
@@ -380,6 +390,59 @@ class RedisCache(Generic[V]):
         if not (now - max_age - CLOCK_SKEW <= found[1] <= now + CLOCK_SKEW):
             return None
         return found
+
+
+INVALIDATIONS = "desk:cache:invalidated"  # pub/sub channel: the `fresh` key another process invalidated
+
+
+class _InvalidationListener:
+    """One daemon thread per Redis connection, subscribed to INVALIDATIONS, that tells the caches
+    of this process which value another process invalidated. A message lost while Redis is down
+    costs at most the value's TTL (the `fresh` key itself is gone already)."""
+
+    def __init__(self, connection: RedisConnection) -> None:
+        self._connection = connection
+        self._callbacks: dict[str, list[Callable[[], None]]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def register(self, key: str, callback: Callable[[], None]) -> None:
+        with self._lock:
+            self._callbacks.setdefault(key, []).append(callback)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="cache-invalidations", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                pubsub = self._connection.client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(INVALIDATIONS)
+                while True:
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self._deliver(message.get("data"))
+            except (redis.RedisError, OSError, ValueError):
+                time.sleep(1.0)  # Redis is down or restarting: subscribe again shortly
+
+    def _deliver(self, data: Any) -> None:
+        key = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+        with self._lock:
+            callbacks = list(self._callbacks.get(key, ()))
+        for callback in callbacks:
+            callback()
+
+
+_listeners: dict[int, _InvalidationListener] = {}
+_listeners_lock = threading.Lock()
+
+
+def _listener_for(connection: RedisConnection) -> _InvalidationListener:
+    with _listeners_lock:
+        listener = _listeners.get(id(connection))
+        if listener is None:
+            listener = _listeners[id(connection)] = _InvalidationListener(connection)
+        return listener
 
 
 def _satisfies(result: CachedValue | DeskError, newer_than: float | None) -> bool:

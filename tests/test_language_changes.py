@@ -1,0 +1,325 @@
+"""Adding and removing languages from Slack, end to end over real sockets: the Desk emulator, the real
+Slack app on loopback, FakeSlack (with usergroups.users.list), signed commands and signed clicks."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from bot.desk.sandbox import SANDBOX_KEY, DeskEmulator, Fault
+from bot.management.messages import CANCEL_ACTION, CONFIRM_ACTION
+from bot.slack_sandbox import SANDBOX_USER_ID, FakeSlack, block_action_body, sign, slash_command_body
+from tests.support.environment import make_settings
+from tests.support.slack_harness import BOT_TOKEN, SIGNING_SECRET, BotUnderTest, Reply, slack_env, texts
+
+ADMIN = SANDBOX_USER_ID  # the harness's commands come from this user
+OTHER = "U0NOTADMIN"
+GROUP, GROUP_MEMBER = "S0LANGOPS", "U0GROUPIE"
+AUDIT = "C0AUDIT"
+
+
+@pytest.fixture
+def desk() -> Iterator[DeskEmulator]:
+    with DeskEmulator(languages=[("en", 1), ("zh", 0), ("ja", 0)], rate_limit=50) as emulator:
+        yield emulator
+
+
+def start(desk: DeskEmulator, slack: FakeSlack, **env: str) -> BotUnderTest:
+    environ = {"DESK_ADMINS": f"{ADMIN},{GROUP}", "DESK_AUDIT_CHANNEL": AUDIT, **env}
+    return BotUnderTest(make_settings(desk, **slack_env(slack, **environ)), slack, desk)
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack(token=BOT_TOKEN) as fake:
+        fake.usergroups[GROUP] = [GROUP_MEMBER]
+        yield fake
+
+
+@pytest.fixture
+def bot(desk: DeskEmulator, slack: FakeSlack) -> Iterator[BotUnderTest]:
+    served = start(desk, slack)
+    yield served
+    served.close()
+
+
+def command_as(bot: BotUnderTest, user: str, text: str, prefix: str = "cmd") -> dict[str, Any]:
+    name = bot.new_name(prefix)
+    body = slash_command_body(text, response_url=bot.slack.response_url(name), user_id=user)
+    reply = bot.send(body, name)
+    assert reply.status == 200 and reply.ack is None  # acked at once, answered later
+    return bot.reply(name)
+
+
+def button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
+    for block in message.get("blocks") or []:
+        for element in block.get("elements") or []:
+            if element.get("action_id") == action_id:
+                return dict(element)
+    raise AssertionError(f"no {action_id} button in {json.dumps(message)[:300]}")
+
+
+def click(
+    bot: BotUnderTest, message: dict[str, Any], action_id: str, user: str = ADMIN, prefix: str = "click"
+) -> Reply:
+    name = bot.new_name(prefix)
+    value = button(message, action_id)["value"]
+    body = block_action_body(action_id, response_url=bot.slack.response_url(name), value=value, user_id=user)
+    return bot.send(body, name)
+
+
+def writes(desk: DeskEmulator) -> list[str]:
+    return [call.api for call in desk.calls if call.api in ("robot_add_language", "robot_del_language")]
+
+
+# --- the happy paths -------------------------------------------------------------------------------
+
+
+def test_an_admin_adds_a_language_end_to_end(bot: BotUnderTest, desk: DeskEmulator, slack: FakeSlack) -> None:
+    confirmation = command_as(bot, ADMIN, "add vi")
+    shown = texts(confirmation)
+    assert "Add Vietnamese (`vi`) to" in shown and "SDKAppID" in shown and "production at once" in shown
+    assert button(confirmation, CONFIRM_ACTION)["style"] == "primary"
+    assert writes(desk) == []  # nothing is sent before the click
+    reply = click(bot, confirmation, CONFIRM_ACTION)
+    assert reply.status == 200 and reply.elapsed < 3.0
+    (result,) = bot.replies(reply.name)
+    assert result.get("replace_original") is True
+    assert "Vietnamese (vi) was added." in texts(result) and "• Vietnamese (`vi`)" in texts(result)
+    assert writes(desk) == ["robot_add_language"]
+    assert ("vi", 0) in desk.languages
+    (line,) = slack.messages(AUDIT)
+    assert f"<@{ADMIN}> added Vietnamese" in texts(line) and "applied" in texts(line)
+    history = texts(command_as(bot, ADMIN, "history"))
+    assert "added Vietnamese (`vi`)" in history and "applied" in history
+
+
+def test_removing_asks_for_a_danger_confirmation_and_removes(bot: BotUnderTest, desk: DeskEmulator) -> None:
+    desk.set_faq("ja", [])  # Desk refuses to delete a language that still has FAQ questions (-50056)
+    confirmation = command_as(bot, ADMIN, "remove ja")
+    confirm = button(confirmation, CONFIRM_ACTION)
+    assert confirm["style"] == "danger" and confirm["confirm"]["title"]["text"] == "Remove a language?"
+    result = bot.reply(click(bot, confirmation, CONFIRM_ACTION).name)
+    assert "Japanese (ja) was deleted." in texts(result)
+    assert ("ja", 0) not in desk.languages and writes(desk) == ["robot_del_language"]
+
+
+def test_a_group_member_is_an_admin_through_usergroups(bot: BotUnderTest, desk: DeskEmulator, slack: FakeSlack) -> None:
+    confirmation = command_as(bot, GROUP_MEMBER, "add vi")
+    assert "Add Vietnamese" in texts(confirmation)
+    bot.reply(click(bot, confirmation, CONFIRM_ACTION, user=GROUP_MEMBER).name)
+    assert writes(desk) == ["robot_add_language"]
+    assert len(slack.calls("usergroups.users.list")) == 1  # cached across the command and the click
+
+
+# --- who may -------------------------------------------------------------------------------------------
+
+
+def test_a_non_admin_command_is_refused_naming_who_can(bot: BotUnderTest, desk: DeskEmulator) -> None:
+    shown = texts(command_as(bot, OTHER, "add vi"))
+    assert "Only these people can change" in shown and f"<@{ADMIN}>" in shown and f"<!subteam^{GROUP}>" in shown
+    assert desk.calls == []
+
+
+def test_a_non_admin_click_is_refused_and_leaves_the_confirmation_usable(bot: BotUnderTest, desk: DeskEmulator) -> None:
+    confirmation = command_as(bot, ADMIN, "add vi")
+    refused = bot.reply(click(bot, confirmation, CONFIRM_ACTION, user=OTHER).name)
+    assert "Only these people" in texts(refused) and writes(desk) == []
+    bot.reply(click(bot, confirmation, CONFIRM_ACTION).name)
+    assert writes(desk) == ["robot_add_language"]
+
+
+def test_without_admins_management_is_off_and_says_which_variable(desk: DeskEmulator, slack: FakeSlack) -> None:
+    bot = start(desk, slack, DESK_ADMINS="")
+    try:
+        shown = texts(command_as(bot, ADMIN, "add vi"))
+    finally:
+        bot.close()
+    assert "is off" in shown and "`DESK_ADMINS`" in shown and desk.calls == []
+
+
+# --- validation before anything is sent -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("add zh-CN", "Did you mean `zh`"),
+        ("add tl", "Did you mean `fil`"),
+        ("add vietnamese", "Did you mean `vi`"),
+        ("add klingon", "not a language Desk's chatbot supports"),
+        ("add ja", "already one of the chatbot's languages"),
+        ("remove vi", "not one of the chatbot's languages"),
+        ("remove en", "is the default language"),
+        ("add", "Name the language to add"),
+    ],
+)
+def test_validation_answers_before_any_write(bot: BotUnderTest, desk: DeskEmulator, text: str, says: str) -> None:
+    assert says in texts(command_as(bot, ADMIN, text))
+    assert writes(desk) == []
+
+
+def test_adding_past_the_limit_says_how_many_and_the_limit(bot: BotUnderTest, desk: DeskEmulator) -> None:
+    desk.set_languages([("en", 1), ("zh", 0), ("ja", 0), ("id", 0), ("fil", 0)])
+    bot.command("refresh")  # the bot sees the full list
+    shown = texts(command_as(bot, ADMIN, "add vi"))
+    assert "has 5 languages" in shown and "allows 5" in shown and writes(desk) == []
+
+
+# --- one effect per intent --------------------------------------------------------------------------------
+
+
+def test_a_double_click_writes_once(bot: BotUnderTest, desk: DeskEmulator) -> None:
+    confirmation = command_as(bot, ADMIN, "add vi")
+    first, second = click(bot, confirmation, CONFIRM_ACTION), click(bot, confirmation, CONFIRM_ACTION)
+    answers = [texts(bot.reply(first.name)), texts(bot.reply(second.name))]
+    assert writes(desk) == ["robot_add_language"]
+    assert sum("was added" in a for a in answers) == 1 and sum("already confirmed" in a for a in answers) == 1
+
+
+def test_two_processes_clicking_the_same_confirmation_write_once(
+    desk: DeskEmulator, slack: FakeSlack, tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    one, two = start(desk, slack, DATABASE_URL=database), start(desk, slack, DATABASE_URL=database)
+    try:
+        confirmation = command_as(one, ADMIN, "add vi", prefix="one")
+        value = button(confirmation, CONFIRM_ACTION)["value"]
+        bodies = [
+            (served, name, block_action_body(CONFIRM_ACTION, response_url=slack.response_url(name), value=value))
+            for served, name in ((one, "p1"), (two, "p2"), (one, "p3"), (two, "p4"))
+        ]
+        threads = [threading.Thread(target=served.send, args=(body, name)) for served, name, body in bodies]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        answers = [texts(one.reply(name)) for _, name, _ in bodies]
+    finally:
+        one.close()
+        two.close()
+    assert writes(desk) == ["robot_add_language"]
+    assert sum("was added" in a for a in answers) == 1
+
+
+def test_an_expired_confirmation_is_refused(desk: DeskEmulator, slack: FakeSlack) -> None:
+    bot = start(desk, slack)
+    try:
+        confirmation = command_as(bot, ADMIN, "add vi")
+        manager = bot.deps.manager
+        assert manager is not None
+        real_clock = manager._clock
+        manager._clock = lambda: real_clock() + 601  # ten minutes and a second later
+        shown = texts(bot.reply(click(bot, confirmation, CONFIRM_ACTION).name))
+    finally:
+        bot.close()
+    assert "expired" in shown and writes(desk) == []
+
+
+def test_cancel_sends_nothing_and_the_confirmation_is_spent(bot: BotUnderTest, desk: DeskEmulator) -> None:
+    confirmation = command_as(bot, ADMIN, "remove ja")
+    assert "nothing was sent to Desk" in texts(bot.reply(click(bot, confirmation, CANCEL_ACTION).name))
+    assert ("ja", 0) in desk.languages
+    assert "was cancelled" in texts(bot.reply(click(bot, confirmation, CONFIRM_ACTION).name))
+    assert writes(desk) == []
+
+
+def test_a_lost_answer_is_not_repeated_and_the_list_is_read_again(
+    bot: BotUnderTest, desk: DeskEmulator, slack: FakeSlack
+) -> None:
+    confirmation = command_as(bot, ADMIN, "add vi")
+    desk.inject(Fault(late=3.0, api="robot_add_language"))  # applied, but the answer comes too late
+    result = bot.reply(click(bot, confirmation, CONFIRM_ACTION).name, timeout=10)
+    assert "the list read again shows Vietnamese (vi) was added" in texts(result)
+    assert writes(desk) == ["robot_add_language"]  # never sent twice
+    assert "applied" in texts(slack.messages(AUDIT)[0])
+
+
+@pytest.mark.parametrize(
+    ("code", "hint"),
+    [
+        (-50042, "advanced edition"),
+        (-50051, "zh-TW"),
+        (-50052, "5"),
+        (-50055, "default"),
+        (-50056, "knowledge base"),
+    ],
+)
+def test_each_private_code_gets_its_hint(bot: BotUnderTest, desk: DeskEmulator, code: int, hint: str) -> None:
+    confirmation = command_as(bot, ADMIN, "add vi")
+    desk.inject(Fault(code=code, api="robot_add_language"))
+    shown = texts(bot.reply(click(bot, confirmation, CONFIRM_ACTION).name))
+    assert "was not added" in shown and f"`{code}`" in shown and hint in shown
+    assert "not-applied" in texts(command_as(bot, ADMIN, "history"))
+
+
+def test_the_cache_is_invalidated_across_two_processes_sharing_redis(
+    desk: DeskEmulator, slack: FakeSlack, redis_url: str, tmp_path: Path
+) -> None:
+    env = {"REDIS_URL": redis_url, "DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}"}
+    one, two = start(desk, slack, **env), start(desk, slack, **env)
+    try:
+        assert "Vietnamese" not in texts(two.warm())  # process two holds the list without vi
+        confirmation = command_as(one, ADMIN, "add vi", prefix="one")
+        one.reply(click(one, confirmation, CONFIRM_ACTION, prefix="one").name)
+        after = two.command("", name="two-after")
+        shown = texts(after.ack) if after.ack is not None else texts(two.reply(after.name))
+    finally:
+        one.close()
+        two.close()
+    assert "Vietnamese" in shown
+
+
+def test_no_secret_in_audit_lines_or_logs(
+    bot: BotUnderTest, slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    confirmation = command_as(bot, ADMIN, "add vi")
+    bot.reply(click(bot, confirmation, CONFIRM_ACTION).name)
+    audit = json.dumps([m for m in slack.messages(AUDIT)])
+    history = json.dumps(command_as(bot, ADMIN, "history"))
+    for secret in (BOT_TOKEN, SIGNING_SECRET, SANDBOX_KEY):
+        assert secret not in audit and secret not in history and secret not in caplog.text
+
+
+def test_an_unsigned_click_is_refused_before_anything(bot: BotUnderTest, desk: DeskEmulator) -> None:
+    body = block_action_body(CONFIRM_ACTION, response_url=bot.slack.response_url("x"), value="anything")
+    forged = requests.post(
+        f"{bot.url}/slack/events", data=body, headers=sign("not-the-secret", body), timeout=5
+    )
+    assert forged.status_code == 401 and desk.calls == []
+
+
+# --- the command line -----------------------------------------------------------------------------------
+
+
+def test_cli_add_with_yes_applies_once_and_is_audited(desk: DeskEmulator, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.support.environment import desk_env
+    from tests.support.served import clean_env
+
+    env = clean_env(**desk_env(desk, DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}"))
+    refused = subprocess.run(
+        [sys.executable, "-m", "bot", "add", "vi"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=60, stdin=subprocess.DEVNULL, check=False,
+    )
+    assert refused.returncode == 2 and "--yes" in refused.stderr and writes(desk) == []
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "add", "vi", "--yes"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Vietnamese (vi) was added." in done.stdout and writes(desk) == ["robot_add_language"]
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'cli.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT who, action, tag, result FROM language_changes")).all()
+    assert len(rows) == 1 and rows[0][0].startswith("cli:") and tuple(rows[0][1:]) == ("add", "vi", "applied")
