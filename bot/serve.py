@@ -5,7 +5,7 @@ deployment with a missing variable fails in seconds with one line naming it.
 
 Why granian: measured on the same 2-core machine with the same WSGI apps
 (docs/benchmarks.md, "Choosing the HTTP server"), granian answered the bot's commands
-at 1.8-2.9x gunicorn's gthread rate, and unlike gunicorn it has a header-read timeout,
+at 1.5-2x gunicorn's gthread rate, and unlike gunicorn it has a header-read timeout,
 so clients that trickle headers (slowloris) cost a small Rust task each instead of a
 Python thread. Its workers are processes (WEB_CONCURRENCY), replaced when one dies;
 SIGTERM lets in-flight work finish for up to 25 s (platforms SIGKILL at about 30 s).

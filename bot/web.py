@@ -79,11 +79,19 @@ def _plain(start_response: StartResponse, status: str, text: str, *extra: tuple[
     return [body]
 
 
+# The request headers Bolt reads. Only these are passed on: some servers (granian) copy the process
+# environment into every WSGI environ, so an HTTP_* variable of the process would otherwise look
+# like a request header (HTTP_PROXY, say).
+BOLT_HEADERS = ("x-slack-signature", "x-slack-request-timestamp", "x-slack-retry-num", "x-slack-retry-reason")
+
+
 def _headers(environ: Environ) -> dict[str, str | Sequence[str]]:
     """The request headers as Bolt expects them: lower-case, dash-separated names."""
-    headers: dict[str, str | Sequence[str]] = {
-        key[5:].lower().replace("_", "-"): value for key, value in environ.items() if key.startswith("HTTP_")
-    }
+    headers: dict[str, str | Sequence[str]] = {}
+    for name in BOLT_HEADERS:
+        value = environ.get("HTTP_" + name.upper().replace("-", "_"))
+        if isinstance(value, str):
+            headers[name] = value
     if environ.get("CONTENT_TYPE"):
         headers["content-type"] = environ["CONTENT_TYPE"]
     if environ.get("CONTENT_LENGTH"):
