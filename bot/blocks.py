@@ -33,6 +33,7 @@ from slack_sdk.models.blocks import (
 from bot.desk.changes import Changes
 from bot.desk.errors import DeskError
 from bot.desk.models import DEFAULT_TAG_NAME, Language, LanguageList
+from bot.desk.readiness import FaqCount, LanguageReadiness, ReadinessReport, RobotConfig
 from bot.grammar import COMMAND
 
 Message = dict[str, Any]
@@ -461,6 +462,67 @@ def language_names(langs: tuple[Language, ...]) -> str:
     return shown + (f" …and {hidden} more" if hidden > 0 else "")
 
 
+# --- readiness -------------------------------------------------------------------------------------
+
+
+def _readiness_line(row: LanguageReadiness) -> str:
+    icon = ":white_check_mark:" if row.ready else (":warning:" if row.checked else ":x:")
+    parts = []
+    if isinstance(row.faq, FaqCount):
+        parts.append(_plural(row.faq.standard, "FAQ question"))
+    if isinstance(row.config, RobotConfig):
+        card = row.config.welcome_card_questions
+        parts.append(f"welcome card on, {_plural(len(card), 'question')}" if row.config.welcome_card_enabled
+                     else "welcome card off")
+        parts.append("fallback message set" if row.config.fallback_message.strip() else "no fallback message")
+    line = f"{icon} {language_label(row.language)}{' :star:' if row.language.is_default else ''} · " + " · ".join(parts)
+    problems = [p for p in row.problems() if "could not be checked" not in p]
+    if problems:
+        line += f"\n      _{escape(', '.join(problems))}_"
+    for error in row.errors:
+        line += f"\n      :x: {code_text(str(error.code))}: {escape(error.meaning)}. {escape(error.hint)}"
+    return line
+
+
+def readiness_message(report: ReadinessReport, ctx: RenderContext) -> Message:
+    """Is each language ready? The summary first, then one line per language (the default first)."""
+    head = [header("Desk chatbot readiness")]
+    if report.stale:
+        code = code_text(str(report.error.code)) if report.error else "?"
+        when = slack_date(report.fetched_at)
+        head.append(context(f":warning: Desk failed just now ({code}); these are the checks of {when}."))
+    summary = escape(report.summary())
+    head.append(section(f"*{summary}*" if report.languages else "*The chatbot has no languages to check.*"))
+    tail = [context(_about_report(report, ctx))]
+    lines = [_readiness_line(row) for row in report.languages[:MAX_LISTED]]
+    texts, shown = _pack(lines, MAX_BLOCKS - len(head) - len(tail) - 1)
+    body = [section(text) for text in texts]
+    hidden = len(report.languages) - shown
+    if hidden:
+        body.append(context(f"…and {hidden} more"))
+    return message_of(f"Desk chatbot readiness: {report.summary()}", head + body + tail)
+
+
+def _about_report(report: ReadinessReport, ctx: RenderContext) -> str:
+    app = f"*{clean_text(ctx.label, NAME_LIMIT)}* · " if ctx.label else ""
+    source = "from cache" if report.from_cache else "just checked"
+    return (
+        f"{app}SDKAppID {ctx.sdkappid} · {clean_text(ctx.region, NAME_LIMIT)} · "
+        f"checked {slack_date(report.fetched_at)} · {source}"
+    )
+
+
+PROGRESS = ":hourglass_flowing_sand:"  # an ack whose answer follows through the response_url
+
+
+def checking_message(ctx: RenderContext) -> Message:
+    """The ack of a `status` that has to ask Desk: what is being checked."""
+    return notice_message(
+        f"{PROGRESS} Checking the knowledge base and chatbot settings of every language of "
+        f"{ctx.title}… the answer follows here."
+    )
+
+
 # --- help and notices --------------------------------------------------------------------------
 
 _USAGE = (
@@ -479,6 +541,10 @@ _DIGEST_USAGE = (
 )
 
 
+_STATUS_USAGE = (
+    ("status", "is each language ready? FAQ questions, welcome card and fallback message per language"),
+    ("status refresh", "the same, checked again now"),
+)
 _MANAGE_USAGE = (
     ("add TAG", "add a language to the chatbot (admins; asks to confirm)"),
     ("remove TAG", "remove a language (admins; asks to confirm)"),
@@ -507,6 +573,7 @@ def _usage_frozen(command: str, apps: tuple[str, ...] = ()) -> Message:
     ] if len(apps) > 1 else []
     blocks = [
         section(f"*Usage*\n{rows(_USAGE)}"),
+        section(f"*Readiness*\n{rows(_STATUS_USAGE)}"),
         section(f"*Changing languages*\n{rows(_MANAGE_USAGE)}"),
         *several,
         section(

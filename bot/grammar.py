@@ -32,10 +32,11 @@ class Action(StrEnum):
     ADD = "add"
     REMOVE = "remove"
     HISTORY = "history"
+    STATUS = "status"
     UNKNOWN = "unknown"
 
 
-OPTIONS = ("share", "refresh", "default", "help", "digest", "apps", "compare", "add", "remove", "history")
+OPTIONS = ("share", "refresh", "default", "help", "digest", "apps", "compare", "add", "remove", "history", "status")
 TAKES_ARGS = (Action.DIGEST, Action.COMPARE, Action.ADD, Action.REMOVE)  # the rest of the text is theirs
 
 
@@ -78,6 +79,8 @@ def parse_command(text: str | None, apps: Sequence[str] = ()) -> ParsedCommand:
     option = word.lower()
     if option in OPTIONS:
         action = Action(option)
+        if action is Action.STATUS and rest.lower() in ("", "refresh"):  # `status refresh` bypasses freshness
+            return ParsedCommand(action, args=rest.lower(), raw=cleaned, app=app)
         if action is Action.COMPARE and app is not None:  # `staging compare` = `compare staging`
             return ParsedCommand(action, args=f"{app} {rest}".strip(), raw=cleaned)
         if action in TAKES_ARGS:

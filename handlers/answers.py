@@ -66,3 +66,16 @@ def compare_reply(apps: tuple[DeskApp, ...], args: str) -> blocks.Message:
     a, b = first[1], second[1]
     changes = diff(a, b) if isinstance(a, LanguageList) and isinstance(b, LanguageList) else None
     return blocks.compare_message(first, second, changes)
+
+
+def readiness_reply(app: DeskApp, *, refresh: bool = False) -> blocks.Message:
+    """Is each language ready? A failed check shows in its language's line; only a failure to
+    read the list itself (nothing to check) becomes the error message."""
+    try:
+        report = app.client.readiness(refresh=refresh)
+    except DeskError as error:
+        return blocks.error_message(error, app.render, action="check the Desk languages")
+    except Exception:
+        log.exception("Unexpected failure while checking the Desk languages")
+        return blocks.notice_message(UNEXPECTED)
+    return blocks.readiness_message(report, app.render)

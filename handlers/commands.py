@@ -16,7 +16,7 @@ from slack_bolt import Ack, App, BoltContext
 from bot import blocks
 from bot.deps import BotDeps, DeskApp
 from bot.grammar import COMMAND, Action, parse_command
-from handlers.answers import UNEXPECTED, apps_reply, compare_reply, languages_reply
+from handlers.answers import UNEXPECTED, apps_reply, compare_reply, languages_reply, readiness_reply
 
 log = logging.getLogger(__name__)
 IN_ACK = "desk_answer_in_ack"  # context key: what the matcher found the ack can answer with
@@ -40,6 +40,9 @@ def register(app: App, deps: BotDeps) -> None:
         if parsed.action in (Action.LIST, Action.SHARE, Action.DEFAULT) and (held := target.client.peek()):
             context[IN_ACK] = (parsed, held)
             return True
+        if parsed.action is Action.STATUS and not parsed.args and (report := target.client.peek_readiness()):
+            context[IN_ACK] = (parsed, report)
+            return True
         return False
 
     def ack_with_answer(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
@@ -51,14 +54,21 @@ def register(app: App, deps: BotDeps) -> None:
             ack(**blocks.unknown_option_message(parsed.raw, parsed.suggestion, name, names))
         else:
             render = deps.app(parsed.app).render
-            if parsed.action is Action.DEFAULT:
+            if parsed.action is Action.STATUS:
+                message = blocks.readiness_message(held, render)
+            elif parsed.action is Action.DEFAULT:
                 message = blocks.default_message(held, render)
             else:
                 message = blocks.languages_message(held, render)
             ack(**message, response_type="in_channel" if parsed.action is Action.SHARE else "ephemeral")
 
-    def ack_silently(ack: Ack) -> None:
-        ack()
+    def ack_silently(ack: Ack, command: dict[str, Any]) -> None:
+        # Pure parsing, no I/O: a `status` that must ask Desk says what it is checking.
+        parsed = parse_command(command.get("text"), names)
+        if parsed.action is Action.STATUS:
+            ack(**blocks.checking_message(deps.app(parsed.app).render))
+        else:
+            ack()
 
     def answer_command(command: dict[str, Any]) -> None:
         parsed = parse_command(command.get("text"), names)
@@ -69,6 +79,8 @@ def register(app: App, deps: BotDeps) -> None:
             message = apps_reply(deps.apps)
         elif parsed.action is Action.COMPARE:
             message = compare_reply(deps.apps, parsed.args)
+        elif parsed.action is Action.STATUS:
+            message = readiness_reply(deps.app(parsed.app), refresh=parsed.args == "refresh")
         elif parsed.action in (Action.ADD, Action.REMOVE, Action.HISTORY):
             message = change_answer(deps, command, parsed.action, deps.app(parsed.app), parsed.args)
         else:
