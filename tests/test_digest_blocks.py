@@ -8,9 +8,9 @@ from typing import Any
 from slack_sdk.models.blocks import Block
 
 from bot.blocks import MAX_BLOCKS, TEXT_LIMIT, RenderContext, languages_message, slack_len
+from bot.desk.changes import Changes, diff
 from bot.desk.errors import transport_error
 from bot.desk.models import Language, LanguageList
-from bot.desk.changes import Changes, diff
 from bot.digests.messages import digest_message
 
 CTX = RenderContext(sdkappid=1400000001, region="Singapore")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.desk.models import Language, LanguageList
 from bot.desk.changes import diff
+from bot.desk.models import Language, LanguageList
 
 
 def listing(*items: tuple[str, bool]) -> LanguageList:
