@@ -58,6 +58,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\
 class RenderContext:
     sdkappid: int
     region: str  # label shown, e.g. "Singapore" or "sandbox (embedded emulator)"
+    label: str | None = None  # the Desk app's name for people, e.g. "Staging (Frankfurt)" (several apps)
 
 
 # --- text helpers ------------------------------------------------------------------------------
