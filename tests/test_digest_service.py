@@ -15,17 +15,20 @@ from typing import Any
 
 import pytest
 
-from bot.boot import build_desk_apps, build_digest_service, build_web_client
+from bot.blocks import RenderContext
+from bot.boot import build_desk_client, build_web_client
 from bot.cli import build_parser, cmd_digest
 from bot.config import ConfigError, Settings
+from bot.deps import DeskApp
 from bot.desk.sandbox import DeskEmulator, Fault
 from bot.digests.service import EVENT_TYPE, INVITE_HINT, DigestService, Outcome
-from bot.digests.store import PostState
+from bot.digests.store import DigestStore, PostState
 from bot.digests.ticker import DigestTicker
 from bot.slack_sandbox import FakeSlack
 from tests.support.environment import BOTH_DATABASES, make_settings
 
 CHANNEL = "C0DIGEST"
+APP = "default"  # the one app of a bot that serves one
 LEASE = 600.0  # longer than the minutes the tests step through
 MONDAY = datetime(2026, 3, 30, tzinfo=UTC)  # simulated dates lie in the past: Slack ts > period start
 
@@ -59,8 +62,8 @@ class Harness:
         report = self.service.tick(self.at(day, hour, minute))
         return [(r.period, r.outcome) for r in report.results]
 
-    def command(self, args: str, user_tz: str | None = None) -> dict[str, Any]:
-        return self.service.handle_command(CHANNEL, args, user_tz)
+    def command(self, args: str, user_tz: str | None = None, app: str = APP) -> dict[str, Any]:
+        return self.service.handle_command(CHANNEL, app, args, user_tz)
 
     def posts(self, channel: str = CHANNEL) -> list[dict[str, Any]]:
         return self.fake.messages(channel)
@@ -85,10 +88,21 @@ def harness(database_url: str) -> Iterator[Harness]:
             DIGEST_DEFAULT_TZ="UTC",
             DESK_RATE_LIMIT=1000,
         )
-        service = build_digest_service(settings, build_desk_apps(settings)[0], build_web_client(settings))
-        service.clock, service.timer, service.lease = clock, timer, LEASE
+        service = digest_service(settings, [desk_app(APP, settings)], clock, timer)
         yield Harness(fake, emulator, service, settings, clock, timer)
         service.store.engine.dispose()
+
+
+def desk_app(name: str, settings: Settings, label: str | None = None) -> DeskApp:
+    """A Desk app as the bot builds one (bot.deps.DeskApp), its client on `settings`' emulator."""
+    client = build_desk_client(settings)
+    return DeskApp(name=name, client=client, render=RenderContext(client.sdkappid, "emulator", label))
+
+
+def digest_service(settings: Settings, apps: list[DeskApp], clock: Dial, timer: Dial) -> DigestService:
+    store = DigestStore.from_url(settings.database_url.value, apps=[app.name for app in apps])
+    service = DigestService(store, apps, build_web_client(settings), settings, clock, timer=timer, lease=LEASE)
+    return service
 
 
 def blocks_text(message: dict[str, Any]) -> str:
@@ -103,7 +117,7 @@ def test_subscribe_show_and_off(harness: Harness) -> None:
     reply = harness.command("weekdays 09:00 Europe/Berlin")
     assert "every weekday (Mon–Fri) at 09:00 (Europe/Berlin)" in blocks_text(reply)
     assert "<!date^1774854000^" in blocks_text(reply)  # Mon 30 Mar 2026 07:00 UTC = 09:00 CEST
-    sub = harness.service.store.get_subscription(CHANNEL)
+    sub = harness.service.store.get_subscription(CHANNEL, APP)
     assert sub is not None and sub.schedule == "weekdays 09:00 Europe/Berlin"
 
     shown = harness.command("", user_tz="Asia/Tokyo")
@@ -112,7 +126,7 @@ def test_subscribe_show_and_off(harness: Harness) -> None:
 
     stopped = harness.command("off")
     assert "Digest stopped" in stopped["text"]
-    assert harness.service.store.get_subscription(CHANNEL) is None
+    assert harness.service.store.get_subscription(CHANNEL, APP) is None
     assert "no Desk languages digest" in blocks_text(harness.command(""))
     assert "nothing to stop" in blocks_text(harness.command("OFF"))
 
@@ -122,7 +136,7 @@ def test_a_new_subscription_replaces_the_old_and_says_so(harness: Harness) -> No
     reply = harness.command("weekly fri 16:00 America/New_York")
     assert "replaces the previous digest (`daily 09:00 UTC`)" in blocks_text(reply)
     assert "unchanged" in blocks_text(harness.command("weekly friday 16:00 america/new_york"))
-    assert harness.service.store.get_subscription(CHANNEL).schedule == "weekly fri 16:00 America/New_York"  # type: ignore[union-attr]
+    assert harness.service.store.get_subscription(CHANNEL, APP).schedule == "weekly fri 16:00 America/New_York"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -140,7 +154,7 @@ def test_bad_schedules_store_nothing_and_show_valid_examples(harness: Harness, a
     assert complaint in blocks_text(reply)
     assert "/desk-languages digest weekdays 09:00 Europe/Berlin" in blocks_text(reply)
     assert "<!channel>" not in blocks_text(reply)
-    assert harness.service.store.get_subscription(CHANNEL) is None
+    assert harness.service.store.get_subscription(CHANNEL, APP) is None
 
 
 # --- posting ----------------------------------------------------------------------------------
@@ -155,11 +169,12 @@ def test_a_due_digest_is_posted_once_with_its_period(harness: Harness) -> None:
     assert harness.tick(0, 9, 1) == [("2026-03-30", Outcome.DONE)]
     assert harness.tick(0, 12, 0) == [("2026-03-30", Outcome.DONE)]
     [message] = harness.posts()
-    assert message["metadata"] == {"event_type": EVENT_TYPE, "event_payload": {"period": "2026-03-30"}}
+    assert message["metadata"] == {"event_type": EVENT_TYPE, "event_payload": {"period": "2026-03-30", "app": APP}}
+    assert message["blocks"][0]["text"]["text"] == "Desk chatbot languages: digest"  # one app: not named
     assert "First digest" in blocks_text(message)
-    record = harness.service.store.get_post(CHANNEL, "2026-03-30")
+    record = harness.service.store.get_post(CHANNEL, APP, "2026-03-30")
     assert record is not None and record.state is PostState.POSTED and record.ts == message["ts"]
-    assert harness.service.store.get_snapshot(CHANNEL) is not None
+    assert harness.service.store.get_snapshot(CHANNEL, APP) is not None
     assert "Last digest: posted" in blocks_text(harness.command(""))
 
 
@@ -192,7 +207,7 @@ def test_a_new_subscription_does_not_post_for_a_time_already_past(harness: Harne
 
 def test_weekly_and_weekday_schedules_post_once_per_period(harness: Harness) -> None:
     harness.command("weekly wed 09:00")
-    harness.service.handle_command("C0WEEKDAYS", "weekdays 09:00")
+    harness.service.handle_command("C0WEEKDAYS", APP, "weekdays 09:00")
     for day in range(14):
         for hour in (9, 10):
             harness.tick(day, hour)
@@ -205,11 +220,11 @@ def test_desk_failing_with_no_list_posts_nothing_and_retries_next_tick(harness: 
     harness.emu.inject(Fault(code=-50040))
     [(period, outcome)] = harness.tick(0, 9)
     assert outcome is Outcome.FAILED and harness.posts() == []
-    record = harness.service.store.get_post(CHANNEL, period)
+    record = harness.service.store.get_post(CHANNEL, APP, period)
     assert record is not None and record.state is PostState.RELEASED and "-50040" in (record.error or "")
     assert "failed and will be retried" in blocks_text(harness.command(""))
     assert harness.tick(0, 9, 1) == [("2026-03-30", Outcome.POSTED)]
-    assert harness.service.store.get_post(CHANNEL, period).attempts == 2  # type: ignore[union-attr]
+    assert harness.service.store.get_post(CHANNEL, APP, period).attempts == 2  # type: ignore[union-attr]
 
 
 def test_desk_failing_with_a_last_good_list_posts_it_with_the_warning(harness: Harness) -> None:
@@ -226,10 +241,10 @@ def test_not_in_channel_records_the_hint_and_delivers_once_invited(harness: Harn
     harness.command("daily 09:00")
     harness.fake.script("chat.postMessage", body={"ok": False, "error": "not_in_channel"})
     assert harness.tick(0, 9) == [("2026-03-30", Outcome.FAILED)]
-    assert harness.service.store.get_subscription(CHANNEL).hint == INVITE_HINT  # type: ignore[union-attr]
+    assert harness.service.store.get_subscription(CHANNEL, APP).hint == INVITE_HINT  # type: ignore[union-attr]
     assert "invite the bot" in blocks_text(harness.command(""))
     assert harness.tick(0, 9, 1) == [("2026-03-30", Outcome.POSTED)]
-    assert harness.service.store.get_subscription(CHANNEL).hint is None  # type: ignore[union-attr]
+    assert harness.service.store.get_subscription(CHANNEL, APP).hint is None  # type: ignore[union-attr]
     assert len(harness.posts()) == 1
 
 
@@ -263,9 +278,9 @@ def test_a_post_whose_answer_was_lost_is_found_in_history_not_reposted(harness: 
     harness.timer.value += LEASE + 1
     assert harness.tick(0, 9, 6) == [("2026-03-30", Outcome.FOUND)]
     assert len(harness.fake.calls("chat.postMessage")) == 1 and len(harness.posts()) == 1
-    record = harness.service.store.get_post(CHANNEL, "2026-03-30")
+    record = harness.service.store.get_post(CHANNEL, APP, "2026-03-30")
     assert record is not None and record.state is PostState.POSTED and record.ts == harness.posts()[0]["ts"]
-    assert harness.service.store.get_snapshot(CHANNEL) is not None  # what the lost post showed
+    assert harness.service.store.get_snapshot(CHANNEL, APP) is not None  # what the lost post showed
     assert harness.tick(1, 9) == [("2026-03-31", Outcome.POSTED)]
     assert "No changes" in blocks_text(harness.posts()[-1])
 
@@ -282,7 +297,8 @@ def test_a_server_error_is_in_doubt_then_posted_when_history_shows_nothing(harne
 def test_a_crashed_claim_that_cannot_be_verified_is_skipped(harness: Harness) -> None:
     harness.command("daily 09:00")
     harness.at(0, 9)
-    harness.service.store.claim(CHANNEL, "2026-03-30", "crashed", now=harness.timer.value, lease=LEASE, scheduled_for=0)
+    store = harness.service.store
+    store.claim(CHANNEL, APP, "2026-03-30", "crashed", now=harness.timer.value, lease=LEASE, scheduled_for=0)
     harness.timer.value += LEASE + 1
     harness.fake.script("conversations.history", body={"ok": False, "error": "missing_scope"})
     assert harness.tick(0, 9, 5) == [("2026-03-30", Outcome.SKIPPED)]
@@ -318,13 +334,13 @@ def test_seed_from_settings_is_idempotent(harness: Harness) -> None:
     harness.service.settings = seeded
     harness.at(0, 6)
     harness.service.seed_from_settings()
-    first = harness.service.store.get_subscription("C0SEED")
+    first = harness.service.store.get_subscription("C0SEED", APP)
     harness.at(0, 8)
     harness.service.seed_from_settings()  # a restart: unchanged, so its start time is kept
-    assert harness.service.store.get_subscription("C0SEED") == first
+    assert harness.service.store.get_subscription("C0SEED", APP) == first
     harness.service.settings = replace(seeded, digest_schedule="daily 10:00")
     harness.service.seed_from_settings()
-    assert harness.service.store.get_subscription("C0SEED").schedule == "daily 10:00 UTC"  # type: ignore[union-attr]
+    assert harness.service.store.get_subscription("C0SEED", APP).schedule == "daily 10:00 UTC"  # type: ignore[union-attr]
     harness.service.settings = replace(seeded, digest_schedule="daily noon")
     with pytest.raises(ConfigError, match="DIGEST_SCHEDULE"):
         harness.service.seed_from_settings()
