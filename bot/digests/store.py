@@ -332,7 +332,10 @@ class DigestStore:
         with self._ready_lock:
             if self._ready:
                 return
-            for attempt in range(3):
+            # Each failed pass means another process created a table meanwhile (SQLite runs each
+            # CREATE on its own), so one pass per table plus one always gets there.
+            attempts = len(metadata.tables) + 2
+            for attempt in range(attempts):
                 try:
                     with self._connection(begin=True) as conn:
                         metadata.create_all(conn, checkfirst=True)
@@ -340,7 +343,7 @@ class DigestStore:
                         self._aliases = self._adopt(conn)
                     break
                 except DBAPIError:
-                    if attempt == 2:
+                    if attempt == attempts - 1:
                         raise
                     log.info("digest tables were being created concurrently; checking again")
             self._ready = True
