@@ -67,7 +67,7 @@ def test_a_failed_connection_error_names_the_variable_and_host_only(closed_port_
     settings = load_settings({"DESK_SANDBOX": "1", "DATABASE_URL": closed_port_url}, dotenv_path=None)
     store = DigestStore.from_url(settings.database_url.value)
     with pytest.raises(DatabaseUnavailable) as caught:
-        store.get_subscription("C1")
+        store.get_subscription("C1", "default")
     text = str(caught.value)
     assert text.startswith("DATABASE_URL: could not connect to the postgresql database at 127.0.0.1:")
     assert "connection refused" in text
