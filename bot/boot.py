@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -240,10 +240,10 @@ def check_app_token(settings: Settings) -> None:
 # --- digests -------------------------------------------------------------------------------------
 
 
-def build_digest_service(settings: Settings, app: DeskApp, web_client: WebClient) -> DigestService:
-    """The digest service for `app`. Touches no database until first used."""
-    store = DigestStore.from_url(settings.database_url.value)
-    return DigestService(store, app.client, web_client, app.render, settings)
+def build_digest_service(settings: Settings, apps: Sequence[DeskApp], web_client: WebClient) -> DigestService:
+    """The digest service of every Desk app (`apps[0]` the default). Touches no database until first used."""
+    store = DigestStore.from_url(settings.database_url.value, apps=[app.name for app in apps])
+    return DigestService(store, apps, web_client, settings)
 
 
 def start_digest_ticker(service: DigestService) -> DigestTicker | None:
@@ -281,7 +281,7 @@ def build_language_manager(
 
 def build_deps(settings: Settings, web_client: WebClient) -> BotDeps:
     apps = build_desk_apps(settings)
-    digests = build_digest_service(settings, apps[0], web_client)
+    digests = build_digest_service(settings, apps, web_client)
     return BotDeps(
         settings=settings,
         apps=apps,
@@ -353,4 +353,4 @@ def build_cli_digests(settings: Settings) -> DigestService:
     """The digest service for `python -m bot digest` (no Bolt app, no ticker)."""
     if settings.slack_bot_token is None:
         raise ConfigError("SLACK_BOT_TOKEN", "is not set", "Set it to the app's Bot User OAuth Token (xoxb-…).")
-    return build_digest_service(settings, build_desk_apps(settings)[0], build_web_client(settings))
+    return build_digest_service(settings, build_desk_apps(settings), build_web_client(settings))

@@ -74,7 +74,7 @@ def register(app: App, deps: BotDeps) -> None:
         parsed = parse_command(command.get("text"), names)
         listed = False
         if parsed.action is Action.DIGEST:
-            message = digest_answer(deps, command, parsed.args)
+            message = digest_answer(deps, command, deps.app(parsed.app), parsed.args)
         elif parsed.action is Action.APPS:
             message = apps_reply(deps.apps)
         elif parsed.action is Action.COMPARE:
@@ -111,11 +111,13 @@ def change_answer(deps: BotDeps, command: dict[str, Any], action: Action, app: D
         return blocks.notice_message(UNEXPECTED.replace("fetching the Desk languages", "preparing the change"))
 
 
-def digest_answer(deps: BotDeps, command: dict[str, Any], args: str) -> dict[str, Any]:
+def digest_answer(deps: BotDeps, command: dict[str, Any], app: DeskApp, args: str) -> dict[str, Any]:
     if deps.digests is None:
         return blocks.notice_message("Channel digests are not available in this installation.")
     try:
-        message: dict[str, Any] = deps.digests.handle_command(command.get("channel_id", ""), args)
+        message: dict[str, Any] = deps.digests.handle_command(
+            command.get("channel_id", ""), app.name, args, user_id=command.get("user_id")
+        )
     except Exception:  # the user gets an apology; the log gets the details
         log.exception("Unexpected failure in a digest command")
         return blocks.notice_message(UNEXPECTED.replace("fetching the Desk languages", "updating the digest"))

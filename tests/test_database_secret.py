@@ -67,7 +67,7 @@ def test_a_failed_connection_error_names_the_variable_and_host_only(closed_port_
     settings = load_settings({"DESK_SANDBOX": "1", "DATABASE_URL": closed_port_url}, dotenv_path=None)
     store = DigestStore.from_url(settings.database_url.value)
     with pytest.raises(DatabaseUnavailable) as caught:
-        store.get_subscription("C1")
+        store.get_subscription("C1", "default")
     text = str(caught.value)
     assert text.startswith("DATABASE_URL: could not connect to the postgresql database at 127.0.0.1:")
     assert "connection refused" in text
@@ -88,7 +88,7 @@ def test_a_failed_tick_logs_no_password(
     """The real path: the digest ticker's tick fails on the database and says so in one line."""
     settings = make_settings(emulator, DATABASE_URL=closed_port_url)
     slack = WebClient(token="xoxb-not-used", base_url=f"http://127.0.0.1:{free_port()}/api/")
-    service = build_digest_service(settings, build_desk_apps(settings)[0], slack)
+    service = build_digest_service(settings, build_desk_apps(settings), slack)
     ticker = DigestTicker(service, interval=0.05).start()
     try:
         for _ in range(200):

@@ -92,3 +92,22 @@ def test_huge_changes_stay_inside_slack_limits() -> None:
 
 def test_changes_is_a_plain_value() -> None:
     assert Changes().none and not Changes(first=True).none
+
+
+def test_with_several_apps_the_digest_names_its_app() -> None:
+    labelled = RenderContext(sdkappid=1400000002, region="Frankfurt", label="Staging (Frankfurt)")
+    message = digest_message(AFTER, diff(BEFORE, AFTER), labelled, named=True)
+    assert message["blocks"][0]["text"]["text"] == "Desk chatbot languages: digest — Staging (Frankfurt)"
+    assert message["text"].startswith("Desk languages digest — Staging (Frankfurt) (1 added")
+    unlabelled = digest_message(AFTER, diff(BEFORE, AFTER), CTX, named=True)
+    assert unlabelled["blocks"][0]["text"]["text"] == "Desk chatbot languages: digest — SDKAppID 1400000001"
+    # One app (the composition root gives it no label): the header is as before.
+    single = digest_message(AFTER, diff(BEFORE, AFTER), CTX)
+    assert single["blocks"][0]["text"]["text"] == "Desk chatbot languages: digest"
+
+
+def test_a_long_or_hostile_label_stays_inside_the_header() -> None:
+    hostile = RenderContext(sdkappid=1, region="x", label="<!channel> " + "x" * 300)
+    message = digest_message(AFTER, diff(BEFORE, AFTER), hostile, named=True)
+    Block.parse(message["blocks"][0]).validate_json()  # a header holds 150 characters
+    assert "<!channel>" not in texts(message) and "<!channel>" not in message["text"]

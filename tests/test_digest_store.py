@@ -14,6 +14,7 @@ from bot.digests.store import Claim, DigestStore, PostState, create_db_engine
 from tests.support.environment import BOTH_DATABASES
 
 LEASE = 600.0
+APP = "default"  # a store built without apps serves the one unnamed app
 
 
 pytestmark = BOTH_DATABASES
@@ -29,8 +30,9 @@ def store(database_url: str) -> Iterator[DigestStore]:
 def test_tables_are_created_on_first_use(database_url: str) -> None:
     engine = create_db_engine(database_url)
     assert not sa.inspect(engine).get_table_names()
-    DigestStore(engine).get_subscription("C1")
-    assert {"digest_subscriptions", "digest_snapshots", "digest_posts"} <= set(sa.inspect(engine).get_table_names())
+    DigestStore(engine).get_subscription("C1", APP)
+    tables = set(sa.inspect(engine).get_table_names())
+    assert tables == {"digest_app_subscriptions", "digest_app_snapshots", "digest_app_posts", "digest_migrations"}
     engine.dispose()
 
 
@@ -43,7 +45,7 @@ def test_many_processes_creating_the_tables_at_once_all_succeed(database_url: st
     def first_use(digest_store: DigestStore) -> None:
         barrier.wait()
         try:
-            digest_store.put_subscription(f"C{id(digest_store)}", "daily 09:00 UTC", 1.0)
+            digest_store.put_subscription(f"C{id(digest_store)}", APP, "daily 09:00 UTC", 1.0)
         except BaseException as error:
             errors.append(error)
 
@@ -59,52 +61,52 @@ def test_many_processes_creating_the_tables_at_once_all_succeed(database_url: st
 
 
 def test_subscriptions_create_replace_disable_and_delete(store: DigestStore) -> None:
-    assert store.get_subscription("C1") is None
-    store.put_subscription("C1", "daily 09:00 UTC", 100.0)
-    store.set_hint("C1", "invite the bot")
-    store.put_subscription("C1", "weekly mon 10:00 UTC", 200.0)  # replaces, clears the hint
-    sub = store.get_subscription("C1")
+    assert store.get_subscription("C1", APP) is None
+    store.put_subscription("C1", APP, "daily 09:00 UTC", 100.0)
+    store.set_hint("C1", APP, "invite the bot")
+    store.put_subscription("C1", APP, "weekly mon 10:00 UTC", 200.0)  # replaces, clears the hint
+    sub = store.get_subscription("C1", APP)
     assert sub is not None
     assert (sub.schedule, sub.enabled, sub.hint, sub.effective_at, sub.created_at) == (
         "weekly mon 10:00 UTC", True, None, 200.0, 100.0
     )
-    store.set_hint("C1", "invite the bot")
-    store.clear_hint("C1")
-    assert store.get_subscription("C1").hint is None  # type: ignore[union-attr]
-    store.disable("C1", "Slack says is_archived", 300.0)
+    store.set_hint("C1", APP, "invite the bot")
+    store.clear_hint("C1", APP)
+    assert store.get_subscription("C1", APP).hint is None  # type: ignore[union-attr]
+    store.disable("C1", APP, "Slack says is_archived", 300.0)
     assert store.enabled_subscriptions() == []
-    assert store.get_subscription("C1").disabled_reason == "Slack says is_archived"  # type: ignore[union-attr]
-    assert store.delete_subscription("C1") is True
-    assert store.delete_subscription("C1") is False
+    assert store.get_subscription("C1", APP).disabled_reason == "Slack says is_archived"  # type: ignore[union-attr]
+    assert store.delete_subscription("C1", APP) is True
+    assert store.delete_subscription("C1", APP) is False
 
 
 def test_snapshots_round_trip(store: DigestStore) -> None:
     shown = LanguageList.build([Language.of("en", True), Language.of("zh-TW")], 1700000000.5)
-    assert store.get_snapshot("C1") is None
-    store.put_snapshot("C1", shown, "2026-03-30", 1.0)
-    assert store.get_snapshot("C1") == shown
+    assert store.get_snapshot("C1", APP) is None
+    store.put_snapshot("C1", APP, shown, "2026-03-30", 1.0)
+    assert store.get_snapshot("C1", APP) == shown
     later = LanguageList.build([Language.of("ja", True)], 1700000100.0)
-    store.put_snapshot("C1", later, "2026-03-31", 2.0)
-    assert store.get_snapshot("C1") == later
+    store.put_snapshot("C1", APP, later, "2026-03-31", 2.0)
+    assert store.get_snapshot("C1", APP) == later
 
 
 def claim(store: DigestStore, owner: str, now: float, period: str = "2026-03-30") -> Claim:
-    return store.claim("C1", period, owner, now=now, lease=LEASE, scheduled_for=now)
+    return store.claim("C1", APP, period, owner, now=now, lease=LEASE, scheduled_for=now)
 
 
 def test_claim_lifecycle(store: DigestStore) -> None:
     assert claim(store, "a", 1000.0) is Claim.NEW
     assert claim(store, "b", 1001.0) is Claim.BUSY
-    store.release("C1", "2026-03-30", "b", "not b's to release")  # ignored: b does not hold it
-    assert store.get_post("C1", "2026-03-30").state is PostState.CLAIMED  # type: ignore[union-attr]
-    store.release("C1", "2026-03-30", "a", "Slack refused the post: not_in_channel")
+    store.release("C1", APP, "2026-03-30", "b", "not b's to release")  # ignored: b does not hold it
+    assert store.get_post("C1", APP, "2026-03-30").state is PostState.CLAIMED  # type: ignore[union-attr]
+    store.release("C1", APP, "2026-03-30", "a", "Slack refused the post: not_in_channel")
     assert claim(store, "b", 1002.0) is Claim.RETRY
-    record = store.get_post("C1", "2026-03-30")
+    record = store.get_post("C1", APP, "2026-03-30")
     assert record is not None and (record.owner, record.attempts, record.state) == ("b", 2, PostState.CLAIMED)
     assert record.error == "Slack refused the post: not_in_channel"
-    store.mark_posted("C1", "2026-03-30", "1711789200.000100", 1003.0)
+    store.mark_posted("C1", APP, "2026-03-30", "1711789200.000100", 1003.0)
     assert claim(store, "c", 1004.0) is Claim.DONE
-    assert store.get_post("C1", "2026-03-30").ts == "1711789200.000100"  # type: ignore[union-attr]
+    assert store.get_post("C1", APP, "2026-03-30").ts == "1711789200.000100"  # type: ignore[union-attr]
 
 
 def test_a_stale_claim_is_taken_over_once(store: DigestStore) -> None:
@@ -112,18 +114,18 @@ def test_a_stale_claim_is_taken_over_once(store: DigestStore) -> None:
     assert claim(store, "b", 1000.0 + LEASE - 1) is Claim.BUSY
     assert claim(store, "b", 1000.0 + LEASE + 1) is Claim.TAKEOVER
     assert claim(store, "c", 1000.0 + LEASE + 2) is Claim.BUSY  # b's claim is fresh again
-    store.skip("C1", "2026-03-30", "b", "could not check the history")
+    store.skip("C1", APP, "2026-03-30", "b", "could not check the history")
     assert claim(store, "c", 1000.0 + 3 * LEASE) is Claim.DONE
-    assert store.get_post("C1", "2026-03-30").state is PostState.SKIPPED  # type: ignore[union-attr]
+    assert store.get_post("C1", APP, "2026-03-30").state is PostState.SKIPPED  # type: ignore[union-attr]
 
 
 def test_latest_post_and_shown_list(store: DigestStore) -> None:
     shown = LanguageList.build([Language.of("en", True)], 5.0)
     claim(store, "a", 1000.0, "2026-03-29")
-    store.mark_posted("C1", "2026-03-29", "1.000001", 1001.0)
+    store.mark_posted("C1", APP, "2026-03-29", "1.000001", 1001.0)
     claim(store, "a", 2000.0, "2026-03-30")
-    store.set_shown("C1", "2026-03-30", "a", shown)
-    latest = store.latest_post("C1")
+    store.set_shown("C1", APP, "2026-03-30", "a", shown)
+    latest = store.latest_post("C1", APP)
     assert latest is not None and latest.period == "2026-03-30" and latest.shown == shown.to_json()
 
 
@@ -137,7 +139,7 @@ def test_only_one_of_many_concurrent_claimers_wins_each_period(database_url: str
     for index, period in enumerate(periods):
         if index % 3 == 1:
             assert claim(stores[0], "setup", 10.0, period) is Claim.NEW
-            stores[0].release("C1", period, "setup", "Slack refused the post")
+            stores[0].release("C1", APP, period, "setup", "Slack refused the post")
         elif index % 3 == 2:
             assert claim(stores[0], "setup", 10.0, period) is Claim.NEW  # stale at now=10_000
     wins: Counter[str] = Counter()
@@ -165,3 +167,308 @@ def test_only_one_of_many_concurrent_claimers_wins_each_period(database_url: str
         assert expected[index % 3] in kinds[period]
     for digest_store in stores:
         digest_store.engine.dispose()
+
+
+# --- several apps --------------------------------------------------------------------------------
+
+APPS = ("prod", "staging")
+
+
+@pytest.fixture
+def apps_store(database_url: str) -> Iterator[DigestStore]:
+    digest_store = DigestStore.from_url(database_url, apps=APPS)
+    yield digest_store
+    digest_store.engine.dispose()
+
+
+def test_one_channel_has_one_subscription_per_app(apps_store: DigestStore) -> None:
+    store = apps_store
+    store.put_subscription("C1", "prod", "daily 09:00 UTC", 100.0, "U0ALICE")
+    store.put_subscription("C1", "staging", "weekly mon 09:00 UTC", 110.0)
+    store.put_subscription("C2", "staging", "daily 10:00 UTC", 120.0, "U0BOB")
+    assert store.get_subscription("C1", "prod").schedule == "daily 09:00 UTC"  # type: ignore[union-attr]
+    assert store.get_subscription("C1", "staging").schedule == "weekly mon 09:00 UTC"  # type: ignore[union-attr]
+    assert [(s.channel_id, s.created_by, s.created_at) for s in store.subscriptions("staging")] == [
+        ("C1", None, 110.0),
+        ("C2", "U0BOB", 120.0),
+    ]
+    store.put_subscription("C1", "prod", "daily 11:00 UTC", 200.0)  # replaced without a user: still Alice's
+    assert store.get_subscription("C1", "prod").created_by == "U0ALICE"  # type: ignore[union-attr]
+    store.put_subscription("C1", "prod", "daily 12:00 UTC", 300.0, "U0CAROL")  # Carol set up the current one
+    replaced = store.get_subscription("C1", "prod")
+    assert replaced is not None and (replaced.created_by, replaced.created_at) == ("U0CAROL", 100.0)
+    store.disable("C2", "staging", "Slack says is_archived", 400.0)
+    assert [s.channel_id for s in store.subscriptions("staging")] == ["C1", "C2"]  # paused ones listed too
+    assert [(s.channel_id, s.app) for s in store.enabled_subscriptions()] == [("C1", "prod"), ("C1", "staging")]
+    assert store.delete_subscription("C1", "staging") is True
+    assert store.get_subscription("C1", "prod") is not None
+    assert store.subscriptions("eu") == []
+
+
+def test_snapshots_and_claims_are_per_app(apps_store: DigestStore) -> None:
+    store = apps_store
+    prod = LanguageList.build([Language.of("en", True)], 1.0)
+    staging = LanguageList.build([Language.of("de", True)], 2.0)
+    store.put_snapshot("C1", "prod", prod, "2026-03-30", 1.0)
+    store.put_snapshot("C1", "staging", staging, "2026-W14", 2.0)
+    assert (store.get_snapshot("C1", "prod"), store.get_snapshot("C1", "staging")) == (prod, staging)
+    # The same channel and period for two apps: two claims, neither in the other's way.
+    for app in APPS:
+        assert store.claim("C1", app, "2026-03-30", app, now=1000.0, lease=LEASE, scheduled_for=1.0) is Claim.NEW
+    store.mark_posted("C1", "prod", "2026-03-30", "1.000001", 1001.0)
+    store.release("C1", "staging", "2026-03-30", "staging", "Slack refused the post: not_in_channel")
+    records = store.get_posts([("C1", "prod", "2026-03-30"), ("C1", "staging", "2026-03-30"), ("C1", "eu", "x")])
+    assert {key: r.state for key, r in records.items()} == {
+        ("C1", "prod", "2026-03-30"): PostState.POSTED,
+        ("C1", "staging", "2026-03-30"): PostState.RELEASED,
+    }
+    assert store.latest_post("C1", "staging").state is PostState.RELEASED  # type: ignore[union-attr]
+    assert store.claim("C1", "staging", "2026-03-30", "b", now=1002.0, lease=LEASE, scheduled_for=1.0) is Claim.RETRY
+    assert store.claim("C1", "prod", "2026-03-30", "b", now=1002.0, lease=LEASE, scheduled_for=1.0) is Claim.DONE
+    assert store.bridged() == []  # a new database: nothing of an earlier version to bridge
+
+
+# --- the tables of the single-app version -------------------------------------------------------------
+
+SHOWN = LanguageList.build([Language.of("en", True), Language.of("ja")], 1700000000.0)
+
+
+def create_single_app_schema(database_url: str) -> sa.Engine:
+    """The tables as the version before several apps created them (keyed by channel), with rows."""
+    engine = create_db_engine(database_url)
+    old = sa.MetaData()
+    subs = sa.Table(
+        "digest_subscriptions", old,
+        sa.Column("channel_id", sa.String(64), primary_key=True),
+        sa.Column("schedule", sa.String(200), nullable=False),
+        sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+        sa.Column("hint", sa.String(500)),
+        sa.Column("disabled_reason", sa.String(500)),
+        sa.Column("effective_at", sa.Double, nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("updated_at", sa.Double, nullable=False),
+    )  # fmt: skip
+    snaps = sa.Table(
+        "digest_snapshots", old,
+        sa.Column("channel_id", sa.String(64), primary_key=True),
+        sa.Column("languages", sa.Text, nullable=False),
+        sa.Column("period", sa.String(64), nullable=False),
+        sa.Column("shown_at", sa.Double, nullable=False),
+    )  # fmt: skip
+    posted = sa.Table(
+        "digest_posts", old,
+        sa.Column("channel_id", sa.String(64), primary_key=True),
+        sa.Column("period", sa.String(64), primary_key=True),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("owner", sa.String(100)),
+        sa.Column("claimed_at", sa.Double),
+        sa.Column("scheduled_for", sa.Double),
+        sa.Column("attempts", sa.Integer, nullable=False, default=0),
+        sa.Column("ts", sa.String(32)),
+        sa.Column("posted_at", sa.Double),
+        sa.Column("error", sa.String(500)),
+        sa.Column("shown", sa.Text),
+    )  # fmt: skip
+    old.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(subs.insert(), [
+            dict(channel_id="C1", schedule="daily 09:00 UTC", enabled=True, hint=None, disabled_reason=None,
+                 effective_at=10.0, created_at=10.0, updated_at=10.0),
+            dict(channel_id="C2", schedule="weekly mon 09:00 UTC", enabled=False, hint="invite the bot",
+                 disabled_reason="Slack says is_archived", effective_at=20.0, created_at=5.0, updated_at=30.0),
+        ])  # fmt: skip
+        conn.execute(
+            snaps.insert().values(channel_id="C1", languages=SHOWN.to_json(), period="2026-03-30", shown_at=40.0)
+        )
+        conn.execute(posted.insert().values(
+            channel_id="C1", period="2026-03-30", state="posted", owner="old", claimed_at=39.0,
+            scheduled_for=38.0, attempts=1, ts="1774861200.000100", posted_at=40.0, shown=SHOWN.to_json(),
+        ))  # fmt: skip
+        conn.execute(posted.insert().values(
+            channel_id="C2", period="2026-W14", state="skipped", owner="old", claimed_at=50.0,
+            scheduled_for=49.0, attempts=2, error="could not check the channel",
+        ))  # fmt: skip
+    return engine
+
+
+def row_counts(engine: sa.Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {
+            name: conn.execute(sa.text(f"SELECT count(*) FROM {name}")).scalar_one()  # our table names
+            for name in sorted(sa.inspect(conn).get_table_names())
+        }
+
+
+def test_single_app_tables_become_the_default_apps_once(database_url: str) -> None:
+    engine = create_single_app_schema(database_url)
+    store = DigestStore(engine, APPS)
+    c1, c2 = store.subscriptions("prod")
+    assert (c1.channel_id, c1.app, c1.schedule, c1.enabled, c1.effective_at, c1.created_by) == (
+        "C1", "prod", "daily 09:00 UTC", True, 10.0, None
+    )
+    assert (c2.enabled, c2.hint, c2.disabled_reason, c2.created_at, c2.updated_at) == (
+        False, "invite the bot", "Slack says is_archived", 5.0, 30.0
+    )
+    assert store.subscriptions("staging") == []
+    assert store.get_snapshot("C1", "prod") == SHOWN
+    posted = store.get_post("C1", "prod", "2026-03-30")
+    assert posted is not None and (posted.state, posted.ts, posted.shown) == (
+        PostState.POSTED, "1774861200.000100", SHOWN.to_json()
+    )
+    assert store.get_post("C2", "prod", "2026-W14").state is PostState.SKIPPED  # type: ignore[union-attr]
+    after_first = row_counts(engine)
+    assert after_first["digest_app_subscriptions"] == 2 and after_first["digest_app_posts"] == 2
+    assert after_first["digest_subscriptions"] == 2 and after_first["digest_posts"] == 2  # kept, untouched
+
+    again = DigestStore.from_url(database_url, apps=APPS)  # the next boot, or another process
+    again.ensure_tables()
+    assert row_counts(engine) == after_first  # no duplicates
+    store.delete_subscription("C1", "prod")  # stopped after the adoption
+    later = DigestStore.from_url(database_url, apps=APPS)
+    assert later.get_subscription("C1", "prod") is None  # not brought back by the legacy row
+    for digest_store in (store, again, later):
+        digest_store.engine.dispose()
+
+
+def test_processes_adopting_the_single_app_tables_at_once_copy_each_row_once(database_url: str) -> None:
+    create_single_app_schema(database_url).dispose()
+    stores = [DigestStore.from_url(database_url, apps=APPS) for _ in range(6)]
+    barrier = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def boot(digest_store: DigestStore) -> None:
+        barrier.wait()
+        try:
+            digest_store.ensure_tables()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=boot, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    counts = row_counts(stores[0].engine)
+    assert (counts["digest_app_subscriptions"], counts["digest_app_snapshots"], counts["digest_app_posts"]) == (2, 1, 2)
+    assert counts["digest_migrations"] == 1
+    for digest_store in stores:
+        digest_store.engine.dispose()
+
+
+def test_rows_of_the_unnamed_app_default_are_adopted_once_default_is_not_an_app(database_url: str) -> None:
+    single = DigestStore.from_url(database_url)  # one app, named `default`
+    single.put_subscription("C1", "default", "daily 09:00 UTC", 10.0, "U0ALICE")
+    single.put_snapshot("C1", "default", SHOWN, "2026-03-30", 11.0)
+    single.claim("C1", "default", "2026-03-30", "old", now=12.0, lease=LEASE, scheduled_for=9.0)
+    single.mark_posted("C1", "default", "2026-03-30", "1.000001", 13.0)
+    single.engine.dispose()
+
+    named = DigestStore.from_url(database_url, apps=("prod", "default"))  # `default` is an app: its rows stay its own
+    assert named.subscriptions("prod") == [] and len(named.subscriptions("default")) == 1
+    assert named.bridged() == []
+    named.engine.dispose()
+
+    store = DigestStore.from_url(database_url, apps=APPS)
+    adopted = store.get_subscription("C1", "prod")
+    assert adopted is not None and (adopted.schedule, adopted.created_by, adopted.effective_at) == (
+        "daily 09:00 UTC", "U0ALICE", 10.0
+    )
+    assert store.get_snapshot("C1", "prod") == SHOWN
+    assert store.get_post("C1", "prod", "2026-03-30").ts == "1.000001"  # type: ignore[union-attr]
+    assert store.get_subscription("C1", "default") is not None  # kept, for a rollback
+    assert store.bridged() == ["app:default"]
+    store.delete_subscription("C1", "prod")
+    store.engine.dispose()
+    later = DigestStore.from_url(database_url, apps=APPS)
+    assert later.get_subscription("C1", "prod") is None  # adopted once only
+    assert row_counts(later.engine)["digest_app_subscriptions"] == 1  # only the kept `default` row
+    later.engine.dispose()
+
+
+# --- the bridge: processes of the single-app version still running ----------------------------------
+
+
+def old_process_claims(engine: sa.Engine, channel: str, period: str, now: float) -> bool:
+    """The single-app version's claim of a period nobody touched, word for word."""
+    with engine.begin() as conn:
+        won = conn.execute(
+            sa.text(
+                "INSERT INTO digest_posts (channel_id, period, state, owner, claimed_at, scheduled_for, attempts) "
+                "VALUES (:c, :p, 'claimed', 'old', :now, :now, 1) "
+                "ON CONFLICT (channel_id, period) DO NOTHING RETURNING channel_id"
+            ),
+            {"c": channel, "p": period, "now": now},
+        ).first()
+    return won is not None
+
+
+def old_process_posts(engine: sa.Engine, channel: str, period: str, ts: str, shown: LanguageList) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE digest_posts SET state='posted', ts=:ts, posted_at=1.0, shown=:shown "
+                "WHERE channel_id=:c AND period=:p"
+            ),
+            {"c": channel, "p": period, "ts": ts, "shown": shown.to_json()},
+        )
+
+
+def new_claim(store: DigestStore, app: str, period: str, now: float) -> Claim:
+    return store.claim("C9", app, period, "new", now=now, lease=LEASE, scheduled_for=now)
+
+
+def test_the_default_apps_claims_are_also_taken_in_the_single_app_table(database_url: str) -> None:
+    engine = create_single_app_schema(database_url)
+    store = DigestStore(engine, APPS)
+    assert store.bridged() == ["digest_posts"]
+
+    # Ours first: the old process's claim loses, and sees our post.
+    assert new_claim(store, "prod", "2026-04-01", 1000.0) is Claim.NEW
+    assert not old_process_claims(engine, "C9", "2026-04-01", 1000.5)
+    store.mark_posted("C9", "prod", "2026-04-01", "1775034000.000100", 1001.0)
+    legacy = store.get_legacy_post("C9", "2026-04-01")
+    assert legacy is not None
+    assert (legacy.state, legacy.ts, legacy.app) == (PostState.POSTED, "1775034000.000100", "prod")
+
+    # Theirs first, posted: adopted (with what it showed), not posted again.
+    assert old_process_claims(engine, "C9", "2026-04-02", 2000.0)
+    old_process_posts(engine, "C9", "2026-04-02", "1775120400.000200", SHOWN)
+    assert new_claim(store, "prod", "2026-04-02", 2001.0) is Claim.DONE
+    adopted = store.get_post("C9", "prod", "2026-04-02")
+    assert adopted is not None and (adopted.state, adopted.ts) == (PostState.POSTED, "1775120400.000200")
+    assert store.get_snapshot("C9", "prod") == SHOWN
+
+    # Theirs first, still posting: we are busy (ours released for the next tick), then adopt it.
+    assert old_process_claims(engine, "C9", "2026-04-03", 3000.0)
+    assert new_claim(store, "prod", "2026-04-03", 3001.0) is Claim.BUSY
+    assert store.get_post("C9", "prod", "2026-04-03").state is PostState.RELEASED  # type: ignore[union-attr]
+    old_process_posts(engine, "C9", "2026-04-03", "1775206800.000300", SHOWN)
+    assert new_claim(store, "prod", "2026-04-03", 3060.0) is Claim.DONE
+    assert store.get_post("C9", "prod", "2026-04-03").ts == "1775206800.000300"  # type: ignore[union-attr]
+
+    # Theirs crashed: ours is a takeover, so the service checks the history before posting.
+    assert old_process_claims(engine, "C9", "2026-04-04", 4000.0)
+    assert new_claim(store, "prod", "2026-04-04", 4000.0 + LEASE + 1) is Claim.TAKEOVER
+
+    # Another app never touches the single-app table.
+    before = row_counts(engine)["digest_posts"]
+    assert new_claim(store, "staging", "2026-04-05", 5000.0) is Claim.NEW
+    assert row_counts(engine)["digest_posts"] == before
+    store.engine.dispose()
+
+
+def test_dropping_the_single_app_tables_while_running_ends_the_bridge(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = create_single_app_schema(database_url)
+    store = DigestStore(engine, APPS)
+    assert store.bridged() == ["digest_posts"]
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE digest_posts"))
+    assert new_claim(store, "prod", "2026-04-01", 1000.0) is Claim.NEW
+    store.mark_posted("C9", "prod", "2026-04-01", "1.000001", 1001.0)
+    assert store.get_post("C9", "prod", "2026-04-01").state is PostState.POSTED  # type: ignore[union-attr]
+    assert store.bridged() == []
+    assert "digest_posts was dropped" in caplog.text
+    store.engine.dispose()

@@ -79,7 +79,8 @@ def test_the_growth_measure_tells_a_quadratic_pattern() -> None:
 
 def test_a_huge_pathological_text_is_cut_first_and_costs_little() -> None:
     text = repeat("a.", 4 * KIB * KIB)
-    assert best_time(lambda: redact(text), runs=3) < 0.05
+    # Generous for a loaded CI machine: redacting 4 MiB of this whole took minutes before the cut.
+    assert best_time(lambda: redact(text), runs=3) < 0.5
     out = redact(text)
     assert out.endswith(f"… [cut {len(text) - MESSAGE_LIMIT} characters]")
     assert out.startswith(text[:MESSAGE_LIMIT])

@@ -6,14 +6,17 @@ the same Block Kit limits (text lengths, block count) and escaping as every othe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.blocks import (
     LONG_DATE,
+    NAME_LIMIT,
     Block,
     Message,
     RenderContext,
+    clean_text,
     context,
     escape,
     header,
@@ -29,6 +32,33 @@ from bot.desk.models import LanguageList
 from bot.digests.schedule import EXAMPLES, Schedule
 from bot.digests.store import PostRecord, PostState, Subscription
 from bot.grammar import COMMAND
+
+
+@dataclass(frozen=True)
+class AppTitle:
+    """How replies name a Desk app, when the bot serves several (None stands for "one app: say nothing")."""
+
+    name: str  # as typed in the command: `/desk-languages staging digest …`
+    label: str  # as people know it: "Staging (Frankfurt)"
+
+
+def app_label(ctx: RenderContext) -> str:
+    """The app's name for people: its label, else its SDKAppID."""
+    return ctx.label or f"SDKAppID {ctx.sdkappid}"
+
+
+def _of(app: AppTitle | None) -> str:
+    """" of *Staging (Frankfurt)*" (mrkdwn), or nothing for a single app."""
+    return f" of *{clean_text(app.label, NAME_LIMIT)}*" if app else ""
+
+
+def _plain_of(app: AppTitle | None) -> str:
+    return f" of {escape(app.label)}" if app else ""
+
+
+def command(app: AppTitle | None, rest: str) -> str:
+    """The command a reader would type for this app: `/desk-languages staging digest off`."""
+    return f"{COMMAND} {app.name} {rest}" if app else f"{COMMAND} {rest}"
 
 
 def _message(fallback: str, *blocks: Block) -> Message:
@@ -53,16 +83,20 @@ def _zone_or_none(name: str | None) -> ZoneInfo | None:
         return None
 
 
-def examples_text() -> str:
-    return " · ".join(f"`{COMMAND} {example}`" for example in EXAMPLES)
+def examples_text(app: AppTitle | None = None) -> str:
+    return " · ".join(f"`{command(app, example)}`" for example in EXAMPLES)
 
 
 def subscribed_message(
-    schedule: Schedule, next_at: datetime, replaced: Subscription | None, reader_zone: str | None
+    schedule: Schedule,
+    next_at: datetime,
+    replaced: Subscription | None,
+    reader_zone: str | None,
+    app: AppTitle | None = None,
 ) -> Message:
     when, plain = when_text(next_at, schedule, reader_zone)
-    text = f":white_check_mark: This channel will get the Desk languages *{schedule.describe()}*."
-    fallback = f"Digest subscribed: {schedule.describe()}. Next: {plain}."
+    text = f":white_check_mark: This channel will get the Desk languages{_of(app)} *{schedule.describe()}*."
+    fallback = f"Digest{_plain_of(app)} subscribed: {schedule.describe()}. Next: {plain}."
     if replaced is not None and replaced.schedule != schedule.text():
         text += f"\nThis replaces the previous digest (`{escape(replaced.schedule)}`)."
         fallback += " Replaces the previous digest."
@@ -73,7 +107,7 @@ def subscribed_message(
         section(text + f"\nNext digest: {when}."),
         context(
             "The bot must be a member of this channel to post here (`/invite` it). "
-            f"Stop with `{COMMAND} digest off`."
+            f"Stop with `{command(app, 'digest off')}`."
         ),
     )
 
@@ -84,18 +118,19 @@ def status_message(
     next_at: datetime | None,
     last: PostRecord | None,
     reader_zone: str | None,
+    app: AppTitle | None = None,
 ) -> Message:
     if subscription is None:
         return _message(
-            "This channel has no digest.",
+            f"This channel has no digest{_plain_of(app)}.",
             section(
-                "This channel has no Desk languages digest.\n"
-                f"Subscribe with, for example, `{COMMAND} digest weekdays 09:00 Europe/Berlin`."
+                f"This channel has no Desk languages digest{_of(app)}.\n"
+                f"Subscribe with, for example, `{command(app, 'digest weekdays 09:00 Europe/Berlin')}`."
             ),
         )
     described = schedule.describe() if schedule else f"`{escape(subscription.schedule)}`"
-    lines = [f":calendar: This channel gets the Desk languages *{described}*."]
-    fallback = f"Digest: {schedule.describe() if schedule else subscription.schedule}."
+    lines = [f":calendar: This channel gets the Desk languages{_of(app)} *{described}*."]
+    fallback = f"Digest{_plain_of(app)}: {schedule.describe() if schedule else subscription.schedule}."
     if not subscription.enabled:
         reason = escape(subscription.disabled_reason or "unknown reason")
         lines.append(f":no_entry: *Paused:* {reason}. Subscribe again to resume.")
@@ -123,23 +158,29 @@ def _last_text(last: PostRecord) -> str:
     return f"Digest for {escape(last.period)} is being posted."
 
 
-def stopped_message(previous: Subscription | None) -> Message:
+def stopped_message(previous: Subscription | None, app: AppTitle | None = None) -> Message:
     if previous is None:
         return _message(
-            "This channel had no digest.", section("This channel had no Desk languages digest; nothing to stop.")
+            f"This channel had no digest{_plain_of(app)}.",
+            section(f"This channel had no Desk languages digest{_of(app)}; nothing to stop."),
         )
     return _message(
-        "Digest stopped.",
-        section(f":wave: Digest stopped. This channel no longer gets `{escape(previous.schedule)}`."),
+        f"Digest{_plain_of(app)} stopped.",
+        section(
+            f":wave: Digest stopped. This channel no longer gets the Desk languages{_of(app)} "
+            f"`{escape(previous.schedule)}`."
+            if app
+            else f":wave: Digest stopped. This channel no longer gets `{escape(previous.schedule)}`."
+        ),
     )
 
 
-def error_reply(problem: str) -> Message:
+def error_reply(problem: str, app: AppTitle | None = None) -> Message:
     """A bad schedule: what is wrong (it may quote what the user typed) and valid examples."""
     return _message(
-        f"Not a digest schedule: {problem} Example: {COMMAND} {EXAMPLES[1]}",
+        f"Not a digest schedule: {problem} Example: {command(app, EXAMPLES[1])}",
         section(f":x: {escape(problem)}\nNothing was changed."),
-        context(f"Examples: {examples_text()}"),
+        context(f"Examples: {examples_text(app)}"),
     )
 
 
@@ -171,15 +212,17 @@ def _change_lines(changes: Changes) -> tuple[list[str], str]:
     return ["*Changes since the previous digest*", *lines], ", ".join(summary)
 
 
-def digest_message(lst: LanguageList, changes: Changes, ctx: RenderContext) -> Message:
+def digest_message(lst: LanguageList, changes: Changes, ctx: RenderContext, *, named: bool = False) -> Message:
     """A channel digest: what changed since the channel's previous digest, then the list
-    as the command shows it (stale warning included), without the buttons."""
+    as the command shows it (stale warning included), without the buttons. `named` (the bot
+    serves several Desk apps) puts the app's label in the header and the fallback text."""
     listing = languages_message(lst, ctx, buttons=False)
     change_lines, summary = _change_lines(changes)
     blocks = listing["blocks"]
-    head = header("Desk chatbot languages: digest")
+    label = clean_text(app_label(ctx), NAME_LIMIT) if named else ""
+    head = header("Desk chatbot languages: digest" + (f" — {label}" if named else ""))
     changes_block = section("\n".join(change_lines))
     # The header is replaced; the changes go first, where a channel reader looks.
     body = blocks[1:] if blocks and blocks[0].get("type") == "header" else blocks
-    fallback = f"Desk languages digest ({summary}). " + listing["text"]
+    fallback = f"Desk languages digest{f' — {label}' if named else ''} ({summary}). " + listing["text"]
     return message_of(fallback, [head, changes_block, *body])

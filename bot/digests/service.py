@@ -1,20 +1,27 @@
 """The digest service: subscriptions from Slack, and posting each due digest exactly once.
 
-How a (channel, period) gets posted exactly once, by any number of processes:
+Subscriptions are per (channel, Desk app): a channel may follow the `prod` app daily and
+`staging` weekly. The service is given every configured app (`DigestApp`: name, client,
+render context); the first is the default app, which a command without an app name means,
+and which owns whatever was stored before several apps existed.
+
+How a (channel, app, period) gets posted exactly once, by any number of processes:
 1. `tick(now)` finds each enabled subscription's latest scheduled time <= now; it is
    due if it is no older than DIGEST_GRACE and not before the subscription began.
    The period id comes from that scheduled time, never from `now`.
-2. The process claims the period in the database (`DigestStore.claim`, one
+2. The process claims (channel, app, period) in the database (`DigestStore.claim`, one
    conditional write: only one process can win it). Losers move on.
-3. The winner fetches the list (stale list → posted with its warning; no list at
-   all → claim released with the error, retried next tick), records what it is
-   about to show, posts with the period in the message metadata, then stores `ts`.
+3. The winner fetches the list from that app's Desk client (stale list → posted with its
+   warning; no list at all → claim released with the error, retried next tick), records
+   what it is about to show, posts with the period and the app in the message metadata,
+   then stores `ts`.
 4. A definite Slack error (an answer that says it did not post) releases the claim.
    An ambiguous one (timeout, reset, 5xx: it may have posted) keeps the claim,
    exactly like a crash does.
 5. A claim older than the lease is taken over, and the taker first reads the
    channel's history since the scheduled time for the bot's message carrying that
-   period: found → recorded as posted; absent → posted; the history cannot be
+   period and app (a message without an app is the default app's: it was posted before
+   several apps): found → recorded as posted; absent → posted; the history cannot be
    read → the period is skipped rather than risk a second post.
 
 Two clocks: `clock` says what time it is for schedules (the CLI's `--now` replaces
@@ -29,7 +36,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -45,9 +52,9 @@ from bot.desk.changes import diff
 from bot.desk.errors import DeskError
 from bot.desk.models import LanguageList
 from bot.digests import messages
-from bot.digests.messages import digest_message
+from bot.digests.messages import AppTitle, app_label, digest_message
 from bot.digests.schedule import Schedule, ScheduleError, parse_schedule
-from bot.digests.store import Claim, DatabaseUnavailable, DigestStore, PostState
+from bot.digests.store import LEGACY_APP, Claim, DatabaseUnavailable, DigestStore, PostState, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,20 @@ class LanguageSource(Protocol):
     def get_languages(self, refresh: bool = False) -> LanguageList: ...
 
 
+class DigestApp(Protocol):
+    """One Desk app, as digests need it. `bot.deps.DeskApp` is one (structurally: a higher layer,
+    not imported here). Read-only members, so frozen dataclasses and narrower client types fit."""
+
+    @property
+    def name(self) -> str: ...  # as configured (DESK_APPS) and as typed in `/desk-languages NAME digest …`
+
+    @property
+    def client(self) -> LanguageSource: ...
+
+    @property
+    def render(self) -> RenderContext: ...  # its `label` names the app in replies and digests
+
+
 class Outcome(StrEnum):
     POSTED = "posted"  # posted now
     FOUND = "found"  # a crashed claim's message was found in the channel and recorded
@@ -79,6 +100,7 @@ class Outcome(StrEnum):
 @dataclass(frozen=True)
 class PostResult:
     channel_id: str
+    app: str
     period: str
     outcome: Outcome
     ts: str | None = None
@@ -89,6 +111,7 @@ class PostResult:
 class TickReport:
     now: datetime
     results: list[PostResult] = field(default_factory=list)
+    named: bool = False  # several apps: the summary names each result's app
 
     def of(self, outcome: Outcome) -> list[PostResult]:
         return [r for r in self.results if r.outcome is outcome]
@@ -100,7 +123,11 @@ class TickReport:
     def summary(self) -> str:
         if not self.results:
             return f"{self.now:%Y-%m-%d %H:%M} UTC: no digest due"
-        parts = [f"{r.channel_id} {r.period}: {r.outcome}" + (f" ({r.error})" if r.error else "") for r in self.results]
+        parts = [
+            f"{r.channel_id} {f'{r.app} ' if self.named else ''}{r.period}: {r.outcome}"
+            + (f" ({r.error})" if r.error else "")
+            for r in self.results
+        ]
         return f"{self.now:%Y-%m-%d %H:%M} UTC: " + "; ".join(parts)
 
 
@@ -133,12 +160,14 @@ def posting_client(client: WebClient) -> WebClient:
 
 
 class DigestService:
+    """Digests of every configured Desk app. `apps[0]` is the default app; the store must have
+    been built for the same app names, in the same order (`DigestStore.from_url(url, apps=…)`)."""
+
     def __init__(
         self,
         store: DigestStore,
-        desk: LanguageSource,
+        apps: Sequence[DigestApp],
         slack: WebClient,
-        render: RenderContext,
         settings: Settings,
         clock: Callable[[], datetime] = _utcnow,
         *,
@@ -146,17 +175,40 @@ class DigestService:
         lease: float = DEFAULT_LEASE,
         owner: str | None = None,
     ) -> None:
+        if not apps:
+            raise ValueError("digests need at least one Desk app")
+        self.apps: dict[str, DigestApp] = {app.name: app for app in apps}
+        if len(self.apps) != len(apps):
+            raise ValueError(f"two Desk apps have the same name: {[app.name for app in apps]}")
+        if store.apps != tuple(self.apps):
+            raise ValueError(
+                f"the digest store was built for the apps {list(store.apps)}, the service for {list(self.apps)}: "
+                "build it with DigestStore.from_url(url, apps=[app.name for app in apps])"
+            )
+        self.default_app = apps[0]
+        self.named = len(apps) > 1  # replies and digests name the app only when there is a choice
         self.store = store
-        self.desk = desk
         self.slack = slack  # reads (history) may use every retry the caller configured
         self.poster = posting_client(slack)
-        self.render = render
         self.settings = settings
         self.clock = clock
         self.timer = timer
         self.lease = lease
         self.owner = owner or process_owner()
         self.failing_since: float | None = None  # when the database (or a tick) began failing
+        self._ignored_apps: set[str] = set()  # apps with stored subscriptions but not configured (logged once)
+
+    def app(self, name: str | None = None) -> DigestApp:
+        """The configured app `name` (the default app for None). ValueError for any other name."""
+        if name is None:
+            return self.default_app
+        try:
+            return self.apps[name]
+        except KeyError:
+            raise ValueError(f"{name!r} is not a configured Desk app ({', '.join(self.apps)})") from None
+
+    def _title(self, app: DigestApp) -> AppTitle | None:
+        return AppTitle(app.name, app_label(app.render)) if self.named else None
 
     # --- health ----------------------------------------------------------------------------------
 
@@ -184,40 +236,55 @@ class DigestService:
 
     # --- the slash command ---------------------------------------------------------------
 
-    def handle_command(self, channel_id: str, args: str, user_tz: str | None = None) -> Message:
-        """Answer `/desk-languages digest <args>` for `channel_id`."""
+    def handle_command(
+        self, channel_id: str, app: str, args: str, user_tz: str | None = None, *, user_id: str | None = None
+    ) -> Message:
+        """Answer `/desk-languages [APP] digest <args>` for `channel_id` and the configured app `app`.
+        `user_id` (who typed it) is recorded with a new or replaced subscription; the digest
+        belongs to the channel."""
+        target = self.app(app)
+        title = self._title(target)
         words = args.split()
         if not words:
-            return self._status(channel_id, user_tz)
+            return self._status(channel_id, target, user_tz)
         if len(words) == 1 and words[0].casefold() in OFF_WORDS:
-            previous = self.store.get_subscription(channel_id)
-            self.store.delete_subscription(channel_id)
-            return messages.stopped_message(previous)
+            previous = self.store.get_subscription(channel_id, target.name)
+            self.store.delete_subscription(channel_id, target.name)
+            return messages.stopped_message(previous, title)
         try:
             schedule = parse_schedule(args, self.settings.digest_default_tz)
         except ScheduleError as error:
-            return messages.error_reply(str(error))
+            return messages.error_reply(str(error), title)
         now = self.clock()
-        previous = self.store.get_subscription(channel_id)
+        previous = self.store.get_subscription(channel_id, target.name)
         if previous is None or previous.schedule != schedule.text() or not previous.enabled:
-            self.store.put_subscription(channel_id, schedule.text(), now.timestamp())
-        log.info("digest subscription for %s: %s", channel_id, schedule.text())
-        return messages.subscribed_message(schedule, schedule.next_after(now), previous, user_tz)
+            self.store.put_subscription(channel_id, target.name, schedule.text(), now.timestamp(), user_id)
+        log.info("digest subscription for %s (app %s): %s", channel_id, target.name, schedule.text())
+        return messages.subscribed_message(schedule, schedule.next_after(now), previous, user_tz, title)
 
-    def _status(self, channel_id: str, user_tz: str | None) -> Message:
-        subscription = self.store.get_subscription(channel_id)
+    def _status(self, channel_id: str, app: DigestApp, user_tz: str | None) -> Message:
+        subscription = self.store.get_subscription(channel_id, app.name)
         schedule = next_at = None
         if subscription is not None:
-            schedule = self._schedule_of(subscription.channel_id, subscription.schedule)
+            schedule = self._schedule_of(subscription)
             next_at = schedule.next_after(self.clock()) if schedule else None
-        last = self.store.latest_post(channel_id) if subscription is not None else None
-        return messages.status_message(subscription, schedule, next_at, last, user_tz)
+        last = self.store.latest_post(channel_id, app.name) if subscription is not None else None
+        return messages.status_message(subscription, schedule, next_at, last, user_tz, self._title(app))
 
-    def _schedule_of(self, channel_id: str, text: str) -> Schedule | None:
+    def subscriptions(self, app: str) -> list[Subscription]:
+        """Every channel's digest of the configured app `app` (paused ones too), for the Home tab."""
+        return self.store.subscriptions(self.app(app).name)
+
+    def _schedule_of(self, subscription: Subscription) -> Schedule | None:
         try:
-            return parse_schedule(text, self.settings.digest_default_tz)
+            return parse_schedule(subscription.schedule, self.settings.digest_default_tz)
         except ScheduleError:  # stored text is canonical; only a tzdata change could break it
-            log.error("digest schedule for %s no longer parses: %r", channel_id, text)
+            log.error(
+                "digest schedule for %s (app %s) no longer parses: %r",
+                subscription.channel_id,
+                subscription.app,
+                subscription.schedule,
+            )
             return None
 
     def configured_schedule(self) -> Schedule | None:
@@ -233,11 +300,13 @@ class DigestService:
             raise ConfigError("DIGEST_SCHEDULE", str(error).rstrip("."), f"For example: {example}.") from None
 
     def seed_from_settings(self) -> None:
-        """Create or update DIGEST_CHANNEL's subscription from DIGEST_SCHEDULE (idempotent)."""
+        """Create or update DIGEST_CHANNEL's subscription to the default app from DIGEST_SCHEDULE
+        (idempotent)."""
         schedule, channel = self.configured_schedule(), self.settings.digest_channel
         if schedule is None or channel is None:
             return
-        existing = self.store.get_subscription(channel)
+        app = self.default_app.name
+        existing = self.store.get_subscription(channel, app)
         if existing is not None and existing.schedule == schedule.text():
             if not existing.enabled:
                 log.warning(
@@ -246,19 +315,23 @@ class DigestService:
                     existing.disabled_reason,
                 )
             return  # unchanged: keep its start time, so catch-up after a restart still works
-        self.store.put_subscription(channel, schedule.text(), self.clock().timestamp())
-        log.info("digest subscription for %s seeded from DIGEST_SCHEDULE: %s", channel, schedule.text())
+        self.store.put_subscription(channel, app, schedule.text(), self.clock().timestamp())
+        log.info("digest subscription for %s (app %s) seeded from DIGEST_SCHEDULE: %s", channel, app, schedule.text())
 
     # --- posting -----------------------------------------------------------------------------
 
     def tick(self, now: datetime | None = None) -> TickReport:
-        """One pass: post every (channel, period) that is due and not yet posted."""
+        """One pass: post every (channel, app, period) that is due and not yet posted."""
         now = now or self.clock()
-        report = TickReport(now)
+        report = TickReport(now, named=self.named)
         grace = self.settings.digest_grace
-        due: list[tuple[str, str, float]] = []
+        due: list[tuple[str, DigestApp, str, float]] = []
         for subscription in self.store.enabled_subscriptions():
-            schedule = self._schedule_of(subscription.channel_id, subscription.schedule)
+            app = self.apps.get(subscription.app)
+            if app is None:  # never posted with another app's client
+                self._ignore_app(subscription.app)
+                continue
+            schedule = self._schedule_of(subscription)
             if schedule is None:
                 continue
             scheduled = schedule.last_at_or_before(now)
@@ -266,65 +339,92 @@ class DigestService:
                 continue
             if (now - scheduled).total_seconds() > grace:
                 continue  # missed by more than DIGEST_GRACE: wait for the next one
-            due.append((subscription.channel_id, schedule.period_of(scheduled), scheduled.timestamp()))
+            due.append((subscription.channel_id, app, schedule.period_of(scheduled), scheduled.timestamp()))
         # One query for what is already settled, so a tick in which nothing is new costs two reads.
-        settled = self.store.get_posts([(channel, period) for channel, period, _ in due])
-        for channel, period, scheduled_for in due:
-            record = settled.get((channel, period))
+        settled = self.store.get_posts([(channel, app.name, period) for channel, app, period, _ in due])
+        for channel, app, period, scheduled_for in due:
+            record = settled.get((channel, app.name, period))
             if record is not None and record.state in (PostState.POSTED, PostState.SKIPPED):
-                report.results.append(PostResult(channel, period, Outcome.DONE))
+                report.results.append(PostResult(channel, app.name, period, Outcome.DONE))
             else:
-                report.results.append(self._post_period(channel, period, scheduled_for))
+                report.results.append(self._post_period(channel, app, period, scheduled_for))
         for result in report.results:
             if result.outcome not in (Outcome.DONE, Outcome.BUSY):
-                log.info("digest %s %s: %s%s", result.channel_id, result.period, result.outcome,
+                log.info("digest %s (app %s) %s: %s%s", result.channel_id, result.app, result.period, result.outcome,
                          f" ({result.error})" if result.error else "")
         return report
 
-    def post_now(self, channel_id: str) -> PostResult:
-        """Post a digest to `channel_id` at once, outside its schedule (`digest --channel`)."""
+    def _ignore_app(self, name: str) -> None:
+        if name in self._ignored_apps:
+            return
+        self._ignored_apps.add(name)
+        if name == LEGACY_APP:  # adopted by the default app at boot; the rows stay for a rollback
+            log.info("digest subscriptions stored for the app %r are now the app %r's; the old rows are not posted",
+                     name, self.default_app.name)
+        else:
+            log.warning(
+                "digest subscriptions of the Desk app %r are not posted: it is not configured (configured: %s)",
+                name,
+                ", ".join(self.apps),
+            )
+
+    def post_now(self, channel_id: str, app: str | None = None) -> PostResult:
+        """Post a digest of `app` (default: the default app) to `channel_id` at once, outside its
+        schedule (`digest --channel`)."""
+        target = self.app(app)
         now = self.clock()
         period = f"manual-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
-        return self._post_period(channel_id, period, now.timestamp())
+        return self._post_period(channel_id, target, period, now.timestamp())
 
-    def _post_period(self, channel_id: str, period: str, scheduled_for: float) -> PostResult:
+    def _post_period(self, channel_id: str, app: DigestApp, period: str, scheduled_for: float) -> PostResult:
         claim = self.store.claim(
-            channel_id, period, self.owner, now=self.timer(), lease=self.lease, scheduled_for=scheduled_for
+            channel_id, app.name, period, self.owner, now=self.timer(), lease=self.lease, scheduled_for=scheduled_for
         )
         if claim is Claim.DONE:
-            return PostResult(channel_id, period, Outcome.DONE)
+            return PostResult(channel_id, app.name, period, Outcome.DONE)
         if claim is Claim.BUSY:
-            return PostResult(channel_id, period, Outcome.BUSY)
+            return PostResult(channel_id, app.name, period, Outcome.BUSY)
         if claim is Claim.TAKEOVER:
-            verified = self._verify_crashed_claim(channel_id, period, scheduled_for)
+            verified = self._verify_crashed_claim(channel_id, app.name, period, scheduled_for)
             if verified is not None:
                 return verified
-        return self._fetch_and_post(channel_id, period)
+        return self._fetch_and_post(channel_id, app, period)
 
-    def _verify_crashed_claim(self, channel_id: str, period: str, scheduled_for: float) -> PostResult | None:
+    def _verify_crashed_claim(self, channel_id: str, app: str, period: str, scheduled_for: float) -> PostResult | None:
         """After taking over a stale claim: was the period posted after all? None means post it."""
-        log.warning("digest %s %s: taking over a stale claim; checking the channel history", channel_id, period)
+        log.warning("digest %s (app %s) %s: taking over a stale claim; checking the channel history",
+                    channel_id, app, period)
         try:
-            ts = self.find_posted(channel_id, period, oldest=scheduled_for - 60)
+            ts = self.find_posted(channel_id, app, period, oldest=scheduled_for - 60)
         except HistoryUnavailable as error:
             reason = f"could not check the channel for a digest already posted ({error}), so skipped"
-            self.store.skip(channel_id, period, self.owner, reason)
-            log.error("digest %s %s: %s", channel_id, period, reason)
-            return PostResult(channel_id, period, Outcome.SKIPPED, error=reason)
+            self.store.skip(channel_id, app, period, self.owner, reason)
+            log.error("digest %s (app %s) %s: %s", channel_id, app, period, reason)
+            return PostResult(channel_id, app, period, Outcome.SKIPPED, error=reason)
         except Exception as error:  # noqa: BLE001  # network trouble: keep the claim, retry after the lease
             reason = f"history check failed ({type(error).__name__}); retrying after the lease"
-            self.store.note_error(channel_id, period, self.owner, reason)
-            return PostResult(channel_id, period, Outcome.IN_DOUBT, error=reason)
+            self.store.note_error(channel_id, app, period, self.owner, reason)
+            return PostResult(channel_id, app, period, Outcome.IN_DOUBT, error=reason)
         if ts is None:
             return None
-        self.store.mark_posted(channel_id, period, ts, self.timer())
-        record = self.store.get_post(channel_id, period)
+        self.store.mark_posted(channel_id, app, period, ts, self.timer())
+        record = self.store.get_post(channel_id, app, period)
         if record is not None and record.shown:
-            self.store.put_snapshot(channel_id, LanguageList.from_json(record.shown), period, self.timer())
-        return PostResult(channel_id, period, Outcome.FOUND, ts=ts)
+            self.store.put_snapshot(channel_id, app, LanguageList.from_json(record.shown), period, self.timer())
+        return PostResult(channel_id, app, period, Outcome.FOUND, ts=ts)
 
-    def find_posted(self, channel_id: str, period: str, *, oldest: float) -> str | None:
-        """The ts of the bot's digest for `period` in the channel since `oldest`, or None.
+    def message_app(self, payload: dict[str, Any]) -> str:
+        """Which app a digest message's metadata payload is of. Without an app it was posted before
+        several apps: the default app's; so is `default` once the default app adopted it."""
+        named = payload.get("app")
+        if not isinstance(named, str) or not named:
+            return self.default_app.name
+        if named == LEGACY_APP and LEGACY_APP not in self.apps:
+            return self.default_app.name
+        return named
+
+    def find_posted(self, channel_id: str, app: str, period: str, *, oldest: float) -> str | None:
+        """The ts of the bot's digest of `app` for `period` in the channel since `oldest`, or None.
 
         Raises HistoryUnavailable when Slack refuses the history (scope, membership) or
         it is too long to search completely: both mean "cannot tell".
@@ -344,64 +444,71 @@ class DigestService:
             for message in response.get("messages") or []:
                 metadata = message.get("metadata") or {}
                 payload = metadata.get("event_payload") or {}
-                if metadata.get("event_type") == EVENT_TYPE and payload.get("period") == period:
+                if (
+                    metadata.get("event_type") == EVENT_TYPE
+                    and isinstance(payload, dict)
+                    and payload.get("period") == period
+                    and self.message_app(payload) == app
+                ):
                     return str(message["ts"])
             cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
                 return None
         raise HistoryUnavailable(f"more than {HISTORY_PAGES * 200} messages since the scheduled time")
 
-    def _fetch_and_post(self, channel_id: str, period: str) -> PostResult:
+    def _fetch_and_post(self, channel_id: str, app: DigestApp, period: str) -> PostResult:
+        name = app.name
         try:
-            languages = self.desk.get_languages()
+            languages = app.client.get_languages()
         except DeskError as error:
             reason = f"Desk failed and no earlier list is known: {error}"
-            self.store.release(channel_id, period, self.owner, reason)
-            return PostResult(channel_id, period, Outcome.FAILED, error=reason)
-        changes = diff(self.store.get_snapshot(channel_id), languages)
-        message = digest_message(languages, changes, self.render)
-        self.store.set_shown(channel_id, period, self.owner, languages)
+            self.store.release(channel_id, name, period, self.owner, reason)
+            return PostResult(channel_id, name, period, Outcome.FAILED, error=reason)
+        changes = diff(self.store.get_snapshot(channel_id, name), languages)
+        message = digest_message(languages, changes, app.render, named=self.named)
+        self.store.set_shown(channel_id, name, period, self.owner, languages)
         try:
             response = self.poster.chat_postMessage(
                 channel=channel_id,
                 text=message["text"],
                 blocks=message["blocks"],
-                metadata={"event_type": EVENT_TYPE, "event_payload": {"period": period}},
+                metadata={"event_type": EVENT_TYPE, "event_payload": {"period": period, "app": name}},
                 unfurl_links=False,
                 unfurl_media=False,
             )
         except SlackApiError as error:
-            return self._post_refused(channel_id, period, error)
+            return self._post_refused(channel_id, name, period, error)
         except Exception as error:  # noqa: BLE001  # timeout or reset: Slack may have posted
             reason = f"no answer from Slack ({type(error).__name__}); will check the channel after the lease"
-            self.store.note_error(channel_id, period, self.owner, reason)
-            log.warning("digest %s %s in doubt: %s", channel_id, period, reason)
-            return PostResult(channel_id, period, Outcome.IN_DOUBT, error=reason)
+            self.store.note_error(channel_id, name, period, self.owner, reason)
+            log.warning("digest %s (app %s) %s in doubt: %s", channel_id, name, period, reason)
+            return PostResult(channel_id, name, period, Outcome.IN_DOUBT, error=reason)
         ts = str(response["ts"])
         now = self.timer()
-        self.store.mark_posted(channel_id, period, ts, now)
-        self.store.put_snapshot(channel_id, languages, period, now)
-        self.store.clear_hint(channel_id)
-        return PostResult(channel_id, period, Outcome.POSTED, ts=ts)
+        self.store.mark_posted(channel_id, name, period, ts, now)
+        self.store.put_snapshot(channel_id, name, languages, period, now)
+        self.store.clear_hint(channel_id, name)
+        return PostResult(channel_id, name, period, Outcome.POSTED, ts=ts)
 
-    def _post_refused(self, channel_id: str, period: str, error: SlackApiError) -> PostResult:
+    def _post_refused(self, channel_id: str, app: str, period: str, error: SlackApiError) -> PostResult:
         code = _slack_error(error)
         status = error.response.status_code if error.response is not None else 0
         if status >= 500:  # Slack may have posted before failing
             reason = f"Slack answered HTTP {status}; will check the channel after the lease"
-            self.store.note_error(channel_id, period, self.owner, reason)
-            return PostResult(channel_id, period, Outcome.IN_DOUBT, error=reason)
+            self.store.note_error(channel_id, app, period, self.owner, reason)
+            return PostResult(channel_id, app, period, Outcome.IN_DOUBT, error=reason)
         reason = f"Slack refused the post: {code}"
-        self.store.release(channel_id, period, self.owner, reason)
+        self.store.release(channel_id, app, period, self.owner, reason)
         if code == "not_in_channel":
-            self.store.set_hint(channel_id, INVITE_HINT)
-            log.warning("digest %s: the bot is not in the channel; retrying each tick until invited", channel_id)
+            self.store.set_hint(channel_id, app, INVITE_HINT)
+            log.warning("digest %s (app %s): the bot is not in the channel; retrying each tick until invited",
+                        channel_id, app)
         elif code in ("channel_not_found", "is_archived"):
-            self.store.disable(channel_id, f"Slack says {code}", self.clock().timestamp())
-            log.warning("digest %s disabled: Slack says %s", channel_id, code)
+            self.store.disable(channel_id, app, f"Slack says {code}", self.clock().timestamp())
+            log.warning("digest %s (app %s) disabled: Slack says %s", channel_id, app, code)
         else:
-            log.error("digest %s %s: %s", channel_id, period, reason)
-        return PostResult(channel_id, period, Outcome.FAILED, error=reason)
+            log.error("digest %s (app %s) %s: %s", channel_id, app, period, reason)
+        return PostResult(channel_id, app, period, Outcome.FAILED, error=reason)
 
 
 def _slack_error(error: SlackApiError) -> str:
