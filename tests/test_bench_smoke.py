@@ -124,6 +124,23 @@ def test_front_door(tmp_path: Path) -> None:
     assert granian["log"]["tracebacks"] == 0
 
 
+def test_apps_status(tmp_path: Path) -> None:
+    figures = run_smoke("apps_status", tmp_path)
+    (apps,) = figures["apps"]["rounds"]
+    assert apps["acked_200"] == apps["answered"] == len(apps["reply_ms_each"]) > 0
+    assert apps["cold"]["desk_calls"]["prod"] >= 1 and apps["cold"]["desk_calls"]["staging"] >= 1
+    assert all("staging: read-timeout" in kind for kind in apps["reply_kinds"])  # the hanging app, named
+    assert apps["more_than_one_answer"] == 0 and apps["tracebacks_in_log"] == 0
+    (status,) = figures["status"]["rounds"]
+    cold, warm = status["cold"], status["warm"]
+    assert cold["status"] == 200 and "Checking" in cold["ack_text"]  # acked with what is being checked
+    assert cold["report_is_readiness"] and cold["report_ms"] > 0 and cold["answers"] == 1
+    assert cold["desk_calls"]["list"] >= 1 and cold["desk_calls"]["list_faq"] >= 1
+    assert warm["commands"] > 0 and warm["answered_in_ack"] == warm["acked_200"] == warm["commands"]
+    assert status["desk_calls_after_all"] == cold["desk_calls"]  # the warm acks never reached Desk
+    assert status["tracebacks_in_log"] == 0
+
+
 def test_report_renders_the_document_from_the_figures(tmp_path: Path) -> None:
     """The document is built from whatever figures exist; here, from hand-made ones of each kind."""
     from bench import report
@@ -154,7 +171,8 @@ def test_report_renders_the_document_from_the_figures(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["ack_path", "hung_upstream", "cold_burst", "refresh_storm", "start_size", "soak", "front_door"]
+    "name",
+    ["ack_path", "hung_upstream", "cold_burst", "refresh_storm", "start_size", "soak", "front_door", "apps_status"],
 )
 def test_every_benchmark_is_in_the_report(name: str) -> None:
     from bench import report
