@@ -21,6 +21,7 @@ from bot.config import ConfigError, Settings
 
 if TYPE_CHECKING:
     from bot.desk import DeskError, LanguageList
+    from bot.desk.readiness import FaqCount, ReadinessReport, RobotConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DESK = 0, 1, 2, 3
 
@@ -88,6 +89,74 @@ def cmd_apps(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
     return EXIT_DESK if failed else EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Is each language ready? A table, or JSON with --json; exit 3 if a check failed."""
+    from bot.boot import build_desk_apps, load_configuration
+    from bot.desk import DeskError
+
+    apps = build_desk_apps(load_configuration())
+    app = next((a for a in apps if a.name == (args.app or apps[0].name)), None)
+    if app is None:
+        names = ", ".join(a.name for a in apps)
+        raise ConfigError("--app", f"{args.app!r} is not one of this bot's apps", f"Use one of {names}.")
+    try:
+        report = app.client.readiness(refresh=args.refresh)
+    except DeskError as error:
+        print(f"error: {error}\nwhat to do: {error.hint}", file=sys.stderr)
+        return EXIT_DESK
+    failed = any(row.errors for row in report.languages)
+    if args.json:
+        print(json.dumps({"app": app.name, "sdkappid": app.client.sdkappid, **_readiness_json(report)}, indent=2))
+    else:
+        rows = [("TAG", "NAME", "FAQ", "WELCOME CARD", "FALLBACK", "READY")]
+        for row in report.languages:
+            faq = str(row.faq.standard) if not isinstance(row.faq, DeskError) else f"error {row.faq.code}"
+            if isinstance(row.config, DeskError):
+                card = fallback = f"error {row.config.code}"
+            else:
+                questions = len(row.config.welcome_card_questions)
+                card = f"on, {questions} questions" if row.config.welcome_card_enabled else "off"
+                fallback = "set" if row.config.fallback_message.strip() else "none"
+            ready = "yes" if row.ready else "no: " + "; ".join(row.problems())
+            rows.append((row.language.tag or "(none)", row.language.name, faq, card, fallback, ready))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        for r in rows:
+            print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:5])) + "  " + r[5])
+        print(f"\n{report.summary()}" + (" (stale: Desk failed just now)" if report.stale else ""))
+    for row in report.languages:
+        for check in row.errors:
+            print(f"error: {row.language.tag or '(none)'}: {check}\nwhat to do: {check.hint}", file=sys.stderr)
+    return EXIT_DESK if failed else EXIT_OK
+
+
+def _readiness_json(report: ReadinessReport) -> dict[str, object]:
+    from dataclasses import asdict
+
+    from bot.desk import DeskError
+
+    def result(value: FaqCount | RobotConfig | DeskError) -> object:
+        return {"error": _error_json(value)} if isinstance(value, DeskError) else asdict(value)
+
+    return {
+        "summary": report.summary(),
+        "ready": report.ready,
+        "checked_at": report.fetched_at,
+        "stale": report.stale,
+        "languages": [
+            {
+                "tag": row.language.tag,
+                "name": row.language.name,
+                "is_default": row.language.is_default,
+                "ready": row.ready,
+                "flags": [flag.value for flag in row.flags],
+                "faq": result(row.faq),
+                "settings": result(row.config),
+            }
+            for row in report.languages
+        ],
+    }
 
 
 def cmd_change(args: argparse.Namespace) -> int:
@@ -245,6 +314,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "demo": (cmd_demo, "try the whole bot locally: emulated Desk, stand-in Slack, real app"),
     "languages": (cmd_languages, "print the Desk chatbot's languages (--app X, --all)"),
     "apps": (cmd_apps, "print every configured Desk app with its language count and default"),
+    "status": (cmd_status, "is each language ready? FAQ questions, welcome card, fallback message"),
     "add": (cmd_change, "add a language to the chatbot (asks to confirm; --yes to skip)"),
     "remove": (cmd_change, "remove a language from the chatbot (asks to confirm; --yes to skip)"),
     "serve": (cmd_serve, "serve Slack over HTTP (granian) on $PORT"),
@@ -266,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     languages.add_argument("--refresh", action="store_true", help="bypass the cache")
     languages.add_argument("--app", help="the app's name (DESK_APPS); default: the first")
     languages.add_argument("--all", action="store_true", help="every app, one table each")
+    status = sub.choices["status"]
+    status.add_argument("--app", help="the app's name (DESK_APPS); default: the first")
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.add_argument("--refresh", action="store_true", help="check again now, bypassing the cache")
     for change in ("add", "remove"):
         parser_ = sub.choices[change]
         parser_.add_argument("tag", help="the language tag, e.g. vi")

@@ -10,7 +10,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
-from bot.deps import BotDeps
+from bot.deps import BotDeps, DeskApp
+from bot.desk import DeskError
 from handlers.answers import languages_reply
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ def publish_home(
     for desk_app in deps.apps:
         again = refresh and (app is None or desk_app.name == app)
         listing += without_share_button(languages_reply(desk_app, refresh=again).message["blocks"])
+        listing.append(blocks.context(readiness_line(desk_app)))
         listing.append({"type": "divider"})
     help_blocks = blocks.help_message(apps=deps.app_names)["blocks"]
     view = {"type": "home", "blocks": [*listing[: HOME_BLOCKS - len(help_blocks)], *help_blocks]}
@@ -34,6 +36,16 @@ def publish_home(
         client.views_publish(user_id=user_id, view=view)
     except SlackApiError as error:
         log.warning("Publishing the home tab failed: %s", error.response.get("error"))
+
+
+def readiness_line(app: DeskApp) -> str:
+    """One line on the app's readiness for the Home tab (its report is cached for DESK_STATUS_TTL)."""
+    try:
+        report = app.client.readiness()
+    except DeskError as error:
+        return f":grey_question: *Readiness* could not be checked: {blocks.escape(error.meaning)}."
+    icon = ":white_check_mark:" if report.ready else ":warning:"
+    return f"{icon} *Readiness:* {blocks.escape(report.summary())} (`status` for details)"
 
 
 def without_share_button(message_blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -111,3 +111,21 @@ def test_a_long_or_hostile_label_stays_inside_the_header() -> None:
     message = digest_message(AFTER, diff(BEFORE, AFTER), hostile, named=True)
     Block.parse(message["blocks"][0]).validate_json()  # a header holds 150 characters
     assert "<!channel>" not in texts(message) and "<!channel>" not in message["text"]
+
+
+def test_a_digest_carries_one_readiness_line_naming_the_flagged_languages() -> None:
+    from bot.desk.readiness import FaqCount, ReadinessReport, RobotConfig
+
+    config = RobotConfig(welcome_card_enabled=True, welcome_card_questions=("Hi",), fallback_message="Sorry",
+                         to_agent_enabled=True)
+    languages = list(AFTER.languages)
+    report = ReadinessReport.build(
+        languages,
+        [FaqCount(0 if lang.tag == "ja" else 10, 10) for lang in languages],
+        [config for _ in languages],
+        fetched_at=AFTER.fetched_at,
+    )
+    message = digest_message(AFTER, diff(BEFORE, AFTER), CTX, readiness=report)
+    lines = [b for b in message["blocks"] if "*Readiness:*" in json.dumps(b)]
+    assert len(lines) == 1 and "Japanese has no FAQ questions" in json.dumps(lines[0])
+    assert "*Readiness:*" not in json.dumps(digest_message(AFTER, diff(BEFORE, AFTER), CTX)["blocks"])

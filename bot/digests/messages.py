@@ -29,6 +29,7 @@ from bot.blocks import (
 )
 from bot.desk.changes import Changes
 from bot.desk.models import LanguageList
+from bot.desk.readiness import ReadinessReport
 from bot.digests.schedule import EXAMPLES, Schedule
 from bot.digests.store import PostRecord, PostState, Subscription
 from bot.grammar import COMMAND
@@ -212,10 +213,18 @@ def _change_lines(changes: Changes) -> tuple[list[str], str]:
     return ["*Changes since the previous digest*", *lines], ", ".join(summary)
 
 
-def digest_message(lst: LanguageList, changes: Changes, ctx: RenderContext, *, named: bool = False) -> Message:
+def digest_message(
+    lst: LanguageList,
+    changes: Changes,
+    ctx: RenderContext,
+    *,
+    named: bool = False,
+    readiness: ReadinessReport | None = None,
+) -> Message:
     """A channel digest: what changed since the channel's previous digest, then the list
-    as the command shows it (stale warning included), without the buttons. `named` (the bot
-    serves several Desk apps) puts the app's label in the header and the fallback text."""
+    as the command shows it (stale warning included), without the buttons, and one line on
+    readiness naming the flagged languages when a report is known. `named` (the bot serves
+    several Desk apps) puts the app's label in the header and the fallback text."""
     listing = languages_message(lst, ctx, buttons=False)
     change_lines, summary = _change_lines(changes)
     blocks = listing["blocks"]
@@ -224,5 +233,8 @@ def digest_message(lst: LanguageList, changes: Changes, ctx: RenderContext, *, n
     changes_block = section("\n".join(change_lines))
     # The header is replaced; the changes go first, where a channel reader looks.
     body = blocks[1:] if blocks and blocks[0].get("type") == "header" else blocks
+    if readiness is not None and readiness.languages:
+        icon = ":white_check_mark:" if readiness.ready else ":warning:"
+        body = [*body, context(f"{icon} *Readiness:* {escape(readiness.summary())} (`status` for details)")]
     fallback = f"Desk languages digest{f' — {label}' if named else ''} ({summary}). " + listing["text"]
     return message_of(fallback, [head, changes_block, *body])

@@ -51,6 +51,7 @@ from bot.config import ConfigError, Settings
 from bot.desk.changes import diff
 from bot.desk.errors import DeskError
 from bot.desk.models import LanguageList
+from bot.desk.readiness import ReadinessReport
 from bot.digests import messages
 from bot.digests.messages import AppTitle, app_label, digest_message
 from bot.digests.schedule import Schedule, ScheduleError, parse_schedule
@@ -71,6 +72,8 @@ class HistoryUnavailable(Exception):
 
 class LanguageSource(Protocol):
     def get_languages(self, refresh: bool = False) -> LanguageList: ...
+
+    def readiness(self, refresh: bool = False) -> ReadinessReport: ...
 
 
 class DigestApp(Protocol):
@@ -465,7 +468,7 @@ class DigestService:
             self.store.release(channel_id, name, period, self.owner, reason)
             return PostResult(channel_id, name, period, Outcome.FAILED, error=reason)
         changes = diff(self.store.get_snapshot(channel_id, name), languages)
-        message = digest_message(languages, changes, app.render, named=self.named)
+        message = digest_message(languages, changes, app.render, named=self.named, readiness=_readiness(app))
         self.store.set_shown(channel_id, name, period, self.owner, languages)
         try:
             response = self.poster.chat_postMessage(
@@ -509,6 +512,14 @@ class DigestService:
         else:
             log.error("digest %s (app %s) %s: %s", channel_id, app, period, reason)
         return PostResult(channel_id, app, period, Outcome.FAILED, error=reason)
+
+
+def _readiness(app: DigestApp) -> ReadinessReport | None:
+    """The app's readiness report for the digest's readiness line (cached), or None when it cannot be had."""
+    try:
+        return app.client.readiness()
+    except DeskError:
+        return None
 
 
 def _slack_error(error: SlackApiError) -> str:
