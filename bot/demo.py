@@ -18,7 +18,8 @@ import requests
 from bot import blocks
 from bot.boot import build_bot, load_configuration
 from bot.loopback import LoopbackServer
-from bot.slack_sandbox import FakeSlack, sign, slash_command_body
+from bot.management.messages import CONFIRM_ACTION
+from bot.slack_sandbox import SANDBOX_USER_ID, FakeSlack, block_action_body, sign, slash_command_body
 from bot.terminal import message_to_text
 
 
@@ -37,6 +38,7 @@ def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) ->
                 "SLACK_API_URL": slack.api_url,
                 "DATABASE_URL": "sqlite://",  # in memory: the demo leaves nothing behind
                 "DIGEST_TICKER": "0",
+                "DESK_ADMINS": SANDBOX_USER_ID,  # the demo's user may add and remove languages
                 "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
             }
         )
@@ -57,14 +59,35 @@ def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) ->
                     print("demo: no reply arrived at the response_url", file=sys.stderr)
                     return 1
                 reply, via = slack.responses("demo")[0].body, "through the response_url"
+            confirm = _confirm_button(reply)
+            result = None
+            if confirm is not None:  # `add`/`remove`: click Confirm as the admin, signed as Slack signs it
+                clicked = block_action_body(CONFIRM_ACTION, response_url=slack.response_url("click"), value=confirm)
+                signed = sign(signing_secret, clicked)
+                requests.post(f"{server.url}/slack/events", data=clicked, headers=signed, timeout=5)
+                if slack.wait_for(lambda s: bool(s.responses("click")), timeout=timeout):
+                    result = slack.responses("click")[0].body
     if as_json:
         print(json.dumps(reply, indent=2, ensure_ascii=False))
         return 0
+
     print(f"$ /desk-languages {text}".rstrip())
     print(f"(acknowledged in {ack_ms:.0f} ms; answer delivered {via})\n")
     print(message_to_text(reply))
+    if result is not None:
+        print("\n(Confirm clicked by the admin; the confirmation is replaced by:)\n")
+        print(message_to_text(result))
     print(
         "\nTry also: python -m bot demo share | default | refresh | help | apps | compare | staging"
-        " | digest daily 09:00 | anything"
+        " | status | staging add vi | history | digest daily 09:00 | anything"
     )
     return 0
+
+
+def _confirm_button(message: dict[str, object]) -> str | None:
+    """The value of a language change's Confirm button in `message`, if it has one."""
+    for block in message.get("blocks") or []:  # type: ignore[attr-defined]
+        for element in block.get("elements") or []:
+            if element.get("action_id") == CONFIRM_ACTION:
+                return str(element.get("value"))
+    return None

@@ -305,4 +305,4 @@ def test_demo_shows_two_sandbox_apps_that_differ(tmp_path: Path) -> None:
     assert compared.returncode == 0, compared.stderr
     assert "Only in Production (sandbox)" in compared.stdout and "Only in Staging (sandbox)" in compared.stdout
     apps = run_cli(tmp_path, "demo", "apps")
-    assert apps.returncode == 0 and "Staging (sandbox)" in apps.stdout and "5 languages" in apps.stdout
+    assert apps.returncode == 0 and "Staging (sandbox)" in apps.stdout and "4 languages" in apps.stdout

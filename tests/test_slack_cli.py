@@ -155,3 +155,10 @@ def test_demo_prints_the_list_and_the_block_kit_json(tmp_path: Path) -> None:
     assert "answer delivered in the ack" in outputs[2][0]
     assert "/desk-languages share" in outputs[2][0]
     assert list(tmp_path.iterdir()) == []  # the demo leaves nothing behind
+
+
+def test_demo_add_confirms_as_the_admin_and_shows_the_new_list(tmp_path: Path) -> None:
+    done = run_bot("demo", "staging", "add", "vi", cwd=tmp_path, env=clean_env())
+    assert done.returncode == 0, done.stderr
+    assert "Add Vietnamese (`vi`) to Staging (sandbox)" in done.stdout
+    assert "Vietnamese (vi) was added." in done.stdout and "• Vietnamese (`vi`)" in done.stdout
