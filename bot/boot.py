@@ -36,7 +36,7 @@ from bot.desk.client import readiness_time_limit
 from bot.desk.readiness import READINESS, ReadinessReport
 from bot.desk.sandbox import SANDBOX_ADMINS, SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, sample_for_app
 from bot.digests.service import DigestService, posting_client
-from bot.digests.store import DATABASE_ERRORS, DigestStore, create_db_engine
+from bot.digests.store import DB_DOWN_ERRORS, DigestStore, create_db_engine
 from bot.digests.ticker import DigestTicker
 from bot.logs import configure_logging
 from bot.management.admins import AdminDirectory, AdminList
@@ -50,7 +50,7 @@ from bot.web import BotWSGI
 
 log = logging.getLogger(__name__)
 
-SLACK_CALL_TIMEOUT = 10  # seconds for one Slack Web API call
+API_CALL_TIMEOUT = 10  # seconds for one Slack Web API call
 DEFAULT_APP = "default"
 
 
@@ -181,7 +181,7 @@ def build_desk_apps(settings: Settings) -> tuple[DeskApp, ...]:
 def build_web_client(settings: Settings) -> WebClient:
     """The process's Slack Web API client, retrying connection errors, 429 (Retry-After) and 5xx."""
     token = settings.slack_bot_token.value if settings.slack_bot_token else None
-    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=SLACK_CALL_TIMEOUT)
+    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=API_CALL_TIMEOUT)
     client.retry_handlers = [
         ConnectionErrorRetryHandler(max_retry_count=1),
         RateLimitErrorRetryHandler(max_retry_count=2),
@@ -230,7 +230,7 @@ def check_app_token(settings: Settings) -> None:
     otherwise log a refusal as an ERROR with a traceback-like dump and keep retrying."""
     assert settings.slack_app_token is not None
     token = settings.slack_app_token.value
-    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=SLACK_CALL_TIMEOUT)
+    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=API_CALL_TIMEOUT)
     try:
         client.apps_connections_open(app_token=token)
     except Exception as error:  # noqa: BLE001  refused, or Slack unreachable: both are config errors here
@@ -256,7 +256,7 @@ def start_digest_ticker(service: DigestService) -> DigestTicker | None:
     log.info("digest ticker off (DIGEST_TICKER=0); run `python -m bot digest --due` from a scheduler")
     try:
         service.seed_from_settings()
-    except DATABASE_ERRORS as error:
+    except DB_DOWN_ERRORS as error:
         service.tick_failed(error)  # seeded by the next `digest --due` instead
     return None
 

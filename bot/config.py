@@ -48,8 +48,8 @@ FALSE_WORDS = {"0", "false", "no", "off", ""}
 
 
 APP_NAME = re.compile(r"[a-z0-9-]{1,20}")
-SLACK_PRINCIPAL = re.compile(r"[UWS][A-Z0-9]{2,20}")
-SLACK_CHANNEL = re.compile(r"[CG][A-Z0-9]{2,20}")
+PRINCIPAL_ID_FORMAT = re.compile(r"[UWS][A-Z0-9]{2,20}")
+CHANNEL_ID_FORMAT = re.compile(r"[CG][A-Z0-9]{2,20}")
 DEFAULT_APP_NAME = "default"  # the one app of a bot without DESK_APPS
 # Words of the slash command, which an app name may not be (`/desk-languages share` must stay an
 # option). bot/grammar.py's options are a subset; tests/test_config_cli.py keeps the two in step.
@@ -345,7 +345,7 @@ class _Reader:
         admins_variable = var("ADMINS")
         admins = tuple(item.strip() for item in (self.raw(admins_variable) or "").split(",") if item.strip())
         for item in admins:
-            if not SLACK_PRINCIPAL.fullmatch(item):
+            if not PRINCIPAL_ID_FORMAT.fullmatch(item):
                 raise ConfigError(
                     admins_variable,
                     f"{item[:30]!r} is not a Slack user ID (U…, W…) or user-group ID (S…)",
@@ -464,7 +464,7 @@ class _Reader:
             )
 
         audit_channel = self.raw("DESK_AUDIT_CHANNEL")
-        if audit_channel is not None and not SLACK_CHANNEL.fullmatch(audit_channel):
+        if audit_channel is not None and not CHANNEL_ID_FORMAT.fullmatch(audit_channel):
             raise ConfigError(
                 "DESK_AUDIT_CHANNEL",
                 f"{audit_channel[:30]!r} is not a Slack channel ID",

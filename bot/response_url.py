@@ -29,7 +29,7 @@ from slack_sdk.webhook import WebhookClient
 
 log = logging.getLogger(__name__)
 TIMEOUT = 10
-SLACK_REPLY_ORIGINS = ("https://hooks.slack.com", "https://hooks.slack-gov.com")
+REPLY_ORIGINS = ("https://hooks.slack.com", "https://hooks.slack-gov.com")
 
 
 def origin_of(url: str) -> str | None:
@@ -49,7 +49,7 @@ class ResponseSender:
     """Posts replies to `response_url`s on the allowed origins only."""
 
     def __init__(self, slack_api_url: str) -> None:
-        self.allowed = {*SLACK_REPLY_ORIGINS, *filter(None, [origin_of(slack_api_url)])}
+        self.allowed = {*REPLY_ORIGINS, *filter(None, [origin_of(slack_api_url)])}
 
     def allows(self, response_url: str) -> bool:
         return origin_of(response_url) in self.allowed

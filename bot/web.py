@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
-SLACK_PATH = "/slack/events"
+EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 MAX_BODY = 1024 * 1024  # bytes; Slack's largest payloads (a view submission) are far smaller
 REFUSALS = {400: "malformed request", 401: "invalid request", 413: "request too large"}
@@ -140,7 +140,7 @@ class BotWSGI:
             headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
             start_response("200 OK", [*headers, ("Cache-Control", "no-store")])
             return [body]
-        if path != SLACK_PATH:
+        if path != EVENTS_PATH:
             return _plain(start_response, "404 Not Found", "Not Found")
         if method != "POST":
             return _plain(start_response, "405 Method Not Allowed", "Method Not Allowed", ("Allow", "POST"))
@@ -149,7 +149,7 @@ class BotWSGI:
     def _refuse(
         self, start_response: StartResponse, environ: Environ, status: int, reason: str, *extra: tuple[str, str]
     ) -> list[bytes]:
-        self.rejections.note(status, reason, "POST", SLACK_PATH, str(environ.get("CONTENT_LENGTH") or "no"))
+        self.rejections.note(status, reason, "POST", EVENTS_PATH, str(environ.get("CONTENT_LENGTH") or "no"))
         # The same answer Bolt gives a failed signature check, so clients see one shape.
         body = json.dumps({"error": REFUSALS[status]}).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *extra]

@@ -31,7 +31,7 @@ from tests.support.served import Served, assert_one_line_config_error, clean_env
 from tests.support.services import free_port
 from tests.support.slack_harness import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, slack_env
 
-SLACK_PATH = "/slack/events"
+EVENTS_PATH = "/slack/events"
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def sign_bytes(body: bytes) -> dict[str, str]:
 
 def signed_command(served: Served, slack: FakeSlack, text: str, **fields: str) -> requests.Response:
     body = slash_command_body(text, response_url=fields.pop("response_url", slack.response_url("cmd")))
-    return requests.post(f"{served.url}{SLACK_PATH}", data=body, headers=sign(SIGNING_SECRET, body), timeout=5)
+    return requests.post(f"{served.url}{EVENTS_PATH}", data=body, headers=sign(SIGNING_SECRET, body), timeout=5)
 
 
 # --- the worker never freezes, whatever the body ---------------------------------------------------
@@ -118,7 +118,7 @@ def test_a_pathological_unsigned_body_is_refused_fast_while_healthz_answers(serv
 
     def attack() -> None:
         started = time.monotonic()
-        response = requests.post(f"{served.url}{SLACK_PATH}", data=body, timeout=30)
+        response = requests.post(f"{served.url}{EVENTS_PATH}", data=body, timeout=30)
         done["status"], done["seconds"] = response.status_code, time.monotonic() - started
 
     thread = threading.Thread(target=attack)
@@ -134,13 +134,13 @@ def test_a_huge_or_unsized_body_gets_413_before_it_is_read(served: Served) -> No
     declared = 50 * 1024 * 1024
     answer = raw_request(
         served,
-        f"POST {SLACK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        f"POST {EVENTS_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
         f"Content-Length: {declared}",
         b"x" * 4096,  # only a sliver of the 50 MB is ever sent: the answer must not wait for the rest
     )
     assert status_of(answer) == 413
     chunked = raw_request(
-        served, f"POST {SLACK_PATH} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked", b"5\r\nhello\r\n0\r\n\r\n"
+        served, f"POST {EVENTS_PATH} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked", b"5\r\nhello\r\n0\r\n\r\n"
     )
     assert status_of(chunked) in (411, 413)
     assert health_latency(served) < 1.0
@@ -151,7 +151,7 @@ def test_slow_headers_are_cut_and_cost_the_server_nothing(served: Served, slack:
     try:
         for _ in range(100):
             conn = socket.create_connection(address(served), timeout=5)
-            conn.sendall(f"POST {SLACK_PATH} HTTP/1.1\r\nHost: x\r\n".encode())
+            conn.sendall(f"POST {EVENTS_PATH} HTTP/1.1\r\nHost: x\r\n".encode())
             trickling.append(conn)
         for round_ in range(3):
             for conn in trickling:
@@ -186,7 +186,7 @@ def test_malformed_unsigned_requests_get_a_4xx_without_a_traceback(
     headers, body = MALFORMED[kind]
     bot = serve(emulator, slack, tmp_path)
     try:
-        response = requests.post(f"{bot.url}{SLACK_PATH}", data=body, headers=headers, timeout=5)
+        response = requests.post(f"{bot.url}{EVENTS_PATH}", data=body, headers=headers, timeout=5)
         assert response.status_code in (400, 401)
     finally:
         _, stderr = bot.stop()
@@ -201,7 +201,7 @@ def test_malformed_but_signed_requests_get_400_without_a_traceback(
     bot = serve(emulator, slack, tmp_path)
     try:
         signed = {**sign_bytes(body), **headers}
-        response = requests.post(f"{bot.url}{SLACK_PATH}", data=body, headers=signed, timeout=5)
+        response = requests.post(f"{bot.url}{EVENTS_PATH}", data=body, headers=signed, timeout=5)
         assert response.status_code == 400
     finally:
         _, stderr = bot.stop()
@@ -216,7 +216,7 @@ def test_refused_requests_are_logged_as_one_line_without_their_body(
     forged = secretish + "&text=x%0A2026-01-01 00:00:00 ERROR forged line\nERROR forged too"
     try:
         for _ in range(20):
-            assert requests.post(f"{bot.url}{SLACK_PATH}", data=forged, timeout=5).status_code == 401
+            assert requests.post(f"{bot.url}{EVENTS_PATH}", data=forged, timeout=5).status_code == 401
     finally:
         _, stderr = bot.stop()
     for leaked in ("Zq8SECRETVALUEq8Z", "SECRETPATH", "forged"):

@@ -157,7 +157,7 @@ class DatabaseUnavailable(Exception):
 
 
 # What a ticker treats as "the database is down" (one line per outage, retried), not as a bug.
-DATABASE_ERRORS: tuple[type[Exception], ...] = (DatabaseUnavailable, SQLAlchemyError)
+DB_DOWN_ERRORS: tuple[type[Exception], ...] = (DatabaseUnavailable, SQLAlchemyError)
 
 # What a driver's connection error says, as a phrase of ours (the error's own text is not shown).
 _CONNECT_FAILURES = (

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from bot.digests.service import DigestService
-from bot.digests.store import DATABASE_ERRORS
+from bot.digests.store import DB_DOWN_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class DigestTicker:
                     self.service.seed_from_settings()
                     seeded = True
                 self.service.tick()
-            except DATABASE_ERRORS as error:  # the database is down: one line per outage, retried
+            except DB_DOWN_ERRORS as error:  # the database is down: one line per outage, retried
                 self.service.tick_failed(error)
             except Exception as error:  # a bug: keep its traceback, and keep the thread alive
                 log.exception("digest tick failed; trying again next minute")
