@@ -286,7 +286,10 @@ def cmd_digest(args: argparse.Namespace, settings: Settings | None = None) -> in
         report = service.tick()
         print(report.summary())
         return EXIT_FAILED if report.failed else EXIT_OK
-    result = service.post_now(args.channel)
+    if args.app is not None and args.app not in service.apps:
+        names = ", ".join(service.apps)
+        raise ConfigError("--app", f"{args.app!r} is not one of this bot's apps", f"Use one of {names}.")
+    result = service.post_now(args.channel, args.app)
     if result.outcome is Outcome.POSTED:
         print(f"posted to {result.channel_id} (ts {result.ts})")
         return EXIT_OK
@@ -358,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     digest.add_argument(
         "--now", type=_instant, metavar="ISO8601", help="act as if it were this time (UTC without an offset)"
     )
+    digest.add_argument("--app", help="with --channel: the app whose digest to post (default: the first)")
     digest.add_argument("--lease", type=float, help=argparse.SUPPRESS)  # tests: a short claim lease
     sandbox = sub.choices["sandbox"]
     sandbox.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")

@@ -393,6 +393,8 @@ def test_the_command_line(harness: Harness, capsys: pytest.CaptureFixture[str]) 
     assert "Desk" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         digest_cli(["--due", "--now", "yesterday"], harness)
+    with pytest.raises(ConfigError, match="--app: 'staging' is not one of this bot's apps"):
+        digest_cli(["--channel", "C0OTHER", "--app", "staging"], harness)
 
 
 # --- several Desk apps ------------------------------------------------------------------------------
