@@ -541,6 +541,10 @@ _DIGEST_USAGE = (
 )
 
 
+_WATCH_USAGE = (
+    ("watch", "an alert in this channel whenever the languages change (again: since when, and who set it up)"),
+    ("watch off", "stop this channel's change alerts"),
+)
 _STATUS_USAGE = (
     ("status", "is each language ready? FAQ questions, welcome card and fallback message per language"),
     ("status refresh", "the same, checked again now"),
@@ -575,6 +579,7 @@ def _usage_frozen(command: str, apps: tuple[str, ...] = ()) -> Message:
         section(f"*Usage*\n{rows(_USAGE)}"),
         section(f"*Readiness*\n{rows(_STATUS_USAGE)}"),
         section(f"*Changing languages*\n{rows(_MANAGE_USAGE)}"),
+        section(f"*Change alerts*\n{rows(_WATCH_USAGE)}"),
         *several,
         section(
             "*Channel digest*: the list posted here on a schedule. `[tz]` is a time zone "

@@ -26,6 +26,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from sqlalchemy.engine import Engine
 
 from bot.blocks import RenderContext
 from bot.config import ConfigError, DeskAppSettings, Secret, Settings, load_settings
@@ -46,6 +47,9 @@ from bot.regions import REGIONS
 from bot.response_url import ResponseSender
 from bot.shared import RedisCache, RedisLimiter, connection_for
 from bot.slack_app import build_slack_app
+from bot.watch.service import WatchService
+from bot.watch.store import WatchStore
+from bot.watch.ticker import WatchTicker
 from bot.web import BotWSGI
 
 log = logging.getLogger(__name__)
@@ -261,6 +265,41 @@ def start_digest_ticker(service: DigestService) -> DigestTicker | None:
     return None
 
 
+# --- watch ---------------------------------------------------------------------------------------
+
+
+def who_changed_from(store: ChangeStore) -> Callable[[str, str, str, float], str | None]:
+    """Who made a change through the bot: the newest audit entry of that app, action and tag since
+    `since` whose write was not refused (an unknown outcome may have applied)."""
+
+    def who(app: str, action: str, tag: str, since: float) -> str | None:
+        for entry in store.history(app, limit=50):
+            if entry.at < since:
+                return None
+            if entry.action == action and entry.tag == tag and entry.result != "not-applied":
+                return entry.who
+        return None
+
+    return who
+
+
+def build_watch_service(
+    settings: Settings, apps: Sequence[DeskApp], web_client: WebClient, engine: Engine
+) -> WatchService:
+    """Change alerts of every Desk app, in the same database as digests (touched on first use)."""
+    return WatchService(
+        WatchStore(engine), apps, web_client, interval=settings.watch_interval,
+        who_changed=who_changed_from(ChangeStore(engine)),
+    )
+
+
+def start_watch_ticker(service: WatchService, settings: Settings) -> WatchTicker | None:
+    if settings.digest_ticker:
+        return WatchTicker(service).start()
+    log.info("watch ticker off (DIGEST_TICKER=0); run `python -m bot watch --due` from a scheduler")
+    return None
+
+
 # --- the whole bot -------------------------------------------------------------------------------
 
 
@@ -288,6 +327,7 @@ def build_deps(settings: Settings, web_client: WebClient) -> BotDeps:
         responder=ResponseSender(settings.slack_api_url),
         digests=digests,
         manager=build_language_manager(settings, apps, web_client, ChangeStore(digests.store.engine)),
+        watch=build_watch_service(settings, apps, web_client, digests.store.engine),
     )
 
 
@@ -300,6 +340,7 @@ class Bot:
     deps: BotDeps
     slack: App
     ticker: DigestTicker | None = None
+    watch_ticker: WatchTicker | None = None
 
     @cached_property
     def wsgi(self) -> BotWSGI:
@@ -309,15 +350,20 @@ class Bot:
         return BotWSGI(self.slack, self.deps, signing_secret=secret.value)
 
     def start_jobs(self) -> Bot:
-        """Background work of a serving process: the digest ticker (DIGEST_TICKER=1)."""
+        """Background work of a serving process: the digest and watch tickers (DIGEST_TICKER=1)."""
         if self.ticker is None and self.deps.digests is not None:
             self.ticker = start_digest_ticker(self.deps.digests)
+        if self.watch_ticker is None and self.deps.watch is not None:
+            self.watch_ticker = start_watch_ticker(self.deps.watch, self.settings)
         return self
 
     def stop_jobs(self) -> None:
         if self.ticker is not None:
             self.ticker.stop()
             self.ticker = None
+        if self.watch_ticker is not None:
+            self.watch_ticker.stop()
+            self.watch_ticker = None
 
 
 def build_bot(settings: Settings, *, socket_mode: bool = False) -> Bot:
@@ -354,3 +400,12 @@ def build_cli_digests(settings: Settings) -> DigestService:
     if settings.slack_bot_token is None:
         raise ConfigError("SLACK_BOT_TOKEN", "is not set", "Set it to the app's Bot User OAuth Token (xoxb-…).")
     return build_digest_service(settings, build_desk_apps(settings), build_web_client(settings))
+
+
+def build_cli_watch(settings: Settings) -> WatchService:
+    """The watch service for `python -m bot watch --due` (no Bolt app, no ticker)."""
+    if settings.slack_bot_token is None:
+        raise ConfigError("SLACK_BOT_TOKEN", "is not set", "Set it to the app's Bot User OAuth Token (xoxb-…).")
+    apps = build_desk_apps(settings)
+    engine = create_db_engine(settings.database_url.value)
+    return build_watch_service(settings, apps, build_web_client(settings), engine)

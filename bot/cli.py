@@ -297,6 +297,20 @@ def cmd_digest(args: argparse.Namespace, settings: Settings | None = None) -> in
     return EXIT_DESK if result.error and result.error.startswith("Desk") else EXIT_FAILED
 
 
+def cmd_watch(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """One watch tick (--due): poll every app whose interval slot nobody has polled yet, then post
+    the pending change alerts. Safe alongside tickers and other schedulers (everything is claimed
+    in the database). Exit codes: 0 done, 1 some alert failed (retried next tick), 2 configuration."""
+    from bot.boot import build_cli_watch, load_configuration
+
+    service = build_cli_watch(settings or load_configuration())
+    if args.lease is not None:
+        service.lease = args.lease
+    report = service.tick()
+    print(report.summary())
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
 def _instant(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -323,6 +337,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "serve": (cmd_serve, "serve Slack over HTTP (granian) on $PORT"),
     "socket": (cmd_socket, "serve Slack over Socket Mode (no public URL needed)"),
     "digest": (cmd_digest, "post due channel digests (--due) or one now (--channel C123)"),
+    "watch": (cmd_watch, "poll every Desk app once and post change alerts (--due)"),
     "manifest": (cmd_manifest, "print the Slack app manifest for this deployment"),
     "sandbox": (cmd_sandbox, "run the embedded Desk emulator on a loopback port"),
     "errors": (cmd_errors, "print the Desk error catalogue with hints, as Markdown"),
@@ -363,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     digest.add_argument("--app", help="with --channel: the app whose digest to post (default: the first)")
     digest.add_argument("--lease", type=float, help=argparse.SUPPRESS)  # tests: a short claim lease
+    watch = sub.choices["watch"]
+    watch.add_argument("--due", action="store_true", required=True, help="poll what is due, post alerts, and exit")
+    watch.add_argument("--lease", type=float, help=argparse.SUPPRESS)  # tests: a short claim lease
     sandbox = sub.choices["sandbox"]
     sandbox.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
     sandbox.add_argument("--host", default="127.0.0.1")

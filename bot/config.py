@@ -107,6 +107,7 @@ class Settings:
     digest_schedule: str | None = None
     digest_ticker: bool = True
     digest_grace: float = 6 * 3600.0
+    watch_interval: float = 300.0  # DESK_WATCH_INTERVAL: seconds between two polls of an app for `watch`
     # --- Language management -------------------------------------------------------------
     audit_channel: str | None = None  # DESK_AUDIT_CHANNEL: one line per change reaching Desk
     # --- Scaling out ----------------------------------------------------------------
@@ -508,6 +509,7 @@ class _Reader:
             digest_schedule=digest_schedule,
             digest_ticker=self.boolean("DIGEST_TICKER", True),
             digest_grace=self.number("DIGEST_GRACE", 6 * 3600.0, minimum=60, maximum=7 * 86400),
+            watch_interval=self.number("DESK_WATCH_INTERVAL", 300.0, minimum=10, maximum=86400),
             redis_url=redis_url,
             redis_tls_verify=self.boolean("REDIS_TLS_VERIFY", True),
             audit_channel=audit_channel,

@@ -7,6 +7,9 @@ bot/management/store.py); both are created through `create_tables`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -27,3 +30,79 @@ def create_tables(engine: Engine, metadata: sa.MetaData, what: str) -> None:
             if attempt == 2:
                 raise
             log.info("%s tables were being created concurrently; checking again", what)
+
+
+class ClaimState(StrEnum):
+    """The states of a claim row (digests' posting records, watch alerts)."""
+
+    CLAIMED = "claimed"  # a process is posting (or crashed while posting)
+    POSTED = "posted"  # done
+    RELEASED = "released"  # the last attempt definitely failed; anyone may claim again
+    SKIPPED = "skipped"  # given up (a crashed claim could not be verified)
+
+
+class Claim(StrEnum):
+    NEW = "new"  # first claim of the row
+    RETRY = "retry"  # reclaimed after a definite failure
+    TAKEOVER = "takeover"  # reclaimed from a stale claim: verify history before posting
+    BUSY = "busy"  # someone else holds a live claim
+    DONE = "done"  # already posted or skipped
+
+
+def claim_row(
+    *,
+    won: Callable[[Any], bool],
+    seen: Callable[[], tuple[str, float | None] | None],
+    insert: Any,
+    table: sa.Table,
+    key: Any,
+    new_row: dict[str, Any],
+    index_elements: Sequence[Any],
+    owner: str,
+    now: float,
+    lease: float,
+) -> Claim:
+    """Become the one process that posts a row's message, with single conditional statements:
+
+        INSERT … ON CONFLICT DO NOTHING RETURNING …            -- nobody has touched it: NEW
+        UPDATE … WHERE key AND state='released' RETURNING …      -- it definitely failed: RETRY
+        UPDATE … WHERE key AND state='claimed' AND claimed_at < now - lease RETURNING …  -- TAKEOVER
+
+    The database serialises them, so exactly one concurrent caller sees its row come back.
+    `won(statement)` runs a statement and says whether a row came back; `seen()` reads the
+    row's (state, claimed_at) first, so the common cases (posted, claimed within the lease)
+    cost one read and no write. A TAKEOVER must check the channel before posting.
+    `table` needs the columns state, owner, claimed_at and attempts; `new_row` holds the key
+    columns and any other values of a new row.
+    """
+    before = seen()
+    if before is not None:
+        state, claimed_at = before
+        if state in (ClaimState.POSTED, ClaimState.SKIPPED):
+            return Claim.DONE
+        if state == ClaimState.CLAIMED and (claimed_at or 0) >= now - lease:
+            return Claim.BUSY
+    first_key = table.c[index_elements[0].name]
+    first = (
+        insert(table)
+        .values(**new_row, state=ClaimState.CLAIMED.value, owner=owner, claimed_at=now, attempts=1)
+        .on_conflict_do_nothing(index_elements=list(index_elements))
+        .returning(first_key)
+    )
+    if before is None and won(first):
+        return Claim.NEW
+    reclaim = dict(state=ClaimState.CLAIMED.value, owner=owner, claimed_at=now, attempts=table.c.attempts + 1)
+    retry = sa.update(table).where(key & (table.c.state == ClaimState.RELEASED.value)).values(**reclaim)
+    if won(retry.returning(first_key)):
+        return Claim.RETRY
+    takeover = (
+        sa.update(table)
+        .where(key & (table.c.state == ClaimState.CLAIMED.value) & (table.c.claimed_at < now - lease))
+        .values(**reclaim)
+    )
+    if won(takeover.returning(first_key)):
+        return Claim.TAKEOVER
+    after = seen()
+    if after is not None and after[0] in (ClaimState.POSTED, ClaimState.SKIPPED):
+        return Claim.DONE
+    return Claim.BUSY

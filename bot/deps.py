@@ -1,4 +1,4 @@
-"""What the Slack listeners are given: the Desk apps, the digest service and the settings.
+"""What the Slack listeners are given: the Desk apps, the digest and watch services and the settings.
 
 This module sits below both the Slack app and `handlers/`, so each imports it without
 importing the other. The composition root (`bot/boot.py`) builds one `BotDeps` per
@@ -16,6 +16,7 @@ from bot.desk import DeskClient, DeskError, LanguageList
 from bot.digests.service import DigestService
 from bot.management.service import LanguageManager
 from bot.response_url import ResponseSender
+from bot.watch.service import WatchService
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class BotDeps:
     responder: ResponseSender
     digests: DigestService | None = None
     manager: LanguageManager | None = None
+    watch: WatchService | None = None
 
     @property
     def default_app(self) -> DeskApp:

@@ -33,11 +33,14 @@ class Action(StrEnum):
     REMOVE = "remove"
     HISTORY = "history"
     STATUS = "status"
+    WATCH = "watch"
     UNKNOWN = "unknown"
 
 
-OPTIONS = ("share", "refresh", "default", "help", "digest", "apps", "compare", "add", "remove", "history", "status")
-TAKES_ARGS = (Action.DIGEST, Action.COMPARE, Action.ADD, Action.REMOVE)  # the rest of the text is theirs
+OPTIONS = (
+    "share", "refresh", "default", "help", "digest", "apps", "compare", "add", "remove", "history", "status", "watch",
+)
+TAKES_ARGS = (Action.DIGEST, Action.COMPARE, Action.ADD, Action.REMOVE, Action.WATCH)  # the rest of the text is theirs
 
 
 @dataclass(frozen=True)

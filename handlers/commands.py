@@ -75,6 +75,8 @@ def register(app: App, deps: BotDeps) -> None:
         listed = False
         if parsed.action is Action.DIGEST:
             message = digest_answer(deps, command, deps.app(parsed.app), parsed.args)
+        elif parsed.action is Action.WATCH:
+            message = watch_answer(deps, command, deps.app(parsed.app), parsed.args)
         elif parsed.action is Action.APPS:
             message = apps_reply(deps.apps)
         elif parsed.action is Action.COMPARE:
@@ -121,4 +123,18 @@ def digest_answer(deps: BotDeps, command: dict[str, Any], app: DeskApp, args: st
     except Exception:  # the user gets an apology; the log gets the details
         log.exception("Unexpected failure in a digest command")
         return blocks.notice_message(UNEXPECTED.replace("fetching the Desk languages", "updating the digest"))
+    return message
+
+
+def watch_answer(deps: BotDeps, command: dict[str, Any], app: DeskApp, args: str) -> dict[str, Any]:
+    """`watch` (subscribe, or show since when and by whom) and `watch off`."""
+    if deps.watch is None:
+        return blocks.notice_message("Change alerts are not available in this installation.")
+    try:
+        message: dict[str, Any] = deps.watch.handle_command(
+            command.get("channel_id", ""), app.name, args, user_id=command.get("user_id")
+        )
+    except Exception:  # the user gets an apology; the log gets the details
+        log.exception("Unexpected failure in a watch command")
+        return blocks.notice_message(UNEXPECTED.replace("fetching the Desk languages", "updating the watch"))
     return message

@@ -52,7 +52,7 @@ def test_a_supported_tag_suggests_itself(tag: str) -> None:
     assert suggest_tag(tag) == tag
 
 
-@pytest.mark.parametrize("typed", ["", "   ", "de", "French", "klingon", "xx", "123", "zh-" * 40])
+@pytest.mark.parametrize("typed", ["", "   ", "de", "French", "klingon", "xx", "123", "zh-" * 40, "\x00𐀀", "en\x00"])
 def test_nothing_close_suggests_nothing(typed: str) -> None:
     assert suggest_tag(typed) is None
 

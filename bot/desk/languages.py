@@ -10,6 +10,7 @@ name (`vietnamese`, `Tagalog`, `日本語`) to the supported tag it most likely 
 
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 
 import langcodes
@@ -57,6 +58,10 @@ def suggest_tag(text: str) -> str | None:
     """
     cleaned = text.strip().replace("_", "-")
     if not cleaned or len(cleaned) > _MAX_INPUT:
+        return None
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in cleaned):
+        # No tag or name has a control character, and langcodes' name trie crashes on NUL
+        # (marisa_trie: "SystemError: Negative size passed to PyBytes_FromStringAndSize").
         return None
     folded = cleaned.casefold()
     if folded in _BY_LOWER:

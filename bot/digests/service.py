@@ -32,9 +32,7 @@ lease runs out in real seconds whatever time the schedule is pretending it is.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +42,6 @@ from typing import Any, Protocol
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.blocks import Message, RenderContext
 from bot.config import ConfigError, Settings
@@ -56,18 +53,15 @@ from bot.digests import messages
 from bot.digests.messages import AppTitle, app_label, digest_message
 from bot.digests.schedule import Schedule, ScheduleError, parse_schedule
 from bot.digests.store import LEGACY_APP, Claim, DatabaseUnavailable, DigestStore, PostState, Subscription
+from bot.slack_posting import HistoryUnavailable, find_message, posting_client, process_owner, slack_error
 
 log = logging.getLogger(__name__)
 
 EVENT_TYPE = "desk_languages_digest"
 DEFAULT_LEASE = 600.0  # seconds a claim protects a post in progress; far above one post's worst case
-HISTORY_PAGES = 10  # conversations.history pages (200 messages each) searched for a crashed claim
 INVITE_HINT = "The last digest could not be posted: invite the bot to this channel (`/invite`, then pick the bot)."
 OFF_WORDS = ("off", "stop", "unsubscribe", "cancel")
 
-
-class HistoryUnavailable(Exception):
-    """The channel's history could not be searched, so whether a digest was posted is unknown."""
 
 
 class LanguageSource(Protocol):
@@ -138,28 +132,6 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def process_owner() -> str:
-    """Who holds a claim: host, pid and a random part (pids repeat across dynos and restarts)."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def posting_client(client: WebClient) -> WebClient:
-    """A copy of `client` for chat.postMessage with only the 429 retry.
-
-    chat.postMessage has no idempotency key: retrying after a reset connection or a
-    5xx could post twice, so those are left to the claim logic. A 429 is a definite
-    "not posted", safe to retry after Retry-After.
-    """
-    return WebClient(
-        token=client.token,
-        base_url=client.base_url,
-        timeout=client.timeout,
-        ssl=client.ssl,
-        proxy=client.proxy,
-        headers=dict(client.headers),
-        logger=client._logger,  # keep the caller's logger (and its redaction)
-        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)],
-    )
 
 
 class DigestService:
@@ -432,32 +404,13 @@ class DigestService:
         Raises HistoryUnavailable when Slack refuses the history (scope, membership) or
         it is too long to search completely: both mean "cannot tell".
         """
-        cursor: str | None = None
-        for _ in range(HISTORY_PAGES):
-            try:
-                response = self.slack.conversations_history(
-                    channel=channel_id,
-                    oldest=f"{max(oldest, 0):.6f}",
-                    include_all_metadata=True,
-                    limit=200,
-                    cursor=cursor,
-                )
-            except SlackApiError as error:
-                raise HistoryUnavailable(f"Slack says {_slack_error(error)}") from None
-            for message in response.get("messages") or []:
-                metadata = message.get("metadata") or {}
-                payload = metadata.get("event_payload") or {}
-                if (
-                    metadata.get("event_type") == EVENT_TYPE
-                    and isinstance(payload, dict)
-                    and payload.get("period") == period
-                    and self.message_app(payload) == app
-                ):
-                    return str(message["ts"])
-            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                return None
-        raise HistoryUnavailable(f"more than {HISTORY_PAGES * 200} messages since the scheduled time")
+        return find_message(
+            self.slack,
+            channel_id,
+            EVENT_TYPE,
+            lambda payload: payload.get("period") == period and self.message_app(payload) == app,
+            oldest=oldest,
+        )
 
     def _fetch_and_post(self, channel_id: str, app: DigestApp, period: str) -> PostResult:
         name = app.name
@@ -494,7 +447,7 @@ class DigestService:
         return PostResult(channel_id, name, period, Outcome.POSTED, ts=ts)
 
     def _post_refused(self, channel_id: str, app: str, period: str, error: SlackApiError) -> PostResult:
-        code = _slack_error(error)
+        code = slack_error(error)
         status = error.response.status_code if error.response is not None else 0
         if status >= 500:  # Slack may have posted before failing
             reason = f"Slack answered HTTP {status}; will check the channel after the lease"
@@ -521,10 +474,3 @@ def _readiness(app: DigestApp) -> ReadinessReport | None:
     except DeskError:
         return None
 
-
-def _slack_error(error: SlackApiError) -> str:
-    response: Any = error.response
-    try:
-        return str(response.get("error") or "unknown_error")
-    except AttributeError:
-        return "unknown_error"

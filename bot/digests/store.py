@@ -48,7 +48,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import partial
 from typing import Any
 
@@ -57,6 +56,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from bot.config import ConfigError
+from bot.database import Claim, ClaimState, claim_row
 from bot.desk.models import LanguageList
 
 log = logging.getLogger(__name__)
@@ -190,19 +190,8 @@ def _unavailable(url: URL, error: BaseException) -> DatabaseUnavailable:
     )
 
 
-class PostState(StrEnum):
-    CLAIMED = "claimed"  # a process is posting (or crashed while posting)
-    POSTED = "posted"  # done; `ts` is the Slack message
-    RELEASED = "released"  # the last attempt definitely failed; anyone may claim again
-    SKIPPED = "skipped"  # given up for this period (could not verify a crashed claim)
-
-
-class Claim(StrEnum):
-    NEW = "new"  # first claim of the period
-    RETRY = "retry"  # reclaimed after a definite failure
-    TAKEOVER = "takeover"  # reclaimed from a stale claim: verify history before posting
-    BUSY = "busy"  # someone else holds a live claim
-    DONE = "done"  # already posted or skipped
+# A posting record's state and a claim's outcome are the shared claim's (bot/database.py).
+PostState = ClaimState
 
 
 @dataclass(frozen=True)
@@ -560,48 +549,22 @@ class DigestStore:
         self, where: _Posts, channel_id: str, period: str, owner: str, *, now: float, lease: float,
         scheduled_for: float | None,
     ) -> Claim:
-        table = where.table
-        key = where.where(channel_id, period)
-        # Every process ticks every minute: answer the common cases with one read, no write.
-        # Only a hint: the conditional writes below decide.
-        seen = self._get_post(where, channel_id, period)
-        if seen is not None:
-            if seen.state in (PostState.POSTED, PostState.SKIPPED):
-                return Claim.DONE
-            if seen.state is PostState.CLAIMED and (seen.claimed_at or 0) >= now - lease:
-                return Claim.BUSY
-        insert = (
-            self._insert(table)
-            .values(
-                **where.key(channel_id, period),
-                state=PostState.CLAIMED.value,
-                owner=owner,
-                claimed_at=now,
-                scheduled_for=scheduled_for,
-                attempts=1,
-            )
-            .on_conflict_do_nothing(index_elements=where.columns)
-            .returning(table.c.channel_id)
+        def seen() -> tuple[str, float | None] | None:
+            record = self._get_post(where, channel_id, period)
+            return (record.state.value, record.claimed_at) if record is not None else None
+
+        return claim_row(
+            won=self._won,
+            seen=seen,
+            insert=self._insert,
+            table=where.table,
+            key=where.where(channel_id, period),
+            new_row={**where.key(channel_id, period), "scheduled_for": scheduled_for},
+            index_elements=where.columns,
+            owner=owner,
+            now=now,
+            lease=lease,
         )
-        if seen is None and self._won(insert):
-            return Claim.NEW
-        reclaim = dict(
-            state=PostState.CLAIMED.value, owner=owner, claimed_at=now, attempts=table.c.attempts + 1
-        )
-        retry = sa.update(table).where(key & (table.c.state == PostState.RELEASED.value)).values(**reclaim)
-        if self._won(retry.returning(table.c.channel_id)):
-            return Claim.RETRY
-        takeover = (
-            sa.update(table)
-            .where(key & (table.c.state == PostState.CLAIMED.value) & (table.c.claimed_at < now - lease))
-            .values(**reclaim)
-        )
-        if self._won(takeover.returning(table.c.channel_id)):
-            return Claim.TAKEOVER
-        record = self._get_post(where, channel_id, period)
-        if record is not None and record.state in (PostState.POSTED, PostState.SKIPPED):
-            return Claim.DONE
-        return Claim.BUSY
 
     def _adopt_record(self, alias: _Posts, channel_id: str, app: str, period: str, owner: str, now: float) -> Claim:
         """Another identity of the default app already settled the period: record the same."""

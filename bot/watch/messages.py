@@ -1,0 +1,102 @@
+"""What `watch` says: alerts (a change, an outage, a recovery) and the replies to the command. Pure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.blocks import Message, RenderContext, context, escape, message_of, section, slack_date
+from bot.desk.changes import Changes
+from bot.desk.models import Language
+
+
+def title(render: RenderContext) -> str:
+    """The app for people: its label, else its SDKAppID."""
+    return render.label or f"SDKAppID {render.sdkappid}"
+
+
+def _lang(lang: Language | None) -> str:
+    return f"{lang.name} (`{lang.tag}`)" if lang is not None else "none"
+
+
+def _who(who: str | None) -> str:
+    if not who:
+        return ""
+    return f" by <@{who}>" if who[:1] in "UW" and who.isalnum() else f" by {escape(who)}"
+
+
+def change_lines(changes: Changes, who: dict[str, str | None]) -> list[str]:
+    """One line per difference; `who` maps "add:TAG"/"remove:TAG" to who made it through the bot."""
+    lines = [f"• Added {_lang(lang)}{_who(who.get(f'add:{lang.tag}'))}" for lang in changes.added]
+    lines += [f"• Removed {_lang(lang)}{_who(who.get(f'remove:{lang.tag}'))}" for lang in changes.removed]
+    if changes.default_changed:
+        lines.append(f"• Default changed from {_lang(changes.default_before)} to {_lang(changes.default_after)}")
+    return lines
+
+
+def change_alert(render: RenderContext, changes: Changes, seen_at: float, who: dict[str, str | None]) -> Message:
+    name = escape(title(render))
+    lines = change_lines(changes, who)
+    text = f"The Desk languages of {name} changed: " + "; ".join(line.removeprefix("• ") for line in lines)
+    return message_of(text, [
+        section(f":bell: *The Desk chatbot languages of {name} changed*\n" + "\n".join(lines)),
+        context(f"Seen by the bot {slack_date(seen_at)}"),
+    ])
+
+
+def _hhmm(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M UTC")
+
+
+def outage_alert(render: RenderContext, since: float, code: str, hint: str) -> Message:
+    name = escape(title(render))
+    text = f"Cannot reach Desk for {name} since {_hhmm(since)} ({escape(code)}, {escape(hint)})"
+    return message_of(text, [
+        section(f":warning: *Cannot reach Desk for {name}* since {slack_date(since)} ({_hhmm(since)})\n"
+                f"`{escape(code)}`: {escape(hint)}"),
+        context("Change alerts resume when Desk answers again."),
+    ])
+
+
+def recovery_alert(render: RenderContext, since: float, now: float) -> Message:
+    name = escape(title(render))
+    text = f"Desk is reachable again for {name} (unreachable since {_hhmm(since)})"
+    return message_of(text, [
+        section(f":white_check_mark: *Desk is reachable again for {name}*"),
+        context(f"Unreachable from {slack_date(since)} to {slack_date(now)}; any change meanwhile follows."),
+    ])
+
+
+def _cmd(app: str | None) -> str:
+    return f"/desk-languages {app} watch" if app else "/desk-languages watch"
+
+
+def watching_message(render: RenderContext, app: str | None) -> Message:
+    name = escape(title(render))
+    text = f"This channel will get an alert whenever the Desk languages of {name} change."
+    return message_of(text, [section(f":eyes: {text}"), context(f"`{_cmd(app)} off` stops it.")])
+
+
+def status_message(render: RenderContext, app: str | None, since: float, by: str | None,
+                   disabled: str | None) -> Message:
+    name = escape(title(render))
+    who = f" by <@{by}>" if by else ""
+    text = f"This channel watches the Desk languages of {name} since {slack_date(since)}{who}."
+    lines = [section(text)]
+    if disabled:
+        lines.append(context(f"Paused: {escape(disabled)}. Run `{_cmd(app)}` again after inviting the bot."))
+    lines.append(context(f"`{_cmd(app)} off` stops it."))
+    return message_of(text, lines)
+
+
+def stopped_message(render: RenderContext, was: bool) -> Message:
+    name = escape(title(render))
+    if was:
+        text = f"This channel no longer watches the Desk languages of {name}."
+    else:
+        text = f"This channel was not watching the Desk languages of {name}: nothing to stop."
+    return message_of(text, [section(text)])
+
+
+def usage_message(app: str | None) -> Message:
+    text = f"Use `{_cmd(app)}` to get an alert here when the languages change, `{_cmd(app)} off` to stop."
+    return message_of(text, [section(text)])

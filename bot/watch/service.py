@@ -1,0 +1,364 @@
+"""The watch service: `/desk-languages [APP] watch`, polling each app once per interval for the
+whole deployment, and posting each alert exactly once per (channel, app, change).
+
+1. `tick(now)`: for each app, the process that wins the app's interval slot (`now // interval`,
+   one conditional insert in `watch_polls`) polls it with `get_languages()` (a list still fresh
+   in the shared cache costs no Desk call). Every other process moves on.
+2. The poller compares the list with the last *good* list seen at a poll (`watch_state`). A
+   stale or failed read never makes a change; a change that flipped back before the poll is
+   never seen. A difference becomes an event `(app, change_id)` with its alert text, where
+   `change_id` = fingerprint(before) + fingerprint(after) + the slot the before list was first
+   seen in (so A→B, B→A, A→B are three changes), inserted with ON CONFLICT DO NOTHING: a poller
+   that died before saving the state makes the next poller find the same change again, once.
+3. Desk failing (or answering only a stale list) for OUTAGE_POLLS polls in a row makes one
+   outage event; the next good poll one recovery event.
+4. Every process then delivers recent events to every channel that watched the app when the
+   event was made: each (channel, app, change_id) is claimed with the shared claim
+   (`bot.database.claim_row`), posted with metadata {event_type: desk_languages_watch,
+   payload: {app, change}}, and recorded. A definite refusal releases the claim (the next tick
+   retries); an unknown outcome keeps it like a crash; a claim older than the lease is taken
+   over only after the channel's history (`bot.slack_posting.find_message`) shows the alert is
+   not there. `not_in_channel` / `channel_not_found` / `is_archived` stop the channel's watch.
+5. Posts to one channel within a tick are spaced by POST_SPACING seconds (Slack's ~1 message/s
+   per channel); a 429 waits for its Retry-After (the posting client's only retry).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Protocol
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks import Message, RenderContext
+from bot.database import Claim, ClaimState
+from bot.desk.changes import Changes, diff
+from bot.desk.errors import DeskError
+from bot.desk.models import LanguageList
+from bot.slack_posting import HistoryUnavailable, find_message, posting_client, process_owner, slack_error
+from bot.watch import messages
+from bot.watch.store import AppState, Event, WatchStore
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE = "desk_languages_watch"
+OUTAGE_POLLS = 3  # failed polls in a row that make an outage alert
+EVENT_WINDOW = 6 * 3600.0  # seconds an event is still delivered (a channel whose post keeps failing)
+DEFAULT_LEASE = 600.0
+POST_SPACING = 1.0  # seconds between two posts to one channel (Slack allows about one a second)
+OFF_WORDS = ("off", "stop", "unsubscribe", "cancel")
+GONE = ("not_in_channel", "channel_not_found", "is_archived")
+
+WhoChanged = Callable[[str, str, str, float], str | None]  # (app, "add"|"remove", tag, since) -> who
+
+
+class LanguageSource(Protocol):
+    def get_languages(self, refresh: bool = False) -> LanguageList: ...
+
+
+class WatchApp(Protocol):
+    """One Desk app, as watch needs it (`bot.deps.DeskApp` is one, structurally)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def client(self) -> LanguageSource: ...
+
+    @property
+    def render(self) -> RenderContext: ...
+
+
+class Poll(StrEnum):
+    BUSY = "busy"  # another process polls this slot
+    FIRST = "first"  # the first list seen: nothing to compare
+    UNCHANGED = "unchanged"
+    CHANGED = "changed"
+    FAILED = "failed"  # Desk failed or only a stale list was known
+    OUTAGE = "outage"  # the failure that made the outage alert
+    OLDER = "older"  # a cached list older than the last seen: ignored
+
+
+class Outcome(StrEnum):
+    POSTED = "posted"
+    FOUND = "found"  # a crashed claim's alert was found in the channel
+    BUSY = "busy"
+    DONE = "done"
+    FAILED = "failed"  # definitely not posted: released (or the channel stopped watching)
+    IN_DOUBT = "in-doubt"
+    SKIPPED = "skipped"  # a crashed claim could not be verified
+
+
+@dataclass(frozen=True)
+class AlertResult:
+    channel_id: str
+    app: str
+    change_id: str
+    outcome: Outcome
+    error: str | None = None
+
+
+@dataclass
+class WatchReport:
+    polls: dict[str, Poll] = field(default_factory=dict)
+    alerts: list[AlertResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[AlertResult]:
+        return [a for a in self.alerts if a.outcome in (Outcome.FAILED, Outcome.SKIPPED)]
+
+    def summary(self) -> str:
+        polls = ", ".join(f"{app}: {poll}" for app, poll in self.polls.items()) or "no app"
+        posted = [a for a in self.alerts if a.outcome is not Outcome.DONE]
+        alerts = "; ".join(f"{a.channel_id} {a.app} {a.change_id}: {a.outcome}" + (f" ({a.error})" if a.error else "")
+                           for a in posted)
+        return f"polls: {polls}" + (f"; alerts: {alerts}" if alerts else "")
+
+
+def fingerprint(listed: LanguageList) -> str:
+    """A short, stable id of what a list says (tags and default, in order)."""
+    return hashlib.sha256(json.dumps(listed.fingerprint).encode()).hexdigest()[:12]
+
+
+class WatchService:
+    def __init__(
+        self,
+        store: WatchStore,
+        apps: Sequence[WatchApp],
+        slack: WebClient,
+        *,
+        interval: float,
+        who_changed: WhoChanged | None = None,
+        timer: Callable[[], float] = time.time,
+        lease: float = DEFAULT_LEASE,
+        owner: str | None = None,
+        spacing: float = POST_SPACING,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not apps:
+            raise ValueError("watch needs at least one Desk app")
+        self.store = store
+        self.apps: dict[str, WatchApp] = {app.name: app for app in apps}
+        self.default_app = apps[0]
+        self.named = len(apps) > 1
+        self.slack = slack  # reads (history) with every retry the caller configured
+        self.poster = posting_client(slack)
+        self.interval = interval
+        self.who_changed = who_changed
+        self.timer = timer
+        self.lease = lease
+        self.owner = owner or process_owner()
+        self.spacing = spacing
+        self.sleep = sleep
+        self._last_post: dict[str, float] = {}  # channel -> monotonic time of our last post there
+
+    def app(self, name: str | None = None) -> WatchApp:
+        if name is None:
+            return self.default_app
+        try:
+            return self.apps[name]
+        except KeyError:
+            raise ValueError(f"{name!r} is not a configured Desk app ({', '.join(self.apps)})") from None
+
+    # --- the slash command ------------------------------------------------------------------------
+
+    def handle_command(self, channel_id: str, app: str, args: str, *, user_id: str | None = None) -> Message:
+        """`/desk-languages [APP] watch [off]` for `channel_id`."""
+        target = self.app(app)
+        shown = target.name if self.named else None
+        words = [word.casefold() for word in args.split()]
+        existing = self.store.get_watch(channel_id, target.name)
+        if not words or words == ["on"]:
+            if existing is not None and existing.enabled:
+                return messages.status_message(target.render, shown, existing.created_at, existing.created_by, None)
+            self.store.put_watch(channel_id, target.name, user_id, self.timer())
+            log.info("watch: %s now watches the app %s", channel_id, target.name)
+            return messages.watching_message(target.render, shown)
+        if len(words) == 1 and words[0] in OFF_WORDS:
+            return messages.stopped_message(target.render, self.store.delete_watch(channel_id, target.name))
+        return messages.usage_message(shown)
+
+    # --- ticks ----------------------------------------------------------------------------------
+
+    def tick(self, now: float | None = None) -> WatchReport:
+        """Poll every app whose slot nobody has polled yet, then deliver what is pending."""
+        now = self.timer() if now is None else now
+        report = WatchReport()
+        for app in self.apps.values():
+            report.polls[app.name] = self.poll(app, now)
+        report.alerts = self.deliver(now)
+        return report
+
+    def poll(self, app: WatchApp, now: float) -> Poll:
+        slot = int(now // self.interval)
+        if not self.store.claim_poll(app.name, slot, self.owner, now):
+            return Poll.BUSY
+        state = self.store.get_state(app.name)
+        error: DeskError | None
+        try:
+            listed = app.client.get_languages()
+            error = listed.error if listed.stale else None
+        except DeskError as failure:
+            error = failure
+        if error is not None:
+            return self._failed(app, state, error, now)
+        recovered = replace(state, failures=0, failing_since=None, error_code=None, error_hint=None, outage_id=None)
+        if state.outage_id is not None and state.failing_since is not None:
+            alert = messages.recovery_alert(app.render, state.failing_since, now)
+            self.store.add_event(app.name, f"recovered-{state.outage_id}", "recovery", alert, now)
+            log.info("watch: Desk is reachable again for the app %s", app.name)
+        previous = LanguageList.from_json(state.list_json) if state.list_json else None
+        outcome = Poll.UNCHANGED
+        since = state.list_since if state.list_since is not None else slot
+        if previous is None:
+            outcome = Poll.FIRST
+        elif listed.fetched_at < previous.fetched_at:  # an older copy from some cache: no news
+            self.store.put_state(recovered, now)
+            return Poll.OLDER
+        elif listed.fingerprint != previous.fingerprint:
+            change_id = f"{fingerprint(previous)}-{fingerprint(listed)}-{since}"
+            changes = diff(previous, listed)
+            alert = messages.change_alert(app.render, changes, now, self._who(app.name, changes, previous))
+            self.store.add_event(app.name, change_id, "change", alert, now)
+            log.info("watch: the languages of the app %s changed (%s)", app.name, change_id)
+            outcome, since = Poll.CHANGED, slot
+        self.store.put_state(replace(recovered, list_json=listed.to_json(), list_since=since), now)
+        return outcome
+
+    def _who(self, app: str, changes: Changes, previous: LanguageList) -> dict[str, str | None]:
+        """Who made each addition and removal through the bot: the newest audit entry for that
+        app and tag since the previous list was confirmed."""
+        if self.who_changed is None:
+            return {}
+        since = previous.fetched_at - 5
+        who: dict[str, str | None] = {}
+        for action, languages in (("add", changes.added), ("remove", changes.removed)):
+            for lang in languages:
+                who[f"{action}:{lang.tag}"] = self.who_changed(app, action, lang.tag, since)
+        return who
+
+    def _failed(self, app: WatchApp, state: AppState, error: DeskError, now: float) -> Poll:
+        failures = state.failures + 1
+        since = state.failing_since if state.failures and state.failing_since is not None else now
+        code, outage_id, outcome = str(error.code), state.outage_id, Poll.FAILED
+        if failures >= OUTAGE_POLLS and outage_id is None:
+            outage_id = f"outage-{int(since)}"
+            alert = messages.outage_alert(app.render, since, code, error.hint)
+            self.store.add_event(app.name, outage_id, "outage", alert, now)
+            log.warning("watch: Desk has failed %d polls in a row for the app %s (%s)", failures, app.name, code)
+            outcome = Poll.OUTAGE
+        self.store.put_state(replace(state, failures=failures, failing_since=since, error_code=code,
+                                     error_hint=error.hint, outage_id=outage_id), now)
+        return outcome
+
+    # --- delivery --------------------------------------------------------------------------------
+
+    def deliver(self, now: float) -> list[AlertResult]:
+        events = [e for e in self.store.events_since(now - EVENT_WINDOW) if e.app in self.apps]
+        if not events:
+            return []
+        watchers: dict[str, list[str]] = {}
+        created: dict[tuple[str, str], float] = {}
+        for watch in self.store.watches():
+            watchers.setdefault(watch.app, []).append(watch.channel_id)
+            created[(watch.channel_id, watch.app)] = watch.created_at
+        due = [
+            (channel, event) for event in events for channel in watchers.get(event.app, [])
+            if created[(channel, event.app)] <= event.created_at
+        ]
+        settled = self.store.get_alerts([(channel, e.app, e.change_id) for channel, e in due])
+        results: list[AlertResult] = []
+        gone: set[tuple[str, str]] = set()
+        for channel, event in due:
+            record = settled.get((channel, event.app, event.change_id))
+            if record is not None and record.state in (ClaimState.POSTED, ClaimState.SKIPPED):
+                continue
+            if (channel, event.app) in gone:
+                continue
+            result = self._alert(channel, event)
+            if result.outcome is Outcome.FAILED and result.error and any(code in result.error for code in GONE):
+                gone.add((channel, event.app))
+            results.append(result)
+        return results
+
+    def _alert(self, channel: str, event: Event) -> AlertResult:
+        app, change = event.app, event.change_id
+        claim = self.store.claim(channel, app, change, self.owner, now=self.timer(), lease=self.lease)
+        if claim is Claim.DONE:
+            return AlertResult(channel, app, change, Outcome.DONE)
+        if claim is Claim.BUSY:
+            return AlertResult(channel, app, change, Outcome.BUSY)
+        if claim is Claim.TAKEOVER:
+            log.warning("watch alert %s (app %s) %s: taking over a stale claim; checking the channel history",
+                        channel, app, change)
+            try:
+                ts = find_message(self.slack, channel, EVENT_TYPE,
+                                  lambda payload: payload.get("app") == app and payload.get("change") == change,
+                                  oldest=event.created_at - 60)
+            except HistoryUnavailable as error:
+                reason = f"could not check the channel for an alert already posted ({error}), so skipped"
+                self.store.skip(channel, app, change, self.owner, reason)
+                log.error("watch alert %s (app %s) %s: %s", channel, app, change, reason)
+                return AlertResult(channel, app, change, Outcome.SKIPPED, reason)
+            except Exception as error:  # noqa: BLE001  network trouble: keep the claim, retry after the lease
+                reason = f"history check failed ({type(error).__name__}); retrying after the lease"
+                self.store.note_error(channel, app, change, self.owner, reason)
+                return AlertResult(channel, app, change, Outcome.IN_DOUBT, reason)
+            if ts is not None:
+                self.store.mark_posted(channel, app, change, ts, self.timer())
+                return AlertResult(channel, app, change, Outcome.FOUND)
+        return self._post(channel, event)
+
+    def _pace(self, channel: str) -> None:
+        last = self._last_post.get(channel)
+        if last is not None:
+            wait = self.spacing - (time.monotonic() - last)
+            if wait > 0:
+                self.sleep(wait)
+
+    def _post(self, channel: str, event: Event) -> AlertResult:
+        app, change = event.app, event.change_id
+        self._pace(channel)
+        try:
+            response = self.poster.chat_postMessage(
+                channel=channel,
+                text=event.message["text"],
+                blocks=event.message["blocks"],
+                metadata={"event_type": EVENT_TYPE, "event_payload": {"app": app, "change": change}},
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as error:
+            return self._refused(channel, app, change, error)
+        except Exception as error:  # noqa: BLE001  timeout or reset: Slack may have posted
+            self._last_post[channel] = time.monotonic()
+            reason = f"no answer from Slack ({type(error).__name__}); will check the channel after the lease"
+            self.store.note_error(channel, app, change, self.owner, reason)
+            log.warning("watch alert %s (app %s) %s in doubt: %s", channel, app, change, reason)
+            return AlertResult(channel, app, change, Outcome.IN_DOUBT, reason)
+        self._last_post[channel] = time.monotonic()  # the next post to this channel waits from here
+        self.store.mark_posted(channel, app, change, str(response["ts"]), self.timer())
+        return AlertResult(channel, app, change, Outcome.POSTED)
+
+    def _refused(self, channel: str, app: str, change: str, error: SlackApiError) -> AlertResult:
+        code = slack_error(error)
+        status = error.response.status_code if error.response is not None else 0
+        if status >= 500:  # Slack may have posted before failing
+            reason = f"Slack answered HTTP {status}; will check the channel after the lease"
+            self.store.note_error(channel, app, change, self.owner, reason)
+            return AlertResult(channel, app, change, Outcome.IN_DOUBT, reason)
+        reason = f"Slack refused the post: {code}"
+        self.store.release(channel, app, change, self.owner, reason)
+        if code in GONE:
+            if self.store.disable(channel, app, f"Slack says {code}"):  # one process, once
+                log.warning("watch: %s no longer watches the app %s: Slack says %s", channel, app, code)
+        else:
+            log.error("watch alert %s (app %s) %s: %s", channel, app, change, reason)
+        return AlertResult(channel, app, change, Outcome.FAILED, reason)
