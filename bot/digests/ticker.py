@@ -10,17 +10,19 @@ digest goes out at 09:00 and a few seconds.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
 from bot.digests.service import DigestService
 from bot.digests.store import DB_DOWN_ERRORS
+from bot.ticking import Ticker
 
 log = logging.getLogger(__name__)
 
 
-class DigestTicker:
+class DigestTicker(Ticker):
+    name = "digest"
+
     def __init__(
         self,
         service: DigestService,
@@ -29,51 +31,30 @@ class DigestTicker:
         offset: float = 2.0,
         timer: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
         self.service = service
         self.interval = interval
         self.offset = offset  # seconds after the boundary: lets clocks a little behind catch up
         self.timer = timer
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.ticks = 0
+        self._seeded = False
 
-    def start(self) -> DigestTicker:
-        if self._thread is not None:
-            return self
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="digest-ticker", daemon=True)
-        self._thread.start()
-        log.info("digest ticker started (every %gs)", self.interval)
-        return self
+    def describe(self) -> str:
+        return f" (every {self.interval:g}s)"
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    def tick_once(self) -> None:
+        try:
+            if not self._seeded:  # DIGEST_CHANNEL, once the database answers
+                self.service.seed_from_settings()
+                self._seeded = True
+            self.service.tick()
+        except DB_DOWN_ERRORS as error:  # the database is down: one line per outage, retried
+            self.service.tick_failed(error)
+        except Exception as error:  # a bug: keep its traceback, and keep the thread alive
+            log.exception("digest tick failed; trying again next minute")
+            self.service.tick_failed(error)
+        else:
+            self.service.tick_succeeded()
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _run(self) -> None:
-        seeded = False
-        while not self._stop.is_set():
-            try:
-                if not seeded:  # DIGEST_CHANNEL, once the database answers
-                    self.service.seed_from_settings()
-                    seeded = True
-                self.service.tick()
-            except DB_DOWN_ERRORS as error:  # the database is down: one line per outage, retried
-                self.service.tick_failed(error)
-            except Exception as error:  # a bug: keep its traceback, and keep the thread alive
-                log.exception("digest tick failed; trying again next minute")
-                self.service.tick_failed(error)
-            else:
-                self.service.tick_succeeded()
-            self.ticks += 1
-            self._stop.wait(self._until_next())
-
-    def _until_next(self) -> float:
+    def delay(self) -> float:
         now = self.timer()
         return self.interval - (now % self.interval) + self.offset if self.interval >= 60 else self.interval
