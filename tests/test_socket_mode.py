@@ -21,7 +21,7 @@ import pytest
 from bot.blocks import SHARE_ACTION
 from bot.desk.sandbox import SANDBOX_KEY
 from bot.slack_sandbox import FakeSlack
-from tests.support.served import BOOT_TIMEOUT, clean_env
+from tests.support.served import BOOT_TIMEOUT, assert_one_line_config_error, clean_env, run_bot
 from tests.support.slack_harness import APP_TOKEN, BOT_TOKEN, slack_env, texts
 
 PING_INTERVAL = 0.5  # the SDK notices a dead connection after about five failed pings
@@ -197,3 +197,10 @@ def test_a_connection_that_stays_down_ends_the_process_with_exit_1(tmp_path: Pat
     assert "Traceback" not in stderr
     for secret in (BOT_TOKEN, APP_TOKEN, SANDBOX_KEY):
         assert secret not in stderr
+
+
+def test_a_bad_stall_grace_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    with FakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN, socket_mode=True) as slack:
+        env = clean_env(DESK_SANDBOX="1", SOCKET_STALL_GRACE="2 minutes", **slack_env(slack, SLACK_APP_TOKEN=APP_TOKEN))
+        assert_one_line_config_error(run_bot("socket", cwd=tmp_path, env=env), "SOCKET_STALL_GRACE")
+        assert slack.socket.connections == 0
