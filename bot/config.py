@@ -100,6 +100,11 @@ class Settings:
     host: str | None = None  # bind address for `serve`; None = every address
     web_concurrency: int = 1
     web_access_log: bool = False
+    # Socket Mode (`python -m bot socket`): the SDK's ping interval, and the watchdog that ends a
+    # process whose connection stayed down (bot/serve.py).
+    socket_ping_interval: float = 10.0
+    socket_stall_check: float = 10.0
+    socket_stall_grace: float = 120.0
     # --- Digests ------------------------------------------------------------------
     database_url: Secret = Secret("sqlite:///desk-bot.db")  # a PostgreSQL URL carries a password
     digest_default_tz: str = "UTC"
@@ -503,6 +508,9 @@ class _Reader:
             host=host.strip("[]") if host else None,
             web_concurrency=web_concurrency,
             web_access_log=self.boolean("WEB_ACCESS_LOG", False),
+            socket_ping_interval=self.number("SOCKET_PING_INTERVAL", 10.0, minimum=0.5, maximum=300),
+            socket_stall_check=self.number("SOCKET_STALL_CHECK", 10.0, minimum=0.1, maximum=300),
+            socket_stall_grace=self.number("SOCKET_STALL_GRACE", 120.0, minimum=1, maximum=3600),
             database_url=Secret(database_url),
             digest_default_tz=default_tz,
             digest_channel=digest_channel,

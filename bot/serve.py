@@ -14,9 +14,21 @@ SIGTERM lets in-flight work finish for up to 25 s (platforms SIGKILL at about 30
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
+
+from cachetools import TTLCache
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+# Bolt's own steps of one envelope (dispatch, then the ack), so a re-delivery can reuse an answer.
+from slack_bolt.adapter.socket_mode.internals import run_bolt_app, send_response
+from slack_bolt.response import BoltResponse
+from slack_sdk.socket_mode.builtin import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bot.boot import build_bot, check_slack_token, load_configuration
 from bot.config import Settings
@@ -82,24 +94,56 @@ def serve_http(settings: Settings) -> None:
 
 
 def serve_socket(settings: Settings) -> None:
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-
     bot = build_bot(settings, socket_mode=True).start_jobs()
     assert settings.slack_app_token is not None
     log.info("Connecting to Slack in Socket Mode")
-    handler = SocketModeHandler(bot.slack, settings.slack_app_token.value)
+    handler = AnsweringOnce(bot.slack, settings.slack_app_token.value, ping_interval=settings.socket_ping_interval)
     handler.connect()
     try:
-        watch_connection(handler.client.is_connected)
+        watch_connection(
+            handler.client.is_connected, interval=settings.socket_stall_check, grace=settings.socket_stall_grace
+        )
     finally:
         handler.close()
     # A connection that stays down is a known silent stall after reconnects
     # (bolt-python#1529): exit non-zero so the platform restarts the process.
-    raise SocketStalled(f"Socket Mode connection down for over {STALL_GRACE:.0f} s; exiting so it is restarted")
+    raise SocketStalled(
+        f"Socket Mode connection down for over {settings.socket_stall_grace:g} s; exiting so it is restarted"
+    )
 
 
-STALL_CHECK = 10.0  # seconds between connection checks
-STALL_GRACE = 120.0  # longer than the SDK's own reconnect attempts take
+REDELIVERY_MEMORY = 600.0  # seconds an envelope's answer is kept for a re-delivery of it
+REDELIVERY_WAIT = 3.0  # a re-delivery waits this long for the first delivery's answer (Slack's ack deadline)
+
+
+class AnsweringOnce(SocketModeHandler):
+    """Bolt's Socket Mode handler, running each envelope once.
+
+    An envelope whose ack did not reach Slack (the connection dropped while the bot was working
+    on it) comes again on the next connection (docs/slack-platform.md §7.1). Running it again
+    would post a lazy answer twice; instead the repeat is acked with the first delivery's answer,
+    which the lost ack carried. In memory only: the ack path does no I/O.
+    """
+
+    def __init__(self, app: App, app_token: str, *, ping_interval: float) -> None:
+        super().__init__(app, app_token, ping_interval=ping_interval)
+        self._answers: TTLCache[str, Future[BoltResponse]] = TTLCache(maxsize=10_000, ttl=REDELIVERY_MEMORY)
+        self._answers_lock = threading.Lock()
+
+    def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        started = time.time()
+        with self._answers_lock:
+            known = self._answers.get(req.envelope_id)
+            answer = known if known is not None else self._answers.setdefault(req.envelope_id, Future())
+        if known is None:
+            try:
+                answer.set_result(run_bolt_app(self.app, req))
+            except BaseException as error:
+                answer.set_exception(error)
+                raise
+        else:
+            log.info("Socket Mode envelope delivered again (retry %s); acked with its first answer", req.retry_attempt)
+        send_response(client, req, answer.result(timeout=REDELIVERY_WAIT), started)
 
 
 class SocketStalled(RuntimeError):
@@ -109,8 +153,8 @@ class SocketStalled(RuntimeError):
 def watch_connection(
     is_connected: Callable[[], bool],
     *,
-    interval: float = STALL_CHECK,
-    grace: float = STALL_GRACE,
+    interval: float,
+    grace: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:

@@ -13,7 +13,10 @@ What the fake does when nothing is scripted:
   `chat.update`, `conversations.history` (newest first, `oldest`/`latest`/`inclusive`/`limit`/
   `cursor`, `metadata` only with `include_all_metadata`), `chat.postEphemeral`, `views.publish`
   behave like Slack's happy path; any other method answers `{"ok": true}`;
-- `/response/<name>` records the JSON post and answers 200 `ok`.
+- `/response/<name>` records the JSON post and answers 200 `ok`;
+- with `socket_mode=True`, a loopback Socket Mode server (bot/slack_socket_sandbox.py) starts
+  beside the Web API and `apps.connections.open` answers with a fresh URL of it; `socket_command()`
+  and `socket_click()` send envelopes built from the same fields as the HTTP bodies below.
 
 `script()` queues canned answers per method (or for `"response_url"`): a status, a body,
 headers (`Retry-After` on a 429), a delay, a repeat count. Status 0 drops the connection
@@ -44,10 +47,13 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from slack_sdk.signature import SignatureVerifier
+
+if TYPE_CHECKING:
+    from bot.slack_socket_sandbox import SocketModeServer
 
 __all__ = [
     "RESPONSE_URL",
@@ -58,8 +64,10 @@ __all__ = [
     "FakeSlack",
     "Recorded",
     "block_action_body",
+    "block_action_payload",
     "sign",
     "slash_command_body",
+    "slash_command_fields",
 ]
 
 RESPONSE_URL = "response_url"  # the pseudo method name of the response_url catcher
@@ -168,6 +176,7 @@ class FakeSlack:
         bot_user_id: str = "U0SANDBOXBOT",
         bot_id: str = "B0SANDBOX",
         clock: Callable[[], float] = time.time,
+        socket_mode: bool = False,
     ) -> None:
         self.token = token
         self.app_token = app_token
@@ -187,6 +196,8 @@ class FakeSlack:
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self.usergroups: dict[str, list[str]] = {}  # usergroups.users.list: group ID -> member IDs
         self._last_ts_micros = 0
+        self._socket_mode = socket_mode
+        self._socket: SocketModeServer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -205,12 +216,20 @@ class FakeSlack:
             daemon=True,
         )
         self._thread.start()
+        if self._socket_mode:
+            # Imported here: the Socket Mode server needs `websockets`, a dev dependency.
+            from bot.slack_socket_sandbox import SocketModeServer
+
+            self._socket = SocketModeServer(host=self.host, app_id=SANDBOX_APP_ID).start()
         return self
 
     def stop(self) -> None:
         server, thread = self._server, self._thread
         if server is None:
             return
+        if self._socket is not None:
+            self._socket.stop()
+            self._socket = None
         self._stopping.set()  # wakes handlers sleeping on a scripted delay
         server.shutdown()
         server.server_close()
@@ -250,6 +269,25 @@ class FakeSlack:
     def response_url(self, name: str | None = None) -> str:
         """A fresh catcher URL; posts to it show up in `responses(name)`."""
         return f"{self.base_url}/response/{name or uuid.uuid4().hex}"
+
+    # -- Socket Mode -----------------------------------------------------------------------
+
+    @property
+    def socket(self) -> SocketModeServer:
+        """The Socket Mode server (`FakeSlack(socket_mode=True)`, started)."""
+        if self._socket is None:
+            raise RuntimeError("Socket Mode is off: FakeSlack(socket_mode=True), then start()")
+        return self._socket
+
+    def socket_command(self, text: str, *, response_url: str, lose_ack: bool = False, **fields: Any) -> str:
+        """`/desk-languages <text>` as a `slash_commands` envelope; returns its envelope_id."""
+        payload = slash_command_fields(text, response_url=response_url, **fields)
+        return self.socket.send("slash_commands", dict(payload), lose_ack=lose_ack)
+
+    def socket_click(self, action_id: str, *, response_url: str, lose_ack: bool = False, **fields: Any) -> str:
+        """A button click as an `interactive` envelope (`block_action_payload`'s keywords)."""
+        payload = block_action_payload(action_id, response_url=response_url, **fields)
+        return self.socket.send("interactive", payload, lose_ack=lose_ack)
 
     # -- scripting and inspection ----------------------------------------------------------
 
@@ -539,6 +577,11 @@ class FakeSlack:
             },
         }
 
+    def _connections_open(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self._socket is None:
+            return {"ok": True}  # token checks only: no websocket to offer
+        return {"ok": True, "url": self._socket.new_url()}
+
     def _usergroup_members(self, body: dict[str, Any]) -> dict[str, Any]:
         group = str(body.get("usergroup") or "")
         if group not in self.usergroups:
@@ -547,6 +590,7 @@ class FakeSlack:
 
     _methods: ClassVar[dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]]] = {
         "auth.test": _auth_test,
+        "apps.connections.open": _connections_open,
         "usergroups.users.list": _usergroup_members,
         "chat.postMessage": _post_message,
         "chat.update": _update,
@@ -674,7 +718,7 @@ def _trigger_id() -> str:
     return f"{int(time.time() * 1000)}.{int(hexpart[:8], 16)}.{hexpart}"
 
 
-def slash_command_body(
+def slash_command_fields(
     text: str,
     *,
     response_url: str,
@@ -683,9 +727,10 @@ def slash_command_body(
     user_id: str = SANDBOX_USER_ID,
     team_id: str = SANDBOX_TEAM_ID,
     trigger_id: str | None = None,
-) -> str:
-    """The form-encoded body of a slash command, with every field Slack sends (docs/slack-platform.md §1.3)."""
-    fields = {
+) -> dict[str, str]:
+    """Every field Slack sends with a slash command (docs/slack-platform.md §1.3): the form of an
+    HTTP request, and the payload of a Socket Mode `slash_commands` envelope."""
+    return {
         "token": SANDBOX_VERIFICATION_TOKEN,
         "team_id": team_id,
         "team_domain": SANDBOX_TEAM_DOMAIN,
@@ -700,7 +745,11 @@ def slash_command_body(
         "response_url": response_url,
         "trigger_id": trigger_id or _trigger_id(),
     }
-    return urlencode(fields)
+
+
+def slash_command_body(text: str, *, response_url: str, **fields: Any) -> str:
+    """The form-encoded body of a slash command over HTTP (`slash_command_fields`' keywords)."""
+    return urlencode(slash_command_fields(text, response_url=response_url, **fields))
 
 
 def _find_action(message: dict[str, Any] | None, action_id: str) -> tuple[str, dict[str, Any]]:
@@ -715,7 +764,7 @@ def _find_action(message: dict[str, Any] | None, action_id: str) -> tuple[str, d
     return "sandbox-block", {}
 
 
-def block_action_body(
+def block_action_payload(
     action_id: str,
     *,
     response_url: str,
@@ -724,8 +773,9 @@ def block_action_body(
     user_id: str = SANDBOX_USER_ID,
     team_id: str = SANDBOX_TEAM_ID,
     message: dict[str, Any] | None = None,
-) -> str:
-    """The form-encoded `payload=<json>` of a button click (block_actions), as Slack sends it.
+) -> dict[str, Any]:
+    """A button click (block_actions) as Slack sends it: the JSON of an HTTP request's `payload`
+    field, and the payload of a Socket Mode `interactive` envelope.
 
     Without `message` the click is on an ephemeral message (the kind a slash command's
     reply is): Slack then sends no `message`, only `container.is_ephemeral: true`.
@@ -768,4 +818,10 @@ def block_action_body(
     }
     if message is not None:
         payload["message"] = copy.deepcopy(message)
+    return payload
+
+
+def block_action_body(action_id: str, *, response_url: str, **fields: Any) -> str:
+    """The form-encoded `payload=<json>` of a button click over HTTP (`block_action_payload`'s keywords)."""
+    payload = block_action_payload(action_id, response_url=response_url, **fields)
     return urlencode({"payload": json.dumps(payload, separators=(",", ":"))})

@@ -48,6 +48,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         ({"DESK_SANDBOX": "1", "DIGEST_CHANNEL": "C1"}, "DIGEST_SCHEDULE"),
         ({"DESK_SANDBOX": "1", "REDIS_URL": "http://x"}, "REDIS_URL"),
         ({"DESK_SANDBOX": "1", "PORT": "99999"}, "PORT"),
+        ({"DESK_SANDBOX": "1", "SOCKET_STALL_GRACE": "0"}, "SOCKET_STALL_GRACE"),
+        ({"DESK_SANDBOX": "1", "SOCKET_STALL_CHECK": "soon"}, "SOCKET_STALL_CHECK"),
+        ({"DESK_SANDBOX": "1", "SOCKET_PING_INTERVAL": "0.1"}, "SOCKET_PING_INTERVAL"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:
@@ -67,6 +70,7 @@ def test_defaults_and_heroku_database_url() -> None:
         300.0,
     )
     assert (app.stale_max, app.rate_limit, settings.port) == (86400.0, 5, 3000)
+    assert (settings.socket_ping_interval, settings.socket_stall_check, settings.socket_stall_grace) == (10, 10, 120)
     assert settings.database_url.value == "postgresql+psycopg://u:p@h:5432/d"
 
 
