@@ -100,6 +100,11 @@ class Settings:
     host: str | None = None  # bind address for `serve`; None = every address
     web_concurrency: int = 1
     web_access_log: bool = False
+    # --- Monitoring ---------------------------------------------------------------
+    log_format: str = "text"  # LOG_FORMAT: text, or json (one JSON object a line)
+    metrics_token: Secret | None = None  # METRICS_TOKEN: /metrics wants `Authorization: Bearer` it
+    metrics_public: bool = False  # METRICS_PUBLIC=1: /metrics without a token answers any address
+    metrics_port: int | None = None  # METRICS_PORT: Socket Mode serves /metrics on this port
     # --- Digests ------------------------------------------------------------------
     database_url: Secret = Secret("sqlite:///desk-bot.db")  # a PostgreSQL URL carries a password
     digest_default_tz: str = "UTC"
@@ -123,6 +128,7 @@ class Settings:
             self.slack_signing_secret,
             self.slack_app_token,
             self.redis_url,
+            self.metrics_token,
         ]
         return [s.value for s in held if s is not None and s.value] + _url_credentials(self.database_url.value)
 
@@ -489,6 +495,9 @@ class _Reader:
                 "HOST", f"{host!r} is not an address to bind", "Set it to an address such as 127.0.0.1, or unset it."
             )
         web_concurrency = self.integer("WEB_CONCURRENCY", 1, minimum=1, maximum=64)
+        log_format = self.text("LOG_FORMAT", "text").lower()
+        if log_format not in {"text", "json"}:
+            raise ConfigError("LOG_FORMAT", f"{log_format[:20]!r} is not a log format", "Set it to text or json.")
         assert port is not None and web_concurrency is not None
 
         return Settings(
@@ -503,6 +512,10 @@ class _Reader:
             host=host.strip("[]") if host else None,
             web_concurrency=web_concurrency,
             web_access_log=self.boolean("WEB_ACCESS_LOG", False),
+            log_format=log_format,
+            metrics_token=self.secret("METRICS_TOKEN"),
+            metrics_public=self.boolean("METRICS_PUBLIC", False),
+            metrics_port=self.integer("METRICS_PORT", None, minimum=1, maximum=65535),
             database_url=Secret(database_url),
             digest_default_tz=default_tz,
             digest_channel=digest_channel,

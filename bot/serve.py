@@ -9,6 +9,10 @@ at 1.5-2x gunicorn's gthread rate, and unlike gunicorn it has a header-read time
 so clients that trickle headers (slowloris) cost a small Rust task each instead of a
 Python thread. Its workers are processes (WEB_CONCURRENCY), replaced when one dies;
 SIGTERM lets in-flight work finish for up to 25 s (platforms SIGKILL at about 30 s).
+
+Metrics: `serve` prepares prometheus-client's multiprocess directory before any worker
+starts, so a scrape of /metrics sums every worker (bot/metrics.py). `socket` serves
+/metrics on METRICS_PORT when set, from a small server thread, with the same rules.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import Any
 
 from bot.boot import build_bot, check_slack_token, load_configuration
 from bot.config import Settings
+from bot.loopback import LoopbackServer
+from bot.metrics import MetricsEndpoint, prepare_multiprocess_dir
 
 log = logging.getLogger(__name__)
 BLOCKING_THREADS = 4  # per worker, for acks (~1 ms each); lazy work runs in the app's own executor
@@ -74,6 +80,8 @@ def serve_http(settings: Settings) -> None:
     from granian import Granian
 
     settings.require_slack_http()
+    # Before anything records a metric (the token check below does): workers inherit the variable.
+    prepare_multiprocess_dir()
     # The parent process builds no Bolt app, so it checks the token itself: a bad one fails
     # here in one line instead of as a traceback from every worker.
     check_slack_token(settings)
@@ -86,6 +94,8 @@ def serve_socket(settings: Settings) -> None:
 
     bot = build_bot(settings, socket_mode=True).start_jobs()
     assert settings.slack_app_token is not None
+    if settings.metrics_port is not None:
+        start_metrics_server(bot.metrics_endpoint, settings)
     log.info("Connecting to Slack in Socket Mode")
     handler = SocketModeHandler(bot.slack, settings.slack_app_token.value)
     handler.connect()
@@ -96,6 +106,17 @@ def serve_socket(settings: Settings) -> None:
     # A connection that stays down is a known silent stall after reconnects
     # (bolt-python#1529): exit non-zero so the platform restarts the process.
     raise SocketStalled(f"Socket Mode connection down for over {STALL_GRACE:.0f} s; exiting so it is restarted")
+
+
+def start_metrics_server(endpoint: MetricsEndpoint, settings: Settings) -> LoopbackServer:
+    """Socket Mode's /metrics on METRICS_PORT, in a daemon thread: on loopback only, unless a token
+    or METRICS_PUBLIC=1 lets other addresses in (then on every IPv4 address, or HOST)."""
+    assert settings.metrics_port is not None
+    open_to_all = settings.metrics_token is not None or settings.metrics_public
+    host = (settings.host or "0.0.0.0") if open_to_all else "127.0.0.1"  # noqa: S104  guarded by the rules above
+    server = LoopbackServer(endpoint, host=host, port=settings.metrics_port).start()
+    log.info("Serving /metrics on %s:%d", host, settings.metrics_port)
+    return server
 
 
 STALL_CHECK = 10.0  # seconds between connection checks
