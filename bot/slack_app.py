@@ -47,6 +47,7 @@ def build_slack_app(deps: BotDeps, client: WebClient, *, signing_secret: str | N
     """
     app = ObservedApp(
         app_names=deps.app_names,
+        default_app=deps.default_app.name,
         client=client,
         signing_secret=signing_secret,
         process_before_response=True,
@@ -98,14 +99,14 @@ def outcome_of(status: int) -> str:
 class ObservedApp(App):
     """Bolt's App, each request counted, its ack timed, and its log context set."""
 
-    def __init__(self, *, app_names: tuple[str, ...], **kwargs: Any) -> None:
-        self._app_names = app_names
+    def __init__(self, *, app_names: tuple[str, ...], default_app: str, **kwargs: Any) -> None:
+        self._app_names, self._default_app = app_names, default_app
         super().__init__(**kwargs)
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
         started = time.perf_counter()
         body = req.body if isinstance(req.body, dict) else {}
-        info = describe_request(body, self._app_names)
+        info = describe_request(body, self._app_names, self._default_app)
         with bind_request(
             slack_request_id=new_request_id(), app=info.app, channel=info.channel, user=info.user,
             command=info.command,

@@ -34,11 +34,12 @@ class RequestInfo:
     command: str | None = None  # the slash command's name (`/desk-languages`), not its text
 
 
-def describe_request(body: dict[str, Any], app_names: tuple[str, ...]) -> RequestInfo:
+def describe_request(body: dict[str, Any], app_names: tuple[str, ...], default_app: str) -> RequestInfo:
+    """`app_names` as the grammar takes them (none for a one-app bot); `default_app` the first."""
     if "command" in body:  # a slash command's form body
         parsed = parse_command(_text(body.get("text")), app_names)
         return RequestInfo(
-            "command", parsed.action.value, parsed.app or (app_names[0] if app_names else None),
+            "command", parsed.action.value, parsed.app or default_app,
             _text(body.get("channel_id")), _text(body.get("user_id")), _text(body.get("command")),
         )
     kind = _text(body.get("type")) or "unknown"
