@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
 import hmac
 import ipaddress
 import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -117,16 +117,29 @@ class _Metrics:
     def shared_state(self) -> Any:
         # Made only by a process that uses Redis, so a bot without REDIS_URL exports no such series.
         # `livemin`: 0 as soon as one live process finds Redis down (each falls back on its own).
-        if self._shared_state is None:
-            self._shared_state = self._gauge(
-                "shared_state_up", "1 while the shared state (Redis) works, 0 during an outage",
-                multiprocess_mode="livemin",
-            )
+        with _made_lock:
+            if self._shared_state is None:
+                self._shared_state = self._gauge(
+                    "shared_state_up", "1 while the shared state (Redis) works, 0 during an outage",
+                    multiprocess_mode="livemin",
+                )
         return self._shared_state
 
 
-@functools.cache
+_made: list[_Metrics] = []
+_made_lock = threading.Lock()
+
+
 def _metrics() -> _Metrics:
+    if _made:  # the common case, without the lock
+        return _made[0]
+    with _made_lock:  # threads recording their first metric at once must not make them twice
+        if not _made:
+            _made.append(_make())
+        return _made[0]
+
+
+def _make() -> _Metrics:
     made = _Metrics()
     if os.environ.get(MULTIPROC_ENV):
         from multiprocessing import util

@@ -285,3 +285,23 @@ def test_monitoring_settings_are_checked(emulator: DeskEmulator, variable: str, 
 def test_the_metrics_token_is_a_secret(emulator: DeskEmulator) -> None:
     settings = make_settings(emulator, METRICS_TOKEN=TOKEN)
     assert TOKEN in settings.secrets() and TOKEN not in repr(settings)
+
+
+def test_threads_recording_their_first_metric_at_once_make_them_once(tmp_path: Path) -> None:
+    # A fresh process: metric objects are made on first use, and a second set would be refused
+    # by the registry ("Duplicated timeseries"), as `python -m bot apps` once found with two apps.
+    script = (
+        "import threading\n"
+        "from bot import metrics\n"
+        "barrier = threading.Barrier(8)\n"
+        "def one():\n"
+        "    barrier.wait()\n"
+        "    metrics.desk_cache_lookup('a', 'languages', 'miss')\n"
+        "threads = [threading.Thread(target=one) for _ in range(8)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "print(metrics.exposition()[0].decode())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Exception" not in done.stderr
+    assert total(samples(done.stdout), "desk_cache_lookups_total", app="a", result="miss") == 8
