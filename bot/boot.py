@@ -43,10 +43,12 @@ from bot.logs import configure_logging
 from bot.management.admins import AdminDirectory, AdminList
 from bot.management.service import LanguageManager
 from bot.management.store import ChangeStore
+from bot.metrics import MetricsEndpoint
 from bot.regions import REGIONS
 from bot.response_url import ResponseSender
 from bot.shared import RedisCache, RedisLimiter, connection_for
 from bot.slack_app import build_slack_app
+from bot.slack_posting import SlackCallMeter
 from bot.watch.service import WatchService
 from bot.watch.store import WatchStore
 from bot.watch.ticker import WatchTicker
@@ -61,7 +63,7 @@ DEFAULT_APP = "default"
 def load_configuration(environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from the environment and `.env`, with logging configured (and redacting)."""
     settings = load_settings(environ) if environ is not None else load_settings()
-    configure_logging(settings.log_level, settings.secrets())
+    configure_logging(settings.log_level, settings.secrets(), settings.log_format)
     return settings
 
 
@@ -159,6 +161,7 @@ def build_desk_client(
         timeout=app.timeout,
         stale_max=app.stale_max,
         shared_state_health=shared_state_health,
+        name=app.name,
     )
 
 
@@ -187,6 +190,7 @@ def build_web_client(settings: Settings) -> WebClient:
     token = settings.slack_bot_token.value if settings.slack_bot_token else None
     client = WebClient(token=token, base_url=settings.slack_api_url, timeout=API_CALL_TIMEOUT)
     client.retry_handlers = [
+        SlackCallMeter(),  # first: it sees every attempt, and never retries
         ConnectionErrorRetryHandler(max_retry_count=1),
         RateLimitErrorRetryHandler(max_retry_count=2),
         ServerErrorRetryHandler(max_retry_count=1),
@@ -347,7 +351,13 @@ class Bot:
         """The HTTP edge: Slack at POST /slack/events, health at GET /healthz."""
         secret = self.settings.slack_signing_secret
         assert secret is not None  # build_bot(socket_mode=False) required it
-        return BotWSGI(self.slack, self.deps, signing_secret=secret.value)
+        return BotWSGI(self.slack, self.deps, signing_secret=secret.value, metrics_endpoint=self.metrics_endpoint)
+
+    @cached_property
+    def metrics_endpoint(self) -> MetricsEndpoint:
+        """GET /metrics: METRICS_TOKEN as a bearer token, or loopback only unless METRICS_PUBLIC=1."""
+        token = self.settings.metrics_token
+        return MetricsEndpoint(token.value if token else None, public=self.settings.metrics_public)
 
     def start_jobs(self) -> Bot:
         """Background work of a serving process: the digest and watch tickers (DIGEST_TICKER=1)."""

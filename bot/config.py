@@ -105,6 +105,11 @@ class Settings:
     socket_ping_interval: float = 10.0
     socket_stall_check: float = 10.0
     socket_stall_grace: float = 120.0
+    # --- Monitoring ---------------------------------------------------------------
+    log_format: str = "text"  # LOG_FORMAT: text, or json (one JSON object a line)
+    metrics_token: Secret | None = None  # METRICS_TOKEN: /metrics wants `Authorization: Bearer` it
+    metrics_public: bool = False  # METRICS_PUBLIC=1: /metrics without a token answers any address
+    metrics_port: int | None = None  # METRICS_PORT: Socket Mode serves /metrics on this port
     # --- Digests ------------------------------------------------------------------
     database_url: Secret = Secret("sqlite:///desk-bot.db")  # a PostgreSQL URL carries a password
     digest_default_tz: str = "UTC"
@@ -128,6 +133,7 @@ class Settings:
             self.slack_signing_secret,
             self.slack_app_token,
             self.redis_url,
+            self.metrics_token,
         ]
         return [s.value for s in held if s is not None and s.value] + _url_credentials(self.database_url.value)
 
@@ -494,6 +500,9 @@ class _Reader:
                 "HOST", f"{host!r} is not an address to bind", "Set it to an address such as 127.0.0.1, or unset it."
             )
         web_concurrency = self.integer("WEB_CONCURRENCY", 1, minimum=1, maximum=64)
+        log_format = self.text("LOG_FORMAT", "text").lower()
+        if log_format not in {"text", "json"}:
+            raise ConfigError("LOG_FORMAT", f"{log_format[:20]!r} is not a log format", "Set it to text or json.")
         assert port is not None and web_concurrency is not None
 
         return Settings(
@@ -511,6 +520,10 @@ class _Reader:
             socket_ping_interval=self.number("SOCKET_PING_INTERVAL", 10.0, minimum=0.5, maximum=300),
             socket_stall_check=self.number("SOCKET_STALL_CHECK", 10.0, minimum=0.1, maximum=300),
             socket_stall_grace=self.number("SOCKET_STALL_GRACE", 120.0, minimum=1, maximum=3600),
+            log_format=log_format,
+            metrics_token=self.secret("METRICS_TOKEN"),
+            metrics_public=self.boolean("METRICS_PUBLIC", False),
+            metrics_port=self.integer("METRICS_PORT", None, minimum=1, maximum=65535),
             database_url=Secret(database_url),
             digest_default_tz=default_tz,
             digest_channel=digest_channel,

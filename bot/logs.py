@@ -34,17 +34,33 @@ other characters `str.splitlines` breaks on) escaped, so text from a user cannot
 start a line that looks like one of ours. Tracebacks and stack traces are kept
 multi-line: they are many lines by nature, come after the message of the record
 that carries them, and are unreadable on one line; a platform that needs strictly
-one record per line should use a JSON formatter.
+one record per line should set LOG_FORMAT=json.
+
+JSON logs (`LOG_FORMAT=json`, python-json-logger): one object a line with `time`, `level`,
+`logger`, `message` and, while a Slack request is handled, its context (`REQUEST_FIELDS`:
+the short `slack_request_id` the bot gives each request, and the Desk `app`, `channel`,
+`user` and `command` where known). Every value is redacted again as the line is made, so a
+secret in an `extra=` field or a traceback is covered as in text. The text format shows the
+request id as `[req=…]`.
+
+The request context lives in a contextvar (`bind_request`), set when Bolt starts on a
+request; lazy listeners get a copy of it (bot/slack_app.py hands the context to the executor).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import secrets
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
 
 REDACTED = "<redacted>"
 MESSAGE_LIMIT = 8 * 1024  # characters of one log message kept
@@ -69,6 +85,11 @@ _URL_PASSWORD_AT_CUT = re.compile(rf"{_URL_USER}{_URL_AFTER_USER}\Z")
 _LINE_BREAKS = {ord("\n"): "\\n", ord("\r"): "\\r"}
 _LINE_BREAKS.update({ord(c): f"\\x{ord(c):02x}" for c in "\x0b\x0c\x1c\x1d\x1e\x85"})
 _LINE_BREAKS.update({ord(c): f"\\u{ord(c):04x}" for c in "\u2028\u2029"})
+
+REQUEST_FIELDS = ("slack_request_id", "app", "channel", "user", "command")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(request_tag)s%(message)s"
+_FIELD_VALUE = re.compile(r"[A-Za-z0-9_./-]{1,40}")  # ids and names; anything else is not logged
+_request: ContextVar[dict[str, str] | None] = ContextVar("desk_bot_request", default=None)
 
 _secrets: tuple[str, ...] = ()  # longest first, so a secret that contains another is removed whole
 _secrets_lock = threading.Lock()
@@ -120,6 +141,26 @@ def redact(text: str, *, limit: int | None = MESSAGE_LIMIT, one_line: bool = Fal
     return REDACTED
 
 
+def new_request_id() -> str:
+    return secrets.token_hex(4)
+
+
+@contextmanager
+def bind_request(**fields: str | None) -> Iterator[dict[str, str]]:
+    """Within the block, every log record carries these request fields (of `REQUEST_FIELDS`).
+    Values that are not plain ids or names are dropped: user text never becomes a field."""
+    kept = {k: v for k, v in fields.items() if k in REQUEST_FIELDS and v and _FIELD_VALUE.fullmatch(v)}
+    token = _request.set(kept)
+    try:
+        yield kept
+    finally:
+        _request.reset(token)
+
+
+def request_fields() -> dict[str, str]:
+    return dict(_request.get() or {})
+
+
 def install_redaction() -> None:
     """Wrap the log record factory once per process so every record is redacted."""
     global _installed
@@ -140,21 +181,66 @@ def install_redaction() -> None:
             record.exc_text = redact(formatter.formatException(record.exc_info), limit=TRACEBACK_LIMIT)
         if record.stack_info:
             record.stack_info = redact(record.stack_info, limit=TRACEBACK_LIMIT)
+        fields = _request.get()
+        if fields:
+            record.__dict__.update(fields)
         return record
 
     logging.setLogRecordFactory(redacting_factory)
 
 
-def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
-    """One stderr handler, one format, redaction on; quiet chatty libraries."""
+class TextFormatter(logging.Formatter):
+    """The text format, with `[req=…]` before the message while a Slack request is handled."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        request_id = getattr(record, "slack_request_id", None)
+        record.request_tag = f"[req={request_id}] " if request_id else ""
+        return super().format(record)
+
+
+class RedactingJsonFormatter(JsonFormatter):
+    """python-json-logger's formatter, every value redacted (extras and tracebacks included)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            reserved_attrs=[*RESERVED_ATTRS, "request_tag"],
+        )
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return {key: _redact_value(key, value) for key, value in log_data.items()}
+
+
+def _redact_value(key: str, value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, list | tuple):
+        return [_redact_value(key, item) for item in value]
+    if isinstance(value, dict):
+        return {str(k): _redact_value(str(k), v) for k, v in value.items()}
+    if key in ("exc_info", "stack_info"):
+        return redact(str(value), limit=TRACEBACK_LIMIT)
+    return redact(str(value), one_line=True)
+
+
+def configure_logging(level: str = "INFO", secrets: Iterable[str] = (), log_format: str = "text") -> None:
+    """One stderr handler, one format (text or json), redaction on; quiet chatty libraries."""
     register_secrets(secrets)
     install_redaction()
     root = logging.getLogger()
-    if not any(getattr(h, "_desk_bot", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler._desk_bot = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
+    formatter = RedactingJsonFormatter() if log_format == "json" else TextFormatter()
+    ours: list[logging.Handler] = [h for h in root.handlers if getattr(h, "_desk_bot", False)]
+    if not ours:
+        stream = logging.StreamHandler(sys.stderr)
+        stream._desk_bot = True  # type: ignore[attr-defined]
+        root.addHandler(stream)
+        ours = [stream]
+    for ours_handler in ours:
+        ours_handler.setFormatter(formatter)
     root.setLevel(level)
     # urllib3 logs every request URL at DEBUG; keep it at WARNING unless asked for.
     logging.getLogger("urllib3").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)

@@ -9,6 +9,10 @@ at 1.5-2x gunicorn's gthread rate, and unlike gunicorn it has a header-read time
 so clients that trickle headers (slowloris) cost a small Rust task each instead of a
 Python thread. Its workers are processes (WEB_CONCURRENCY), replaced when one dies;
 SIGTERM lets in-flight work finish for up to 25 s (platforms SIGKILL at about 30 s).
+
+Metrics: `serve` prepares prometheus-client's multiprocess directory before any worker
+starts, so a scrape of /metrics sums every worker (bot/metrics.py). `socket` serves
+/metrics on METRICS_PORT when set, from a small server thread, with the same rules.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bot.boot import build_bot, check_slack_token, load_configuration
 from bot.config import Settings
+from bot.loopback import LoopbackServer
+from bot.metrics import MetricsEndpoint, prepare_multiprocess_dir
 
 log = logging.getLogger(__name__)
 BLOCKING_THREADS = 4  # per worker, for acks (~1 ms each); lazy work runs in the app's own executor
@@ -86,6 +92,8 @@ def serve_http(settings: Settings) -> None:
     from granian import Granian
 
     settings.require_slack_http()
+    # Before anything records a metric (the token check below does): workers inherit the variable.
+    prepare_multiprocess_dir()
     # The parent process builds no Bolt app, so it checks the token itself: a bad one fails
     # here in one line instead of as a traceback from every worker.
     check_slack_token(settings)
@@ -96,6 +104,8 @@ def serve_http(settings: Settings) -> None:
 def serve_socket(settings: Settings) -> None:
     bot = build_bot(settings, socket_mode=True).start_jobs()
     assert settings.slack_app_token is not None
+    if settings.metrics_port is not None:
+        start_metrics_server(bot.metrics_endpoint, settings)
     log.info("Connecting to Slack in Socket Mode")
     handler = AnsweringOnce(bot.slack, settings.slack_app_token.value, ping_interval=settings.socket_ping_interval)
     handler.connect()
@@ -144,6 +154,18 @@ class AnsweringOnce(SocketModeHandler):
         else:
             log.info("Socket Mode envelope delivered again (retry %s); acked with its first answer", req.retry_attempt)
         send_response(client, req, answer.result(timeout=REDELIVERY_WAIT), started)
+
+
+def start_metrics_server(endpoint: MetricsEndpoint, settings: Settings) -> LoopbackServer:
+    """Socket Mode's /metrics on METRICS_PORT, in a daemon thread: on loopback only, unless a token
+    or METRICS_PUBLIC=1 lets other addresses in (then on every IPv4 address, or HOST)."""
+    assert settings.metrics_port is not None
+    open_to_all = settings.metrics_token is not None or settings.metrics_public
+    host = (settings.host or "0.0.0.0") if open_to_all else "127.0.0.1"  # noqa: S104  guarded by the rules above
+    server = LoopbackServer(endpoint, host=host, port=settings.metrics_port).start()
+    log.info("Serving /metrics on %s:%d", host, settings.metrics_port)
+    return server
+
 
 
 class SocketStalled(RuntimeError):

@@ -8,18 +8,33 @@ Design choices that matter in production (docs/slack-platform.md §4.3-§4.6):
   a few slow Desk calls cannot queue everything else behind them.
 - The `WebClient` comes from the composition root (one per process, with retry
   handlers); Bolt copies it for every listener.
+- Every request, over HTTP or Socket Mode, is counted and timed around `dispatch`
+  (`ObservedApp`): with `process_before_response=True` that is the ack. Its log context
+  (request id, app, channel, user, command) is set there and carried into lazy listeners,
+  whose executor runs each task in a copy of the submitting thread's contextvars.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from slack_bolt import App
+from slack_bolt.request import BoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk import WebClient
 
+from bot import metrics
 from bot.deps import BotDeps
+from bot.logs import bind_request, new_request_id
 from handlers import register_all
+from handlers.requests import describe_request
+
+T = TypeVar("T")
 
 LAZY_WORKERS = 32
 
@@ -30,11 +45,13 @@ def build_slack_app(deps: BotDeps, client: WebClient, *, signing_secret: str | N
     `signing_secret` may be None in Socket Mode, where requests arrive over the app's own
     authenticated websocket and Bolt skips signature checks.
     """
-    app = App(
+    app = ObservedApp(
+        app_names=deps.app_names,
+        default_app=deps.default_app.name,
         client=client,
         signing_secret=signing_secret,
         process_before_response=True,
-        listener_executor=ThreadPoolExecutor(max_workers=LAZY_WORKERS, thread_name_prefix="lazy"),
+        listener_executor=ContextExecutor(max_workers=LAZY_WORKERS, thread_name_prefix="lazy"),
         # auth.test runs once here, so a bad token fails the boot, not the first command.
         token_verification_enabled=True,
         logger=_bolt_logger(),
@@ -61,3 +78,39 @@ class _DropMessage(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.getMessage() != self.message
+
+
+class ContextExecutor(ThreadPoolExecutor):
+    """A thread pool whose tasks run in a copy of the submitter's contextvars (the log context)."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+
+def outcome_of(status: int) -> str:
+    """The `outcome` label of a request Bolt answered."""
+    if status == 200:
+        return "ok"
+    if status == 404:
+        return "unhandled"
+    return "error" if status >= 500 else str(status)
+
+
+class ObservedApp(App):
+    """Bolt's App, each request counted, its ack timed, and its log context set."""
+
+    def __init__(self, *, app_names: tuple[str, ...], default_app: str, **kwargs: Any) -> None:
+        self._app_names, self._default_app = app_names, default_app
+        super().__init__(**kwargs)
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        started = time.perf_counter()
+        body = req.body if isinstance(req.body, dict) else {}
+        info = describe_request(body, self._app_names, self._default_app)
+        with bind_request(
+            slack_request_id=new_request_id(), app=info.app, channel=info.channel, user=info.user,
+            command=info.command,
+        ):
+            response = super().dispatch(req)
+        metrics.slack_request(info.kind, info.action, outcome_of(response.status), time.perf_counter() - started)
+        return response

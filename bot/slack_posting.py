@@ -7,6 +7,9 @@
 - `find_message`: after taking over a claim left by a crashed process, whether the bot's
   message (found by its metadata) is in the channel after all. `HistoryUnavailable` means
   "cannot tell" (scope, membership, too much history to search).
+- `SlackCallMeter`: counts every Slack Web API attempt (429s and retries included) in
+  `slack_api_calls_total`; it goes first among a client's retry handlers, which slack_sdk
+  consults after every attempt, and never asks for a retry itself.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryHandler, RetryState
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from bot import metrics
 
 HISTORY_PAGES = 10  # conversations.history pages (200 messages each) searched for a crashed claim
 
@@ -48,8 +54,38 @@ def posting_client(client: WebClient) -> WebClient:
         proxy=client.proxy,
         headers=dict(client.headers),
         logger=client._logger,  # keep the caller's logger (and its redaction)
-        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)],
+        retry_handlers=[SlackCallMeter(), RateLimitErrorRetryHandler(max_retry_count=2)],
     )
+
+
+class SlackCallMeter(RetryHandler):
+    """Records each attempt's method and outcome (ok, Slack's error word, ratelimited, http_NNN,
+    connection_error); never retries."""
+
+    def can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        method = request.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        metrics.slack_api_call(method, call_outcome(response))
+        return False
+
+
+def call_outcome(response: HttpResponse | None) -> str:
+    if response is None:
+        return "connection_error"
+    if response.status_code == 429:
+        return "ratelimited"
+    if response.status_code != 200:
+        return f"http_{response.status_code}"
+    body = response.body if isinstance(response.body, dict) else {}
+    if body.get("ok", True):
+        return "ok"
+    return str(body.get("error") or "error")
 
 
 def slack_error(error: SlackApiError) -> str:

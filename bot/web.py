@@ -3,7 +3,7 @@
 `/slack/events` faces the whole internet, so everything Bolt would otherwise do with a
 request before its signature is checked happens here first, cheaply and quietly:
 
-1. only `POST /slack/events` and `GET|HEAD /healthz` exist (404/405 otherwise);
+1. only `POST /slack/events`, `GET|HEAD /healthz` and `GET /metrics` exist (404/405 otherwise);
 2. a missing `Content-Length`, or one over `MAX_BODY` (1 MiB; Slack's payloads are a few
    kB), gets 413 before a byte of the body is read;
 3. the signature is checked with slack_sdk's `SignatureVerifier` (a malformed timestamp
@@ -14,6 +14,8 @@ request before its signature is checked happens here first, cheaply and quietly:
 5. only then does Bolt see the request (it checks the signature again, cheaply).
 
 `/healthz` makes no Slack or Desk call: it answers from memory, so monitors can poll it.
+`/metrics` is Prometheus' (bot/metrics.py): a bearer token, or loopback only; a refused
+scrape costs one header comparison. Refused Slack requests are counted there too.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from slack_bolt import App
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot import __version__
+from bot import __version__, metrics
 from bot.deps import BotDeps
+from bot.metrics import METRICS_PATH, MetricsEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +120,17 @@ def _shape_problem(text: str, content_type: str) -> str | None:
 class BotWSGI:
     """The WSGI application: the edge checks above, then Bolt."""
 
-    def __init__(self, app: App, deps: BotDeps, *, signing_secret: str, max_body: int = MAX_BODY) -> None:
+    def __init__(
+        self,
+        app: App,
+        deps: BotDeps,
+        *,
+        signing_secret: str,
+        max_body: int = MAX_BODY,
+        metrics_endpoint: MetricsEndpoint | None = None,
+    ) -> None:
         self.app = app
+        self.metrics = metrics_endpoint or MetricsEndpoint(None)
         self.deps = deps
         self.max_body = max_body
         self.rejections = RejectionLog()
@@ -140,6 +152,8 @@ class BotWSGI:
             headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
             start_response("200 OK", [*headers, ("Cache-Control", "no-store")])
             return [body]
+        if path == METRICS_PATH:
+            return self.metrics(environ, start_response)
         if path != EVENTS_PATH:
             return _plain(start_response, "404 Not Found", "Not Found")
         if method != "POST":
@@ -150,6 +164,7 @@ class BotWSGI:
         self, start_response: StartResponse, environ: Environ, status: int, reason: str, *extra: tuple[str, str]
     ) -> list[bytes]:
         self.rejections.note(status, reason, "POST", EVENTS_PATH, str(environ.get("CONTENT_LENGTH") or "no"))
+        metrics.slack_request("unknown", "none", str(status))
         # The same answer Bolt gives a failed signature check, so clients see one shape.
         body = json.dumps({"error": REFUSALS[status]}).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *extra]

@@ -22,7 +22,7 @@ PER_APP_ONLY = {"LABEL"}  # DESK_<APP>_LABEL has no plain DESK_LABEL to fall bac
 
 def test_every_variable_the_code_reads_is_documented() -> None:
     sources = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "bot").rglob("*.py"))
-    names = set(re.findall(r'"((?:DESK|SLACK|DIGEST|REDIS|DATABASE|WEB|LOG)_[A-Z_]+|PORT|HOST)"', sources))
+    names = set(re.findall(r'"((?:DESK|SLACK|DIGEST|REDIS|DATABASE|WEB|LOG|METRICS)_[A-Z_]+|PORT|HOST)"', sources))
     # A Desk app's variables are read as var("KEY"): DESK_KEY, or DESK_<APP>_KEY with DESK_APPS.
     per_app = set(re.findall(r'var\("([A-Z_]+)"\)', sources))
     assert {"SDKAPPID", "SECRET_KEY", "REGION", "LABEL"} <= per_app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 import time
@@ -231,3 +232,42 @@ def test_a_long_message_is_cut_with_a_visible_marker(
     # The secret was replaced before the cut: 5 + len("<redacted>") - 5 + 100000 characters cut.
     assert line.endswith(f"yyyyy<reda… [cut {len(REDACTED) - 5 + 100000} characters]")
     assert len(line) < MESSAGE_LIMIT + 100
+
+
+# --- (d) JSON lines (LOG_FORMAT=json) -------------------------------------------------------------
+def test_json_lines_are_redacted_in_every_field_and_carry_the_request(
+    log_output: tuple[logging.Logger, io.StringIO], registered: Callable[[list[str]], None]
+) -> None:
+    logger, buffer = log_output
+    handler = logger.handlers[0]
+    handler.setFormatter(logs.RedactingJsonFormatter())
+    secret = "json0secret0value0beef"
+    registered([secret])
+    with logs.bind_request(slack_request_id="ab12cd34", user="U0ABC", channel="C0DEF", command="/x", app="prod"):
+        try:
+            raise ValueError(f"Desk said {secret} and usersig=abcdef123456")
+        except ValueError:
+            logger.exception("failed for %s", secret, extra={"detail": {"url": f"https://x/?sig={secret}"}})
+    with logs.bind_request(slack_request_id="ab12cd34", user="hello world\n"):  # not an id: dropped
+        logger.info("second")
+    first, second = (json.loads(line) for line in buffer.getvalue().splitlines())
+    assert secret not in buffer.getvalue() and "abcdef123456" not in buffer.getvalue()
+    assert first["message"] == f"failed for {REDACTED}" and first["level"] == "ERROR"
+    assert first["logger"] == "tests.redaction" and first["time"]
+    assert first["exc_info"].startswith("Traceback") and REDACTED in first["exc_info"]
+    assert first["detail"] == {"url": f"https://x/?sig={REDACTED}"}
+    assert {k: first[k] for k in logs.REQUEST_FIELDS} == {
+        "slack_request_id": "ab12cd34", "user": "U0ABC", "channel": "C0DEF", "command": "/x", "app": "prod",
+    }
+    assert second["slack_request_id"] == "ab12cd34" and "user" not in second
+
+
+def test_the_text_format_shows_the_request_id(log_output: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, buffer = log_output
+    logger.handlers[0].setFormatter(logs.TextFormatter())
+    with logs.bind_request(slack_request_id="ab12cd34"):
+        logger.info("inside")
+    logger.info("outside")
+    inside, outside = buffer.getvalue().splitlines()
+    assert inside.endswith("INFO tests.redaction: [req=ab12cd34] inside")
+    assert outside.endswith("INFO tests.redaction: outside")

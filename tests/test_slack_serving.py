@@ -232,21 +232,29 @@ def debug_logging() -> Iterator[None]:
     """configure_logging() changes process-wide state: put it back afterwards."""
     root, urllib3 = logging.getLogger(), logging.getLogger("urllib3")
     handlers, levels = list(root.handlers), (root.level, urllib3.level)
+    formatters = [handler.formatter for handler in handlers]
     yield
     for handler in root.handlers:
         if handler not in handlers:
             root.removeHandler(handler)
+    for handler, formatter in zip(handlers, formatters, strict=True):
+        handler.setFormatter(formatter)
     root.setLevel(levels[0])
     urllib3.setLevel(levels[1])
 
 
 @pytest.mark.usefixtures("debug_logging")
+@pytest.mark.parametrize("log_format", ["text", "json"])
 def test_no_slack_secret_reaches_the_logs_at_debug(
-    emulator: DeskEmulator, slack: FakeSlack, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    emulator: DeskEmulator,
+    slack: FakeSlack,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    log_format: str,
 ) -> None:
-    bot = start_bot(slack, emulator, LOG_LEVEL="DEBUG")
+    bot = start_bot(slack, emulator, LOG_LEVEL="DEBUG", LOG_FORMAT=log_format)
     try:
-        configure_logging(bot.settings.log_level, bot.settings.secrets())
+        configure_logging(bot.settings.log_level, bot.settings.secrets(), bot.settings.log_format)
         caplog.set_level(logging.DEBUG)
         # An error path: Desk refuses, and Slack then refuses the reply.
         emulator.inject(Fault(code=-50040))
@@ -261,7 +269,12 @@ def test_no_slack_secret_reaches_the_logs_at_debug(
     finally:
         bot.close()
 
-    logged = caplog.text + "\n".join(record.exc_text or "" for record in caplog.records) + capsys.readouterr().err
+    err = capsys.readouterr().err
+    logged = caplog.text + "\n".join(record.exc_text or "" for record in caplog.records) + err
+    if log_format == "json":  # the bot's own handler wrote one JSON object a line
+        lines = [json.loads(line) for line in err.splitlines() if line.strip()]
+        assert any(line.get("slack_request_id") for line in lines)
+        assert any(line["message"].startswith("Desk call failed") for line in lines)
     assert any(r.levelno == logging.DEBUG and r.name.startswith("slack_bolt") for r in caplog.records)
     assert "Desk call failed" in logged
     for secret in (BOT_TOKEN, SIGNING_SECRET, SANDBOX_KEY):

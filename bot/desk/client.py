@@ -35,9 +35,10 @@ import requests
 import urllib3.exceptions
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from bot import metrics
 from bot.desk.apis import TENCENT_CALLS_PER_SECOND, Api
 from bot.desk.cache import Cache, InProcessCache, LanguageCache, V
-from bot.desk.errors import DeskError, RetryClass, TransportCode, transport_error
+from bot.desk.errors import CATALOGUE, DeskError, RetryClass, TransportCode, transport_error
 from bot.desk.limiter import InProcessLimiter, RateLimiter
 from bot.desk.models import LanguageList, decode_json, parse_envelope, read_envelope
 from bot.desk.readiness import (
@@ -100,10 +101,12 @@ class DeskClient:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         shared_state_health: Callable[[], str] | None = None,
+        name: str = "default",
     ) -> None:
         if not base_urls:
             raise ValueError("at least one base URL is needed")
         self.sdkappid = sdkappid
+        self.name = name  # the app's name in the configuration: the `app` label of its metrics
         self._identifier = identifier
         self._usersig = usersig
         self._base_urls = [url.rstrip("/") for url in base_urls]
@@ -138,7 +141,7 @@ class DeskClient:
         When Desk fails but a list younger than `DESK_STALE_MAX` is known, that list is
         returned with `stale=True` and the error attached instead.
         """
-        return self._through(self._cache, self.fetch, refresh, "list")
+        return self._through(self._cache, self.fetch, refresh, "languages")
 
     def readiness(self, refresh: bool = False) -> ReadinessReport:
         """Whether each language (the default first) is ready to serve: its live FAQ questions and
@@ -146,24 +149,32 @@ class DeskClient:
         concurrent callers and through Redis, the last good report served stale when Desk fails);
         `refresh` also refreshes the list. Raises `DeskError` only when no usable report exists.
         """
-        return self._through(self._readiness_cache, lambda: self._load_readiness(refresh), refresh, "report")
+        return self._through(self._readiness_cache, lambda: self._load_readiness(refresh), refresh, "readiness")
 
     def peek_readiness(self) -> ReadinessReport | None:
         """The fresh cached readiness report, without any I/O, or None (for a Slack ack)."""
         held = self._readiness_cache.peek()
-        return held.as_cached() if held is not None else None
+        if held is None:
+            return None  # not counted: the lookup that follows (readiness()) is
+        metrics.desk_cache_lookup(self.name, "readiness", "fresh")
+        return held.as_cached()
 
-    def _through(self, cache: Cache[V], load: Callable[[], V], refresh: bool, what: str) -> V:
-        """A value through `cache`: fresh, loaded once for all concurrent callers, or stale-if-error."""
+    def _through(self, cache: Cache[V], load: Callable[[], V], refresh: bool, kind: str) -> V:
+        """A value through `cache`: fresh, loaded once for all concurrent callers, or stale-if-error.
+        `kind` ("languages", "readiness") names it in logs and in the cache metric."""
         started = self._clock()
         newer_than = started - REFRESH_COALESCE if refresh else None
         result = cache.get(load, newer_than=newer_than)
         if not isinstance(result, DeskError):
-            return result.as_cached() if result.fetched_at < started else result
+            cached = result.fetched_at < started
+            metrics.desk_cache_lookup(self.name, kind, "fresh" if cached else "miss")
+            return result.as_cached() if cached else result
         last = cache.last_good()
         if last is not None and self._clock() - last.fetched_at <= self._stale_max:
-            log.warning("Desk failed (%s); serving the last good %s", result, what)
+            log.warning("Desk failed (%s); serving the last good %s", result, kind)
+            metrics.desk_cache_lookup(self.name, kind, "stale")
             return last.as_stale(result)
+        metrics.desk_cache_lookup(self.name, kind, "miss")
         raise copy.copy(result)  # a copy: the cached error is shared by concurrent callers
 
     def shared_state_health(self) -> str | None:
@@ -173,7 +184,10 @@ class DeskClient:
     def peek(self) -> LanguageList | None:
         """The fresh cached list, without any I/O, or None: for answering inside a Slack ack."""
         held = self._cache.peek()
-        return held.as_cached() if held is not None else None
+        if held is None:
+            return None  # not counted: the lookup that follows (get_languages()) is
+        metrics.desk_cache_lookup(self.name, "languages", "fresh")
+        return held.as_cached()
 
     def fetch(self) -> LanguageList:
         """One fetch from Desk, with retries, bypassing the cache. Raises `DeskError`."""
@@ -339,17 +353,25 @@ class DeskClient:
             remaining = deadline - time.monotonic()
             if remaining < MIN_ATTEMPT_TIME / 2:
                 break
-            if not self._limiters[api].acquire(timeout=min(remaining, self._timeout + queue_wait)):
+            waiting = time.monotonic()
+            permitted = self._limiters[api].acquire(timeout=min(remaining, self._timeout + queue_wait))
+            metrics.desk_rate_wait(self.name, api.value, time.monotonic() - waiting)
+            if not permitted:
                 raise transport_error(TransportCode.LOCAL_RATE_LIMIT)
+            started = time.monotonic()
             try:
-                timeout = min(self._timeout, deadline - time.monotonic())
-                return self._call(base_url, api, body, parse, timeout=timeout)
+                timeout = min(self._timeout, deadline - started)
+                result = self._call(base_url, api, body, parse, timeout=timeout)
             except DeskError as error:
+                metrics.desk_request(self.name, api.value, _outcome(error), time.monotonic() - started)
                 # Only an unreachable primary is worth trying the backup domain for.
                 if error.code != TransportCode.CONNECTION_FAILED or index == len(self._base_urls) - 1:
                     raise
                 log.warning("Desk primary domain unreachable; trying the backup domain")
                 last_error = error
+            else:
+                metrics.desk_request(self.name, api.value, "ok", time.monotonic() - started)
+                return result
         raise last_error or transport_error(TransportCode.READ_TIMEOUT, "no time left for another attempt")
 
     def _call(self, base_url: str, api: Api, body: bytes, parse: Parse[T], *, timeout: float) -> T:
@@ -385,6 +407,12 @@ class DeskClient:
         result = parse(decode_json(response.content), self._clock())
         log.debug("Desk %s answered in %.0f ms (request id %s)", api.value, elapsed_ms, _request_id(result))
         return result
+
+
+def _outcome(error: DeskError) -> str:
+    """The `outcome` label of a failed attempt: its code, or "other" for a code not in the catalogue
+    (Desk's answer chooses the code, so only known ones become label values)."""
+    return str(error.code) if error.code in CATALOGUE else "other"
 
 
 def _parse_languages(payload: Any, fetched_at: float) -> LanguageList:

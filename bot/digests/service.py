@@ -43,6 +43,7 @@ from typing import Any, Protocol
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot import metrics
 from bot.blocks import Message, RenderContext
 from bot.config import ConfigError, Settings
 from bot.desk.changes import diff
@@ -325,6 +326,7 @@ class DigestService:
                 report.results.append(self._post_period(channel, app, period, scheduled_for))
         for result in report.results:
             if result.outcome not in (Outcome.DONE, Outcome.BUSY):
+                metrics.digest_post(result.outcome.value)
                 log.info("digest %s (app %s) %s: %s%s", result.channel_id, result.app, result.period, result.outcome,
                          f" ({result.error})" if result.error else "")
         return report
@@ -349,7 +351,9 @@ class DigestService:
         target = self.app(app)
         now = self.clock()
         period = f"manual-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
-        return self._post_period(channel_id, target, period, now.timestamp())
+        result = self._post_period(channel_id, target, period, now.timestamp())
+        metrics.digest_post(result.outcome.value)
+        return result
 
     def _post_period(self, channel_id: str, app: DigestApp, period: str, scheduled_for: float) -> PostResult:
         claim = self.store.claim(

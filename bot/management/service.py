@@ -20,6 +20,7 @@ from typing import Protocol
 
 from slack_sdk import WebClient
 
+from bot import metrics
 from bot.blocks import Message, RenderContext, code_text, escape
 from bot.desk import DeskClient, DeskError, LanguageList
 from bot.desk.languages import ADVANCED_EDITION_LANGUAGE_LIMIT, SUPPORTED_TAGS, suggest_tag
@@ -180,6 +181,7 @@ class LanguageManager:
             detail=detail,
         )
         self.store.record(entry, request_id)
+        metrics.language_change(app.name, entry.action, entry.result)
         log.info("language change: %s %s %s in %s: %s", who, entry.action, entry.tag, app.name, entry.result)
         if self._poster is not None and self._audit_channel:
             line = messages.audit_line(entry, app.render)

@@ -34,6 +34,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from bot import metrics
 from bot.logs import REDACTED, redact
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class RedisConnection:
         self._down_since = 0.0
         self.outages = 0  # how many times Redis went from working to failing
         self._on_recovery: list[Callable[[], None]] = []
+        metrics.shared_state_up(True)
 
     def on_recovery(self, callback: Callable[[], None]) -> None:
         """Call `callback` (which reports its own Redis errors) each time Redis works again."""
@@ -130,6 +132,7 @@ class RedisConnection:
         with self._lock:
             recovered = not self._healthy
             self._healthy = True
+            metrics.shared_state_up(True)
             self._last_contact = now = self._clock()
             down_for = now - self._down_since
             callbacks = list(self._on_recovery) if recovered else []
@@ -144,6 +147,7 @@ class RedisConnection:
         with self._lock:
             first = self._healthy
             self._healthy = False
+            metrics.shared_state_up(False)
             now = self._clock()
             self._next_try = now + self.retry_interval
             if first:

@@ -37,6 +37,7 @@ from typing import Protocol
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot import metrics
 from bot.blocks import Message, RenderContext
 from bot.database import Claim, ClaimState
 from bot.desk.changes import Changes, diff
@@ -283,6 +284,8 @@ class WatchService:
             if (channel, event.app) in gone:
                 continue
             result = self._alert(channel, event)
+            if result.outcome not in (Outcome.DONE, Outcome.BUSY):
+                metrics.watch_alert(result.outcome.value)
             if result.outcome is Outcome.FAILED and result.error and any(code in result.error for code in GONE):
                 gone.add((channel, event.app))
             results.append(result)

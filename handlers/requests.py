@@ -1,0 +1,69 @@
+"""What a Slack request is, for metrics and log context: its kind, action, app, channel and user.
+
+Pure and cheap (it runs before every ack, no I/O). Only words the bot or Slack defines come
+out: a slash command's sub-command from the grammar (never the text typed), one of the bot's
+own button ids, an event type; anything else is "unknown". Channel and user ids go to the
+log context only, never to a metric label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot import blocks
+from bot.grammar import parse_command
+from bot.management.messages import CANCEL_ACTION, CONFIRM_ACTION
+from bot.metrics import label
+
+BUTTONS = (blocks.REFRESH_ACTION, blocks.SHARE_ACTION, CONFIRM_ACTION, CANCEL_ACTION)
+EVENTS = ("app_home_opened", "app_mention", "app_uninstalled", "tokens_revoked", "message")
+KINDS = (
+    "view_submission", "view_closed", "shortcut", "message_action", "block_suggestion", "url_verification",
+    "app_rate_limited", "interactive_message", "dialog_submission",
+)
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    kind: str  # command, block_actions, event, view_submission, url_verification, …
+    action: str  # the sub-command, button id or event type; "none" when the kind has none
+    app: str | None = None  # the Desk app named in a command
+    channel: str | None = None
+    user: str | None = None
+    command: str | None = None  # the slash command's name (`/desk-languages`), not its text
+
+
+def describe_request(body: dict[str, Any], app_names: tuple[str, ...], default_app: str) -> RequestInfo:
+    """`app_names` as the grammar takes them (none for a one-app bot); `default_app` the first."""
+    if "command" in body:  # a slash command's form body
+        parsed = parse_command(_text(body.get("text")), app_names)
+        return RequestInfo(
+            "command", parsed.action.value, parsed.app or default_app,
+            _text(body.get("channel_id")), _text(body.get("user_id")), _text(body.get("command")),
+        )
+    kind = _text(body.get("type")) or "unknown"
+    channel, user = _id(body.get("channel")), _id(body.get("user"))
+    if kind == "block_actions":
+        actions = body.get("actions") or [{}]
+        first = actions[0] if isinstance(actions, list) and isinstance(actions[0], dict) else {}
+        return RequestInfo(kind, label(first.get("action_id"), BUTTONS), None, channel, user)
+    if kind == "event_callback":
+        event = body.get("event") if isinstance(body.get("event"), dict) else {}
+        assert isinstance(event, dict)
+        return RequestInfo(
+            "event", label(event.get("type"), EVENTS), None, _text(event.get("channel")) or channel,
+            _text(event.get("user")) or user,
+        )
+    return RequestInfo(label(kind, KINDS), "none", None, channel, user)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _id(value: object) -> str | None:
+    """A channel or user given as an id or as an object with an id (interactivity payloads)."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return _text(value)
