@@ -12,6 +12,7 @@ Boot order for a Slack-serving process: settings → logging → Desk app(s) →
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -293,6 +294,13 @@ def build_watch_service(
     )
 
 
+def observe_fetches(apps: Sequence[DeskApp], watch: WatchService) -> None:
+    """Every list any fetch gets from Desk (a refresh, a digest, a change through the bot) goes to
+    watch at once, not only the polls' (watch compares it on its own thread)."""
+    for app in apps:
+        app.client.observer = functools.partial(watch.notice, app.name)
+
+
 def start_watch_ticker(service: WatchService, settings: Settings) -> WatchTicker | None:
     if settings.digest_ticker:
         return WatchTicker(service).start()
@@ -321,13 +329,15 @@ def build_language_manager(
 def build_deps(settings: Settings, web_client: WebClient) -> BotDeps:
     apps = build_desk_apps(settings)
     digests = build_digest_service(settings, apps, web_client)
+    watch = build_watch_service(settings, apps, web_client, digests.store.engine)
+    observe_fetches(apps, watch)
     return BotDeps(
         settings=settings,
         apps=apps,
         responder=ResponseSender(settings.slack_api_url),
         digests=digests,
         manager=build_language_manager(settings, apps, web_client, ChangeStore(digests.store.engine)),
-        watch=build_watch_service(settings, apps, web_client, digests.store.engine),
+        watch=watch,
     )
 
 

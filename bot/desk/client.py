@@ -100,6 +100,7 @@ class DeskClient:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         shared_state_health: Callable[[], str] | None = None,
+        observer: Callable[[LanguageList], None] | None = None,
     ) -> None:
         if not base_urls:
             raise ValueError("at least one base URL is needed")
@@ -130,6 +131,9 @@ class DeskClient:
         self._cool_down_until = 0.0
         self._shared_state_health = shared_state_health
         self._state_lock = threading.Lock()
+        # Called with every list just fetched from Desk (not a cached, stale or failed one), in the
+        # fetching thread: it must return at once. Settable after construction (the composition root).
+        self.observer = observer
 
     # --- public --------------------------------------------------------------------------
     def get_languages(self, refresh: bool = False) -> LanguageList:
@@ -138,7 +142,7 @@ class DeskClient:
         When Desk fails but a list younger than `DESK_STALE_MAX` is known, that list is
         returned with `stale=True` and the error attached instead.
         """
-        return self._through(self._cache, self.fetch, refresh, "list")
+        return self._through(self._cache, self._fetch_observed, refresh, "list")
 
     def readiness(self, refresh: bool = False) -> ReadinessReport:
         """Whether each language (the default first) is ready to serve: its live FAQ questions and
@@ -178,6 +182,16 @@ class DeskClient:
     def fetch(self) -> LanguageList:
         """One fetch from Desk, with retries, bypassing the cache. Raises `DeskError`."""
         return self._run(Api.LANGUAGES, EMPTY_BODY, _parse_languages)
+
+    def _fetch_observed(self) -> LanguageList:
+        """`fetch()`, then the list handed to the observer (whose failure never fails the fetch)."""
+        listed = self.fetch()
+        if self.observer is not None:
+            try:
+                self.observer(listed)
+            except Exception as error:  # noqa: BLE001  the list is good whatever the observer does
+                log.warning("the list observer failed (%s)", type(error).__name__)
+        return listed
 
     # --- readiness (docs/desk-api.md §9) -------------------------------------------------
     def _load_readiness(self, refresh: bool) -> ReadinessReport:
@@ -250,7 +264,7 @@ class DeskClient:
         since = self._clock()
         self._cache.invalidate()
         self._readiness_cache.invalidate()  # a language more or less changes the report too
-        result = self._cache.get(self.fetch, newer_than=since)
+        result = self._cache.get(self._fetch_observed, newer_than=since)
         if isinstance(result, DeskError):
             return None, copy.copy(result)
         return result, None
