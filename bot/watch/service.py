@@ -67,6 +67,7 @@ ADVANCE_TRIES = 5  # compare-and-set rounds against other processes storing list
 KEEP_EVENTS = 7 * 86400.0  # seconds events and alert records are kept (delivery gives up after EVENT_WINDOW)
 KEEP_POLLS = 86400.0  # seconds poll slots are kept (one matters only during its interval)
 PRUNE_EVERY = 3600.0
+NOTICE_SETTLE = 0.5  # seconds a noticed list waits before it is compared (see `_noticed`)
 
 WhoChanged = Callable[[str, str, str, float], str | None]  # (app, "add"|"remove", tag, since) -> who
 
@@ -289,6 +290,9 @@ class WatchService:
             self._noticer.submit(self._noticed, app_name)
 
     def _noticed(self, app_name: str) -> None:
+        # A change through the bot is audited just after Desk's answer, and its list fetched before
+        # that: a moment's wait lets the alert name who made it.
+        time.sleep(NOTICE_SETTLE)
         with self._notice_lock:
             listed = self._pending.pop(app_name)
         try:
