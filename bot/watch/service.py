@@ -52,7 +52,7 @@ from bot.desk.errors import DeskError
 from bot.desk.models import LanguageList
 from bot.slack_posting import HistoryUnavailable, find_message, posting_client, process_owner, slack_error
 from bot.watch import messages
-from bot.watch.store import AppState, Event, WatchStore
+from bot.watch.store import AppState, Event, Watch, WatchStore
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +202,10 @@ class WatchService:
         if len(words) == 1 and words[0] in OFF_WORDS:
             return messages.stopped_message(target.render, self.store.delete_watch(channel_id, target.name))
         return messages.usage_message(shown)
+
+    def watching(self, app: str) -> list[Watch]:
+        """The channels watching the configured app `app`, oldest first (for the Home tab)."""
+        return self.store.watches(self.app(app).name)
 
     # --- ticks ----------------------------------------------------------------------------------
 
