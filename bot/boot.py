@@ -36,7 +36,7 @@ from bot.desk import Api, DeskClient, InProcessCache, InProcessLimiter, Language
 from bot.desk.cache import Cache
 from bot.desk.client import readiness_time_limit
 from bot.desk.readiness import READINESS, ReadinessReport
-from bot.desk.sandbox import SANDBOX_ADMINS, SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, sample_for_app
+from bot.desk.sandbox import SANDBOX_ADMINS, DeskEmulator, sample_for_app, sandbox_identity
 from bot.digests.service import DigestService, posting_client
 from bot.digests.store import DB_DOWN_ERRORS, DigestStore, create_db_engine
 from bot.digests.ticker import DigestTicker
@@ -77,7 +77,7 @@ def resolve_sandbox(settings: Settings, app: DeskAppSettings, index: int = 0) ->
     Each app gets its own emulator, SDKAppID, key and sample list."""
     if not settings.sandbox:
         return app
-    sdkappid, key = SANDBOX_SDKAPPID + index, SANDBOX_KEY if index == 0 else f"{SANDBOX_KEY}-{index}"
+    sdkappid, key = sandbox_identity(index)
     with _sandbox_lock:
         if index not in _sandbox_urls:
             emulator = DeskEmulator(sdkappid=sdkappid, key=key, languages=sample_for_app(index))
