@@ -186,3 +186,15 @@ def test_old_events_alerts_and_poll_slots_are_pruned_by_the_hourly_tick(
     watch.tick(later + 60)  # within the hour: not pruned again
     assert store.poll_count("default") == 2
     assert len(alerts(bot.slack)) == 1
+
+
+def test_a_poll_does_not_take_a_cached_list_older_than_half_an_interval(bot: BotUnderTest, desk: DeskEmulator) -> None:
+    watching(bot)  # the list is in the cache (DESK_CACHE_TTL is 300 s) and was compared
+    watch = bot.deps.watch
+    assert watch is not None
+    desk.set_languages([("en", 1), ("vi", 0)])
+    calls = len(desk.calls_of("robot_get_language_list"))
+    watch.interval = 2 * REFRESH_COALESCE  # the cached list is now older than half an interval
+    assert watch.tick().polls["default"] is Poll.CHANGED
+    assert len(desk.calls_of("robot_get_language_list")) == calls + 1
+    assert bot.slack.wait_for(lambda fake: len(alerts(fake)) == 1, timeout=SOON)

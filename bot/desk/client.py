@@ -136,13 +136,14 @@ class DeskClient:
         self.observer = observer
 
     # --- public --------------------------------------------------------------------------
-    def get_languages(self, refresh: bool = False) -> LanguageList:
+    def get_languages(self, refresh: bool = False, max_age: float | None = None) -> LanguageList:
         """The chatbot's languages. Raises `DeskError` only when no usable list exists.
 
         When Desk fails but a list younger than `DESK_STALE_MAX` is known, that list is
-        returned with `stale=True` and the error attached instead.
+        returned with `stale=True` and the error attached instead. `max_age` (seconds) takes
+        a cached list only if fetched that recently (a poll that must see what Desk says now).
         """
-        return self._through(self._cache, self._fetch_observed, refresh, "list")
+        return self._through(self._cache, self._fetch_observed, refresh, "list", max_age)
 
     def readiness(self, refresh: bool = False) -> ReadinessReport:
         """Whether each language (the default first) is ready to serve: its live FAQ questions and
@@ -157,10 +158,12 @@ class DeskClient:
         held = self._readiness_cache.peek()
         return held.as_cached() if held is not None else None
 
-    def _through(self, cache: Cache[V], load: Callable[[], V], refresh: bool, what: str) -> V:
+    def _through(
+        self, cache: Cache[V], load: Callable[[], V], refresh: bool, what: str, max_age: float | None = None
+    ) -> V:
         """A value through `cache`: fresh, loaded once for all concurrent callers, or stale-if-error."""
         started = self._clock()
-        newer_than = started - REFRESH_COALESCE if refresh else None
+        newer_than = started - REFRESH_COALESCE if refresh else None if max_age is None else started - max_age
         result = cache.get(load, newer_than=newer_than)
         if not isinstance(result, DeskError):
             return result.as_cached() if result.fetched_at < started else result

@@ -2,8 +2,9 @@
 whole deployment, and posting each alert exactly once per (channel, app, change).
 
 1. `tick(now)`: for each app, the process that wins the app's interval slot (`now // interval`,
-   one conditional insert in `watch_polls`) polls it with `get_languages()` (a list still fresh
-   in the shared cache costs no Desk call). Every other process moves on.
+   one conditional insert in `watch_polls`) polls it with `get_languages(max_age=interval/2)`: a
+   list fetched in the last half interval (shared through the cache) costs no Desk call, an older
+   cached one is not taken (it was compared when it was fetched). Every other process moves on.
 2. `observe(list)`: the poller compares the list with the last *good* list seen (`watch_state`).
    A stale or failed read never makes a change; a change that flipped back before anything read
    it is never seen; a copy older than the last list seen is ignored. A difference becomes an
@@ -73,7 +74,7 @@ WhoChanged = Callable[[str, str, str, float], str | None]  # (app, "add"|"remove
 
 
 class LanguageSource(Protocol):
-    def get_languages(self, refresh: bool = False) -> LanguageList: ...
+    def get_languages(self, refresh: bool = False, max_age: float | None = None) -> LanguageList: ...
 
 
 class WatchApp(Protocol):
@@ -228,7 +229,9 @@ class WatchService:
             return Poll.BUSY
         error: DeskError | None
         try:
-            listed = app.client.get_languages()
+            # A cached list older than half an interval was already compared when it was fetched
+            # (`notice`): only a list fetched now can show something new.
+            listed = app.client.get_languages(max_age=self.interval / 2)
             error = listed.error if listed.stale else None
         except DeskError as failure:
             error = failure
