@@ -565,9 +565,10 @@ class CommandClient:
         for connection in opened:
             connection.close()
 
-    def send(self, text: str = "", name: str | None = None) -> Sent:
+    def send(self, text: str = "", name: str | None = None, **where: str) -> Sent:
+        """`/desk-languages text`, signed; `where` gives another channel_id or user_id."""
         name = name or uuid.uuid4().hex
-        body = slash_command_body(text, response_url=self.fake.response_url(name))
+        body = slash_command_body(text, response_url=self.fake.response_url(name), **where)
         headers = sign(SIGNING_SECRET, body)
         sent = Sent(name=name, text=text, sent_at=time.time())
         started = time.perf_counter()
