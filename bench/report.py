@@ -567,7 +567,7 @@ def _watch_load(f: dict[str, Any]) -> list[str]:
         f"{s['processes']} processes, apps {', '.join(s['apps'])}, {s['channels']} channels watching each, "
         f"DESK_WATCH_INTERVAL {s['interval_s']:g} s, {s['duration_s']:g} s of changes, database: {s['database']}.",
         "",
-        *_table(["changes (both apps at each of steps)", "interval slots", "Desk list calls",
+        *_table(["changes (steps; both apps change at each)", "interval slots", "Desk list calls",
                  "most in one slot", "alerts posted", "exactly once", "missing", "duplicated",
                  "latency p50 s", "latency max s", "tracebacks"],
                 [[f"{len(f['changes'])} ({len(steps)})", f["interval_slots"],
