@@ -1,12 +1,17 @@
-"""Change alerts at once from any fetch (a `refresh`, a change through the bot, a digest), and pruning.
+"""`watch` through the real bot: alerts at once from any fetch (a `refresh`, a change through the
+bot, a digest), pruning, and the Home tab's list of the channels watching each app or getting its
+digest, with who set each up and when.
 
-The real bot on loopback (`BotUnderTest`), signed commands and clicks, the Desk emulator, FakeSlack
-and a real database. DESK_WATCH_INTERVAL is an hour and no ticker runs, so no poll can be what
-posts an alert here: only the fetches' lists handed to the watch service.
+The real bot on loopback (`BotUnderTest`), signed commands, clicks and `app_home_opened` events,
+the Desk emulator, FakeSlack (recording `views.publish`) and a real database (or one that does not
+answer). DESK_WATCH_INTERVAL is an hour and no ticker runs, so no poll can be what posts an alert
+here: only the fetches' lists handed to the watch service.
 """
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,14 +22,17 @@ import pytest
 from bot.desk.client import REFRESH_COALESCE
 from bot.desk.sandbox import DeskEmulator
 from bot.management.messages import CONFIRM_ACTION
-from bot.slack_sandbox import SANDBOX_CHANNEL_ID, SANDBOX_USER_ID, FakeSlack
+from bot.slack_sandbox import SANDBOX_CHANNEL_ID, SANDBOX_USER_ID, FakeSlack, sign, slash_command_body
+from bot.watch.messages import MAX_CHANNELS, SUBSCRIPTIONS_UNREADABLE
 from bot.watch.service import EVENT_TYPE, KEEP_EVENTS, KEEP_POLLS, Poll
 from tests.support.environment import BOTH_DATABASES, make_settings
-from tests.support.slack_harness import BOT_TOKEN, BotUnderTest, slack_env
+from tests.support.slack_harness import BOT_TOKEN, SIGNING_SECRET, BotUnderTest, slack_env
 from tests.test_language_changes import click, command_as
+from tests.test_slack_app import event_body
 
 ADMIN = SANDBOX_USER_ID
 SOON = 5.0  # seconds: "at once", against an interval of an hour
+VIEWER = "U0VIEWER"
 
 
 @pytest.fixture
@@ -198,3 +206,60 @@ def test_a_poll_does_not_take_a_cached_list_older_than_half_an_interval(bot: Bot
     assert watch.tick().polls["default"] is Poll.CHANGED
     assert len(desk.calls_of("robot_get_language_list")) == calls + 1
     assert bot.slack.wait_for(lambda fake: len(alerts(fake)) == 1, timeout=SOON)
+
+
+# --- the Home tab --------------------------------------------------------------------------------
+
+
+def command(bot: BotUnderTest, text: str, channel: str, user: str) -> dict[str, Any]:
+    name = bot.new_name("cmd")
+    reply = bot.send(slash_command_body(text, response_url=bot.slack.response_url(name), channel_id=channel,
+                                        user_id=user), name)
+    assert reply.status == 200
+    return reply.ack or bot.reply(name)
+
+
+def open_home(bot: BotUnderTest) -> str:
+    """Open the Home tab; the published view's blocks as JSON text."""
+    published = len(bot.slack.calls("views.publish"))
+    body = event_body({"type": "app_home_opened", "user": VIEWER, "channel": "D0VIEWER", "tab": "home"})
+    response = bot.post(body, {**sign(SIGNING_SECRET, body), "Content-Type": "application/json"})
+    assert response.status_code == 200
+    assert bot.slack.wait_for(lambda fake: len(fake.calls("views.publish")) > published, timeout=10)
+    view = bot.slack.calls("views.publish")[-1].body["view"]
+    assert view["type"] == "home" and len(view["blocks"]) <= 100
+    return json.dumps(view["blocks"], ensure_ascii=False)
+
+
+def test_the_home_tab_names_the_watching_and_digest_channels_with_who_and_when(
+    desk: DeskEmulator, slack: FakeSlack, database_url: str
+) -> None:
+    bot = start(desk, slack, database_url)
+    try:
+        assert "No channel watches this app" in open_home(bot)
+        command(bot, "watch", "C0WATCHES", "U0ALICE")
+        command(bot, "digest daily 09:00 UTC", "C0DIGESTS", "U0BOB")
+        shown = open_home(bot)
+        assert "English" in shown  # the list is still there
+        assert "*Watching:* <#C0WATCHES> (set up by <@U0ALICE>, <!date^" in shown
+        assert "*Digests:* <#C0DIGESTS> daily 09:00 UTC (set up by <@U0BOB>, <!date^" in shown
+        for number in range(MAX_CHANNELS + 2):
+            command(bot, "watch", f"C0MANY{number:02d}", "U0CAROL")
+        shown = open_home(bot)
+        assert "…and 3 more" in shown and "<#C0MANY08>" in shown and "<#C0MANY09>" not in shown
+    finally:
+        bot.close()
+
+
+def test_with_the_database_down_the_home_tab_still_shows_the_lists(desk: DeskEmulator, slack: FakeSlack) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    bot = start(desk, slack, f"postgresql+psycopg://bot:pw@127.0.0.1:{port}/bot?connect_timeout=2")
+    try:
+        shown = open_home(bot)
+        assert "English" in shown and "Japanese" in shown
+        assert json.dumps(SUBSCRIPTIONS_UNREADABLE, ensure_ascii=False)[1:-1] in shown
+        assert "Traceback" not in shown and "psycopg" not in shown and "pw" not in shown
+    finally:
+        bot.close()
