@@ -33,7 +33,7 @@ def publish_home(
         again = refresh and (app is None or desk_app.name == app)
         listing += without_share_button(languages_reply(desk_app, refresh=again).message["blocks"])
         listing.append(blocks.context(readiness_line(desk_app)))
-        listing.append(subscriptions_block(deps, desk_app))
+        listing.append(home_subscriptions(deps, desk_app))
         listing.append({"type": "divider"})
     help_blocks = blocks.help_message(apps=deps.app_names)["blocks"]
     view = {"type": "home", "blocks": [*listing[: HOME_BLOCKS - len(help_blocks)], *help_blocks]}
@@ -53,7 +53,7 @@ def readiness_line(app: DeskApp) -> str:
     return f"{icon} *Readiness:* {blocks.escape(report.summary())} (`status` for details)"
 
 
-def subscriptions_block(deps: BotDeps, app: DeskApp) -> blocks.Block:
+def home_subscriptions(deps: BotDeps, app: DeskApp) -> blocks.Block:
     """The channels watching `app` and those with its digest (database reads: a lazy listener's)."""
     try:
         watching = [SetUp(w.channel_id, w.created_by, w.created_at)

@@ -63,7 +63,7 @@ def alerts(slack: FakeSlack, channel: str = SANDBOX_CHANNEL_ID) -> list[dict[str
     return [m for m in slack.messages(channel) if (m.get("metadata") or {}).get("event_type") == EVENT_TYPE]
 
 
-def watching(bot: BotUnderTest) -> None:
+def watch_here(bot: BotUnderTest) -> None:
     """This channel watches, and a first list is known (a plain command fetched it)."""
     assert "will get an alert" in command_as(bot, ADMIN, "watch")["text"]
     command_as(bot, ADMIN, "")
@@ -74,7 +74,7 @@ def watching(bot: BotUnderTest) -> None:
 
 
 def test_a_refresh_that_sees_a_new_list_alerts_at_once(bot: BotUnderTest, desk: DeskEmulator) -> None:
-    watching(bot)
+    watch_here(bot)
     desk.set_languages([("en", 1), ("ja", 0), ("vi", 0)])
     calls = len(desk.calls_of("robot_get_language_list"))
     started = time.monotonic()
@@ -91,7 +91,7 @@ def test_a_refresh_that_sees_a_new_list_alerts_at_once(bot: BotUnderTest, desk: 
 
 
 def test_an_add_through_the_bot_alerts_at_once_naming_who(bot: BotUnderTest, desk: DeskEmulator) -> None:
-    watching(bot)
+    watch_here(bot)
     confirmation = command_as(bot, ADMIN, "add vi")
     assert "was added" in str(bot.reply(click(bot, confirmation, CONFIRM_ACTION).name, timeout=10))
     assert bot.slack.wait_for(lambda fake: len(alerts(fake)) == 1, timeout=SOON)
@@ -101,7 +101,7 @@ def test_an_add_through_the_bot_alerts_at_once_naming_who(bot: BotUnderTest, des
 def test_a_digest_that_sees_a_new_list_alerts_at_once(desk: DeskEmulator, slack: FakeSlack, database_url: str) -> None:
     bot = start(desk, slack, database_url, DESK_CACHE_TTL="0")  # the digest fetches, not the cache
     try:
-        watching(bot)
+        watch_here(bot)
         desk.set_languages([("en", 1)])
         assert bot.deps.digests is not None
         assert bot.deps.digests.post_now("C0DIGESTS").outcome.value == "posted"
@@ -115,7 +115,7 @@ def test_a_digest_that_sees_a_new_list_alerts_at_once(desk: DeskEmulator, slack:
 def test_a_flip_back_before_any_fetch_and_a_failed_refresh_alert_nothing(bot: BotUnderTest, desk: DeskEmulator) -> None:
     from bot.desk.sandbox import Fault
 
-    watching(bot)
+    watch_here(bot)
     desk.set_languages([("en", 1), ("ja", 0), ("vi", 0)])
     desk.set_languages([("en", 1), ("ja", 0)])
     bot.reply(bot.command("refresh").name)
@@ -132,7 +132,7 @@ def test_two_processes_seeing_the_same_new_list_alert_once(
 ) -> None:
     one, two = start(desk, slack, database_url), start(desk, slack, database_url)
     try:
-        watching(one)
+        watch_here(one)
         command_as(two, ADMIN, "")  # the second process holds the same first list
         time.sleep(REFRESH_COALESCE)
         desk.set_languages([("en", 1), ("vi", 0)])
@@ -160,7 +160,7 @@ def test_two_processes_seeing_the_same_new_list_alert_once(
 
 
 def test_an_older_copy_than_the_last_list_seen_changes_nothing(bot: BotUnderTest, desk: DeskEmulator) -> None:
-    watching(bot)
+    watch_here(bot)
     watch = bot.deps.watch
     assert watch is not None
     older = bot.deps.default_app.client.fetch()  # fetched now, but compared after a newer one
@@ -175,7 +175,7 @@ def test_an_older_copy_than_the_last_list_seen_changes_nothing(bot: BotUnderTest
 def test_old_events_alerts_and_poll_slots_are_pruned_by_the_hourly_tick(
     bot: BotUnderTest, desk: DeskEmulator
 ) -> None:
-    watching(bot)
+    watch_here(bot)
     watch = bot.deps.watch
     assert watch is not None
     desk.set_languages([("en", 1), ("vi", 0)])
@@ -197,7 +197,7 @@ def test_old_events_alerts_and_poll_slots_are_pruned_by_the_hourly_tick(
 
 
 def test_a_poll_does_not_take_a_cached_list_older_than_half_an_interval(bot: BotUnderTest, desk: DeskEmulator) -> None:
-    watching(bot)  # the list is in the cache (DESK_CACHE_TTL is 300 s) and was compared
+    watch_here(bot)  # the list is in the cache (DESK_CACHE_TTL is 300 s) and was compared
     watch = bot.deps.watch
     assert watch is not None
     desk.set_languages([("en", 1), ("vi", 0)])
