@@ -42,7 +42,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID
+from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, sandbox_identity
 from bot.slack_sandbox import FakeSlack, Recorded, sign, slash_command_body
 from tests.support.services import free_port
 
@@ -235,14 +235,17 @@ def http_json(port: int, method: str, path: str, payload: Any = None, timeout: f
 class EmulatorProcess:
     """`python -m bot sandbox` on a free port, with its control API wrapped."""
 
-    def __init__(self) -> None:
+    def __init__(self, app_index: int = 0) -> None:
         self.port = free_port()
         self.base_url = f"http://{HOST}:{self.port}"
+        self.app_index = app_index  # the N-th emulated app: its own SDKAppID and key (sandbox_identity)
+        self.sdkappid, self.key = sandbox_identity(app_index)
         self._process: subprocess.Popen[str] | None = None
 
     def start(self) -> EmulatorProcess:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "sandbox", "--port", str(self.port), "--host", HOST],
+            [sys.executable, "-m", "bot", "sandbox", "--port", str(self.port), "--host", HOST,
+             "--app-index", str(self.app_index)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -275,6 +278,13 @@ class EmulatorProcess:
 
     def clear_faults(self) -> None:
         http_json(self.port, "DELETE", "/_emulator/faults")
+
+    def set_languages(self, languages: Sequence[tuple[str, int]]) -> None:
+        """Replace the chatbot's languages: (tag, is_default) pairs, as `DeskEmulator.set_languages`."""
+        status, answer = http_json(self.port, "PUT", "/_emulator/languages",
+                                   [{"LanguageTag": tag, "IsDefault": default} for tag, default in languages])
+        if status != 200:
+            raise RuntimeError(f"the emulator refused the languages {languages}: {answer}")
 
     def calls(self) -> list[dict[str, Any]]:
         """Every Desk call so far: {"at": wall-clock arrival, "outcome": code or "hang"/"http-502"/…}."""
@@ -555,9 +565,10 @@ class CommandClient:
         for connection in opened:
             connection.close()
 
-    def send(self, text: str = "", name: str | None = None) -> Sent:
+    def send(self, text: str = "", name: str | None = None, **where: str) -> Sent:
+        """`/desk-languages text`, signed; `where` gives another channel_id or user_id."""
         name = name or uuid.uuid4().hex
-        body = slash_command_body(text, response_url=self.fake.response_url(name))
+        body = slash_command_body(text, response_url=self.fake.response_url(name), **where)
         headers = sign(SIGNING_SECRET, body)
         sent = Sent(name=name, text=text, sent_at=time.time())
         started = time.perf_counter()

@@ -1,6 +1,6 @@
 """Run every benchmark and regenerate docs/benchmarks.md from their figures.
 
-    python -m bench                  # all eight, full runs (about eleven minutes), then the document
+    python -m bench                  # all nine, full runs (about thirteen minutes), then the document
     python -m bench --render-only    # only rewrite the document from bench/results/*.json
     python -m bench --smoke          # every script's smoke run (no document unless --doc is given)
     python -m bench --only soak      # some of them
@@ -10,7 +10,7 @@ other, so that none of them shares a machine with another. The document holds th
 machine's description, every target with its verdict, the figures, and, for a
 missed target, why (the `EXPLANATIONS` below, written from the profiles and the
 runs; they are shown only while the target is missed). It also renders the figures of
-`python -m bench.refactor_check`, which is not one of the eight (see that script).
+`python -m bench.refactor_check`, which is not one of the nine (see that script).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from bench.harness import DEFAULT_RESULTS, REPO
 
 BENCHMARKS = (
     "ack_path", "hung_upstream", "cold_burst", "refresh_storm", "start_size", "soak", "front_door", "apps_status",
+    "watch_load",
 )
 TITLES = {
     "ack_path": "1. Ack path",
@@ -38,6 +39,7 @@ TITLES = {
     "soak": "6. Soak with faults",
     "front_door": "7. Front door",
     "apps_status": "8. Several apps and readiness",
+    "watch_load": "9. Change alerts under load",
 }
 REFACTOR = "refactor_check"  # not run by `python -m bench`: its own script, its figures kept in bench/
 DOC = REPO / "docs" / "benchmarks.md"
@@ -138,6 +140,7 @@ def render(results_dir: Path, smoke: bool = False) -> str:
         "soak": _soak,
         "front_door": _front_door,
         "apps_status": _apps_status,
+        "watch_load": _watch_load,
     }
     for name in BENCHMARKS:
         if name not in results:
@@ -555,6 +558,24 @@ def _apps_status(f: dict[str, Any]) -> list[str]:
                   + "; ".join(f"{api}: {', '.join(f'{t:,.0f}' for t in times)}" for api, times in first.items())
                   + "."]
     return lines
+
+
+def _watch_load(f: dict[str, Any]) -> list[str]:
+    s = f["settings"]
+    steps = sorted({c["step"] for c in f["changes"]})
+    return [
+        f"{s['processes']} processes, apps {', '.join(s['apps'])}, {s['channels']} channels watching each, "
+        f"DESK_WATCH_INTERVAL {s['interval_s']:g} s, {s['duration_s']:g} s of changes, database: {s['database']}.",
+        "",
+        *_table(["changes (steps; both apps change at each)", "interval slots", "Desk list calls",
+                 "most in one slot", "alerts posted", "exactly once", "missing", "duplicated",
+                 "latency p50 s", "latency max s", "tracebacks"],
+                [[f"{len(f['changes'])} ({len(steps)})", f["interval_slots"],
+                  ", ".join(f"{app} {n}" for app, n in f["desk_calls"].items()),
+                  ", ".join(f"{app} {n}" for app, n in f["max_desk_calls_per_slot"].items()),
+                  f["alerts_posted"], f"{f['alerts_exactly_once']}/{f['alerts_expected']}", f["alerts_missing"],
+                  f["alerts_duplicated"], f["latency_s"]["p50"], f["latency_s"]["max"], f["tracebacks_in_log"]]]),
+    ]
 
 
 def _rounds(every_run: dict[str, list[dict[str, Any]]], connections: int, settings: dict[str, Any]) -> str:

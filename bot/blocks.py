@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -457,9 +458,13 @@ MAX_CHANGED = 20  # languages named per change line; the rest are counted
 
 
 def language_names(langs: tuple[Language, ...]) -> str:
-    shown = ", ".join(language_label(lang) for lang in langs[:MAX_CHANGED])
-    hidden = len(langs) - MAX_CHANGED
-    return shown + (f" …and {hidden} more" if hidden > 0 else "")
+    return joined([language_label(lang) for lang in langs], MAX_CHANGED)
+
+
+def joined(items: Sequence[str], limit: int) -> str:
+    """The first `limit` items, comma-separated; the rest counted ("…and N more")."""
+    hidden = len(items) - limit
+    return ", ".join(items[:limit]) + (f" …and {hidden} more" if hidden > 0 else "")
 
 
 # --- readiness -------------------------------------------------------------------------------------

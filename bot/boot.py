@@ -12,6 +12,7 @@ Boot order for a Slack-serving process: settings → logging → Desk app(s) →
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -35,7 +36,7 @@ from bot.desk import Api, DeskClient, InProcessCache, InProcessLimiter, Language
 from bot.desk.cache import Cache
 from bot.desk.client import readiness_time_limit
 from bot.desk.readiness import READINESS, ReadinessReport
-from bot.desk.sandbox import SANDBOX_ADMINS, SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, sample_for_app
+from bot.desk.sandbox import SANDBOX_ADMINS, DeskEmulator, sample_for_app, sandbox_identity
 from bot.digests.service import DigestService, posting_client
 from bot.digests.store import DB_DOWN_ERRORS, DigestStore, create_db_engine
 from bot.digests.ticker import DigestTicker
@@ -78,7 +79,7 @@ def resolve_sandbox(settings: Settings, app: DeskAppSettings, index: int = 0) ->
     Each app gets its own emulator, SDKAppID, key and sample list."""
     if not settings.sandbox:
         return app
-    sdkappid, key = SANDBOX_SDKAPPID + index, SANDBOX_KEY if index == 0 else f"{SANDBOX_KEY}-{index}"
+    sdkappid, key = sandbox_identity(index)
     with _sandbox_lock:
         if index not in _sandbox_urls:
             emulator = DeskEmulator(sdkappid=sdkappid, key=key, languages=sample_for_app(index))
@@ -297,6 +298,13 @@ def build_watch_service(
     )
 
 
+def observe_fetches(apps: Sequence[DeskApp], watch: WatchService) -> None:
+    """Every list any fetch gets from Desk (a refresh, a digest, a change through the bot) goes to
+    watch at once, not only the polls' (watch compares it on its own thread)."""
+    for app in apps:
+        app.client.observer = functools.partial(watch.notice, app.name)
+
+
 def start_watch_ticker(service: WatchService, settings: Settings) -> WatchTicker | None:
     if settings.digest_ticker:
         return WatchTicker(service).start()
@@ -325,13 +333,15 @@ def build_language_manager(
 def build_deps(settings: Settings, web_client: WebClient) -> BotDeps:
     apps = build_desk_apps(settings)
     digests = build_digest_service(settings, apps, web_client)
+    watch = build_watch_service(settings, apps, web_client, digests.store.engine)
+    observe_fetches(apps, watch)
     return BotDeps(
         settings=settings,
         apps=apps,
         responder=ResponseSender(settings.slack_api_url),
         digests=digests,
         manager=build_language_manager(settings, apps, web_client, ChangeStore(digests.store.engine)),
-        watch=build_watch_service(settings, apps, web_client, digests.store.engine),
+        watch=watch,
     )
 
 

@@ -221,7 +221,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     """Run the embedded Desk emulator in the foreground (for multi-process set-ups)."""
     from bot.desk.sandbox import serve_forever_cli
 
-    serve_forever_cli(args.port, host=args.host)
+    serve_forever_cli(args.port, host=args.host, app_index=args.app_index)
     return EXIT_OK
 
 
@@ -384,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = sub.choices["sandbox"]
     sandbox.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
     sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--app-index", type=int, default=0,
+                         help="emulate the N-th app of DESK_SANDBOX=1 with DESK_APPS (its own SDKAppID, key, list)")
     return parser
 
 

@@ -1,4 +1,5 @@
-"""The app's Home tab: the language list, published when a user opens it."""
+"""The app's Home tab: each app's language list, its readiness and which channels watch it or get
+its digest, published when a user opens it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks
 from bot.deps import BotDeps, DeskApp
 from bot.desk import DeskError
+from bot.digests.store import DB_DOWN_ERRORS
+from bot.watch import messages as watch_messages
+from bot.watch.messages import SUBSCRIPTIONS_UNREADABLE, SetUp
 from handlers.answers import languages_reply
 
 log = logging.getLogger(__name__)
@@ -29,6 +33,7 @@ def publish_home(
         again = refresh and (app is None or desk_app.name == app)
         listing += without_share_button(languages_reply(desk_app, refresh=again).message["blocks"])
         listing.append(blocks.context(readiness_line(desk_app)))
+        listing.append(home_subscriptions(deps, desk_app))
         listing.append({"type": "divider"})
     help_blocks = blocks.help_message(apps=deps.app_names)["blocks"]
     view = {"type": "home", "blocks": [*listing[: HOME_BLOCKS - len(help_blocks)], *help_blocks]}
@@ -46,6 +51,19 @@ def readiness_line(app: DeskApp) -> str:
         return f":grey_question: *Readiness* could not be checked: {blocks.escape(error.meaning)}."
     icon = ":white_check_mark:" if report.ready else ":warning:"
     return f"{icon} *Readiness:* {blocks.escape(report.summary())} (`status` for details)"
+
+
+def home_subscriptions(deps: BotDeps, app: DeskApp) -> blocks.Block:
+    """The channels watching `app` and those with its digest (database reads: a lazy listener's)."""
+    try:
+        watching = [SetUp(w.channel_id, w.created_by, w.created_at)
+                    for w in (deps.watch.watching(app.name) if deps.watch else [])]
+        digests = [SetUp(d.channel_id, d.created_by, d.created_at, d.schedule if d.enabled else f"{d.schedule}, paused")
+                   for d in (deps.digests.subscriptions(app.name) if deps.digests else [])]
+    except DB_DOWN_ERRORS as error:
+        log.warning("Home tab: the subscriptions could not be read (%s)", type(error).__name__)
+        return blocks.context(SUBSCRIPTIONS_UNREADABLE)
+    return watch_messages.subscriptions_block(watching, digests)
 
 
 def without_share_button(message_blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:

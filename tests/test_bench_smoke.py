@@ -141,6 +141,19 @@ def test_apps_status(tmp_path: Path) -> None:
     assert status["tracebacks_in_log"] == 0
 
 
+def test_watch_load(tmp_path: Path) -> None:
+    """2 processes, 2 apps, 3 channels, a 10 s interval: the benchmark's own targets, asserted."""
+    figures = run_smoke("watch_load", tmp_path)
+    assert figures["settings"]["processes"] == 2 and figures["settings"]["channels"] == 3
+    assert len(figures["changes"]) >= 2  # both apps changed at least once
+    assert all(n <= 1 for n in figures["max_desk_calls_per_slot"].values())  # one poll per app per interval
+    assert figures["alerts_exactly_once"] == figures["alerts_expected"] == 3 * len(figures["changes"])
+    assert figures["alerts_duplicated"] == figures["alerts_unmatched"] == 0
+    assert figures["latency_s"]["max"] <= figures["settings"]["interval_s"] + 5
+    assert figures["tracebacks_in_log"] == 0
+    assert all(t["met"] for t in figures["targets"])
+
+
 def test_report_renders_the_document_from_the_figures(tmp_path: Path) -> None:
     """The document is built from whatever figures exist; here, from hand-made ones of each kind."""
     from bench import report
@@ -172,7 +185,8 @@ def test_report_renders_the_document_from_the_figures(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["ack_path", "hung_upstream", "cold_burst", "refresh_storm", "start_size", "soak", "front_door", "apps_status"],
+    ["ack_path", "hung_upstream", "cold_burst", "refresh_storm", "start_size", "soak", "front_door", "apps_status",
+     "watch_load"],
 )
 def test_every_benchmark_is_in_the_report(name: str) -> None:
     from bench import report

@@ -346,7 +346,7 @@ def test_watch_due_in_three_processes_at_once(harness: Harness) -> None:
     harness.watch(OTHER)
     store = harness.service.store
     before = harness.app.client.get_languages()
-    store.put_state(AppState(APP, list_json=before.to_json(), list_since=1), now=harness.timer.value)
+    assert store.advance_list(APP, AppState(APP), before.to_json(), 1, harness.timer.value)
     harness.emu.set_languages([("en", 1), ("ja", 0), ("vi", 0)])
     harness.emu.reset_calls()
     env = child_env(harness.database_url, harness.fake, harness.emu, DESK_WATCH_INTERVAL="3600")

@@ -102,6 +102,7 @@ class DeskClient:
         sleep: Callable[[float], None] = time.sleep,
         shared_state_health: Callable[[], str] | None = None,
         name: str = "default",
+        observer: Callable[[LanguageList], None] | None = None,
     ) -> None:
         if not base_urls:
             raise ValueError("at least one base URL is needed")
@@ -133,15 +134,19 @@ class DeskClient:
         self._cool_down_until = 0.0
         self._shared_state_health = shared_state_health
         self._state_lock = threading.Lock()
+        # Called with every list just fetched from Desk (not a cached, stale or failed one), in the
+        # fetching thread: it must return at once. Settable after construction (the composition root).
+        self.observer = observer
 
     # --- public --------------------------------------------------------------------------
-    def get_languages(self, refresh: bool = False) -> LanguageList:
+    def get_languages(self, refresh: bool = False, max_age: float | None = None) -> LanguageList:
         """The chatbot's languages. Raises `DeskError` only when no usable list exists.
 
         When Desk fails but a list younger than `DESK_STALE_MAX` is known, that list is
-        returned with `stale=True` and the error attached instead.
+        returned with `stale=True` and the error attached instead. `max_age` (seconds) takes
+        a cached list only if fetched that recently (a poll that must see what Desk says now).
         """
-        return self._through(self._cache, self.fetch, refresh, "languages")
+        return self._through(self._cache, self._fetch_observed, refresh, "languages", max_age)
 
     def readiness(self, refresh: bool = False) -> ReadinessReport:
         """Whether each language (the default first) is ready to serve: its live FAQ questions and
@@ -159,11 +164,13 @@ class DeskClient:
         metrics.desk_cache_lookup(self.name, "readiness", "fresh")
         return held.as_cached()
 
-    def _through(self, cache: Cache[V], load: Callable[[], V], refresh: bool, kind: str) -> V:
+    def _through(
+        self, cache: Cache[V], load: Callable[[], V], refresh: bool, kind: str, max_age: float | None = None
+    ) -> V:
         """A value through `cache`: fresh, loaded once for all concurrent callers, or stale-if-error.
         `kind` ("languages", "readiness") names it in logs and in the cache metric."""
         started = self._clock()
-        newer_than = started - REFRESH_COALESCE if refresh else None
+        newer_than = started - REFRESH_COALESCE if refresh else None if max_age is None else started - max_age
         result = cache.get(load, newer_than=newer_than)
         if not isinstance(result, DeskError):
             cached = result.fetched_at < started
@@ -192,6 +199,16 @@ class DeskClient:
     def fetch(self) -> LanguageList:
         """One fetch from Desk, with retries, bypassing the cache. Raises `DeskError`."""
         return self._run(Api.LANGUAGES, EMPTY_BODY, _parse_languages)
+
+    def _fetch_observed(self) -> LanguageList:
+        """`fetch()`, then the list handed to the observer (whose failure never fails the fetch)."""
+        listed = self.fetch()
+        if self.observer is not None:
+            try:
+                self.observer(listed)
+            except Exception as error:  # noqa: BLE001  the list is good whatever the observer does
+                log.warning("the list observer failed (%s)", type(error).__name__)
+        return listed
 
     # --- readiness (docs/desk-api.md §9) -------------------------------------------------
     def _load_readiness(self, refresh: bool) -> ReadinessReport:
@@ -264,7 +281,7 @@ class DeskClient:
         since = self._clock()
         self._cache.invalidate()
         self._readiness_cache.invalidate()  # a language more or less changes the report too
-        result = self._cache.get(self.fetch, newer_than=since)
+        result = self._cache.get(self._fetch_observed, newer_than=since)
         if isinstance(result, DeskError):
             return None, copy.copy(result)
         return result, None

@@ -57,6 +57,12 @@ SANDBOX_ADMINS: tuple[str, ...] = ("administrator",)
 SAMPLE_LANGUAGES: list[tuple[str, int]] = list(SAMPLES["default"].languages)
 
 
+def sandbox_identity(index: int) -> tuple[int, str]:
+    """The SDKAppID and key of the `index`-th emulated app: each app its own (two apps may not
+    share an SDKAppID)."""
+    return SANDBOX_SDKAPPID + index, SANDBOX_KEY if index == 0 else f"{SANDBOX_KEY}-{index}"
+
+
 def sample_for_app(index: int) -> list[tuple[str, int]]:
     """The list of the `index`-th emulated app (DESK_SANDBOX=1 with DESK_APPS): the first is the
     sample above; the others differ from it, so comparing two emulated apps shows something."""
@@ -855,12 +861,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(answer.body)
 
 
-def serve_forever_cli(port: int, host: str = "127.0.0.1", sample: str = "default") -> None:
-    """Run the emulator (starting from `sample`) in the foreground until Ctrl-C or SIGTERM.
+def serve_forever_cli(port: int, host: str = "127.0.0.1", sample: str = "default", app_index: int = 0) -> None:
+    """Run the emulator (starting from `sample`; the `app_index`-th emulated app's SDKAppID, key
+    and list when not 0) in the foreground until Ctrl-C or SIGTERM.
 
     Prints one line whose last word is the base URL, for scripts to read.
     """
-    emulator = DeskEmulator(host=host, port=port, sample=sample).start()
+    if app_index:
+        sdkappid, key = sandbox_identity(app_index)
+        emulator = DeskEmulator(host=host, port=port, sdkappid=sdkappid, key=key,
+                                languages=sample_for_app(app_index)).start()
+    else:
+        emulator = DeskEmulator(host=host, port=port, sample=sample).start()
     done = threading.Event()
     previous: Any = None
     if threading.current_thread() is threading.main_thread():

@@ -1,10 +1,13 @@
-"""What `watch` says: alerts (a change, an outage, a recovery) and the replies to the command. Pure."""
+"""What `watch` says: alerts (a change, an outage, a recovery), the replies to the command, and the
+Home tab's lines of which channels watch an app or get its digests. Pure."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.blocks import Message, RenderContext, context, escape, message_of, section, slack_date
+from bot.blocks import Block, Message, RenderContext, context, escape, joined, message_of, section, slack_date
 from bot.desk.changes import Changes
 from bot.desk.models import Language
 
@@ -100,3 +103,39 @@ def stopped_message(render: RenderContext, was: bool) -> Message:
 def usage_message(app: str | None) -> Message:
     text = f"Use `{_cmd(app)}` to get an alert here when the languages change, `{_cmd(app)} off` to stop."
     return message_of(text, [section(text)])
+
+
+# --- the Home tab -------------------------------------------------------------------------------
+
+MAX_CHANNELS = 10  # channels named per line on the Home tab; the rest are counted
+SUBSCRIPTIONS_UNREADABLE = ":grey_question: Which channels watch this app or get its digests could not be read " \
+    "(the database did not answer)."
+
+
+@dataclass(frozen=True)
+class SetUp:
+    """A channel's watch or digest of one app, as the Home tab shows it (it belongs to the channel)."""
+
+    channel_id: str
+    created_by: str | None
+    created_at: float
+    detail: str = ""  # a digest's schedule; "paused" when it is
+
+
+def _set_up(row: SetUp) -> str:
+    detail = f" {escape(row.detail)}" if row.detail else ""
+    who = f"set up by <@{row.created_by}>, " if row.created_by and row.created_by.isalnum() else "set up "
+    return f"<#{row.channel_id}>{detail} ({who}{slack_date(row.created_at)})"
+
+
+def subscriptions_block(watching: Sequence[SetUp], digests: Sequence[SetUp]) -> Block:
+    """One context block: the channels watching the app and those with its digest, each with who
+    set it up and when; long lists are cut ("…and N more")."""
+    if not watching and not digests:
+        return context("No channel watches this app or gets its digest (`watch`, `digest` in a channel).")
+    lines = []
+    if watching:
+        lines.append(":eyes: *Watching:* " + joined([_set_up(row) for row in watching], MAX_CHANNELS))
+    if digests:
+        lines.append(":calendar: *Digests:* " + joined([_set_up(row) for row in digests], MAX_CHANNELS))
+    return context("\n".join(lines))

@@ -2,14 +2,20 @@
 whole deployment, and posting each alert exactly once per (channel, app, change).
 
 1. `tick(now)`: for each app, the process that wins the app's interval slot (`now // interval`,
-   one conditional insert in `watch_polls`) polls it with `get_languages()` (a list still fresh
-   in the shared cache costs no Desk call). Every other process moves on.
-2. The poller compares the list with the last *good* list seen at a poll (`watch_state`). A
-   stale or failed read never makes a change; a change that flipped back before the poll is
-   never seen. A difference becomes an event `(app, change_id)` with its alert text, where
-   `change_id` = fingerprint(before) + fingerprint(after) + the slot the before list was first
-   seen in (so A→B, B→A, A→B are three changes), inserted with ON CONFLICT DO NOTHING: a poller
-   that died before saving the state makes the next poller find the same change again, once.
+   one conditional insert in `watch_polls`) polls it with `get_languages(max_age=interval/2)`: a
+   list fetched in the last half interval (shared through the cache) costs no Desk call, an older
+   cached one is not taken (it was compared when it was fetched). Every other process moves on.
+2. `observe(list)`: the poller compares the list with the last *good* list seen (`watch_state`).
+   A stale or failed read never makes a change; a change that flipped back before anything read
+   it is never seen; a copy older than the last list seen is ignored. A difference becomes an
+   event `(app, change_id)` with its alert text, where `change_id` = fingerprint(before) +
+   fingerprint(after) + the slot the before list was first seen in (so A→B, B→A, A→B are three
+   changes). The new list and its event are stored in one transaction, only if the stored list
+   is still the one compared with (compare and set; else read again and compare again), so a
+   change is recorded once however many processes see the new list at once.
+   Any other fetch from Desk (a user's refresh, a digest, a change through the bot) hands its
+   list to `notice()`, the Desk client's observer: compared the same way and delivered at once,
+   on this service's own worker thread, never the caller's.
 3. Desk failing (or answering only a stale list) for OUTAGE_POLLS polls in a row makes one
    outage event; the next good poll one recovery event.
 4. Every process then delivers recent events to every channel that watched the app when the
@@ -28,14 +34,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, TimeoutError
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import metrics
 from bot.blocks import Message, RenderContext
@@ -45,7 +54,7 @@ from bot.desk.errors import DeskError
 from bot.desk.models import LanguageList
 from bot.slack_posting import HistoryUnavailable, find_message, posting_client, process_owner, slack_error
 from bot.watch import messages
-from bot.watch.store import AppState, Event, WatchStore
+from bot.watch.store import AppState, Event, Watch, WatchStore
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +65,17 @@ DEFAULT_LEASE = 600.0
 POST_SPACING = 1.0  # seconds between two posts to one channel (Slack allows about one a second)
 OFF_WORDS = ("off", "stop", "unsubscribe", "cancel")
 GONE = ("not_in_channel", "channel_not_found", "is_archived")
+ADVANCE_TRIES = 5  # compare-and-set rounds against other processes storing lists at the same moment
+KEEP_EVENTS = 7 * 86400.0  # seconds events and alert records are kept (delivery gives up after EVENT_WINDOW)
+KEEP_POLLS = 86400.0  # seconds poll slots are kept (one matters only during its interval)
+PRUNE_EVERY = 3600.0
+NOTICE_SETTLE = 0.5  # seconds a noticed list waits before it is compared (see `_noticed`)
 
 WhoChanged = Callable[[str, str, str, float], str | None]  # (app, "add"|"remove", tag, since) -> who
 
 
 class LanguageSource(Protocol):
-    def get_languages(self, refresh: bool = False) -> LanguageList: ...
+    def get_languages(self, refresh: bool = False, max_age: float | None = None) -> LanguageList: ...
 
 
 class WatchApp(Protocol):
@@ -159,6 +173,11 @@ class WatchService:
         self.spacing = spacing
         self.sleep = sleep
         self._last_post: dict[str, float] = {}  # channel -> monotonic time of our last post there
+        self._notice_lock = threading.Lock()
+        self._pending: dict[str, LanguageList] = {}  # app -> the newest list noticed, not compared yet
+        self._noticer: ThreadPoolExecutor | None = None
+        self._notice_failing = False
+        self._pruned_at = 0.0
 
     def app(self, name: str | None = None) -> WatchApp:
         if name is None:
@@ -186,6 +205,10 @@ class WatchService:
             return messages.stopped_message(target.render, self.store.delete_watch(channel_id, target.name))
         return messages.usage_message(shown)
 
+    def watching(self, app: str) -> list[Watch]:
+        """The channels watching the configured app `app`, oldest first (for the Home tab)."""
+        return self.store.watches(self.app(app).name)
+
     # --- ticks ----------------------------------------------------------------------------------
 
     def tick(self, now: float | None = None) -> WatchReport:
@@ -195,43 +218,118 @@ class WatchService:
         for app in self.apps.values():
             report.polls[app.name] = self.poll(app, now)
         report.alerts = self.deliver(now)
+        if now - self._pruned_at >= PRUNE_EVERY:  # deletes are idempotent: no claim needed
+            self._pruned_at = now
+            self.store.prune(events_before=now - KEEP_EVENTS, polls_before=now - KEEP_POLLS)
         return report
 
     def poll(self, app: WatchApp, now: float) -> Poll:
+        """Read the app's list if this process wins the slot, and compare it (`observe`)."""
         slot = int(now // self.interval)
         if not self.store.claim_poll(app.name, slot, self.owner, now):
             return Poll.BUSY
-        state = self.store.get_state(app.name)
         error: DeskError | None
         try:
-            listed = app.client.get_languages()
+            # A cached list older than half an interval was already compared when it was fetched
+            # (`notice`): only a list fetched now can show something new.
+            listed = app.client.get_languages(max_age=self.interval / 2)
             error = listed.error if listed.stale else None
         except DeskError as failure:
             error = failure
         if error is not None:
-            return self._failed(app, state, error, now)
-        recovered = replace(state, failures=0, failing_since=None, error_code=None, error_hint=None, outage_id=None)
-        if state.outage_id is not None and state.failing_since is not None:
+            return self._failed(app, self.store.get_state(app.name), error, now)
+        return self.observe(app, listed, now)[0]
+
+    def observe(self, app: WatchApp, listed: LanguageList, now: float) -> tuple[Poll, bool]:
+        """Compare a good list just read from Desk (by a poll, or any other fetch: `notice`) with the
+        last one seen, record the change if any, and end an open outage. Whether anything is now
+        to deliver comes second. Every process may do this at once: the new list replaces the last
+        only if nobody replaced it meanwhile, else it is compared again with what they stored."""
+        slot = int(now // self.interval)
+        state = self.store.get_state(app.name)
+        recovered = state.outage_id is not None and state.failing_since is not None
+        if recovered:
+            assert state.failing_since is not None
             alert = messages.recovery_alert(app.render, state.failing_since, now)
             self.store.add_event(app.name, f"recovered-{state.outage_id}", "recovery", alert, now)
             log.info("watch: Desk is reachable again for the app %s", app.name)
-        previous = LanguageList.from_json(state.list_json) if state.list_json else None
-        outcome = Poll.UNCHANGED
-        since = state.list_since if state.list_since is not None else slot
-        if previous is None:
-            outcome = Poll.FIRST
-        elif listed.fetched_at < previous.fetched_at:  # an older copy from some cache: no news
-            self.store.put_state(recovered, now)
-            return Poll.OLDER
-        elif listed.fingerprint != previous.fingerprint:
-            change_id = f"{fingerprint(previous)}-{fingerprint(listed)}-{since}"
-            changes = diff(previous, listed)
-            alert = messages.change_alert(app.render, changes, now, self._who(app.name, changes, previous))
-            self.store.add_event(app.name, change_id, "change", alert, now)
-            log.info("watch: the languages of the app %s changed (%s)", app.name, change_id)
-            outcome, since = Poll.CHANGED, slot
-        self.store.put_state(replace(recovered, list_json=listed.to_json(), list_since=since), now)
-        return outcome
+        if state.failures or state.outage_id is not None:
+            self.store.put_failures(AppState(app.name), now)
+        for _ in range(ADVANCE_TRIES):
+            previous = LanguageList.from_json(state.list_json) if state.list_json else None
+            event: tuple[str, str, dict[str, object]] | None = None
+            outcome, since = Poll.UNCHANGED, state.list_since if state.list_since is not None else slot
+            if previous is None:
+                outcome = Poll.FIRST
+            elif listed.fetched_at < previous.fetched_at:  # an older copy from some cache: no news
+                return Poll.OLDER, recovered
+            elif listed.fingerprint != previous.fingerprint:
+                change_id = f"{fingerprint(previous)}-{fingerprint(listed)}-{since}"
+                changes = diff(previous, listed)
+                alert = messages.change_alert(app.render, changes, now, self._who(app.name, changes, previous))
+                event, outcome, since = (change_id, "change", alert), Poll.CHANGED, slot
+            if self.store.advance_list(app.name, state, listed.to_json(), since, now, event):
+                if event is not None:
+                    log.info("watch: the languages of the app %s changed (%s)", app.name, event[0])
+                return outcome, recovered or outcome is Poll.CHANGED
+            state = self.store.get_state(app.name)  # another process stored a list meanwhile
+        log.warning("watch: the app %s's list kept changing under this process; the next poll compares it",
+                    app.name)
+        return Poll.BUSY, recovered
+
+    # --- other fetches ----------------------------------------------------------------------------
+
+    def notice(self, app_name: str, listed: LanguageList) -> None:
+        """A list another fetch just got from Desk (a user's refresh, a digest, a change through the
+        bot; wired by the composition root as the Desk client's observer). Compared and delivered on
+        this service's own thread, so the caller (an ack, a reply) never waits and never sees an error
+        from here; lists arriving meanwhile are folded into the newest one."""
+        if app_name not in self.apps:
+            return
+        with self._notice_lock:
+            pending = self._pending.get(app_name)
+            if pending is not None and pending.fetched_at >= listed.fetched_at:
+                return
+            self._pending[app_name] = listed
+            if pending is not None:
+                return  # a job for this app is queued already; it takes the newest list
+            if self._noticer is None:
+                self._noticer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watch-notice")
+            self._noticer.submit(self._noticed, app_name)
+
+    def _noticed(self, app_name: str) -> None:
+        # A change through the bot is audited just after Desk's answer, and its list fetched before
+        # that: a moment's wait lets the alert name who made it.
+        time.sleep(NOTICE_SETTLE)
+        with self._notice_lock:
+            listed = self._pending.pop(app_name)
+        try:
+            now = self.timer()
+            if self.observe(self.apps[app_name], listed, now)[1]:
+                self.deliver(now)
+        except SQLAlchemyError as error:  # the database is down: one line per outage, no driver text
+            if not self._notice_failing:
+                log.warning("watch: a list seen outside the polls could not be compared (%s); the next poll "
+                            "will. Check DATABASE_URL.", type(error).__name__)
+            self._notice_failing = True
+        except Exception:  # a bug: keep its traceback; the next poll compares again
+            log.exception("watch: a list seen outside the polls could not be compared")
+            self._notice_failing = True
+        else:
+            self._notice_failing = False
+
+    def wait_noticed(self, timeout: float = 10.0) -> bool:
+        """Wait until every list noticed so far has been compared and delivered (tests, shutdown).
+        Each pending list has its job queued, and the one worker runs jobs in order."""
+        with self._notice_lock:
+            noticer = self._noticer
+        if noticer is None:
+            return True
+        try:
+            noticer.submit(lambda: None).result(timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def _who(self, app: str, changes: Changes, previous: LanguageList) -> dict[str, str | None]:
         """Who made each addition and removal through the bot: the newest audit entry for that
@@ -255,8 +353,8 @@ class WatchService:
             self.store.add_event(app.name, outage_id, "outage", alert, now)
             log.warning("watch: Desk has failed %d polls in a row for the app %s (%s)", failures, app.name, code)
             outcome = Poll.OUTAGE
-        self.store.put_state(replace(state, failures=failures, failing_since=since, error_code=code,
-                                     error_hint=error.hint, outage_id=outage_id), now)
+        self.store.put_failures(replace(state, failures=failures, failing_since=since, error_code=code,
+                                        error_hint=error.hint, outage_id=outage_id), now)
         return outcome
 
     # --- delivery --------------------------------------------------------------------------------

@@ -6,11 +6,14 @@ poll slots, the changes seen (events) and the per-channel alert records (claims)
                                                 consecutive failed polls, since when, the last error;
                                                 the outage alerted, if any
     watch_polls         (app, slot)             the one process that polls an app in an interval slot
+                                                (kept a day: `prune`)
     watch_events        (app, change_id)        a change (or outage, recovery) and its alert text
     watch_alerts        (channel_id, app, change_id)  the claim and record of one channel's alert
+                                                (events and alerts are kept a week: `prune`)
 
 A poll slot is won with one `INSERT … ON CONFLICT DO NOTHING RETURNING`; an alert with the shared
-claim (`bot.database.claim_row`), like digests' posting records. Times are Unix seconds.
+claim (`bot.database.claim_row`), like digests' posting records; a new list replaces the last one
+only if nobody replaced it meanwhile (`advance_list`, with its event). Times are Unix seconds.
 """
 
 from __future__ import annotations
@@ -214,11 +217,7 @@ class WatchStore:
             self._insert(polls).values(app=app, slot=slot, owner=owner, claimed_at=now)
             .on_conflict_do_nothing(index_elements=[polls.c.app, polls.c.slot]).returning(polls.c.app)
         )
-        if not self._won(statement):
-            return False
-        # Old slots are of no use once their interval is over: keep the table small.
-        self._write(sa.delete(polls).where((polls.c.app == app) & (polls.c.slot < slot - 1000)))
-        return True
+        return self._won(statement)
 
     def poll_count(self, app: str) -> int:
         return len(self._rows(sa.select(polls.c.slot).where(polls.c.app == app)))
@@ -231,12 +230,34 @@ class WatchStore:
         return AppState(r.app, r.list_json, r.list_since, r.failures, r.failing_since, r.error_code,
                         r.error_hint, r.outage_id)
 
-    def put_state(self, state: AppState, now: float) -> None:
-        values = dict(
-            list_json=state.list_json, list_since=state.list_since, failures=state.failures,
-            failing_since=state.failing_since, error_code=state.error_code,
-            error_hint=(state.error_hint or "")[:400] or None, outage_id=state.outage_id, updated_at=now,
-        )
+    def advance_list(self, app: str, seen: AppState, list_json: str, list_since: int, now: float,
+                     event: tuple[str, str, dict[str, Any]] | None = None) -> bool:
+        """Replace the last good list `seen` (read before) with a newer one, and record `event`
+        (change_id, kind, message) with it, in one transaction. False when another process changed
+        the list since `seen` was read (compare and set): the caller reads again and compares anew,
+        so two processes seeing the same new list record its change once."""
+        self.ensure_tables()
+        where = state_table.c.app == app
+        where &= (state_table.c.list_json.is_(None) if seen.list_json is None
+                  else state_table.c.list_json == seen.list_json)
+        where &= (state_table.c.list_since.is_(None) if seen.list_since is None
+                  else state_table.c.list_since == seen.list_since)
+        with self.engine.begin() as conn:
+            conn.execute(self._insert(state_table).values(app=app, failures=0, updated_at=now)
+                         .on_conflict_do_nothing(index_elements=[state_table.c.app]))
+            won = conn.execute(
+                sa.update(state_table).where(where)
+                .values(list_json=list_json, list_since=list_since, updated_at=now).returning(state_table.c.app)
+            ).first() is not None
+            if won and event is not None:
+                change_id, kind, message = event
+                conn.execute(self._event(app, change_id, kind, message, now))
+        return won
+
+    def put_failures(self, state: AppState, now: float) -> None:
+        """The failure half of an app's state (the list half is `advance_list`'s alone)."""
+        values = dict(failures=state.failures, failing_since=state.failing_since, error_code=state.error_code,
+                      error_hint=(state.error_hint or "")[:400] or None, outage_id=state.outage_id, updated_at=now)
         statement = self._insert(state_table).values(app=state.app, **values)
         self._write(statement.on_conflict_do_update(index_elements=[state_table.c.app], set_=values))
 
@@ -244,12 +265,24 @@ class WatchStore:
 
     def add_event(self, app: str, change_id: str, kind: str, message: dict[str, Any], now: float) -> bool:
         """Record a change once (a poller that crashed before saving the state finds it there)."""
-        statement = (
+        return self._won(self._event(app, change_id, kind, message, now))
+
+    def _event(self, app: str, change_id: str, kind: str, message: dict[str, Any], now: float) -> Any:
+        return (
             self._insert(events).values(app=app, change_id=change_id, kind=kind, message=json.dumps(message),
                                         created_at=now)
             .on_conflict_do_nothing(index_elements=[events.c.app, events.c.change_id]).returning(events.c.app)
         )
-        return self._won(statement)
+
+    def prune(self, *, events_before: float, polls_before: float) -> int:
+        """Forget events and their alert records older than `events_before` (long past delivery), and
+        poll slots claimed before `polls_before`. Idempotent, so any process may run it at any time."""
+        self.ensure_tables()
+        with self.engine.begin() as conn:
+            removed = conn.execute(sa.delete(alerts).where(alerts.c.claimed_at < events_before)).rowcount
+            removed += conn.execute(sa.delete(events).where(events.c.created_at < events_before)).rowcount
+            removed += conn.execute(sa.delete(polls).where(polls.c.claimed_at < polls_before)).rowcount
+        return int(removed)
 
     def events_since(self, oldest: float) -> list[Event]:
         query = sa.select(events).where(events.c.created_at >= oldest).order_by(events.c.created_at)
