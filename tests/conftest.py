@@ -7,14 +7,9 @@ start real servers on free ports; under CI=true a missing server fails the run.
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,7 +19,7 @@ from bot.desk import DeskClient
 from bot.desk.sandbox import DeskEmulator
 from bot.shared import forget_connections
 from tests.support.environment import make_settings, missing_service, pg_tool, redis_binary
-from tests.support.services import RedisServer, free_port
+from tests.support.services import PostgresServer, PostgresUnavailable, RedisServer
 
 
 @pytest.fixture(autouse=True)
@@ -91,12 +86,8 @@ def redis_process() -> Iterator[RedisServer]:
 # --- PostgreSQL (tests of bot/digests) ---------------------------------------------------------
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL server on a free loopback port, as a SQLAlchemy URL (psycopg 3).
-
-    Started with initdb/pg_ctl (Debian's postgresql package) in a temporary directory, as the
-    `postgres` user when running as root (PostgreSQL refuses root); stopped and removed after
-    the session. TEST_DATABASE_URL points the tests at an existing server instead.
-    """
+    """A throwaway PostgreSQL server (tests/support/services.py `PostgresServer`) for the session,
+    as a SQLAlchemy URL; TEST_DATABASE_URL points the tests at an existing server instead."""
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
         yield external
@@ -109,41 +100,17 @@ def postgres_url() -> Iterator[str]:
     except ImportError:
         missing_service("psycopg 3 (pip install '.[postgres]')")
     assert initdb is not None and pg_ctl is not None
-    as_root = os.geteuid() == 0
-    run_as: list[str] = ["runuser", "-u", "postgres", "--"] if as_root else []
-    base = tempfile.mkdtemp(prefix="desk-bot-pg-")  # in /tmp, which the postgres user can traverse
-    data = os.path.join(base, "data")
-    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "timeout": 60}
+    server = PostgresServer(initdb, pg_ctl)
     try:
-        if as_root:
-            owner = pwd.getpwnam("postgres")
-            os.chown(base, owner.pw_uid, owner.pw_gid)
-        subprocess.run(
-            [*run_as, initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
-            check=True,
-            **quiet,
-        )
-        for _ in range(3):  # the free port can be taken before the server binds it
-            port = free_port()
-            options = (
-                f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={base} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            )
-            log_file = os.path.join(base, "log")
-            start = [*run_as, pg_ctl, "-D", data, "-o", options, "-l", log_file, "-w", "-t", "30", "start"]
-            if subprocess.run(start, **quiet).returncode == 0:
-                break
-        else:
-            with open(os.path.join(base, "log"), errors="replace") as log:
-                pytest.fail(f"PostgreSQL did not start: {log.read()[-2000:]}")
-    except (KeyError, OSError, subprocess.SubprocessError) as error:
-        shutil.rmtree(base, ignore_errors=True)
-        missing_service(f"PostgreSQL ({type(error).__name__}: {error})")
+        server.start()
+    except PostgresUnavailable as error:
+        missing_service(f"PostgreSQL ({error})")
+    except RuntimeError as error:
+        pytest.fail(str(error))
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        yield server.url
     finally:
-        subprocess.run([*run_as, pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"], **quiet)
-        shutil.rmtree(base, ignore_errors=True)
+        server.stop()
 
 
 @pytest.fixture
