@@ -219,9 +219,9 @@ def _languages_json(sdkappid: int, result: LanguageList) -> dict[str, object]:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """Run the embedded Desk emulator in the foreground (for multi-process set-ups)."""
-    from bot.desk.sandbox import serve_forever_cli
+    from bot.desk.sandbox import SANDBOX_SDKAPPID, serve_forever_cli
 
-    serve_forever_cli(args.port, host=args.host)
+    serve_forever_cli(args.port, host=args.host, sample=args.sample, sdkappid=args.sdkappid or SANDBOX_SDKAPPID)
     return EXIT_OK
 
 
@@ -384,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = sub.choices["sandbox"]
     sandbox.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
     sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--sample", default="default", choices=("default", "staging"), help="the starting data")
+    sandbox.add_argument("--sdkappid", type=int, help="the emulated app's SDKAppID (default: the sandbox's)")
     return parser
 
 

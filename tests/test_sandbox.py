@@ -535,6 +535,7 @@ def test_control_languages(emulator: DeskEmulator) -> None:
     ]
     control(emulator, "PUT", "languages", [{"LanguageTag": "", "IsDefault": 1}])
     assert call(emulator).json()["Languages"] == [{"LanguageTag": "", "IsDefault": 1}]
+    assert control(emulator, "GET", "languages").json() == [["", 1]]  # what a console user would see now
 
 
 def test_control_calls(emulator: DeskEmulator) -> None:
@@ -545,7 +546,9 @@ def test_control_calls(emulator: DeskEmulator) -> None:
 
     assert [entry["outcome"] for entry in listed] == [0, 60009]
     assert all(isinstance(entry["at"], float) for entry in listed)
-    assert set(listed[0]) == {"at", "outcome"}
+    assert set(listed[0]) == {"at", "outcome", "api", "body"}
+    assert [entry["api"] for entry in listed] == ["robot_get_language_list", ""]
+    assert listed[0]["body"] == "{}" and "usersig" not in json.dumps(listed).lower()
     assert control(emulator, "DELETE", "calls").status_code == 200
     assert control(emulator, "GET", "calls").json() == []
     assert emulator.calls == []  # control requests are never recorded
@@ -619,6 +622,26 @@ def test_nothing_is_printed_or_logged(
     assert captured.out == ""
     assert captured.err == ""
     assert not [record for record in caplog.records if record.name.startswith("bot.desk.sandbox")]
+
+
+def test_cli_sandbox_serves_another_sample_as_another_app() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "sandbox", "--sample", "staging", "--sdkappid", "1400000777"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "SDKAppID 1400000777" in line
+        base_url = line.split()[-1]
+        raw = query(sdkappid="1400000777", usersig=sig(sdkappid=1400000777))
+        assert error_code(requests.post(f"{base_url}{PATH}?{raw}", data=b"{}", timeout=5)) == 0
+        assert error_code(requests.post(f"{base_url}{PATH}?{query()}", data=b"{}", timeout=5)) != 0  # another app
+        assert requests.get(f"{base_url}/_emulator/languages", timeout=5).json() == [["", 1], ["en", 0], ["ja", 0]]
+    finally:
+        process.terminate()
+        assert process.wait(timeout=5) == 0
 
 
 def test_serve_forever_cli_runs_in_the_foreground() -> None:
