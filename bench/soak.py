@@ -568,6 +568,11 @@ def _figures(
     injected: Counter[str], digest_due: datetime | None,
 ) -> dict[str, Any]:
     steps = run.steps
+    killed_at, victim = run.kill.get("at", 0.0), run.kill.get("process")
+    for step in steps:  # acknowledged by the process just before it was killed, and never answered
+        if step.process == victim and killed_at - 30 <= step.sent.sent_at <= killed_at and step.sent.status == 200:
+            delivery = got.get(step.sent.name)
+            step.cut = step.cut or (not _answered_in_ack(step.sent) and not (delivery and delivery.accepted))
     counted = [s for s in steps if not s.cut]
     kinds: Counter[str] = Counter()
     exactly_once, twice, never, answer_s = 0, 0, 0, []
@@ -640,12 +645,16 @@ def _figures(
         target("every request acknowledged (200 within 3 s)", f"{acked}/{requests}", acked == requests),
         target("every request answered exactly once", f"{exactly_once}/{requests} (never {never}, twice {twice})",
                exactly_once == requests),
-        target("every confirmation written to Desk at most once, none after Cancel",
-               f"{writes['sent']} writes for {writes['confirmed']} confirmations ({writes['double']} double-clicked); "
-               f"{writes['after_cancel']} after Cancel; {writes['more_than_once']} twice",
-               writes["more_than_once"] == 0 and writes["after_cancel"] == 0 and writes["sent"] <= writes["confirmed"]),
-        target("every write recorded in the audit", f"{writes['audited']}/{writes['sent']}",
-               writes["audited"] == writes["sent"] and writes["audit_matches"]),
+        target("every confirmation applied at Desk at most once, none after Cancel",
+               f"{writes['applied']} applied ({writes['sent']} sent) for {writes['confirmed']} confirmations "
+               f"({writes['double']} double-clicked); {writes['after_cancel']} after Cancel; "
+               f"{writes['more_than_once']} twice",
+               writes["more_than_once"] == 0 and writes["after_cancel"] == 0
+               and writes["applied"] <= writes["confirmed"]),
+        target("every write recorded in the audit",
+               f"{writes['audited']} audit lines for {writes['requests_done']} decided confirmations; "
+               f"{writes['in_doubt_at_the_kill']} left applying by the kill",
+               writes["audited"] == writes["requests_done"] and writes["audit_matches"]),
         target("non-admins never write", f"{writes['by_guest']} requests or audit lines by the guest",
                writes["by_guest"] == 0),
         target("every watch event alerted exactly once per watching channel",
@@ -669,21 +678,29 @@ def _figures(
     return figures
 
 
+# What a write call did at the emulator: an injected code or HTTP status (and Desk's own -14)
+# answers instead of the call; anything else (0, a hang, a truncated answer) took effect.
+_NOT_APPLIED = re.compile(r"^(-?\d+|http-\d+)$")
+
+
 def _writes(run: Run, desk_calls: dict[str, list[dict[str, Any]]], database: dict[str, Any]) -> dict[str, Any]:
     """Writes at the emulators against the confirmations clicked, the requests and the audit."""
     sent = [(app, c) for app, calls in desk_calls.items() for c in calls if c["api"] in (ADD, DELETE)]
+    applied = [(app, c) for app, c in sent if not _NOT_APPLIED.match(str(c["outcome"])) or c["outcome"] == 0]
     by_request = {r["id"]: r for r in database["requests"]}
     confirmed = [i for i in run.intents if i.variant in ("confirm", "double")]
     cancelled = [i for i in run.intents if i.variant == "cancel-confirm"]
     audit = database["audit"]
     audited_per_request = Counter(str(a["request_id"]) for a in audit)
-    wrote = Counter(
+    done = [r for r in database["requests"] if r["state"] == "done"]
+    took_effect = Counter(
         (app, "add" if c["api"] == ADD else "remove", str(json.loads(c["body"] or "{}").get("LanguageTag")))
-        for app, c in sent
+        for app, c in applied
     )
     in_audit = Counter((a["app"], a["action"], a["tag"]) for a in audit)
     return {
         "sent": len(sent),
+        "applied": len(applied),
         "outcomes": dict(Counter(f"{app} {c['api']}: {c['outcome']}" for app, c in sent)),
         "intents": len(run.intents),
         "refused_before_confirmation": sum(not i.variant for i in run.intents),
@@ -692,8 +709,12 @@ def _writes(run: Run, desk_calls: dict[str, list[dict[str, Any]]], database: dic
         "after_cancel": sum(audited_per_request[i.request_id] for i in cancelled)
         + sum(by_request.get(i.request_id, {}).get("state") not in ("cancelled", None) for i in cancelled),
         "more_than_once": sum(n > 1 for n in audited_per_request.values()),
+        "requests_done": len(done),
         "audited": len(audit),
-        "audit_matches": wrote == in_audit,
+        # every write that took effect has its audit line (per app, action and tag)
+        "audit_matches": all(in_audit[key] >= n for key, n in took_effect.items())
+        and all(audited_per_request[r["id"]] == 1 for r in done),
+        "in_doubt_at_the_kill": sum(r["state"] == "applying" for r in database["requests"]),
         "audit_results": dict(Counter(a["result"] for a in audit)),
         "by_guest": sum(r["requested_by"] == GUEST for r in database["requests"])
         + sum(a["who"] == GUEST for a in audit),
