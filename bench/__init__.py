@@ -10,7 +10,7 @@ and regenerates `docs/benchmarks.md`.
 - `cold_burst`     200 concurrent commands on a cold cache: one upstream call
 - `refresh_storm`  300 `refresh` commands in 10 s, 1 process and 3 sharing Redis
 - `start_size`     boot to /healthz, resident memory per worker after 1,000 commands
-- `soak`           2,000 commands with random Desk and Slack faults
+- `soak`           every capability over two apps and two processes (one killed), random Desk and Slack faults
 - `front_door`     pathological bodies, a 50 MB POST and slowloris against the HTTP edge
 - `apps_status`    `apps` with one of three Desk apps hanging; `status` cold (via response_url) and warm (in the ack)
 

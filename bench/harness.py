@@ -43,7 +43,15 @@ from pathlib import Path
 from typing import Any
 
 from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, sandbox_identity
-from bot.slack_sandbox import FakeSlack, Recorded, sign, slash_command_body
+from bot.slack_sandbox import (
+    SANDBOX_CHANNEL_ID,
+    SANDBOX_USER_ID,
+    FakeSlack,
+    Recorded,
+    block_action_body,
+    sign,
+    slash_command_body,
+)
 from tests.support.services import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -233,19 +241,21 @@ def http_json(port: int, method: str, path: str, payload: Any = None, timeout: f
 
 
 class EmulatorProcess:
-    """`python -m bot sandbox` on a free port, with its control API wrapped."""
+    """`python -m bot sandbox` on a free port, with its control API wrapped; `sample` and
+    `sdkappid` make it another app (a second one beside the first)."""
 
-    def __init__(self, app_index: int = 0) -> None:
+    def __init__(self, app_index: int = 0, sample: str | None = None) -> None:
         self.port = free_port()
         self.base_url = f"http://{HOST}:{self.port}"
         self.app_index = app_index  # the N-th emulated app: its own SDKAppID and key (sandbox_identity)
+        self.sample = sample  # the starting data; None: the app's own (sample_for_app)
         self.sdkappid, self.key = sandbox_identity(app_index)
         self._process: subprocess.Popen[str] | None = None
 
     def start(self) -> EmulatorProcess:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "bot", "sandbox", "--port", str(self.port), "--host", HOST,
-             "--app-index", str(self.app_index)],
+             "--app-index", str(self.app_index), *(["--sample", self.sample] if self.sample else [])],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -279,15 +289,27 @@ class EmulatorProcess:
     def clear_faults(self) -> None:
         http_json(self.port, "DELETE", "/_emulator/faults")
 
-    def set_languages(self, languages: Sequence[tuple[str, int]]) -> None:
-        """Replace the chatbot's languages: (tag, is_default) pairs, as `DeskEmulator.set_languages`."""
-        status, answer = http_json(self.port, "PUT", "/_emulator/languages",
-                                   [{"LanguageTag": tag, "IsDefault": default} for tag, default in languages])
+    def languages(self) -> list[tuple[str, int]]:
+        """The languages now, as `(tag, is_default)` pairs: what the console would show."""
+        status, answer = http_json(self.port, "GET", "/_emulator/languages")
+        if status != 200 or not isinstance(answer, list):
+            raise RuntimeError("the emulator did not list its languages")
+        return [(str(tag), int(default)) for tag, default in answer]
+
+    def set_languages(self, pairs: Sequence[tuple[str, int]]) -> None:
+        """Change the list directly, as someone in the Tencent console would."""
+        status, answer = http_json(self.port, "PUT", "/_emulator/languages", [list(p) for p in pairs])
         if status != 200:
-            raise RuntimeError(f"the emulator refused the languages {languages}: {answer}")
+            raise RuntimeError(f"the emulator refused the languages {pairs}: {answer}")
+
+    def set_faq(self, tag: str, questions: Sequence[dict[str, Any]]) -> None:
+        status, answer = http_json(self.port, "PUT", "/_emulator/faq", {"LanguageTag": tag, "Questions": questions})
+        if status != 200:
+            raise RuntimeError(f"the emulator refused the FAQ of {tag!r}: {answer}")
 
     def calls(self) -> list[dict[str, Any]]:
-        """Every Desk call so far: {"at": wall-clock arrival, "outcome": code or "hang"/"http-502"/…}."""
+        """Every Desk call so far: {"at": wall-clock arrival, "outcome": code or "hang"/"http-502"/…,
+        "api": the API's command, "body": the JSON body sent}."""
         status, answer = http_json(self.port, "GET", "/_emulator/calls")
         if status != 200 or not isinstance(answer, list):
             raise RuntimeError("the emulator did not list its calls")
@@ -377,7 +399,7 @@ class ServerProcess:
 
     def launch(self) -> None:
         """Start the process without waiting for it (several servers then boot side by side)."""
-        with self.log_path.open("wb") as log:
+        with self.log_path.open("ab") as log:  # a restarted server (kill()) goes on in the same log
             self.started_at = time.monotonic()
             self._process = subprocess.Popen(
                 self.command,
@@ -413,6 +435,19 @@ class ServerProcess:
         process, self._process = self._process, None
         if process is not None:
             _end(process, timeout=15, group=True)
+
+    def kill(self) -> None:
+        """SIGKILL the server and its workers at once (a crash: no graceful stop); `start()` again
+        brings it back on the same port."""
+        with _clients_lock:
+            clients = list(_clients.get(self.port, []))
+        process, self._process = self._process, None
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        for client in clients:  # their keep-alive connections are dead; the clients stay usable
+            client.close()
 
     def __enter__(self) -> ServerProcess:
         self.start()
@@ -561,14 +596,34 @@ class CommandClient:
     def close(self) -> None:
         """Close every keep-alive connection (a server's graceful stop waits for open ones)."""
         with self._lock:
-            opened, self._opened = self._opened, []
+            opened = list(self._opened)  # kept: a closed connection reopens on its next request
         for connection in opened:
             connection.close()
 
-    def send(self, text: str = "", name: str | None = None, **where: str) -> Sent:
-        """`/desk-languages text`, signed; `where` gives another channel_id or user_id."""
+    def send(
+        self, text: str = "", name: str | None = None, *, channel_id: str = SANDBOX_CHANNEL_ID,
+        user_id: str = SANDBOX_USER_ID,
+    ) -> Sent:
+        """A slash command (from the sandbox's channel and user unless given)."""
         name = name or uuid.uuid4().hex
-        body = slash_command_body(text, response_url=self.fake.response_url(name), **where)
+        body = slash_command_body(
+            text, response_url=self.fake.response_url(name), channel_id=channel_id, user_id=user_id
+        )
+        return self.post(body, name, text)
+
+    def click(
+        self, action_id: str, value: str, name: str | None = None, *, channel_id: str = SANDBOX_CHANNEL_ID,
+        user_id: str = SANDBOX_USER_ID,
+    ) -> Sent:
+        """A button click (block_actions) on an ephemeral message, as Slack sends it."""
+        name = name or uuid.uuid4().hex
+        body = block_action_body(
+            action_id, response_url=self.fake.response_url(name), value=value, channel_id=channel_id, user_id=user_id
+        )
+        return self.post(body, name, f"click {action_id}")
+
+    def post(self, body: str, name: str, text: str) -> Sent:
+        """POST one signed form body to /slack/events; the ack, timed."""
         headers = sign(SIGNING_SECRET, body)
         sent = Sent(name=name, text=text, sent_at=time.time())
         started = time.perf_counter()

@@ -403,32 +403,59 @@ def _start_size(f: dict[str, Any]) -> list[str]:
 
 
 def _soak(f: dict[str, Any]) -> list[str]:
-    s = f["settings"]
+    s, kill, writes, alerts = f["settings"], f["kill"], f["writes"], f["alerts"]
     lines = [
-        f"{s['commands']:,} commands in {f.get('sending_seconds', s['seconds'])} s ({s['rate_per_s']}/s); "
-        f"DESK_TIMEOUT {s['desk_timeout_s']:g} s, DESK_CACHE_TTL {s['cache_ttl_s']} s; a Desk fault every "
-        f"{s['desk_fault_every_s']:g} s and a response_url 500 every {s['response_url_500_every_s']:g} s on average."
-        + (" The run is 2.5 minutes rather than \"a few\", to keep the whole set near ten minutes."
-           if s["seconds"] < 180
-           else ""),
+        f"{f['requests_sent']:,} requests (commands and clicks) in {f.get('sending_seconds', s['seconds'])} s, "
+        f"scenarios started at {s['rate_per_s']:g}/s, over {', '.join(s['processes'])}; DESK_TIMEOUT "
+        f"{s['desk_timeout_s']:g} s, DESK_CACHE_TTL {s['cache_ttl_s']} s, "
+        f"DESK_WATCH_INTERVAL {s['watch_interval_s']} s; "
+        f"a Desk fault every {s['desk_fault_every_s']:g} s, a response_url 500 every "
+        f"{s['response_url_500_every_s']:g} s and a chat.postMessage 429 every {s['post_message_429_every_s']:g} s "
+        f"on average; a console change every {s['console_change_every_s']:g} s. {kill.get('process', '?')} was "
+        f"SIGKILLed mid-run and back {round(kill.get('back_at', 0) - kill.get('at', 0), 1)} s later (boot "
+        f"{kill.get('restart_s', '?')} s): {kill['resent']} requests refused meanwhile were re-sent to the other "
+        f"process, {kill['cut']} were cut by the kill (not counted below).",
         "",
         *_table(
-            ["sent", "acked", "HTTP 5xx", "ack p99 ms", "answered in the ack", "answered via response_url",
-             "exactly once", "never", "more than once", "tracebacks", "ERROR lines"],
-            [[f["commands_sent"], f["acked"], f["http_5xx"], f["ack"]["p99_ms"], f["answered_in_ack"],
-              f["answered_via_response_url"], f["answered_exactly_once"], f["never_answered"],
-              f["answered_more_than_once"], f["tracebacks_in_log"], f["error_lines_in_log"]]],
+            ["counted", "acked", "HTTP 5xx", "ack p99 ms", "answered in the ack", "exactly once", "never",
+             "more than once", "tracebacks", "ERROR lines"],
+            [[f["requests_counted"], f["acked"], f["http_5xx"], f["ack"]["p99_ms"], f["answered_in_ack"],
+              f["answered_exactly_once"], f["never_answered"], f["answered_more_than_once"],
+              sum(f["tracebacks_in_logs"].values()), f["error_lines_in_logs"]]],
         ),
         "",
-        "What users got:",
+        "What users got, by scenario:",
         "",
-        *_table(["answer", "commands"], list(f["answer_kinds"].items())),
+        *_table(["scenario → answer", "requests"], list(f["answer_kinds"].items())),
+        "",
+        f"Changes through the bot: {writes['intents']} admin add/remove commands, "
+        f"{writes['refused_before_confirmation']} "
+        f"refused before a confirmation (the language already there or not, the limit, Desk failing), "
+        f"{writes['confirmed']} confirmed ({writes['double']} by two clicks at once to the two processes), "
+        f"{writes['intents'] - writes['refused_before_confirmation'] - writes['confirmed']} cancelled then "
+        f"confirmed. Writes at Desk: {writes['sent']} "
+        f"({', '.join(f'{k} {v}' for k, v in writes['outcomes'].items())}); audit: "
+        f"{', '.join(f'{k} {v}' for k, v in writes['audit_results'].items())}.",
+        "",
+        f"Watch: {alerts['events']} events ({', '.join(f'{k} {v}' for k, v in alerts['event_kinds'].items())}), "
+        f"{alerts['due']} alerts due in the watching channels, {alerts['delivered_once']} delivered exactly once; "
+        f"{alerts['answered_429']} alert posts answered 429 and retried; the removed channel's "
+        f"{alerts['gone_attempts']} post(s) answered not_in_channel; the throwaway channel got "
+        f"{alerts['toggled_channel_posts']} while it watched.",
         "",
         "Faults injected, and what Desk answered:",
         "",
         *_table(["fault", "times"], list(f["faults_injected"].items())),
         "",
-        *_table(["Desk call outcome", "calls"], list(f["desk_outcomes"].items())),
+        *_table(["app, API: outcome", "calls"], list(f["desk_outcomes"].items())),
+        "",
+        "The soak's own counts, keyed as /metrics will be (compared once the bot serves it):",
+        "",
+        *_table(["count", "labels", "value"], [
+            [group, label, value]
+            for group, values in f["metrics"]["soak"].items()
+            for label, value in _flat(values)
+        ]),
         "",
     ]
     digest = f["digest"]
@@ -438,11 +465,20 @@ def _soak(f: dict[str, Any]) -> list[str]:
             f"{digest['answered_429']} answered 429 (Retry-After 1), {digest['posted']} posted. "
             f"response_url posts answered 500 (and retried by the bot): {f['response_url_posts_refused']}."
         )
-    for lost in f.get("never_answered_detail", []):
-        lines.append(f"- never answered: `{lost['text'] or '(list)'}`, ack {lost['ack_status']} "
-                     f"{'with' if lost['ack_body'] else 'without'} a body, response_url answers "
-                     f"{lost['response_url_refused'] or 'none'}")
+    for lost in f.get("not_once_detail", []):
+        lines.append(f"- not answered once: {lost['scenario']} `{lost['text'] or '(list)'}` to {lost['process']}, "
+                     f"ack {lost['ack_status']}, {lost['answers']} answers")
     return lines
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out += _flat(value, f"{prefix}{key}, ")
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
 
 
 def _front_door(f: dict[str, Any]) -> list[str]:

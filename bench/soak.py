@@ -1,38 +1,68 @@
-"""Benchmark 6, soak: 2,000 commands of every kind while faults are injected at random into Desk and Slack.
+"""Benchmark 6, soak: every capability over two Desk apps and two bot processes while faults are injected at random.
 
-The bot runs with a short cache TTL (3 s) so that Desk is called about once a
-second and the faults bite. While commands arrive at a steady rate, a fault thread
-injects at random, through the emulator's control API and FakeSlack's scripts:
-- Desk: an error code (rate-limited, transient, re-sign, permanent), a hang longer
-  than DESK_TIMEOUT, an HTTP 502, or a truncated JSON body, each for one call;
-- Slack: HTTP 500 on the next response_url post (one pending at a time).
-The bot only calls chat.postMessage for channel digests, so the soak also makes one
-digest fall due mid-run (DIGEST_CHANNEL/DIGEST_SCHEDULE, the in-process ticker on),
-and its first post attempt gets a 429 with Retry-After.
+What runs: two Desk emulators (`prod`, the default sample trimmed to 4 languages, and
+`staging`, each its own process and SDKAppID), one redis-server and one PostgreSQL
+started here, FakeSlack, and the bot processes of `bot_processes()`: two HTTP
+`python -m bot serve` sharing Redis and PostgreSQL (and the Socket Mode slot of
+`socket_processes()`). Both tick (DIGEST_TICKER on, DESK_WATCH_INTERVAL=10 s); a few
+channels watch each app (signed `watch` commands at the start, one of them a channel
+the bot was removed from: every post there answers `not_in_channel`); in the full run
+a digest falls due mid-run.
 
-Counted: commands sent, acks (200 within 3 s), HTTP 5xx, answers (inside the ack,
-or accepted at the command's response_url) per command, tracebacks and ERROR lines
-in the server's log, the digest posts. Target: every command acknowledged and
-answered exactly once, zero 5xx, zero tracebacks, the digest posted once.
+The mix, over both apps, spread over the processes in turn: list, `share` and the
+Share button, refresh, default, `apps`, `compare`, `status`, `status refresh`, help,
+unknown words, a non-admin's add/remove (refused, nothing sent), an admin's add/remove
+then Confirm — sometimes two Confirm clicks at once to the two processes, sometimes
+Cancel then Confirm (must not apply) — and watch / watch off in a throwaway channel.
+A console thread changes the lists at the emulators directly now and then, so that
+watch alerts fire. One HTTP process is SIGKILLed mid-run and restarted.
+
+Faults, at random: Desk (every retry class of error code, a hang past DESK_TIMEOUT,
+HTTP 502, a truncated body; any call, or one API: the list, add, remove, list_faq,
+desc_robot_config) and Slack (500 on a response_url, 429 with Retry-After on
+chat.postMessage, `not_in_channel` for the removed channel).
+
+About the killed process. A command or click whose connection is refused while it is
+down never reached the bot, so sending it again cannot answer it twice: the soak sends
+it to the other process, as a router in front of both would, and counts it as re-sent
+(not lost). One cut mid-request, or acknowledged but not yet answered when the process
+died, is counted separately as cut by the kill: Slack would have shown that user an
+error, and it is not in the exactly-once figures.
+
+Counted and targets: every request acknowledged within 3 s and answered exactly once;
+every confirmed write sent to Desk at most once per confirmation (double clicks give
+one write; Cancel then Confirm none), every write recorded in the audit; every watch
+event alerted exactly once in every channel that watched the app, none in the removed
+channel, whose watch stops, and the watch state caught up with the emulators at the
+end; zero HTTP 5xx; zero tracebacks in any process log; the digest posted once.
+`metrics_agreement()` keeps the soak's own counts in the shape of /metrics' labels.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
+import shutil
 import sys
 import threading
 import time
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 from bench.harness import (
     CommandClient,
     EmulatorProcess,
     Options,
+    Sent,
     ServerProcess,
     bot_environment,
     deliveries,
@@ -42,92 +72,400 @@ from bench.harness import (
     message_text,
     print_table,
     print_targets,
-    send_at_rate,
     spread_ms,
     target,
     tracebacks,
     wait_for_answers,
     workspace,
 )
-from bot.slack_sandbox import FakeSlack
+from bot.blocks import PROGRESS, SHARE_ACTION
+from bot.desk.sandbox import ADD, CONFIG, DELETE, FAQ, LIST
+from bot.digests.store import create_db_engine
+from bot.management.messages import CANCEL_ACTION, CONFIRM_ACTION
+from bot.management.store import audit_table, requests_table
+from bot.slack_sandbox import SANDBOX_USER_ID, FakeSlack
+from bot.watch.service import EVENT_TYPE
+from bot.watch.store import WatchStore
+from tests.support.environment import pg_tool
+from tests.support.services import PostgresServer, RedisServer
 
 NAME = "soak"
 DESK_TIMEOUT = 2.0
 CACHE_TTL = 3
-DIGEST_CHANNEL = "C0SOAKDIGEST"
-MIX = (
-    ("",) * 9 + ("refresh",) * 3 + ("share", "share", "default", "default", "help", "lsit", "digest")
-    + ("share please",)
+WATCH_INTERVAL = 10
+APPS = ("prod", "staging")
+ADMIN, GUEST = SANDBOX_USER_ID, "U0SOAKGUEST"
+AUDIT_CHANNEL, DIGEST_CHANNEL = "C0SOAKAUDIT", "C0SOAKDIGEST"
+GONE = "C0WATCHGONE"  # watches prod, but the bot was removed from it: every post answers not_in_channel
+WATCHERS = {"prod": ("C0WATCHPROD1", "C0WATCHPROD2", GONE), "staging": ("C0WATCHSTG1", "C0WATCHSTG2")}
+TOGGLED = "C0SOAKTOGGLE"  # watch / watch off in the mix: its alerts come and go, checked only for duplicates
+PROD_START = [("en", 1), ("zh", 0), ("zh-TW", 0), ("ja", 0)]  # room under the bot's limit of 5 for vi and fil
+WRITE_TAG = {"prod": "vi", "staging": "zh"}  # what admins add and remove through the bot
+CONSOLE_TAG = {"prod": "fil", "staging": "id"}  # what the console thread adds and removes
+MIX: tuple[tuple[str, int], ...] = (
+    ("list", 9), ("refresh", 2), ("share", 1), ("share click", 2), ("default", 1), ("apps", 2), ("compare", 2),
+    ("status", 2), ("status refresh", 1), ("help", 1), ("unknown", 1), ("guest change", 2), ("admin change", 5),
+    ("watch toggle", 1),
 )
-# One Desk fault per pick; codes by retry class: rate-limited, transient, re-sign, permanent.
-DESK_FAULTS: tuple[dict[str, Any], ...] = (
-    {"code": -14},
-    {"code": 60008},
-    {"code": 70500},
-    {"code": 141002},
-    {"code": 70001},
-    {"code": 60004},
-    {"hang": DESK_TIMEOUT + 1.0},
-    {"http_status": 502},
-    {"truncated": True},
+DESK_FAULTS: tuple[dict[str, Any], ...] = (  # one Desk call each; codes by retry class
+    {"code": -14}, {"code": 60008}, {"code": 70500}, {"code": 141002}, {"code": 70001}, {"code": 60004},
+    {"hang": DESK_TIMEOUT + 1.0}, {"http_status": 502}, {"truncated": True},
+    {"api": LIST, "code": 70500}, {"api": ADD, "http_status": 502}, {"api": ADD, "truncated": True},
+    {"api": DELETE, "code": 70500}, {"api": DELETE, "hang": DESK_TIMEOUT + 1.0}, {"api": FAQ, "truncated": True},
+    {"api": FAQ, "code": 60008}, {"api": CONFIG, "http_status": 502}, {"api": CONFIG, "hang": DESK_TIMEOUT + 1.0},
 )
 TICK_S = 0.25
-DESK_FAULT_EVERY_S = 4.0  # on average; Desk is called about once a second
-SLACK_500_EVERY_S = 2.0  # on average; a few response_url posts a second
+DESK_FAULT_EVERY_S = 3.0  # on average, over both apps
+SLACK_500_EVERY_S = 2.0
+SLACK_429_EVERY_S = 6.0
 _ERROR_CODE = re.compile(r"\*Error\* `([^`]+)`")
 
 
+# --- the bot processes ---------------------------------------------------------------------------
+
+
+@dataclass
+class BotProcess:
+    """One bot process under test and the client that reaches it the way Slack would."""
+
+    name: str
+    kind: str  # "http" (Slack POSTs to /slack/events) or "socket" (envelopes over Socket Mode)
+    server: ServerProcess
+    client: CommandClient
+    down: threading.Event = field(default_factory=threading.Event)
+
+    def log_text(self) -> str:
+        return self.server.log_text()
+
+
+def bot_processes(env: dict[str, str], work: Path, fake: FakeSlack) -> list[BotProcess]:
+    """The processes the mix is spread over: two HTTP servers, then `socket_processes()`."""
+    started = []
+    for index in (1, 2):
+        server = ServerProcess(env, work)
+        server.launch()
+        started.append(BotProcess(f"http-{index}", "http", server, CommandClient(server.port, fake)))
+    for process in started:
+        process.server.wait_ready()
+    return started + socket_processes(env, work, fake)
+
+
+def socket_processes(env: dict[str, str], work: Path, fake: FakeSlack) -> list[BotProcess]:
+    """The Socket Mode processes of the soak: none until FakeSlack serves Socket Mode.
+
+    How one plugs in: start `python -m bot socket` with SLACK_APP_TOKEN set and FakeSlack's
+    loopback Socket Mode server as its `apps.connections.open` URL, beside the HTTP servers
+    (same `env`: the same Redis, PostgreSQL and emulators), and return it as a
+    `BotProcess(kind="socket")` whose client sends each command and click as a Socket Mode
+    envelope and reads the ack back from that connection (a client with CommandClient's
+    `send`/`click` returning `Sent`). The mix then spreads over it like the others, and the
+    requests it carries are counted under `kind="socket"` in `metrics_agreement()`.
+    """
+    return []
+
+
+# --- one step of the mix --------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    """One request (a command or a click) of the mix, where it went, and what it was for."""
+
+    scenario: str
+    sent: Sent
+    process: str
+    kind: str  # "slash_command" or "block_actions"
+    resent: bool = False  # refused by a process that was down, then sent to another
+    cut: bool = False  # cut by the kill, or acknowledged by the killed process and never answered
+
+
+@dataclass
+class Intent:
+    """An admin's change through the bot: the confirmation it got and what was clicked."""
+
+    app: str
+    action: str
+    tag: str
+    request_id: str = ""
+    variant: str = ""  # confirm | double | cancel-confirm; "" = refused before any confirmation
+    answer: str = ""
+
+
+@dataclass
+class Run:
+    processes: list[BotProcess]
+    emulators: dict[str, EmulatorProcess]
+    fake: FakeSlack
+    chooser: random.Random
+    steps: list[Step] = field(default_factory=list)
+    intents: list[Intent] = field(default_factory=list)
+    console: list[dict[str, Any]] = field(default_factory=list)
+    kill: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    toggled_on: bool = False
+
+    def record(self, step: Step) -> Step:
+        with self.lock:
+            self.steps.append(step)
+        return step
+
+    def send(self, index: int, scenario: str, fn: Callable[[CommandClient], Sent], kind: str) -> Step:
+        """Send through process `index` (in turn); one that is down refuses, and the other takes it."""
+        process = self.processes[index % len(self.processes)]
+        began = time.time()
+        sent = fn(process.client)
+        step = Step(scenario, sent, process.name, kind)
+        if sent.status == 0 and (process.down.is_set() or sent.error == "ConnectionRefusedError"):
+            if sent.error == "ConnectionRefusedError":
+                other = next(p for p in self.processes if p is not process and not p.down.is_set())
+                step = Step(scenario, fn(other.client), other.name, kind, resent=True)
+            else:
+                step.cut = True
+        elif sent.status == 0 and self.kill.get("at") and began <= self.kill["at"] <= time.time():
+            step.cut = True
+        return self.record(step)
+
+
+def _app_prefix(app: str) -> str:
+    return "" if app == APPS[0] else f"{app} "
+
+
+def _wait_answer(fake: FakeSlack, sent: Sent, timeout: float = 20.0) -> dict[str, Any] | None:
+    """The message a request was answered with: in its ack, or its first accepted response_url post."""
+    if sent.answered_in_ack and PROGRESS.encode() not in sent.body:
+        return _json(sent.body)
+    if sent.status != 200:
+        return None
+    if not wait_for_answers(fake, {sent.name}, timeout=timeout):
+        return None
+    return next(c.body for c in fake.responses(sent.name) if 200 <= c.status < 300)
+
+
+def _button_value(message: dict[str, Any] | None, action_id: str) -> str | None:
+    for block in (message or {}).get("blocks") or []:
+        for element in block.get("elements") or []:
+            if element.get("action_id") == action_id:
+                return str(element.get("value") or "")
+    return None
+
+
+def scenario(run: Run, index: int, name: str) -> None:
+    """Run one scenario of the mix (one or more requests)."""
+    app = run.chooser.choice(APPS)
+    pre = _app_prefix(app)
+    words = {
+        "list": pre, "refresh": f"{pre}refresh", "share": f"{pre}share", "default": f"{pre}default",
+        "apps": "apps", "compare": "compare", "status": f"{pre}status", "status refresh": f"{pre}status refresh",
+        "help": "help", "unknown": f"{pre}lsit",
+    }
+    if name in words:
+        run.send(index, name, lambda c: c.send(words[name]), "slash_command")
+    elif name == "share click":
+        first = run.send(index, name, lambda c: c.send(pre), "slash_command")
+        if _wait_answer(run.fake, first.sent) is not None:  # the click comes on the message shown
+            run.send(index + 1, name, lambda c: c.click(SHARE_ACTION, app if pre else "share"), "block_actions")
+    elif name == "guest change":
+        tag = WRITE_TAG[app]
+        verb = "remove" if tag in dict(run.emulators[app].languages()) else "add"
+        run.send(index, name, lambda c: c.send(f"{pre}{verb} {tag}", user_id=GUEST), "slash_command")
+    elif name == "admin change":
+        _admin_change(run, index, app)
+    elif name == "watch toggle":
+        with run.lock:
+            run.toggled_on = not run.toggled_on
+            words_ = f"{pre}watch" if run.toggled_on else f"{pre}watch off"
+        run.send(index, name, lambda c: c.send(words_, channel_id=TOGGLED), "slash_command")
+
+
+def _admin_change(run: Run, index: int, app: str) -> None:
+    tag = WRITE_TAG[app]
+    action = "remove" if tag in dict(run.emulators[app].languages()) else "add"
+    intent = Intent(app, action, tag)
+    with run.lock:
+        run.intents.append(intent)
+    asked = run.send(index, "admin change", lambda c: c.send(f"{_app_prefix(app)}{action} {tag}"), "slash_command")
+    confirmation = _wait_answer(run.fake, asked.sent)
+    value = _button_value(confirmation, CONFIRM_ACTION)
+    if not value:  # refused (already there, Desk failed, …): nothing to click
+        intent.answer = message_text(confirmation or {})[:120]
+        return
+    intent.request_id = value
+    pick = run.chooser.random()
+    intent.variant = "confirm" if pick < 0.6 else "double" if pick < 0.8 else "cancel-confirm"
+
+    def confirm(client: CommandClient) -> Sent:
+        return client.click(CONFIRM_ACTION, value)
+
+    if intent.variant == "confirm":
+        run.send(index, "confirm", confirm, "block_actions")
+    elif intent.variant == "double":  # two clicks at once, to two processes
+        with ThreadPoolExecutor(max_workers=2) as pair:
+            for offset in (0, 1):
+                pair.submit(run.send, index + offset, "double confirm", confirm, "block_actions")
+    else:
+        cancelled = run.send(index, "cancel", lambda c: c.click(CANCEL_ACTION, value), "block_actions")
+        _wait_answer(run.fake, cancelled.sent)
+        run.send(index + 1, "confirm after cancel", confirm, "block_actions")
+
+
+# --- background threads: faults, the console, the kill ---------------------------------------------
+
+
+def _inject_faults(run: Run, stop: threading.Event, injected: Counter[str], chooser: random.Random) -> None:
+    upcoming: list[dict[str, Any]] = []
+    pending_api: dict[tuple[str, str], int] = {}
+    while not stop.wait(TICK_S):
+        if chooser.random() < TICK_S / DESK_FAULT_EVERY_S:
+            if not upcoming:  # every kind of fault in turn, in a random order each round
+                upcoming = list(DESK_FAULTS)
+                chooser.shuffle(upcoming)
+            fault, app = upcoming.pop(), chooser.choice(APPS)
+            api = fault.get("api")
+            used = sum(1 for c in run.emulators[app].calls() if api and c["api"] == api)
+            if api is None or pending_api.get((app, api), -1) < used:  # one per API pending at a time
+                run.emulators[app].inject(times=1, **fault)
+                if api is not None:
+                    pending_api[(app, api)] = used
+                injected[f"desk {app} " + ", ".join(f"{k}={v}" for k, v in fault.items())] += 1
+        if chooser.random() < TICK_S / SLACK_500_EVERY_S and _pending(run.fake, injected, "response_url", 500) == 0:
+            run.fake.script("response_url", status=500)
+            injected["slack response_url 500"] += 1
+        if chooser.random() < TICK_S / SLACK_429_EVERY_S and _pending(run.fake, injected, "chat.postMessage", 429) == 0:
+            run.fake.script("chat.postMessage", status=429, headers={"Retry-After": "1"})
+            injected["slack chat.postMessage 429"] += 1
+
+
+def _pending(fake: FakeSlack, injected: Counter[str], method: str, status: int) -> int:
+    """Scripted answers not yet used. One at a time: queued ones would hit the same post's retries
+    back to back, a longer Slack outage than one fault (three 500s in a row exhaust the bot's retries)."""
+    used = sum(1 for c in fake.calls(method) if c.status == status and c.body.get("channel") != DIGEST_CHANNEL)
+    return injected[f"slack {method} {status}"] - used
+
+
+def _console(run: Run, stop: threading.Event, every: float) -> None:
+    """Someone in the Tencent console, adding and removing a language now and then, each app in turn."""
+    turn = 0
+    while not stop.wait(every):
+        app = APPS[turn % len(APPS)]
+        turn += 1
+        emulator, tag = run.emulators[app], CONSOLE_TAG[app]
+        now = emulator.languages()
+        changed = [p for p in now if p[0] != tag] if tag in dict(now) else [*now, (tag, 0)]
+        emulator.set_languages(changed)
+        run.console.append({"at": time.time(), "app": app, "tag": tag, "added": len(changed) > len(now)})
+
+
+def _kill_and_restart(run: Run, at: float, down_for: float) -> None:
+    victim = run.processes[1]
+    time.sleep(max(0.0, at - time.monotonic()))
+    victim.down.set()
+    run.kill["at"] = time.time()
+    victim.server.kill()
+    time.sleep(down_for)
+    run.kill["restart_s"] = round(victim.server.start(), 2)
+    victim.down.clear()
+    run.kill["back_at"] = time.time()
+    run.kill["process"] = victim.name
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _services() -> Iterator[tuple[RedisServer, PostgresServer]]:
+    initdb, pg_ctl = pg_tool("initdb"), pg_tool("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        raise RuntimeError("the soak needs PostgreSQL (apt-get install postgresql)")
+    redis_binary = shutil.which("redis-server")
+    if redis_binary is None:
+        raise RuntimeError("the soak needs redis-server (apt-get install redis-server)")
+    with RedisServer(redis_binary) as redis_server, PostgresServer(initdb, pg_ctl) as postgres:
+        yield redis_server, postgres
+
+
 def run(options: Options) -> dict[str, Any]:
-    count, seconds = (60, 4.0) if options.smoke else (2000, 150.0)
+    seconds, rate = (30.0, 3.0) if options.smoke else (180.0, 6.0)
+    console_every = 10.0 if options.smoke else 2.5 * WATCH_INTERVAL
     chooser = random.Random(2026)
-    texts = [chooser.choice(MIX) for _ in range(count)]
-    with workspace(NAME) as work, fake_slack() as fake, EmulatorProcess() as emulator:
-        settings: dict[str, Any] = {"DESK_TIMEOUT": DESK_TIMEOUT, "DESK_CACHE_TTL": CACHE_TTL}
+    names = [name for name, weight in MIX for _ in range(weight)]
+    mix = [chooser.choice(names) for _ in range(int(seconds * rate))]
+    injected: Counter[str] = Counter()
+    with (
+        workspace(NAME) as work, fake_slack() as fake, _services() as (redis_server, postgres),
+        EmulatorProcess(0, "default") as prod, EmulatorProcess(1, "staging") as staging,
+    ):
+        emulators = {"prod": prod, "staging": staging}
+        prod.set_languages(PROD_START)
+        prod.set_faq(WRITE_TAG["prod"], [])  # Desk deletes only a language without FAQ questions
+        settings: dict[str, Any] = {
+            "DESK_APPS": ",".join(APPS), "DESK_TIMEOUT": DESK_TIMEOUT, "DESK_CACHE_TTL": CACHE_TTL,
+            "DESK_PROD_SDKAPPID": prod.sdkappid, "DESK_PROD_SECRET_KEY": prod.key, "DESK_PROD_API_URL": prod.base_url,
+            "DESK_STAGING_SDKAPPID": staging.sdkappid, "DESK_STAGING_SECRET_KEY": staging.key,
+            "DESK_STAGING_API_URL": staging.base_url,
+            "DESK_PROD_LABEL": "Production", "DESK_STAGING_LABEL": "Staging",
+            "DESK_ADMINS": ADMIN, "DESK_AUDIT_CHANNEL": AUDIT_CHANNEL, "DESK_WATCH_INTERVAL": WATCH_INTERVAL,
+            "REDIS_URL": redis_server.url, "DATABASE_URL": postgres.url, "DIGEST_TICKER": 1,
+        }
         digest_due = None
         if not options.smoke:  # a digest falls due only at a minute boundary: not within a smoke run
             digest_due = _next_minute(datetime.now(UTC) + timedelta(seconds=40))
-            settings.update(
-                DIGEST_TICKER=1, DIGEST_CHANNEL=DIGEST_CHANNEL, DIGEST_SCHEDULE=f"daily {digest_due:%H:%M} UTC"
-            )
-            fake.script("chat.postMessage", status=429, headers={"Retry-After": "1"})
-        with ServerProcess(bot_environment(emulator, fake, work, **settings), work) as server:
-            warm = CommandClient(server.port, fake).send("")
-            wait_for_answers(fake, {warm.name}, timeout=10)
-            emulator.reset_calls()
-            injected: Counter[str] = Counter()
-            stop = threading.Event()
-            injector = threading.Thread(
-                target=_inject_faults, args=(emulator, fake, stop, injected, random.Random(7)), daemon=True
-            )
+            settings.update(DIGEST_CHANNEL=DIGEST_CHANNEL, DIGEST_SCHEDULE=f"daily {digest_due:%H:%M} UTC")
+            fake.script("chat.postMessage", status=429, headers={"Retry-After": "1"}, channel=DIGEST_CHANNEL)
+        fake.script("chat.postMessage", body={"ok": False, "error": "not_in_channel"}, channel=GONE, times=-1)
+        processes = bot_processes(bot_environment(prod, fake, work, **settings), work, fake)
+        try:
+            state = Run(processes, emulators, fake, random.Random(11))
+            _set_up_watches(state)
+            for emulator in emulators.values():
+                emulator.reset_calls()
             started = time.monotonic()
-            injector.start()
-            sent = send_at_rate(CommandClient(server.port, fake), texts, count / seconds, threads=32)
+            stop = threading.Event()
+            threads = [
+                threading.Thread(target=_inject_faults, args=(state, stop, injected, random.Random(7)), daemon=True),
+                threading.Thread(target=_console, args=(state, stop, console_every), daemon=True),
+                threading.Thread(target=_kill_and_restart, args=(state, started + seconds * 0.45, 4.0), daemon=True),
+            ]
+            for thread in threads:
+                thread.start()
+            with ThreadPoolExecutor(max_workers=24, thread_name_prefix="mix") as pool:
+                for index, name in enumerate(mix):
+                    delay = started + index / rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    pool.submit(scenario, state, index, name)
             stop.set()
-            injector.join()
+            for thread in threads:
+                thread.join(60)
             sending_s = time.monotonic() - started
-            emulator.clear_faults()
-            wait_for_answers(fake, {s.name for s in sent if s.status == 200 and not s.answered_in_ack}, timeout=30)
+            for emulator in emulators.values():
+                emulator.clear_faults()
+            fake.clear_scripts()
+            fake.script("chat.postMessage", body={"ok": False, "error": "not_in_channel"}, channel=GONE, times=-1)
+            waiting = {s.sent.name for s in state.steps if s.sent.status == 200 and not _answered_in_ack(s.sent)}
+            wait_for_answers(fake, waiting, timeout=40)
+            store = WatchStore(create_db_engine(postgres.url))
+            settled_s, caught_up = _settle_watch(state, store, timeout=3 * WATCH_INTERVAL + 20)
             if digest_due is not None:  # the ticker runs a couple of seconds after the minute
-                until_due = max(0.0, digest_due.timestamp() - time.time())
-                fake.wait_for(lambda f: _digests_posted(f) > 0, timeout=until_due + 15)
-            time.sleep(1.0)  # anything late (a duplicate) has time to show up
-            got = deliveries(fake)
-            desk_calls = emulator.calls()
-            slack_calls = fake.calls()
-            server.stop()
-            log = server.log_text()
-    keep_log(NAME, options, log)
-    figures = _figures(sent, got, desk_calls, slack_calls, log, injected, digest_due)
+                fake.wait_for(lambda f: _digests_posted(f) > 0, timeout=max(0.0, digest_due.timestamp() - time.time())
+                              + 15)
+            time.sleep(2.0)  # anything late (a duplicate) has time to show up
+            database = {**_read_database(postgres.url, store), "caught_up": caught_up}
+            desk_calls = {app: emulator.calls() for app, emulator in emulators.items()}
+            finals = {app: emulator.languages() for app, emulator in emulators.items()}
+        finally:
+            for process in processes:
+                process.server.stop()
+        logs = {p.name: p.log_text() for p in processes}
+    keep_log(NAME, options, "".join(f"===== {name} =====\n{text}" for name, text in logs.items()))
+    figures = _figures(state, deliveries(fake), fake.calls(), desk_calls, finals, database, logs, injected, digest_due)
+    figures["watch_settled_s"] = settled_s
     figures["settings"] = {
-        "commands": count,
-        "seconds": seconds,
-        "rate_per_s": round(count / seconds, 1),
-        "desk_timeout_s": DESK_TIMEOUT,
-        "cache_ttl_s": CACHE_TTL,
-        "mix": dict(Counter(t or "list" for t in MIX)),
-        "desk_faults": [", ".join(f"{k}={v}" for k, v in fault.items()) for fault in DESK_FAULTS],
-        "desk_fault_every_s": DESK_FAULT_EVERY_S,
-        "response_url_500_every_s": SLACK_500_EVERY_S,
+        "requests_planned": len(mix), "seconds": seconds, "rate_per_s": rate, "desk_timeout_s": DESK_TIMEOUT,
+        "cache_ttl_s": CACHE_TTL, "watch_interval_s": WATCH_INTERVAL, "console_change_every_s": console_every,
+        "apps": list(APPS), "processes": [f"{p.name} ({p.kind})" for p in processes],
+        "mix": dict(Counter(mix)), "desk_faults": [", ".join(f"{k}={v}" for k, v in f.items()) for f in DESK_FAULTS],
+        "desk_fault_every_s": DESK_FAULT_EVERY_S, "response_url_500_every_s": SLACK_500_EVERY_S,
+        "post_message_429_every_s": SLACK_429_EVERY_S, "watchers": {a: list(c) for a, c in WATCHERS.items()},
         "digest_due": None if digest_due is None else digest_due.isoformat(),
     }
     figures["sending_seconds"] = round(sending_s, 1)
@@ -135,28 +473,52 @@ def run(options: Options) -> dict[str, Any]:
     return figures
 
 
-def _inject_faults(
-    emulator: EmulatorProcess, fake: FakeSlack, stop: threading.Event, injected: Counter[str], chooser: random.Random
-) -> None:
-    upcoming: list[dict[str, Any]] = []
-    while not stop.wait(TICK_S):
-        if chooser.random() < TICK_S / DESK_FAULT_EVERY_S:
-            if not upcoming:  # every kind of fault in turn, in a random order each round
-                upcoming = list(DESK_FAULTS)
-                chooser.shuffle(upcoming)
-            fault = upcoming.pop()
-            emulator.inject(times=1, **fault)
-            injected["desk " + ", ".join(f"{k}={v}" for k, v in fault.items())] += 1
-        if chooser.random() < TICK_S / SLACK_500_EVERY_S and _pending_500s(fake, injected) == 0:
-            fake.script("response_url", status=500)
-            injected["slack response_url 500"] += 1
+def _set_up_watches(run: Run) -> None:
+    """Each watching channel subscribes with a signed `watch`; every answer is checked."""
+    for app, channels in WATCHERS.items():
+        for channel in channels:
+            sent = run.processes[0].client.send(f"{_app_prefix(app)}watch", channel_id=channel)
+            answer = _wait_answer(run.fake, sent, timeout=15)
+            if answer is None or "watch" not in message_text(answer).lower():
+                raise RuntimeError(f"`watch` in {channel} was not answered: {sent.status} {sent.body[:200]!r}")
 
 
-def _pending_500s(fake: FakeSlack, injected: Counter[str]) -> int:
-    """Scripted 500s not yet used. One at a time: queued ones would hit the same post's retries
-    back to back, a longer Slack outage than "a 500" (three in a row exhaust the bot's retries)."""
-    used = sum(1 for c in fake.calls("response_url") if c.status == 500)
-    return injected["slack response_url 500"] - used
+def _settle_watch(run: Run, store: WatchStore, timeout: float) -> tuple[float, bool]:
+    """Wait until each app's last list seen by watch is the emulator's (caught up: True), then
+    until every alert is out; the seconds it took."""
+    started = time.monotonic()
+    caught_up = False
+    while not caught_up and time.monotonic() - started < timeout:
+        seen = {app: store.get_state(app).list_json for app in APPS}
+        caught_up = all(_pairs_of(seen[app]) == _pairs(run.emulators[app].languages()) for app in APPS)
+        time.sleep(0 if caught_up else 0.5)
+    deadline = time.monotonic() + 3 * WATCH_INTERVAL
+    while time.monotonic() < deadline:  # delivery runs at every tick: wait until no alert is missing
+        if not _missing_alerts(store.events_since(0), _watch_posts(run.fake.calls())):
+            break
+        time.sleep(0.5)
+    return round(time.monotonic() - started, 1), caught_up
+
+
+def _pairs(items: Sequence[Sequence[Any]]) -> list[tuple[str, bool]]:
+    return sorted((str(tag), bool(default)) for tag, default in items)
+
+
+def _pairs_of(list_json: str | None) -> list[tuple[str, bool]]:
+    """The (tag, is default) pairs of a list as watch stored it (LanguageList.to_json)."""
+    return _pairs(json.loads(list_json)["languages"]) if list_json else []
+
+
+def _read_database(url: str, store: WatchStore) -> dict[str, Any]:
+    engine = create_db_engine(url)
+    with engine.connect() as conn:
+        audit = [dict(r._mapping) for r in conn.execute(sa.select(audit_table))]
+        requests = [dict(r._mapping) for r in conn.execute(sa.select(requests_table))]
+    watches = [{"channel": w.channel_id, "app": w.app, "enabled": w.enabled} for w in store.watches(enabled_only=False)]
+    events = [{"app": e.app, "change_id": e.change_id, "kind": e.kind, "created_at": e.created_at}
+              for e in store.events_since(0)]
+    engine.dispose()
+    return {"audit": audit, "requests": requests, "watches": watches, "events": events}
 
 
 def _next_minute(moment: datetime) -> datetime:
@@ -167,85 +529,256 @@ def _digests_posted(fake: FakeSlack) -> int:
     return sum(1 for c in fake.calls("chat.postMessage") if c.status == 200 and c.body.get("channel") == DIGEST_CHANNEL)
 
 
+def _watch_posts(calls: Sequence[Any]) -> list[Any]:
+    return [c for c in calls if c.method == "chat.postMessage" and _event_of(c) is not None]
+
+
+def _event_of(call: Any) -> tuple[str, str] | None:
+    metadata = call.body.get("metadata")
+    if isinstance(metadata, str):
+        with contextlib.suppress(ValueError):
+            metadata = json.loads(metadata)
+    if not isinstance(metadata, dict) or metadata.get("event_type") != EVENT_TYPE:
+        return None
+    payload = metadata.get("event_payload") or {}
+    return str(payload.get("app")), str(payload.get("change"))
+
+
+def _missing_alerts(events: Sequence[Any], posts: Sequence[Any]) -> list[tuple[str, str, str]]:
+    posted = {(c.body.get("channel"), *(_event_of(c) or ("", ""))) for c in posts if c.status == 200}
+    return [
+        (channel, event.app, event.change_id)
+        for event in events
+        for channel in WATCHERS[event.app]
+        if channel != GONE and (channel, event.app, event.change_id) not in posted
+    ]
+
+
+# --- the figures ----------------------------------------------------------------------------------
+
+
+def _answered_in_ack(sent: Sent) -> bool:
+    """The ack carried the answer itself (not a "checking…" note whose answer follows)."""
+    return sent.answered_in_ack and PROGRESS.encode() not in sent.body
+
+
 def _figures(
-    sent: list[Any], got: dict[str, Any], desk_calls: list[dict[str, Any]], slack_calls: list[Any], log: str,
+    run: Run, got: dict[str, Any], slack_calls: list[Any], desk_calls: dict[str, list[dict[str, Any]]],
+    finals: dict[str, list[tuple[str, int]]], database: dict[str, Any], logs: dict[str, str],
     injected: Counter[str], digest_due: datetime | None,
 ) -> dict[str, Any]:
+    steps = run.steps
+    killed_at, victim = run.kill.get("at", 0.0), run.kill.get("process")
+    for step in steps:  # acknowledged by the process just before it was killed, and never answered
+        if step.process == victim and killed_at - 30 <= step.sent.sent_at <= killed_at and step.sent.status == 200:
+            delivery = got.get(step.sent.name)
+            step.cut = step.cut or (not _answered_in_ack(step.sent) and not (delivery and delivery.accepted))
+    counted = [s for s in steps if not s.cut]
     kinds: Counter[str] = Counter()
-    exactly_once = twice = never = 0
-    answer_s = []
-    for one in sent:
+    exactly_once, twice, never, answer_s = 0, 0, 0, []
+    unanswered = []
+    for step in counted:
+        one = step.sent
         delivery = got.get(one.name)
         accepted = len(delivery.accepted) if delivery is not None else 0
-        answers = accepted + (1 if one.answered_in_ack else 0)
+        answers = accepted + (1 if _answered_in_ack(one) else 0)
         exactly_once += answers == 1
         twice += answers > 1
         never += answers == 0
-        if one.answered_in_ack:
-            kinds["in the ack: " + _kind(_json(one.body))] += 1
+        if _answered_in_ack(one):
+            kinds[f"{step.scenario} → in the ack: {_kind(_json(one.body))}"] += 1
             answer_s.append(one.ack_s)
         elif delivery is not None and accepted:
-            kinds["response_url: " + _kind(delivery.accepted[0].body)] += 1
+            kinds[f"{step.scenario} → response_url: {_kind(delivery.accepted[0].body)}"] += 1
             answer_s.append(delivery.accepted[0].at - one.sent_at)
-    unanswered = [
-        {
-            "text": one.text,
-            "ack_status": one.status,
-            "ack_body": one.body[:80].decode("utf-8", "replace"),
-            "response_url_refused": [c.status for c in got[one.name].refused] if one.name in got else [],
-            "sent_at": round(one.sent_at, 3),
-        }
-        for one in sent
-        if not one.answered_in_ack and (one.name not in got or not got[one.name].accepted)
+        if answers != 1:
+            unanswered.append({"scenario": step.scenario, "text": one.text, "process": step.process,
+                               "ack_status": one.status, "answers": answers, "error": one.error,
+                               "sent_at": round(one.sent_at, 3)})
+    fivexx = sum(500 <= s.sent.status < 600 for s in steps)
+    acked = sum(s.sent.acked for s in counted)
+    writes = _writes(run, desk_calls, database)
+    alerts = _alerts(slack_calls, database)
+    logged = {name: tracebacks(text) for name, text in logs.items()}
+    error_lines = [line for text in logs.values() for line in text.splitlines() if " ERROR " in line]
+    digest_posts = [
+        c for c in slack_calls if c.method == "chat.postMessage" and c.body.get("channel") == DIGEST_CHANNEL
     ]
-    refused = sum(len(d.refused) for d in got.values())
-    digest_posts = [c for c in slack_calls if c.method == "chat.postMessage"]
-    error_lines = [line for line in log.splitlines() if " ERROR " in line or line.startswith("ERROR")]
-    commands = len(sent)
-    fivexx = sum(500 <= s.status < 600 for s in sent)
     figures: dict[str, Any] = {
-        "commands_sent": commands,
-        "acked": sum(s.acked for s in sent),
+        "requests_sent": len(steps),
+        "requests_counted": len(counted),
+        "by_process": dict(Counter(s.process for s in steps)),
+        "kill": {**run.kill, "resent": sum(s.resent for s in steps), "cut": sum(s.cut for s in steps),
+                 "cut_detail": [{"scenario": s.scenario, "status": s.sent.status, "error": s.sent.error}
+                                for s in steps if s.cut][:10]},
+        "acked": acked,
         "http_5xx": fivexx,
-        "no_http_answer": sum(s.status == 0 for s in sent),
-        "ack": spread_ms([s.ack_s for s in sent if s.status]),
-        "answered_in_ack": sum(s.answered_in_ack for s in sent),
-        "answered_via_response_url": sum(bool(d.accepted) for d in got.values()),
+        "ack": spread_ms([s.sent.ack_s for s in counted if s.sent.status]),
+        "answered_in_ack": sum(_answered_in_ack(s.sent) for s in counted),
         "answered_exactly_once": exactly_once,
         "answered_more_than_once": twice,
         "never_answered": never,
-        "never_answered_detail": unanswered[:10],
+        "not_once_detail": unanswered[:10],
         "answer": spread_ms(answer_s),
         "answer_kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
-        "response_url_posts_refused": refused,
+        "response_url_posts_refused": sum(len(d.refused) for d in got.values()),
         "faults_injected": dict(sorted(injected.items())),
-        "desk_calls": len(desk_calls),
-        "desk_outcomes": dict(Counter(str(c["outcome"]) for c in desk_calls).most_common()),
+        "desk_outcomes": dict(Counter(f"{app} {c['api']}: {c['outcome']}" for app, calls in desk_calls.items()
+                                      for c in calls).most_common()),
+        "writes": writes,
+        "alerts": alerts,
+        "console_changes": len(run.console),
+        "final_lists": {app: [f"{t}{'*' if d else ''}" for t, d in pairs] for app, pairs in finals.items()},
         "digest": {
             "due": None if digest_due is None else digest_due.isoformat(),
             "post_attempts": len(digest_posts),
             "answered_429": sum(c.status == 429 for c in digest_posts),
             "posted": sum(c.status == 200 for c in digest_posts),
         },
-        "tracebacks_in_log": tracebacks(log),
-        "error_lines_in_log": len(error_lines),
+        "tracebacks_in_logs": logged,
+        "error_lines_in_logs": len(error_lines),
         "error_lines_sample": error_lines[:5],
-        "warning_lines_in_log": sum(" WARNING " in line for line in log.splitlines()),
+        "metrics": metrics_agreement(_soak_counts(run, desk_calls, slack_calls)),
     }
+    requests = len(counted)
     targets = [
-        target("every command acknowledged (200 within 3 s)", f"{figures['acked']}/{commands}",
-               figures["acked"] == commands),
-        target("every command answered exactly once", f"{exactly_once}/{commands} (never {never}, twice {twice})",
-               exactly_once == commands),
+        target("every request acknowledged (200 within 3 s)", f"{acked}/{requests}", acked == requests),
+        target("every request answered exactly once", f"{exactly_once}/{requests} (never {never}, twice {twice})",
+               exactly_once == requests),
+        target("every confirmation applied at Desk at most once, none after Cancel",
+               f"{writes['applied']} applied ({writes['sent']} sent) for {writes['confirmed']} confirmations "
+               f"({writes['double']} double-clicked); {writes['after_cancel']} after Cancel; "
+               f"{writes['more_than_once']} twice",
+               writes["more_than_once"] == 0 and writes["after_cancel"] == 0
+               and writes["applied"] <= writes["confirmed"]),
+        target("every write recorded in the audit",
+               f"{writes['audited']} audit lines for {writes['requests_done']} decided confirmations; "
+               f"{writes['in_doubt_at_the_kill']} left applying by the kill",
+               writes["audited"] == writes["requests_done"] and writes["audit_matches"]),
+        target("non-admins never write", f"{writes['by_guest']} requests or audit lines by the guest",
+               writes["by_guest"] == 0),
+        target("every watch event alerted exactly once per watching channel",
+               f"{alerts['delivered_once']}/{alerts['due']} (missing {alerts['missing']}, twice {alerts['twice']}, "
+               f"unknown {alerts['unexpected']}) over {alerts['events']} events",
+               alerts["delivered_once"] == alerts["due"] and alerts["twice"] == 0 and alerts["unexpected"] == 0),
+        target("the removed channel: one refused post, then its watch stops",
+               f"{alerts['gone_attempts']} post(s) for {alerts['gone_events']} prod events, watch "
+               f"{'on' if alerts['gone_enabled'] else 'off'}",
+               alerts["gone_attempts"] == min(1, alerts["gone_events"])
+               and alerts["gone_enabled"] == (alerts["gone_events"] == 0)),
+        target("watch caught up with the lists at the end", f"after {len(run.console)} console changes and "
+               f"{writes['sent']} writes: {'yes' if alerts['caught_up'] else 'no'}", alerts["caught_up"]),
         target("zero HTTP 5xx", str(fivexx), fivexx == 0),
-        target("zero tracebacks in the server log", str(figures["tracebacks_in_log"]),
-               figures["tracebacks_in_log"] == 0),
+        target("zero tracebacks in any process log", str(sum(logged.values())), sum(logged.values()) == 0),
     ]
     if digest_due is not None:
         posted = figures["digest"]["posted"]
         targets.append(target("the digest posted exactly once (after a 429)", str(posted), posted == 1))
     figures["targets"] = targets
     return figures
+
+
+# What a write call did at the emulator: an injected code or HTTP status (and Desk's own -14)
+# answers instead of the call; anything else (0, a hang, a truncated answer) took effect.
+_NOT_APPLIED = re.compile(r"^(-?\d+|http-\d+)$")
+
+
+def _writes(run: Run, desk_calls: dict[str, list[dict[str, Any]]], database: dict[str, Any]) -> dict[str, Any]:
+    """Writes at the emulators against the confirmations clicked, the requests and the audit."""
+    sent = [(app, c) for app, calls in desk_calls.items() for c in calls if c["api"] in (ADD, DELETE)]
+    applied = [(app, c) for app, c in sent if not _NOT_APPLIED.match(str(c["outcome"])) or c["outcome"] == 0]
+    by_request = {r["id"]: r for r in database["requests"]}
+    confirmed = [i for i in run.intents if i.variant in ("confirm", "double")]
+    cancelled = [i for i in run.intents if i.variant == "cancel-confirm"]
+    audit = database["audit"]
+    audited_per_request = Counter(str(a["request_id"]) for a in audit)
+    done = [r for r in database["requests"] if r["state"] == "done"]
+    took_effect = Counter(
+        (app, "add" if c["api"] == ADD else "remove", str(json.loads(c["body"] or "{}").get("LanguageTag")))
+        for app, c in applied
+    )
+    in_audit = Counter((a["app"], a["action"], a["tag"]) for a in audit)
+    return {
+        "sent": len(sent),
+        "applied": len(applied),
+        "outcomes": dict(Counter(f"{app} {c['api']}: {c['outcome']}" for app, c in sent)),
+        "intents": len(run.intents),
+        "refused_before_confirmation": sum(not i.variant for i in run.intents),
+        "confirmed": len(confirmed),
+        "double": sum(i.variant == "double" for i in confirmed),
+        "after_cancel": sum(audited_per_request[i.request_id] for i in cancelled)
+        + sum(by_request.get(i.request_id, {}).get("state") not in ("cancelled", None) for i in cancelled),
+        "more_than_once": sum(n > 1 for n in audited_per_request.values()),
+        "requests_done": len(done),
+        "audited": len(audit),
+        # every write that took effect has its audit line (per app, action and tag)
+        "audit_matches": all(in_audit[key] >= n for key, n in took_effect.items())
+        and all(audited_per_request[r["id"]] == 1 for r in done),
+        "in_doubt_at_the_kill": sum(r["state"] == "applying" for r in database["requests"]),
+        "audit_results": dict(Counter(a["result"] for a in audit)),
+        "by_guest": sum(r["requested_by"] == GUEST for r in database["requests"])
+        + sum(a["who"] == GUEST for a in audit),
+        "request_states": dict(Counter(r["state"] for r in database["requests"])),
+        "refusals": dict(Counter(i.answer[:70] for i in run.intents if not i.variant).most_common(5)),
+    }
+
+
+def _alerts(slack_calls: list[Any], database: dict[str, Any]) -> dict[str, Any]:
+    """Watch events (the bot's table) against the alerts FakeSlack received, per channel."""
+    posts = _watch_posts(slack_calls)
+    accepted = Counter((c.body.get("channel"), *(_event_of(c) or ("", ""))) for c in posts if c.status == 200)
+    events = {(e["app"], e["change_id"]) for e in database["events"]}
+    due = [(channel, app, change) for app, change in events for channel in WATCHERS[app] if channel != GONE]
+    delivered = [accepted[key] for key in due]
+    watching = {(w["channel"], w["app"]): w["enabled"] for w in database["watches"]}
+    return {
+        "events": len(events),
+        "event_kinds": dict(Counter(e["kind"] for e in database["events"])),
+        "due": len(due),
+        "delivered_once": sum(n == 1 for n in delivered),
+        "missing": sum(n == 0 for n in delivered),
+        "twice": sum(n > 1 for n in accepted.values()),
+        "unexpected": sum(1 for (_, app, change) in accepted if (app, change) not in events),
+        "toggled_channel_posts": sum(n for (channel, _, _), n in accepted.items() if channel == TOGGLED),
+        "gone_attempts": sum(1 for c in posts if c.body.get("channel") == GONE),  # each answered not_in_channel
+        "gone_events": sum(e["app"] == "prod" for e in database["events"]),
+        "gone_enabled": bool(watching.get((GONE, "prod"))),
+        "answered_429": sum(c.status == 429 for c in posts),
+        "caught_up": bool(database["caught_up"]),
+    }
+
+
+def _soak_counts(run: Run, desk_calls: dict[str, list[dict[str, Any]]], slack_calls: list[Any]) -> dict[str, Any]:
+    """The soak's own counts, keyed like /metrics' labels."""
+    kinds = {p.name: p.kind for p in run.processes}
+    requests: Counter[str] = Counter(f"{kinds[s.process]}/{s.kind}" for s in run.steps if s.sent.status)
+    desk: dict[str, Counter[str]] = defaultdict(Counter)
+    for app, calls in desk_calls.items():
+        for call in calls:
+            desk[app][call["api"]] += 1
+    posts = _watch_posts(slack_calls)
+    alerts = Counter(
+        "refused" if c.body.get("channel") == GONE else "ratelimited" if c.status == 429 else
+        "posted" if c.status == 200 else f"http-{c.status}" for c in posts
+    )
+    return {
+        "requests": dict(requests),  # by (process kind, request kind): what the soak sent and got an answer to
+        "desk_calls": {app: dict(c) for app, c in desk.items()},  # by (app, api), as the emulators recorded them
+        "slack_calls": dict(Counter(c.method for c in slack_calls)),  # by method, as FakeSlack recorded them
+        "alerts": dict(alerts),  # watch alerts by outcome, as FakeSlack answered them
+    }
+
+
+def metrics_agreement(counts: dict[str, Any], scrape: str | None = None) -> dict[str, Any]:
+    """The place where the soak's own counts meet the bot's `/metrics` totals.
+
+    `counts` is `_soak_counts()`: requests by (process kind, request kind), Desk calls by
+    (app, api) as the emulators recorded them, Slack calls by method and watch alerts by
+    outcome as FakeSlack recorded them, in the labels the metrics will carry. `scrape` is the
+    text of `/metrics` summed over the processes; until the bot serves one there is nothing
+    to compare, and the counts are reported as they are (`agree` None).
+    """
+    return {"soak": counts, "scraped": scrape, "agree": None}
 
 
 def _json(raw: bytes) -> dict[str, Any]:
@@ -259,41 +792,44 @@ def _json(raw: bytes) -> dict[str, Any]:
 def _kind(message: dict[str, Any]) -> str:
     """What the user saw, from the message's fallback text and blocks."""
     fallback = str(message.get("text") or "")
-    code = _ERROR_CODE.search(message_text(message))
-    if fallback.startswith("Usage:"):
-        return "help"
-    if fallback.startswith("Unknown option"):
-        return "unknown option"
-    if "showing the list from" in message_text(message):
-        return f"stale list ({code.group(1) if code else '?'})"
-    if code:
-        return f"error {code.group(1)}"
-    if fallback.startswith(("Desk chatbot languages", "Desk chatbot default language")):
-        return "list"
-    if "digest" in fallback.lower():
-        return "digest"
-    return "other"
+    text = message_text(message)
+    code = _ERROR_CODE.search(text)
+    checks = (
+        (fallback.startswith("Usage:"), "help"),
+        (fallback.startswith("Unknown option"), "unknown option"),
+        ("showing the list from" in text, f"stale list ({code.group(1) if code else '?'})"),
+        (code is not None, f"error {code.group(1) if code else ''}"),
+        (fallback.startswith(("Desk chatbot languages", "Desk chatbot default language")), "list"),
+        ("Confirm" in text and "Cancel" in text, "confirmation"),
+        ("was added" in text or "was deleted" in text, "applied"),
+        ("cancelled" in text or "nothing was sent" in text, "cancelled"),
+        ("already" in text, "already decided or there"),
+        ("watch" in fallback.lower(), "watch"),
+        ("ready" in text.lower(), "readiness"),
+    )
+    return next((name for hit, name in checks if hit), "other")
 
 
 def _print(figures: dict[str, Any]) -> None:
     print_table(
         "Soak",
-        ["sent", "acked", "5xx", "ack p99 ms", "in ack", "via response_url", "exactly once", "never", "twice",
-         "tracebacks", "Desk calls"],
+        ["sent", "counted", "acked", "5xx", "ack p99 ms", "in ack", "exactly once", "never", "twice", "re-sent",
+         "cut by the kill"],
         [[
-            figures["commands_sent"], figures["acked"], figures["http_5xx"], figures["ack"]["p99_ms"],
-            figures["answered_in_ack"], figures["answered_via_response_url"], figures["answered_exactly_once"],
-            figures["never_answered"], figures["answered_more_than_once"], figures["tracebacks_in_log"],
-            figures["desk_calls"],
+            figures["requests_sent"], figures["requests_counted"], figures["acked"], figures["http_5xx"],
+            figures["ack"]["p99_ms"], figures["answered_in_ack"], figures["answered_exactly_once"],
+            figures["never_answered"], figures["answered_more_than_once"], figures["kill"]["resent"],
+            figures["kill"]["cut"],
         ]],
     )
-    print_table("Answers by kind", ["kind", "commands"], list(figures["answer_kinds"].items()))
+    print_table("Answers by kind", ["kind", "requests"], list(figures["answer_kinds"].items()))
     print_table("Faults injected", ["fault", "times"], list(figures["faults_injected"].items()))
-    print_table("Desk calls by outcome", ["outcome", "calls"], list(figures["desk_outcomes"].items()))
-    for lost in figures["never_answered_detail"]:
-        print(f"  never answered: {lost}")
-    print(f"\ndigest: {figures['digest']}; response_url posts refused: {figures['response_url_posts_refused']}; "
-          f"ERROR lines: {figures['error_lines_in_log']}")
+    print_table("Desk calls by outcome", ["app, API: outcome", "calls"], list(figures["desk_outcomes"].items()))
+    for lost in figures["not_once_detail"]:
+        print(f"  not answered once: {lost}")
+    print(f"\nwrites: {figures['writes']}\nalerts: {figures['alerts']}\nkill: {figures['kill']}")
+    print(f"digest: {figures['digest']}; response_url posts refused: {figures['response_url_posts_refused']}; "
+          f"ERROR lines: {figures['error_lines_in_logs']}; metrics: {figures['metrics']['soak']}")
     for line in figures["error_lines_sample"]:
         print(f"  {line[:160]}")
     print_targets(figures["targets"])

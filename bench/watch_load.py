@@ -49,7 +49,7 @@ from bench.harness import (
 from bot.slack_sandbox import FakeSlack
 from bot.watch.service import EVENT_TYPE
 from tests.support.environment import pg_tool
-from tests.support.services import PostgresServer, ServiceUnavailable
+from tests.support.services import PostgresServer, PostgresUnavailable
 
 NAME = "watch_load"
 APPS = ("prod", "staging")
@@ -118,7 +118,7 @@ def _database(work: Path) -> Iterator[tuple[str, str]]:
         server = PostgresServer(initdb, pg_ctl)
         try:
             server.start()
-        except (ServiceUnavailable, RuntimeError) as error:
+        except (PostgresUnavailable, RuntimeError) as error:
             print(f"PostgreSQL could not start ({error}); using SQLite", flush=True)
         else:
             try:

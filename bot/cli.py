@@ -221,7 +221,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     """Run the embedded Desk emulator in the foreground (for multi-process set-ups)."""
     from bot.desk.sandbox import serve_forever_cli
 
-    serve_forever_cli(args.port, host=args.host, app_index=args.app_index)
+    serve_forever_cli(args.port, host=args.host, sample=args.sample, app_index=args.app_index)
     return EXIT_OK
 
 
@@ -386,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--app-index", type=int, default=0,
                          help="emulate the N-th app of DESK_SANDBOX=1 with DESK_APPS (its own SDKAppID, key, list)")
+    sandbox.add_argument("--sample", choices=("default", "staging"),
+                         help="the starting data (default: the app's own list)")
     return parser
 
 

@@ -111,6 +111,7 @@ class _Script:
     headers: dict[str, str]
     delay: float
     remaining: int  # -1 = until cleared
+    channel: str | None = None  # only calls whose `channel` is this one
 
 
 @dataclass
@@ -300,10 +301,12 @@ class FakeSlack:
         headers: dict[str, str] | None = None,
         delay: float = 0.0,
         times: int = 1,
+        channel: str | None = None,
     ) -> None:
         """Queue a canned answer for a Slack method name or for "response_url".
 
         Answers are used in the order queued; `times=-1` repeats until `clear_scripts()`.
+        With `channel`, only calls to that channel use it (others pass it by).
         With `body=None`, status 200 (or 0) runs the default behaviour (after `delay`), and any
         other status answers Slack's error for it (`ratelimited` for 429, with `Retry-After: 1`
         unless `headers` gives one). A scripted answer wins over the token check.
@@ -316,7 +319,7 @@ class FakeSlack:
             raise ValueError("status must be an HTTP status, or 0 to drop the connection")
         if delay < 0:
             raise ValueError("delay must be >= 0")
-        entry = _Script(status, copy.deepcopy(body), dict(headers or {}), delay, times)
+        entry = _Script(status, copy.deepcopy(body), dict(headers or {}), delay, times, channel)
         with self._lock:
             self._scripts.setdefault(method, []).append(entry)
 
@@ -409,14 +412,15 @@ class FakeSlack:
     def _scripted(
         self, method: str, body: dict[str, Any], headers: dict[str, str]
     ) -> _Answer | None:
-        queue = self._scripts.get(method)
-        if not queue:
+        queue = self._scripts.get(method) or []
+        index = next((i for i, e in enumerate(queue) if e.channel in (None, body.get("channel"))), None)
+        if index is None:
             return None
-        entry = queue[0]
+        entry = queue[index]
         if entry.remaining > 0:
             entry.remaining -= 1
             if entry.remaining == 0:
-                queue.pop(0)
+                queue.pop(index)
         extra = dict(entry.headers)
         if entry.body is not None:
             answer = _json(entry.status or 200, entry.body)

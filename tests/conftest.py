@@ -19,7 +19,7 @@ from bot.desk import DeskClient
 from bot.desk.sandbox import DeskEmulator
 from bot.shared import forget_connections
 from tests.support.environment import make_settings, missing_service, pg_tool, redis_binary
-from tests.support.services import PostgresServer, RedisServer, ServiceUnavailable
+from tests.support.services import PostgresServer, PostgresUnavailable, RedisServer
 
 
 @pytest.fixture(autouse=True)
@@ -86,12 +86,8 @@ def redis_process() -> Iterator[RedisServer]:
 # --- PostgreSQL (tests of bot/digests) ---------------------------------------------------------
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL server on a free loopback port, as a SQLAlchemy URL (psycopg 3).
-
-    Started with initdb/pg_ctl (Debian's postgresql package) in a temporary directory, as the
-    `postgres` user when running as root (PostgreSQL refuses root); stopped and removed after
-    the session. TEST_DATABASE_URL points the tests at an existing server instead.
-    """
+    """A throwaway PostgreSQL server (tests/support/services.py `PostgresServer`) for the session,
+    as a SQLAlchemy URL; TEST_DATABASE_URL points the tests at an existing server instead."""
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
         yield external
@@ -107,8 +103,8 @@ def postgres_url() -> Iterator[str]:
     server = PostgresServer(initdb, pg_ctl)
     try:
         server.start()
-    except ServiceUnavailable as error:
-        missing_service(str(error))
+    except PostgresUnavailable as error:
+        missing_service(f"PostgreSQL ({error})")
     except RuntimeError as error:
         pytest.fail(str(error))
     try:

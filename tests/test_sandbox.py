@@ -28,6 +28,7 @@ from bot.desk.sandbox import (
     SANDBOX_SDKAPPID,
     DeskEmulator,
     Fault,
+    sandbox_identity,
 )
 from bot.desk.usersig import mint_usersig
 
@@ -535,6 +536,7 @@ def test_control_languages(emulator: DeskEmulator) -> None:
     ]
     control(emulator, "PUT", "languages", [{"LanguageTag": "", "IsDefault": 1}])
     assert call(emulator).json()["Languages"] == [{"LanguageTag": "", "IsDefault": 1}]
+    assert control(emulator, "GET", "languages").json() == [["", 1]]  # what a console user would see now
 
 
 def test_control_calls(emulator: DeskEmulator) -> None:
@@ -545,7 +547,9 @@ def test_control_calls(emulator: DeskEmulator) -> None:
 
     assert [entry["outcome"] for entry in listed] == [0, 60009]
     assert all(isinstance(entry["at"], float) for entry in listed)
-    assert set(listed[0]) == {"at", "outcome"}
+    assert set(listed[0]) == {"at", "outcome", "api", "body"}
+    assert [entry["api"] for entry in listed] == ["robot_get_language_list", ""]
+    assert listed[0]["body"] == "{}" and "usersig" not in json.dumps(listed).lower()
     assert control(emulator, "DELETE", "calls").status_code == 200
     assert control(emulator, "GET", "calls").json() == []
     assert emulator.calls == []  # control requests are never recorded
@@ -619,6 +623,31 @@ def test_nothing_is_printed_or_logged(
     assert captured.out == ""
     assert captured.err == ""
     assert not [record for record in caplog.records if record.name.startswith("bot.desk.sandbox")]
+
+
+def test_cli_sandbox_serves_another_sample_as_another_app() -> None:
+    """`--app-index 2`: the third emulated app's own SDKAppID and key; `--sample` its starting data."""
+    sdkappid, key = sandbox_identity(2)
+    assert (sdkappid, key) != (SANDBOX_SDKAPPID, SANDBOX_KEY)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "sandbox", "--app-index", "2", "--sample", "staging"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert f"SDKAppID {sdkappid}" in line
+        base_url = line.split()[-1]
+        raw = query(sdkappid=str(sdkappid), usersig=sig(sdkappid=sdkappid, key=key))
+        assert error_code(requests.post(f"{base_url}{PATH}?{raw}", data=b"{}", timeout=5)) == 0
+        assert error_code(requests.post(f"{base_url}{PATH}?{query()}", data=b"{}", timeout=5)) != 0  # another app
+        wrong_key = query(sdkappid=str(sdkappid), usersig=sig(sdkappid=sdkappid))
+        assert error_code(requests.post(f"{base_url}{PATH}?{wrong_key}", data=b"{}", timeout=5)) != 0
+        assert requests.get(f"{base_url}/_emulator/languages", timeout=5).json() == [["", 1], ["en", 0], ["ja", 0]]
+    finally:
+        process.terminate()
+        assert process.wait(timeout=5) == 0
 
 
 def test_serve_forever_cli_runs_in_the_foreground() -> None:

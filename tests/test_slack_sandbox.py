@@ -214,6 +214,16 @@ def test_scripts_run_in_order_and_repeat_until_cleared(
     assert client.auth_test()["user_id"] == "U0SANDBOXBOT"
 
 
+def test_a_script_for_one_channel_leaves_the_others_alone(fake: FakeSlack, client: WebClient) -> None:
+    fake.script("chat.postMessage", body={"ok": False, "error": "not_in_channel"}, channel="C2")
+    assert client.chat_postMessage(channel="C1", text="first")["ok"] is True  # passes the script by
+    with pytest.raises(SlackApiError) as raised:
+        client.chat_postMessage(channel="C2", text="refused")
+    assert raised.value.response["error"] == "not_in_channel"
+    assert client.chat_postMessage(channel="C2", text="used up")["ok"] is True
+    assert [m["text"] for m in fake.messages("C2")] == ["used up"]
+
+
 def test_a_delayed_answer_still_posts_and_a_timeout_is_ambiguous(fake: FakeSlack) -> None:
     # The message lands on arrival; only the answer is late: the "did it post?" case.
     impatient = WebClient(token=TOKEN, base_url=fake.api_url, timeout=1)

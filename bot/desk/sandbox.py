@@ -718,12 +718,15 @@ class DeskEmulator:
     def _control(self, method: str, path: str, body: bytes) -> _Answer:
         routes: dict[str, dict[str, Callable[[Any], Any]]] = {
             "/_emulator/faults": {"POST": self._control_inject, "DELETE": lambda _: self.clear_faults()},
-            "/_emulator/languages": {"PUT": self.set_languages},
+            "/_emulator/languages": {"PUT": self.set_languages, "GET": lambda _: self.languages},
             "/_emulator/faq": {"PUT": lambda data: self.set_faq(*_tagged(data, "Questions", list))},
             "/_emulator/settings": {"PUT": lambda data: self.set_settings(*_tagged(data, "Settings", dict))},
             "/_emulator/edition": {"PUT": lambda data: self.set_edition(**_object(data))},
             "/_emulator/calls": {
-                "GET": lambda _: [{"at": c.at, "outcome": c.outcome} for c in self.calls],
+                "GET": lambda _: [
+                    {"at": c.at, "outcome": c.outcome, "api": c.api, "body": c.body.decode("utf-8", "replace")}
+                    for c in self.calls  # the body holds no secret: the UserSig is in the query string
+                ],
                 "DELETE": lambda _: self.reset_calls(),
             },
         }
@@ -861,18 +864,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(answer.body)
 
 
-def serve_forever_cli(port: int, host: str = "127.0.0.1", sample: str = "default", app_index: int = 0) -> None:
-    """Run the emulator (starting from `sample`; the `app_index`-th emulated app's SDKAppID, key
-    and list when not 0) in the foreground until Ctrl-C or SIGTERM.
+def serve_forever_cli(port: int, host: str = "127.0.0.1", sample: str | None = None, app_index: int = 0) -> None:
+    """Run the emulator in the foreground until Ctrl-C or SIGTERM: the `app_index`-th emulated
+    app (its own SDKAppID and key, `sandbox_identity`), starting from `sample` when given, else
+    from that app's own list (`sample_for_app`).
 
     Prints one line whose last word is the base URL, for scripts to read.
     """
-    if app_index:
-        sdkappid, key = sandbox_identity(app_index)
+    sdkappid, key = sandbox_identity(app_index)
+    if sample is not None:
+        emulator = DeskEmulator(host=host, port=port, sdkappid=sdkappid, key=key, sample=sample).start()
+    else:
         emulator = DeskEmulator(host=host, port=port, sdkappid=sdkappid, key=key,
                                 languages=sample_for_app(app_index)).start()
-    else:
-        emulator = DeskEmulator(host=host, port=port, sample=sample).start()
     done = threading.Event()
     previous: Any = None
     if threading.current_thread() is threading.main_thread():

@@ -89,38 +89,32 @@ class RedisServer:
         self._process.send_signal(signal.SIGCONT)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class ServiceUnavailable(RuntimeError):
-    """A service could not be started here (not installed, or refused to start)."""
+class PostgresUnavailable(RuntimeError):
+    """PostgreSQL could not be set up here (no `postgres` user, initdb failed, …): skip, not fail."""
 
 
 class PostgresServer:
-    """A throwaway PostgreSQL server on a free loopback port (`url`: SQLAlchemy, psycopg 3).
+    """A throwaway PostgreSQL server on a free loopback port (`url`: a SQLAlchemy URL, psycopg 3).
 
-    Started with `initdb`/`pg_ctl` in a temporary directory, as the `postgres` user when running as
-    root (PostgreSQL refuses root), without durability (fsync off); stopped and removed by `stop()`.
+    Made with `initdb`/`pg_ctl` (Debian's postgresql package) in a temporary directory, as the
+    `postgres` user when running as root (PostgreSQL refuses root); durability off (fsync,
+    synchronous commit) since nothing outlives it. `stop()` removes it.
     """
 
     def __init__(self, initdb: str, pg_ctl: str) -> None:
         self.initdb, self.pg_ctl = initdb, pg_ctl
+        self.port = 0
         self.url = ""
-        self._as_root = os.geteuid() == 0
-        self._run_as: list[str] = ["runuser", "-u", "postgres", "--"] if self._as_root else []
-        self._base = ""
-        self._quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "timeout": 60}
+        self._base: str | None = None
+        self._run_as: list[str] = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
     def start(self) -> PostgresServer:
-        self._base = tempfile.mkdtemp(prefix="desk-bot-pg-")  # in /tmp, which the postgres user can traverse
-        data = os.path.join(self._base, "data")
+        base = self._base = tempfile.mkdtemp(prefix="desk-bot-pg-")  # in /tmp, which postgres can traverse
+        data = os.path.join(base, "data")
         try:
-            if self._as_root:
+            if self._run_as:
                 owner = pwd.getpwnam("postgres")
-                os.chown(self._base, owner.pw_uid, owner.pw_gid)
+                os.chown(base, owner.pw_uid, owner.pw_gid)
             subprocess.run(
                 [*self._run_as, self.initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
                 check=True,
@@ -129,33 +123,50 @@ class PostgresServer:
             for _ in range(3):  # the free port can be taken before the server binds it
                 port = free_port()
                 options = (
-                    f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self._base} "
+                    f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={base} "
                     "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
                 )
-                log_file = os.path.join(self._base, "log")
+                log_file = os.path.join(base, "log")
                 start = [*self._run_as, self.pg_ctl, "-D", data, "-o", options, "-l", log_file, "-w", "-t", "30",
                          "start"]
                 if subprocess.run(start, **self._quiet).returncode == 0:
                     break
             else:
-                with open(os.path.join(self._base, "log"), errors="replace") as log:
-                    raise RuntimeError(f"PostgreSQL did not start: {log.read()[-2000:]}")
+                with open(os.path.join(base, "log"), errors="replace") as log:
+                    tail = log.read()[-2000:]
+                self._remove()
+                raise RuntimeError(f"PostgreSQL did not start: {tail}")
         except (KeyError, OSError, subprocess.SubprocessError) as error:
-            shutil.rmtree(self._base, ignore_errors=True)
-            raise ServiceUnavailable(f"PostgreSQL ({type(error).__name__}: {error})") from None
+            self._remove()
+            raise PostgresUnavailable(f"{type(error).__name__}: {error}") from error
+        self.port = port
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
         return self
 
     def stop(self) -> None:
-        if not self._base:
+        if self._base is None:
             return
         data = os.path.join(self._base, "data")
         subprocess.run([*self._run_as, self.pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"], **self._quiet)
-        shutil.rmtree(self._base, ignore_errors=True)
-        self._base = ""
+        self._remove()
 
     def __enter__(self) -> PostgresServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def _quiet(self) -> dict[str, Any]:
+        return {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "timeout": 60}
+
+    def _remove(self) -> None:
+        base, self._base = self._base, None
+        if base is not None:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
