@@ -275,7 +275,7 @@ def start_digest_ticker(service: DigestService) -> DigestTicker | None:
 
 def who_changed_from(store: ChangeStore) -> Callable[[str, str, str, float], str | None]:
     """Who made a change through the bot: the newest audit entry of that app, action and tag since
-    `since` whose write was not refused (an unknown outcome may have applied)."""
+    `since` whose write was not refused (an unknown or not-seen outcome may have applied later)."""
 
     def who(app: str, action: str, tag: str, since: float) -> str | None:
         for entry in store.history(app, limit=50):

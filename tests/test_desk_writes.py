@@ -130,18 +130,34 @@ def test_a_read_timeout_after_the_write_ran_is_reported_applied(quick: DeskClien
     assert [call.api for call in staging.calls] == [ADD, LIST]  # exactly one write reached Desk
 
 
-def test_a_read_timeout_before_the_write_ran_is_reported_not_applied(
+def test_a_read_timeout_before_the_write_ran_is_reported_not_seen(
     quick: DeskClient, staging: DeskEmulator
 ) -> None:
     writer = quick
     staging.inject(Fault(hang=3.0, code=141002, api=ADD))  # slow, and then fails: never applied
     outcome = writer.add_language("vi")
-    assert (outcome.status, outcome.ambiguous) == (WriteStatus.NOT_APPLIED, True)
+    assert (outcome.status, outcome.ambiguous) == (WriteStatus.NOT_SEEN, True)
     assert outcome.error is not None and outcome.error.code == TransportCode.READ_TIMEOUT
     assert "vi" not in tags(outcome) and "Desk may still apply it" in outcome.describe()
     assert [call.api for call in staging.calls] == [ADD, LIST]
     time.sleep(2.2)  # the hung call has now been answered: still exactly one write, never applied
     assert len(staging.calls_of(ADD)) == 1 and not any(tag == "vi" for tag, _ in staging.languages)
+
+
+def test_a_write_desk_applies_after_the_read_again_is_not_seen_never_not_applied(
+    quick: DeskClient, staging: DeskEmulator
+) -> None:
+    """The answer times out, the list read again does not show the write yet, and then Desk applies
+    it: the outcome must not have said "not applied" (the audit keeps it, and watch names who)."""
+    staging.inject(Fault(hang=3.0, api=ADD))  # slow, then applied
+    outcome = quick.add_language("vi")
+    assert (outcome.status, outcome.applied) == (WriteStatus.NOT_SEEN, False)
+    assert "vi" not in tags(outcome)
+    assert "does not show that Vietnamese (vi) was added. Desk may still apply it" in outcome.describe()
+    deadline = time.monotonic() + 5
+    while not any(tag == "vi" for tag, _ in staging.languages) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert any(tag == "vi" for tag, _ in staging.languages) and len(staging.calls_of(ADD)) == 1
 
 
 def test_when_the_list_cannot_be_read_again_the_outcome_is_unknown(
@@ -161,8 +177,8 @@ def test_when_the_list_cannot_be_read_again_the_outcome_is_unknown(
     [
         (Fault(drop=True, api=DELETE), TransportCode.CONNECTION_LOST, WriteStatus.APPLIED),
         (Fault(truncated=True, api=DELETE), TransportCode.BAD_RESPONSE, WriteStatus.APPLIED),
-        (Fault(http_status=502, api=DELETE), TransportCode.HTTP_GATEWAY, WriteStatus.NOT_APPLIED),
-        (Fault(code=70500, api=DELETE), 70500, WriteStatus.NOT_APPLIED),  # Desk's own internal error
+        (Fault(http_status=502, api=DELETE), TransportCode.HTTP_GATEWAY, WriteStatus.NOT_SEEN),
+        (Fault(code=70500, api=DELETE), 70500, WriteStatus.NOT_SEEN),  # Desk's own internal error
     ],
     ids=["reset-after-sending", "truncated", "http-502", "transient-code"],
 )
@@ -174,7 +190,7 @@ def test_other_ambiguous_failures_are_never_repeated(
     outcome = writer.remove_language("ja")
     assert (outcome.status, outcome.ambiguous) == (status, True)
     assert outcome.error is not None and outcome.error.code == error
-    assert ("ja" in tags(outcome)) is (status is WriteStatus.NOT_APPLIED)
+    assert ("ja" in tags(outcome)) is (status is WriteStatus.NOT_SEEN)
     assert len(staging.calls_of(DELETE)) == 1
 
 

@@ -56,7 +56,10 @@ class WriteAction(StrEnum):
 
 class WriteStatus(StrEnum):
     APPLIED = "applied"  # the tag is now present (add) or absent (remove), as intended
-    NOT_APPLIED = "not-applied"  # Desk refused, or the list read again does not show the change
+    NOT_APPLIED = "not-applied"  # Desk refused the write: certainly nothing changed
+    # The answer was lost and the list read again does not show the change (yet): Desk may still
+    # apply a write whose answer timed out, so this is not "not applied" (docs/desk-api.md §8).
+    NOT_SEEN = "not-seen"
     UNKNOWN = "unknown"  # the answer was lost and the list could not be read again either
 
 
@@ -98,9 +101,9 @@ class WriteOutcome:
         lost = f"Desk's answer was lost ({self.error.code if self.error else 'unknown'})"
         if self.status is WriteStatus.APPLIED:
             return f"{lost}, but the list read again shows {what} was {done}."
-        if self.status is WriteStatus.NOT_APPLIED:
+        if self.status is WriteStatus.NOT_SEEN:
             return (
-                f"{lost}, and the list read again shows {what} was not {done}. Desk may still apply "
+                f"{lost}, and the list read again does not show that {what} was {done}. Desk may still apply "
                 "it: look at the list again in a minute before trying again."
             )
         return (
@@ -121,5 +124,5 @@ def outcome_after_lost_answer(
         return WriteOutcome(action, tag, WriteStatus.UNKNOWN, error, True, reread_error=reread_error)
     present = languages.has(tag)
     applied = present if action is WriteAction.ADD else not present
-    status = WriteStatus.APPLIED if applied else WriteStatus.NOT_APPLIED
+    status = WriteStatus.APPLIED if applied else WriteStatus.NOT_SEEN
     return WriteOutcome(action, tag, status, error, True, languages)

@@ -52,7 +52,7 @@ audit_table = sa.Table(
     sa.Column("sdkappid", sa.BigInteger, nullable=False),
     sa.Column("action", sa.String(16), nullable=False),
     sa.Column("tag", sa.String(64), nullable=False),
-    sa.Column("result", sa.String(16), nullable=False),  # applied | not-applied | unknown
+    sa.Column("result", sa.String(16), nullable=False),  # applied | not-applied | not-seen | unknown
     sa.Column("detail", sa.String(300)),  # Desk's code and meaning when not applied (never a secret)
     sa.Column("request_id", sa.String(32)),
 )
