@@ -74,12 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 failed.append(name)
         total = time.monotonic() - started
         print(f"\nall benchmarks took {total:.0f} s" + (f"; failed: {', '.join(failed)}" if failed else ""))
-        (args.results_dir / f"total{'.smoke' if args.smoke else ''}.json").write_text(
-            json.dumps(
-                {"seconds": round(total, 1), "benchmarks": list(names), "failed": failed,
-                 "python_loop_10m_s": [calibration, python_speed()]}
-            ) + "\n"
-        )
+        if not args.only:  # total.json describes the last whole run; the document names the ones since
+            (args.results_dir / f"total{'.smoke' if args.smoke else ''}.json").write_text(
+                json.dumps(
+                    {"seconds": round(total, 1), "benchmarks": list(names), "failed": failed,
+                     "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                     "python_loop_10m_s": [calibration, python_speed()]}
+                ) + "\n"
+            )
     doc = args.doc or (None if args.smoke else DOC)
     if doc is not None:
         doc.write_text(render(args.results_dir, smoke=args.smoke), encoding="utf-8")
@@ -154,6 +156,17 @@ def render(results_dir: Path, smoke: bool = False) -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
+def _whole_run(results: dict[str, dict[str, Any]], total: dict[str, Any] | None) -> str:
+    """The last whole `python -m bench`'s time, and which benchmarks were run on their own since."""
+    if not total:
+        return ""
+    whole = set(total.get("benchmarks", ()))
+    ended = total.get("finished_at", "")
+    alone = sorted(name for name, r in results.items() if name not in whole or r["finished_at"] > ended)
+    since = f"; run on their own since: {', '.join(alone)}" if alone else ""
+    return f"; the last whole run ({', '.join(total.get('benchmarks', ()))}) took {total['seconds']:.0f} s{since}"
+
+
 def _machine(results: dict[str, dict[str, Any]], total: dict[str, Any] | None) -> list[str]:
     first = next(iter(results.values()))
     machine = first["machine"]
@@ -167,7 +180,7 @@ def _machine(results: dict[str, dict[str, Any]], total: dict[str, Any] | None) -
         ("libraries", libraries),
         ("wrk", machine.get("wrk") or "not installed"),
         ("redis-server", machine.get("redis-server") or "not installed"),
-        ("run", f"{finished[0]} to {finished[-1]}" + (f", {total['seconds']:.0f} s in all" if total else "")),
+        ("run", f"{finished[0]} to {finished[-1]}" + _whole_run(results, total)),
     ]
     if total and total.get("python_loop_10m_s"):
         speeds = total["python_loop_10m_s"]
