@@ -404,15 +404,23 @@ def build_bot(settings: Settings, *, socket_mode: bool = False) -> Bot:
     return Bot(settings=settings, web_client=web_client, deps=deps, slack=slack)
 
 
-def build_cli_manager(settings: Settings) -> tuple[LanguageManager, tuple[DeskApp, ...]]:
-    """The language manager for `python -m bot add|remove` (no Bolt app; audit lines need a token)."""
+def build_cli_manager(
+    settings: Settings,
+) -> tuple[LanguageManager, tuple[DeskApp, ...], WatchService | None]:
+    """The language manager for `python -m bot add|remove` (no Bolt app; audit lines need a token),
+    and, with a token, the watch service that alerts watching channels of the change at once
+    (the caller waits for it before exiting: `wait_noticed`)."""
     apps = build_desk_apps(settings)
     web_client = build_web_client(settings)
-    store = ChangeStore(create_db_engine(settings.database_url.value))
+    engine = create_db_engine(settings.database_url.value)
+    store = ChangeStore(engine)
     manager = build_language_manager(settings, apps, web_client, store)
     if settings.slack_bot_token is None:
         manager = LanguageManager(apps, store, manager.admins)  # no token: the audit stays in the database
-    return manager, apps
+        return manager, apps, None
+    watch = build_watch_service(settings, apps, web_client, engine)
+    observe_fetches(apps, watch)
+    return manager, apps, watch
 
 
 def build_cli_digests(settings: Settings) -> DigestService:

@@ -168,7 +168,7 @@ def cmd_change(args: argparse.Namespace) -> int:
     from bot.boot import build_cli_manager, load_configuration
 
     settings = load_configuration()
-    manager, apps = build_cli_manager(settings)
+    manager, apps, watch = build_cli_manager(settings)
     app = next((a for a in apps if a.name == (args.app or apps[0].name)), None)
     if app is None:
         names = ", ".join(a.name for a in apps)
@@ -195,6 +195,8 @@ def cmd_change(args: argparse.Namespace) -> int:
             return EXIT_OK
     outcome = manager.apply_from_cli(app, f"cli:{getpass.getuser()}", args.command, tag)
     print(outcome.describe())
+    if watch is not None and not watch.wait_noticed(timeout=15):  # watching channels hear of it now
+        print("note: the change alert is still on its way; the next watch poll sends it", file=sys.stderr)
     if outcome.error is not None and not outcome.applied:
         print(f"what to do: {outcome.error.hint}", file=sys.stderr)
     return EXIT_OK if outcome.applied else EXIT_DESK

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from bot.desk.client import REFRESH_COALESCE
 from bot.desk.sandbox import DeskEmulator
@@ -25,6 +29,7 @@ from bot.management.messages import CONFIRM_ACTION
 from bot.slack_sandbox import SANDBOX_CHANNEL_ID, SANDBOX_USER_ID, FakeSlack, sign, slash_command_body
 from bot.watch.messages import MAX_CHANNELS, SUBSCRIPTIONS_UNREADABLE
 from bot.watch.service import EVENT_TYPE, KEEP_EVENTS, KEEP_POLLS, Poll
+from bot.watch.store import WatchStore
 from tests.support.environment import BOTH_DATABASES, make_settings
 from tests.support.slack_harness import BOT_TOKEN, SIGNING_SECRET, BotUnderTest, slack_env
 from tests.test_language_changes import click, command_as
@@ -263,3 +268,28 @@ def test_with_the_database_down_the_home_tab_still_shows_the_lists(desk: DeskEmu
         assert "Traceback" not in shown and "psycopg" not in shown and "pw" not in shown
     finally:
         bot.close()
+
+
+def test_a_cli_add_alerts_watching_channels_before_the_command_exits(
+    desk: DeskEmulator, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """`python -m bot add vi --yes` with a bot token: the watching channel hears of it, naming the
+    CLI's user, before the process ends (not at the next poll, an hour away)."""
+    from tests.support.environment import desk_env
+    from tests.support.served import clean_env
+
+    database = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = clean_env(**desk_env(desk, **slack_env(slack, DATABASE_URL=database, DESK_WATCH_INTERVAL="3600")))
+    WatchStore(sa.create_engine(database)).put_watch(SANDBOX_CHANNEL_ID, "default", ADMIN, time.time())
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot", *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+
+    assert cli("watch", "--due").returncode == 0  # the list before the change is known
+    assert alerts(slack) == []
+    done = cli("add", "vi", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "Vietnamese (vi) was added." in done.stdout and "still on its way" not in done.stderr
+    posted = alerts(slack)
+    assert len(posted) == 1 and "Added Vietnamese (`vi`) by cli:" in posted[0]["text"]
