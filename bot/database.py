@@ -32,6 +32,20 @@ def create_tables(engine: Engine, metadata: sa.MetaData, what: str) -> None:
             log.info("%s tables were being created concurrently; checking again", what)
 
 
+def upsert_insert(engine: Engine) -> Callable[[sa.Table], Any]:
+    """The dialect's INSERT, whose ON CONFLICT (DO NOTHING / DO UPDATE) the claims need: both
+    SQLite's and PostgreSQL's have it; other databases are refused with what to use."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    if engine.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert
+    raise ValueError(f"unsupported database {engine.dialect.name!r}: use SQLite or PostgreSQL")
+
+
 class ClaimState(StrEnum):
     """The states of a claim row (digests' posting records, watch alerts)."""
 

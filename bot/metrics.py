@@ -42,7 +42,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PATH = "/metrics"
 PACKAGE = "desk-languages-bot"
 # Desk calls take tens of ms to a few s (DESK_TIMEOUT is 2 s); acks take about a millisecond.
-DESK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
+API_CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
 WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 ACK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _WORD = re.compile(r"[A-Za-z0-9_.:-]{1,60}")
@@ -79,7 +79,7 @@ class _Metrics:
         )
         self.desk_duration = Histogram(
             "desk_api_request_duration_seconds", "Time of one HTTP attempt to Desk", ["app", "api"],
-            buckets=DESK_BUCKETS,
+            buckets=API_CALL_BUCKETS,
         )
         self.cache_lookups = Counter(
             "desk_cache_lookups", "Cache lookups of Desk results: fresh, stale (served after a failure) or miss",

@@ -56,7 +56,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from bot.config import ConfigError
-from bot.database import Claim, ClaimState, claim_row
+from bot.database import Claim, ClaimState, claim_row, upsert_insert
 from bot.desk.models import LanguageList
 
 log = logging.getLogger(__name__)
@@ -297,14 +297,7 @@ class DigestStore:
         self._aliases: tuple[_Posts, ...] = ()
         self._ready = False
         self._ready_lock = threading.Lock()
-        # Both dialects' INSERT support ON CONFLICT (DO NOTHING / DO UPDATE), which the claim needs.
-        if engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects import postgresql as dialect
-        elif engine.dialect.name == "sqlite":
-            from sqlalchemy.dialects import sqlite as dialect  # type: ignore[no-redef]
-        else:
-            raise ValueError(f"unsupported database {engine.dialect.name!r}: use SQLite or PostgreSQL")
-        self._insert: Callable[[sa.Table], Any] = dialect.insert
+        self._insert = upsert_insert(engine)
 
     @classmethod
     def from_url(cls, database_url: str, apps: Sequence[str] = (LEGACY_APP,)) -> DigestStore:

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bot.database import Claim, ClaimState, claim_row, create_tables
+from bot.database import Claim, ClaimState, claim_row, create_tables, upsert_insert
 
 metadata = sa.MetaData()
 
@@ -143,13 +143,7 @@ class WatchStore:
         self.engine = engine
         self._ready = False
         self._ready_lock = threading.Lock()
-        if engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects import postgresql as dialect
-        elif engine.dialect.name == "sqlite":
-            from sqlalchemy.dialects import sqlite as dialect  # type: ignore[no-redef]
-        else:
-            raise ValueError(f"unsupported database {engine.dialect.name!r}: use SQLite or PostgreSQL")
-        self._insert: Callable[[sa.Table], Any] = dialect.insert
+        self._insert = upsert_insert(engine)
 
     def ensure_tables(self) -> None:
         if self._ready:
