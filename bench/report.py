@@ -433,7 +433,7 @@ def _soak(f: dict[str, Any]) -> list[str]:
         f"Changes through the bot: {writes['intents']} admin add/remove commands, "
         f"{writes['refused_before_confirmation']} "
         f"refused before a confirmation (the language already there or not, the limit, Desk failing), "
-        f"{writes['confirmed']} confirmed ({writes['double']} by two clicks at once to the two processes), "
+        f"{writes['confirmed']} confirmed ({writes['double']} by two clicks at once to two routes), "
         f"{writes['intents'] - writes['refused_before_confirmation'] - writes['confirmed']} cancelled then "
         f"confirmed. Writes at Desk: {writes['sent']} "
         f"({', '.join(f'{k} {v}' for k, v in writes['outcomes'].items())}); audit: "
