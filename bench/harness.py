@@ -537,8 +537,9 @@ def workspace(prefix: str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def fake_slack() -> Iterator[FakeSlack]:
-    with FakeSlack(host=HOST) as fake:
+def fake_slack(*, socket_mode: bool = False) -> Iterator[FakeSlack]:
+    """FakeSlack on HOST; with `socket_mode`, its loopback Socket Mode server too."""
+    with FakeSlack(host=HOST, socket_mode=socket_mode) as fake:
         yield fake
 
 
@@ -646,6 +647,47 @@ class CommandClient:
                     break
                 started = time.perf_counter()
         sent.ack_s = time.perf_counter() - started
+        return sent
+
+
+class SocketClient:
+    """`CommandClient`'s `send` and `click` over FakeSlack's Socket Mode server: each request an
+    envelope to the connected `python -m bot socket`, its ack read back from that connection.
+
+    The `Sent` it returns reads like an HTTP one: status 200 when acked (0 if no ack came within
+    `timeout`), `body` the JSON message the ack carried (empty for an empty ack)."""
+
+    def __init__(self, fake: FakeSlack, *, timeout: float = 10.0) -> None:
+        self.fake = fake
+        self.timeout = timeout
+
+    def send(
+        self, text: str = "", name: str | None = None, *, channel_id: str = SANDBOX_CHANNEL_ID,
+        user_id: str = SANDBOX_USER_ID,
+    ) -> Sent:
+        name = name or uuid.uuid4().hex
+        return self._await(name, text, lambda url: self.fake.socket_command(
+            text, response_url=url, channel_id=channel_id, user_id=user_id))
+
+    def click(
+        self, action_id: str, value: str, name: str | None = None, *, channel_id: str = SANDBOX_CHANNEL_ID,
+        user_id: str = SANDBOX_USER_ID,
+    ) -> Sent:
+        name = name or uuid.uuid4().hex
+        return self._await(name, f"click {action_id}", lambda url: self.fake.socket_click(
+            action_id, response_url=url, value=value, channel_id=channel_id, user_id=user_id))
+
+    def _await(self, name: str, text: str, envelope: Callable[[str], str]) -> Sent:
+        sent = Sent(name=name, text=text, sent_at=time.time())
+        started = time.monotonic()
+        envelope_id = envelope(self.fake.response_url(name))
+        if not self.fake.socket.wait(lambda server: bool(server.acks(envelope_id)), self.timeout):
+            sent.error = "no ack"
+            sent.ack_s = time.monotonic() - started
+            return sent
+        ack = self.fake.socket.acks(envelope_id)[0]
+        sent.status, sent.ack_s = 200, ack.at - started
+        sent.body = json.dumps(ack.payload).encode() if ack.payload is not None else b""
         return sent
 
 

@@ -424,10 +424,12 @@ def _soak(f: dict[str, Any]) -> list[str]:
         f"DESK_WATCH_INTERVAL {s['watch_interval_s']} s; "
         f"a Desk fault every {s['desk_fault_every_s']:g} s, a response_url 500 every "
         f"{s['response_url_500_every_s']:g} s and a chat.postMessage 429 every {s['post_message_429_every_s']:g} s "
-        f"on average; a console change every {s['console_change_every_s']:g} s. {kill.get('process', '?')} was "
-        f"SIGKILLed mid-run and back {round(kill.get('back_at', 0) - kill.get('at', 0), 1)} s later (boot "
-        f"{kill.get('restart_s', '?')} s): {kill['resent']} requests refused meanwhile were re-sent to the other "
-        f"process, {kill['cut']} were cut by the kill (not counted below).",
+        f"on average; a console change every {s['console_change_every_s']:g} s. {kill.get('process', '?')} (its "
+        f"tickers off) was drained mid-run (no new requests, every one it had answered, its counters still: "
+        f"{kill.get('drain_s', '?')} s), scraped, SIGKILLed and back "
+        f"{round(kill.get('back_at', 0) - kill.get('at', 0), 1)} s later (boot "
+        f"{kill.get('restart_s', '?')} s): {kill['resent']} requests refused meanwhile were re-sent to another "
+        f"route, {kill['cut']} were cut by the kill (not counted below).",
         "",
         *_table(
             ["counted", "acked", "HTTP 5xx", "ack p99 ms", "answered in the ack", "exactly once", "never",
@@ -444,7 +446,7 @@ def _soak(f: dict[str, Any]) -> list[str]:
         f"Changes through the bot: {writes['intents']} admin add/remove commands, "
         f"{writes['refused_before_confirmation']} "
         f"refused before a confirmation (the language already there or not, the limit, Desk failing), "
-        f"{writes['confirmed']} confirmed ({writes['double']} by two clicks at once to the two processes), "
+        f"{writes['confirmed']} confirmed ({writes['double']} by two clicks at once to two routes), "
         f"{writes['intents'] - writes['refused_before_confirmation'] - writes['confirmed']} cancelled then "
         f"confirmed. Writes at Desk: {writes['sent']} "
         f"({', '.join(f'{k} {v}' for k, v in writes['outcomes'].items())}); audit: "
@@ -462,13 +464,14 @@ def _soak(f: dict[str, Any]) -> list[str]:
         "",
         *_table(["app, API: outcome", "calls"], list(f["desk_outcomes"].items())),
         "",
-        "The soak's own counts, keyed as /metrics will be (compared once the bot serves it):",
+        f"/metrics against the soak's own counts, once all traffic was answered: the totals of every "
+        f"process life summed (both HTTP processes, the Socket Mode process's METRICS_PORT, and the killed "
+        f"process's scrape just before its kill); they "
+        f"{'agree exactly' if f['metrics']['agree'] else 'do not agree'} "
+        f"(after {f['metrics']['scrapes']} scrape(s)):",
         "",
-        *_table(["count", "labels", "value"], [
-            [group, label, value]
-            for group, values in f["metrics"]["soak"].items()
-            for label, value in _flat(values)
-        ]),
+        *_table(["count", "labels", "soak", "/metrics"],
+                [[r["count"], r["labels"], r["soak"], r["metrics"]] for r in f["metrics"]["rows"]]),
         "",
     ]
     digest = f["digest"]
@@ -482,16 +485,6 @@ def _soak(f: dict[str, Any]) -> list[str]:
         lines.append(f"- not answered once: {lost['scenario']} `{lost['text'] or '(list)'}` to {lost['process']}, "
                      f"ack {lost['ack_status']}, {lost['answers']} answers")
     return lines
-
-
-def _flat(values: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out += _flat(value, f"{prefix}{key}, ")
-        else:
-            out.append((f"{prefix}{key}", value))
-    return out
 
 
 def _front_door(f: dict[str, Any]) -> list[str]:

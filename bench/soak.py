@@ -2,17 +2,20 @@
 
 What runs: two Desk emulators (`prod`, the default sample trimmed to 4 languages, and
 `staging`, each its own process and SDKAppID), one redis-server and one PostgreSQL
-started here, FakeSlack, and the bot processes of `bot_processes()`: two HTTP
-`python -m bot serve` sharing Redis and PostgreSQL (and the Socket Mode slot of
-`socket_processes()`). Both tick (DIGEST_TICKER on, DESK_WATCH_INTERVAL=10 s); a few
+started here, FakeSlack with its Socket Mode server, and the bot processes of
+`bot_processes()`: two HTTP `python -m bot serve` and one `python -m bot socket`
+(`socket_processes()`), sharing Redis and PostgreSQL. The first HTTP process and the Socket
+Mode one tick (DIGEST_TICKER on, DESK_WATCH_INTERVAL=10 s), so watch and digests stay
+exactly-once across processes; the second HTTP one, the one killed, does not (below). A few
 channels watch each app (signed `watch` commands at the start, one of them a channel
 the bot was removed from: every post there answers `not_in_channel`); in the full run
 a digest falls due mid-run.
 
-The mix, over both apps, spread over the processes in turn: list, `share` and the
+The mix, over both apps, spread in turn over three routes (the two HTTP processes and the
+Socket Mode connection, so a slice of every kind of command and click goes through each): list, `share` and the
 Share button, refresh, default, `apps`, `compare`, `status`, `status refresh`, help,
 unknown words, a non-admin's add/remove (refused, nothing sent), an admin's add/remove
-then Confirm — sometimes two Confirm clicks at once to the two processes, sometimes
+then Confirm — sometimes two Confirm clicks at once to two routes, sometimes
 Cancel then Confirm (must not apply) — and watch / watch off in a throwaway channel.
 A console thread changes the lists at the emulators directly now and then, so that
 watch alerts fire. One HTTP process is SIGKILLed mid-run and restarted.
@@ -22,25 +25,36 @@ HTTP 502, a truncated body; any call, or one API: the list, add, remove, list_fa
 desc_robot_config) and Slack (500 on a response_url, 429 with Retry-After on
 chat.postMessage, `not_in_channel` for the removed channel).
 
-About the killed process. A command or click whose connection is refused while it is
-down never reached the bot, so sending it again cannot answer it twice: the soak sends
-it to the other process, as a router in front of both would, and counts it as re-sent
-(not lost). One cut mid-request, or acknowledged but not yet answered when the process
-died, is counted separately as cut by the kill: Slack would have shown that user an
-error, and it is not in the exactly-once figures.
+About the killed process. The /metrics totals must agree exactly with the soak's counts,
+but a SIGKILLed process's counters die with it (Prometheus sees a counter reset), and a Desk
+call cannot be told apart by process at the emulator. So the victim is quiet when it dies: it
+runs with its tickers off (DIGEST_TICKER=0, which stops watch too); mid-run the soak stops
+routing new requests to it, waits until every request it was given is acknowledged and
+answered and its counters are still, scrapes its /metrics (its first life's totals), then
+SIGKILLs it while the rest of the traffic goes on over the other routes, restarts it and
+routes to it again. A crash in the middle of work (a claimed alert or digest, a write being
+applied) is covered by the multiprocess tests (tests/test_digest_multiprocess.py,
+tests/test_watch.py), where exactly-once is checked without counters to reconcile. A command
+or click whose connection is refused anyway never reached the bot, so sending it again cannot
+answer it twice: it goes to another route, as a router would, counted once as re-sent. One cut
+mid-request, or acknowledged but never answered, would be counted as cut by the kill (Slack
+would have shown that user an error), outside the exactly-once figures.
 
 Counted and targets: every request acknowledged within 3 s and answered exactly once;
 every confirmed write sent to Desk at most once per confirmation (double clicks give
 one write; Cancel then Confirm none), every write recorded in the audit; every watch
 event alerted exactly once in every channel that watched the app, none in the removed
 channel, whose watch stops, and the watch state caught up with the emulators at the
-end; zero HTTP 5xx; zero tracebacks in any process log; the digest posted once.
-`metrics_agreement()` keeps the soak's own counts in the shape of /metrics' labels.
+end; zero HTTP 5xx; zero tracebacks in any process log; the digest posted once; and, once
+all traffic is answered, the /metrics totals of every process life (`metrics_agreement()`)
+equal to the soak's own counts: requests by route and kind, Desk calls by app and API, watch
+alerts and digests posted, chat.postMessage attempts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import random
 import re
@@ -57,6 +71,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.harness import (
     CommandClient,
@@ -64,6 +79,7 @@ from bench.harness import (
     Options,
     Sent,
     ServerProcess,
+    SocketClient,
     bot_environment,
     deliveries,
     fake_slack,
@@ -79,6 +95,8 @@ from bench.harness import (
     workspace,
 )
 from bot.blocks import PROGRESS, SHARE_ACTION
+from bot.database import ClaimState
+from bot.desk.apis import Api
 from bot.desk.sandbox import ADD, CONFIG, DELETE, FAQ, LIST
 from bot.digests.store import create_db_engine
 from bot.management.messages import CANCEL_ACTION, CONFIRM_ACTION
@@ -94,6 +112,7 @@ DESK_TIMEOUT = 2.0
 CACHE_TTL = 3
 WATCH_INTERVAL = 10
 APPS = ("prod", "staging")
+VICTIM = 1  # the index in bot_processes() of the HTTP process killed and restarted
 ADMIN, GUEST = SANDBOX_USER_ID, "U0SOAKGUEST"
 AUDIT_CHANNEL, DIGEST_CHANNEL = "C0SOAKAUDIT", "C0SOAKDIGEST"
 GONE = "C0WATCHGONE"  # watches prod, but the bot was removed from it: every post answers not_in_channel
@@ -130,19 +149,36 @@ class BotProcess:
 
     name: str
     kind: str  # "http" (Slack POSTs to /slack/events) or "socket" (envelopes over Socket Mode)
-    server: ServerProcess
-    client: CommandClient
+    server: ServerProcess  # its port serves /metrics (Socket Mode: METRICS_PORT)
+    client: CommandClient | SocketClient
     down: threading.Event = field(default_factory=threading.Event)
+    draining: threading.Event = field(default_factory=threading.Event)  # given no new requests
+    in_flight: int = 0  # requests sent to it and not yet acknowledged (under Run.lock)
 
     def log_text(self) -> str:
         return self.server.log_text()
 
+    def scrape(self) -> str:
+        """The text of its /metrics (loopback needs no token)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=5)
+        try:
+            connection.request("GET", "/metrics")
+            response = connection.getresponse()
+            body = response.read().decode()
+        finally:
+            connection.close()
+        if response.status != 200:
+            raise RuntimeError(f"GET /metrics on {self.name}: HTTP {response.status}")
+        return body
+
 
 def bot_processes(env: dict[str, str], work: Path, fake: FakeSlack) -> list[BotProcess]:
-    """The processes the mix is spread over: two HTTP servers, then `socket_processes()`."""
+    """The processes the mix is spread over: two HTTP servers, then `socket_processes()`. The
+    second is the one killed (`VICTIM`): its tickers are off (DIGEST_TICKER=0 stops digests and
+    watch alike), so it is quiet once its requests are answered."""
     started = []
     for index in (1, 2):
-        server = ServerProcess(env, work)
+        server = ServerProcess({**env, "DIGEST_TICKER": "0"} if index == VICTIM + 1 else env, work)
         server.launch()
         started.append(BotProcess(f"http-{index}", "http", server, CommandClient(server.port, fake)))
     for process in started:
@@ -151,17 +187,17 @@ def bot_processes(env: dict[str, str], work: Path, fake: FakeSlack) -> list[BotP
 
 
 def socket_processes(env: dict[str, str], work: Path, fake: FakeSlack) -> list[BotProcess]:
-    """The Socket Mode processes of the soak: none until FakeSlack serves Socket Mode.
-
-    How one plugs in: start `python -m bot socket` with SLACK_APP_TOKEN set and FakeSlack's
-    loopback Socket Mode server as its `apps.connections.open` URL, beside the HTTP servers
-    (same `env`: the same Redis, PostgreSQL and emulators), and return it as a
-    `BotProcess(kind="socket")` whose client sends each command and click as a Socket Mode
-    envelope and reads the ack back from that connection (a client with CommandClient's
-    `send`/`click` returning `Sent`). The mix then spreads over it like the others, and the
-    requests it carries are counted under `kind="socket"` in `metrics_agreement()`.
-    """
-    return []
+    """One `python -m bot socket` beside the HTTP servers: the same `env` (both apps, Redis,
+    PostgreSQL, admins, watch, digests, its tickers on), SLACK_APP_TOKEN so that
+    `apps.connections.open` hands it FakeSlack's loopback Socket Mode URL, and /metrics on
+    METRICS_PORT. Ready once /metrics answers and its connection is open."""
+    server = ServerProcess({**env, "SLACK_APP_TOKEN": fake.app_token}, work, [sys.executable, "-m", "bot", "socket"])
+    server.env["METRICS_PORT"] = str(server.port)
+    server.start()  # its metrics server answers /healthz with 404: up
+    if not fake.socket.wait_connections(1, timeout=30):
+        server.stop()
+        raise RuntimeError(f"python -m bot socket did not connect:\n{server.log_tail()}")
+    return [BotProcess("socket", "socket", server, SocketClient(fake))]
 
 
 # --- one step of the mix --------------------------------------------------------------------------
@@ -174,7 +210,7 @@ class Step:
     scenario: str
     sent: Sent
     process: str
-    kind: str  # "slash_command" or "block_actions"
+    kind: str  # "command" or "block_actions", as slack_requests_total's `kind` label
     resent: bool = False  # refused by a process that was down, then sent to another
     cut: bool = False  # cut by the kill, or acknowledged by the killed process and never answered
 
@@ -203,27 +239,47 @@ class Run:
     kill: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     toggled_on: bool = False
+    store: WatchStore | None = None  # the shared watch tables (PostgreSQL)
+    setup: list[Step] = field(default_factory=list)  # the watch commands before the mix
+    first_life: list[str] = field(default_factory=list)  # the victim's /metrics just before its kill
 
     def record(self, step: Step) -> Step:
         with self.lock:
             self.steps.append(step)
         return step
 
-    def send(self, index: int, scenario: str, fn: Callable[[CommandClient], Sent], kind: str) -> Step:
-        """Send through process `index` (in turn); one that is down refuses, and the other takes it."""
-        process = self.processes[index % len(self.processes)]
+    def send(self, index: int, scenario: str, fn: Callable[[Any], Sent], kind: str) -> Step:
+        """Send through route `index` (in turn, skipping a process given no new requests); a
+        refused connection never reached the bot, so another route takes it, counted once."""
+        process = self._take(index)
         began = time.time()
-        sent = fn(process.client)
+        sent = self._through(process, fn)
         step = Step(scenario, sent, process.name, kind)
-        if sent.status == 0 and (process.down.is_set() or sent.error == "ConnectionRefusedError"):
-            if sent.error == "ConnectionRefusedError":
-                other = next(p for p in self.processes if p is not process and not p.down.is_set())
-                step = Step(scenario, fn(other.client), other.name, kind, resent=True)
-            else:
-                step.cut = True
-        elif sent.status == 0 and self.kill.get("at") and began <= self.kill["at"] <= time.time():
+        if sent.status == 0 and sent.error == "ConnectionRefusedError":
+            other = self._take(index + 1, besides=process)
+            step = Step(scenario, self._through(other, fn), other.name, kind, resent=True)
+        elif sent.status == 0 and (process.down.is_set() or began <= self.kill.get("at", -1) <= time.time()):
             step.cut = True
         return self.record(step)
+
+    def _take(self, index: int, besides: BotProcess | None = None) -> BotProcess:
+        """The route for request `index`, counted in flight at once (under the lock, so a
+        process set draining is never handed a request after its drain began)."""
+        count = len(self.processes)
+        with self.lock:
+            for offset in range(count):
+                process = self.processes[(index + offset) % count]
+                if process is not besides and not (process.draining.is_set() or process.down.is_set()):
+                    process.in_flight += 1
+                    return process
+        raise RuntimeError("no bot process takes requests")
+
+    def _through(self, process: BotProcess, fn: Callable[[Any], Sent]) -> Sent:
+        try:
+            return fn(process.client)
+        finally:
+            with self.lock:
+                process.in_flight -= 1
 
 
 def _app_prefix(app: str) -> str:
@@ -259,22 +315,22 @@ def scenario(run: Run, index: int, name: str) -> None:
         "help": "help", "unknown": f"{pre}lsit",
     }
     if name in words:
-        run.send(index, name, lambda c: c.send(words[name]), "slash_command")
+        run.send(index, name, lambda c: c.send(words[name]), "command")
     elif name == "share click":
-        first = run.send(index, name, lambda c: c.send(pre), "slash_command")
+        first = run.send(index, name, lambda c: c.send(pre), "command")
         if _wait_answer(run.fake, first.sent) is not None:  # the click comes on the message shown
             run.send(index + 1, name, lambda c: c.click(SHARE_ACTION, app if pre else "share"), "block_actions")
     elif name == "guest change":
         tag = WRITE_TAG[app]
         verb = "remove" if tag in dict(run.emulators[app].languages()) else "add"
-        run.send(index, name, lambda c: c.send(f"{pre}{verb} {tag}", user_id=GUEST), "slash_command")
+        run.send(index, name, lambda c: c.send(f"{pre}{verb} {tag}", user_id=GUEST), "command")
     elif name == "admin change":
         _admin_change(run, index, app)
     elif name == "watch toggle":
         with run.lock:
             run.toggled_on = not run.toggled_on
             words_ = f"{pre}watch" if run.toggled_on else f"{pre}watch off"
-        run.send(index, name, lambda c: c.send(words_, channel_id=TOGGLED), "slash_command")
+        run.send(index, name, lambda c: c.send(words_, channel_id=TOGGLED), "command")
 
 
 def _admin_change(run: Run, index: int, app: str) -> None:
@@ -283,7 +339,7 @@ def _admin_change(run: Run, index: int, app: str) -> None:
     intent = Intent(app, action, tag)
     with run.lock:
         run.intents.append(intent)
-    asked = run.send(index, "admin change", lambda c: c.send(f"{_app_prefix(app)}{action} {tag}"), "slash_command")
+    asked = run.send(index, "admin change", lambda c: c.send(f"{_app_prefix(app)}{action} {tag}"), "command")
     confirmation = _wait_answer(run.fake, asked.sent)
     value = _button_value(confirmation, CONFIRM_ACTION)
     if not value:  # refused (already there, Desk failed, …): nothing to click
@@ -356,16 +412,58 @@ def _console(run: Run, stop: threading.Event, every: float) -> None:
 
 
 def _kill_and_restart(run: Run, at: float, down_for: float) -> None:
-    victim = run.processes[1]
+    """Drain the victim (no new requests; every one it was given acknowledged and answered, its
+    /metrics still), keep that scrape as its first life's totals, SIGKILL it, restart it."""
+    victim = run.processes[VICTIM]
     time.sleep(max(0.0, at - time.monotonic()))
+    victim.draining.set()
+    drain_started = time.monotonic()
+    deadline = drain_started + 40
+    while victim.in_flight and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with run.lock:
+        given = {s.sent.name for s in run.steps if s.process == victim.name and s.sent.status == 200
+                 and not _answered_in_ack(s.sent)}
+    run.kill["drained"] = victim.in_flight == 0 and wait_for_answers(
+        run.fake, given, timeout=max(0.0, deadline - time.monotonic()))
+    run.first_life.append(_still_scrape(run, victim))
+    run.kill["drain_s"] = round(time.monotonic() - drain_started, 1)
     victim.down.set()
     run.kill["at"] = time.time()
     victim.server.kill()
     time.sleep(down_for)
     run.kill["restart_s"] = round(victim.server.start(), 2)
     victim.down.clear()
+    victim.draining.clear()
     run.kill["back_at"] = time.time()
     run.kill["process"] = victim.name
+
+
+def _still_scrape(run: Run, process: BotProcess, timeout: float = 20.0) -> str:
+    """`process`'s /metrics once the work that follows its answers is done: it holds no watch
+    alert claim (its observer's worker delivers alerts from its last fetches, pausing between
+    posts to a channel and for a 429's Retry-After, claim in hand) and its counters stayed the
+    same over three scrapes 0.5 s apart."""
+    deadline = time.monotonic() + timeout
+    texts = [process.scrape()]
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        texts = [*texts[-2:], process.scrape()]
+        still = len(texts) == 3 and len({tuple(sorted(_counters(t).items())) for t in texts}) == 1
+        if still and not _claims_held(run, process):
+            return texts[-1]
+    run.kill["not_still"] = True
+    return texts[-1]
+
+
+def _claims_held(run: Run, process: BotProcess) -> list[str]:
+    """The watch alerts `process` (its server or a worker) has claimed and not yet settled."""
+    assert run.store is not None
+    pids = {str(pid) for pid in (process.server.pid, *process.server.worker_pids())}
+    return [
+        f"{a.channel_id} {a.app} {a.change_id}" for a in run.store.all_alerts()
+        if a.state is ClaimState.CLAIMED and (a.owner or "::").split(":")[-2] in pids  # owner: host:pid:random
+    ]
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -391,7 +489,7 @@ def run(options: Options) -> dict[str, Any]:
     mix = [chooser.choice(names) for _ in range(int(seconds * rate))]
     injected: Counter[str] = Counter()
     with (
-        workspace(NAME) as work, fake_slack() as fake, _services() as (redis_server, postgres),
+        workspace(NAME) as work, fake_slack(socket_mode=True) as fake, _services() as (redis_server, postgres),
         EmulatorProcess(0, "default") as prod, EmulatorProcess(1, "staging") as staging,
     ):
         emulators = {"prod": prod, "staging": staging}
@@ -414,10 +512,12 @@ def run(options: Options) -> dict[str, Any]:
         fake.script("chat.postMessage", body={"ok": False, "error": "not_in_channel"}, channel=GONE, times=-1)
         processes = bot_processes(bot_environment(prod, fake, work, **settings), work, fake)
         try:
-            state = Run(processes, emulators, fake, random.Random(11))
+            store = WatchStore(create_db_engine(postgres.url))
+            state = Run(processes, emulators, fake, random.Random(11), store=store)
             _set_up_watches(state)
-            for emulator in emulators.values():
-                emulator.reset_calls()
+            # The emulators' calls are kept from the boot on (the /metrics totals count them all);
+            # the figures of the mix take those from here.
+            mix_from = time.time()
             started = time.monotonic()
             stop = threading.Event()
             threads = [
@@ -443,21 +543,23 @@ def run(options: Options) -> dict[str, Any]:
             fake.script("chat.postMessage", body={"ok": False, "error": "not_in_channel"}, channel=GONE, times=-1)
             waiting = {s.sent.name for s in state.steps if s.sent.status == 200 and not _answered_in_ack(s.sent)}
             wait_for_answers(fake, waiting, timeout=40)
-            store = WatchStore(create_db_engine(postgres.url))
             settled_s, caught_up = _settle_watch(state, store, timeout=3 * WATCH_INTERVAL + 20)
             if digest_due is not None:  # the ticker runs a couple of seconds after the minute
                 fake.wait_for(lambda f: _digests_posted(f) > 0, timeout=max(0.0, digest_due.timestamp() - time.time())
                               + 15)
             time.sleep(2.0)  # anything late (a duplicate) has time to show up
             database = {**_read_database(postgres.url, store), "caught_up": caught_up}
-            desk_calls = {app: emulator.calls() for app, emulator in emulators.items()}
+            metrics = _agree_when_quiet(state)
+            desk_calls = {app: [c for c in em.calls() if c["at"] >= mix_from] for app, em in emulators.items()}
             finals = {app: emulator.languages() for app, emulator in emulators.items()}
         finally:
             for process in processes:
                 process.server.stop()
         logs = {p.name: p.log_text() for p in processes}
     keep_log(NAME, options, "".join(f"===== {name} =====\n{text}" for name, text in logs.items()))
-    figures = _figures(state, deliveries(fake), fake.calls(), desk_calls, finals, database, logs, injected, digest_due)
+    figures = _figures(
+        state, deliveries(fake), fake.calls(), desk_calls, finals, database, logs, injected, digest_due, metrics
+    )
     figures["watch_settled_s"] = settled_s
     figures["settings"] = {
         "requests_planned": len(mix), "seconds": seconds, "rate_per_s": rate, "desk_timeout_s": DESK_TIMEOUT,
@@ -478,6 +580,7 @@ def _set_up_watches(run: Run) -> None:
     for app, channels in WATCHERS.items():
         for channel in channels:
             sent = run.processes[0].client.send(f"{_app_prefix(app)}watch", channel_id=channel)
+            run.setup.append(Step("watch setup", sent, run.processes[0].name, "command"))
             answer = _wait_answer(run.fake, sent, timeout=15)
             if answer is None or "watch" not in message_text(answer).lower():
                 raise RuntimeError(f"`watch` in {channel} was not answered: {sent.status} {sent.body[:200]!r}")
@@ -517,8 +620,10 @@ def _read_database(url: str, store: WatchStore) -> dict[str, Any]:
     watches = [{"channel": w.channel_id, "app": w.app, "enabled": w.enabled} for w in store.watches(enabled_only=False)]
     events = [{"app": e.app, "change_id": e.change_id, "kind": e.kind, "created_at": e.created_at}
               for e in store.events_since(0)]
+    claims = {f"{a.channel_id} {a.app} {a.change_id}": f"{a.state} ({a.error or 'no error'})"
+              for a in store.all_alerts()}
     engine.dispose()
-    return {"audit": audit, "requests": requests, "watches": watches, "events": events}
+    return {"audit": audit, "requests": requests, "watches": watches, "events": events, "claims": claims}
 
 
 def _next_minute(moment: datetime) -> datetime:
@@ -565,7 +670,7 @@ def _answered_in_ack(sent: Sent) -> bool:
 def _figures(
     run: Run, got: dict[str, Any], slack_calls: list[Any], desk_calls: dict[str, list[dict[str, Any]]],
     finals: dict[str, list[tuple[str, int]]], database: dict[str, Any], logs: dict[str, str],
-    injected: Counter[str], digest_due: datetime | None,
+    injected: Counter[str], digest_due: datetime | None, metrics: dict[str, Any],
 ) -> dict[str, Any]:
     steps = run.steps
     killed_at, victim = run.kill.get("at", 0.0), run.kill.get("process")
@@ -638,7 +743,7 @@ def _figures(
         "tracebacks_in_logs": logged,
         "error_lines_in_logs": len(error_lines),
         "error_lines_sample": error_lines[:5],
-        "metrics": metrics_agreement(_soak_counts(run, desk_calls, slack_calls)),
+        "metrics": metrics,
     }
     requests = len(counted)
     targets = [
@@ -670,6 +775,8 @@ def _figures(
                f"{writes['sent']} writes: {'yes' if alerts['caught_up'] else 'no'}", alerts["caught_up"]),
         target("zero HTTP 5xx", str(fivexx), fivexx == 0),
         target("zero tracebacks in any process log", str(sum(logged.values())), sum(logged.values()) == 0),
+        target("the /metrics totals agree exactly with the soak's own counts",
+               "yes" if metrics["agree"] else f"no: {metrics['first_disagreement']}", metrics["agree"] is True),
     ]
     if digest_due is not None:
         posted = figures["digest"]["posted"]
@@ -730,13 +837,15 @@ def _alerts(slack_calls: list[Any], database: dict[str, Any]) -> dict[str, Any]:
     events = {(e["app"], e["change_id"]) for e in database["events"]}
     due = [(channel, app, change) for app, change in events for channel in WATCHERS[app] if channel != GONE]
     delivered = [accepted[key] for key in due]
+    missing = [" ".join(key) for key, n in zip(due, delivered, strict=True) if n == 0]
     watching = {(w["channel"], w["app"]): w["enabled"] for w in database["watches"]}
     return {
         "events": len(events),
         "event_kinds": dict(Counter(e["kind"] for e in database["events"])),
         "due": len(due),
         "delivered_once": sum(n == 1 for n in delivered),
-        "missing": sum(n == 0 for n in delivered),
+        "missing": len(missing),
+        "missing_detail": {key: database["claims"].get(key, "never claimed") for key in missing[:10]},
         "twice": sum(n > 1 for n in accepted.values()),
         "unexpected": sum(1 for (_, app, change) in accepted if (app, change) not in events),
         "toggled_channel_posts": sum(n for (channel, _, _), n in accepted.items() if channel == TOGGLED),
@@ -748,37 +857,117 @@ def _alerts(slack_calls: list[Any], database: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# The emulator records a call's API as the last part of its path (bot/desk/sandbox.py's APIS);
+# the bot labels desk_api_requests_total with the Api it called. The one map between the two.
+DESK_API_LABEL = {api.path.rsplit("/", 1)[-1]: api.value for api in Api}
+
+
 def _soak_counts(run: Run, desk_calls: dict[str, list[dict[str, Any]]], slack_calls: list[Any]) -> dict[str, Any]:
     """The soak's own counts, keyed like /metrics' labels."""
     kinds = {p.name: p.kind for p in run.processes}
-    requests: Counter[str] = Counter(f"{kinds[s.process]}/{s.kind}" for s in run.steps if s.sent.status)
+    with run.lock:
+        steps = [*run.setup, *run.steps]
+    # Every request that reached a bot: an HTTP answer, or an ack on the Socket Mode connection.
+    requests: Counter[str] = Counter(f"{kinds[s.process]}/{s.kind}" for s in steps if s.sent.status)
     desk: dict[str, Counter[str]] = defaultdict(Counter)
     for app, calls in desk_calls.items():
         for call in calls:
-            desk[app][call["api"]] += 1
+            desk[app][DESK_API_LABEL.get(call["api"], "unknown")] += 1
     posts = _watch_posts(slack_calls)
     alerts = Counter(
         "refused" if c.body.get("channel") == GONE else "ratelimited" if c.status == 429 else
         "posted" if c.status == 200 else f"http-{c.status}" for c in posts
     )
     return {
-        "requests": dict(requests),  # by (process kind, request kind): what the soak sent and got an answer to
+        "requests": dict(requests),  # by (route kind, request kind): what reached the bot processes
         "desk_calls": {app: dict(c) for app, c in desk.items()},  # by (app, api), as the emulators recorded them
         "slack_calls": dict(Counter(c.method for c in slack_calls)),  # by method, as FakeSlack recorded them
         "alerts": dict(alerts),  # watch alerts by outcome, as FakeSlack answered them
+        "digests_posted": sum(1 for c in slack_calls if c.method == "chat.postMessage" and c.status == 200
+                              and c.body.get("channel") == DIGEST_CHANNEL),
     }
 
 
-def metrics_agreement(counts: dict[str, Any], scrape: str | None = None) -> dict[str, Any]:
-    """The place where the soak's own counts meet the bot's `/metrics` totals.
+def _counters(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every counter sample (`*_total`) of a /metrics text, by name and labels."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
 
-    `counts` is `_soak_counts()`: requests by (process kind, request kind), Desk calls by
-    (app, api) as the emulators recorded them, Slack calls by method and watch alerts by
-    outcome as FakeSlack recorded them, in the labels the metrics will carry. `scrape` is the
-    text of `/metrics` summed over the processes; until the bot serves one there is nothing
-    to compare, and the counts are reported as they are (`agree` None).
+
+def _scraped(scrapes: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The /metrics texts of every process life (route kind, text), summed into `_soak_counts`' shape."""
+    requests: Counter[str] = Counter()
+    desk: dict[str, Counter[str]] = defaultdict(Counter)
+    totals: Counter[str] = Counter()
+    for route, text in scrapes:
+        for (name, pairs), value in _counters(text).items():
+            labels, count = dict(pairs), int(value)
+            if name == "slack_requests_total":
+                requests[f"{route}/{labels['kind']}"] += count
+            elif name == "desk_api_requests_total":
+                desk[labels["app"]][labels["api"]] += count
+            elif name == "watch_alerts_total" and labels["outcome"] == "posted":
+                totals["alerts_posted"] += count
+            elif name == "digest_posts_total" and labels["outcome"] == "posted":
+                totals["digests_posted"] += count
+            elif name == "slack_api_calls_total" and labels["method"] == "chat.postMessage":
+                totals["post_message_calls"] += count
+    return {"requests": dict(requests), "desk_calls": {app: dict(c) for app, c in desk.items()}, **totals}
+
+
+def metrics_agreement(counts: dict[str, Any], scrapes: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The soak's own counts against the bot's `/metrics` totals, compared exactly.
+
+    `counts` is `_soak_counts()`; `scrapes` the /metrics text of every process life, with its
+    route kind (both HTTP processes, the Socket Mode process, and the victim's first life, which
+    its kill reset). Compared: requests by (route kind, kind); Desk calls by (app, api) against
+    the emulators'; watch alerts and digests posted, and every chat.postMessage attempt (429s
+    included), against FakeSlack's records.
     """
-    return {"soak": counts, "scraped": scrape, "agree": None}
+    scraped = _scraped(scrapes)
+    rows: list[dict[str, Any]] = []
+
+    def compare(count: str, labels: str, soak: int, metric: int) -> None:
+        rows.append({"count": count, "labels": labels, "soak": soak, "metrics": metric})
+
+    for key in sorted(set(counts["requests"]) | set(scraped["requests"])):
+        compare("requests", key, counts["requests"].get(key, 0), scraped["requests"].get(key, 0))
+    for app in sorted(set(counts["desk_calls"]) | set(scraped["desk_calls"])):
+        ours, theirs = counts["desk_calls"].get(app, {}), scraped["desk_calls"].get(app, {})
+        for api in sorted(set(ours) | set(theirs)):
+            compare("Desk calls", f"{app} {api}", ours.get(api, 0), theirs.get(api, 0))
+    compare("watch alerts", "posted", counts["alerts"].get("posted", 0), scraped.get("alerts_posted", 0))
+    compare("digests", "posted", counts["digests_posted"], scraped.get("digests_posted", 0))
+    compare("Slack API calls", "chat.postMessage", counts["slack_calls"].get("chat.postMessage", 0),
+            scraped.get("post_message_calls", 0))
+    differing = [row for row in rows if row["soak"] != row["metrics"]]
+    return {
+        "agree": not differing,
+        "rows": rows,
+        "first_disagreement": differing[0] if differing else None,
+        "disagreements": differing[:10],
+        "soak": counts,
+    }
+
+
+def _agree_when_quiet(run: Run, timeout: float = 30.0) -> dict[str, Any]:
+    """`metrics_agreement()` at a quiet moment: a ticker may call Desk or Slack between the count
+    and the scrape, so both are taken again, every 0.5 s, until they agree or `timeout` passes."""
+    started = time.monotonic()
+    attempts = 0
+    while True:
+        attempts += 1
+        scrapes = [(p.kind, p.scrape()) for p in run.processes]
+        scrapes += [(run.processes[VICTIM].kind, text) for text in run.first_life]
+        counts = _soak_counts(run, {app: e.calls() for app, e in run.emulators.items()}, run.fake.calls())
+        result = metrics_agreement(counts, scrapes)
+        if result["agree"] or time.monotonic() - started >= timeout:
+            return {**result, "scrapes": attempts, "waited_s": round(time.monotonic() - started, 1)}
+        time.sleep(0.5)
 
 
 def _json(raw: bytes) -> dict[str, Any]:
@@ -829,7 +1018,11 @@ def _print(figures: dict[str, Any]) -> None:
         print(f"  not answered once: {lost}")
     print(f"\nwrites: {figures['writes']}\nalerts: {figures['alerts']}\nkill: {figures['kill']}")
     print(f"digest: {figures['digest']}; response_url posts refused: {figures['response_url_posts_refused']}; "
-          f"ERROR lines: {figures['error_lines_in_logs']}; metrics: {figures['metrics']['soak']}")
+          f"ERROR lines: {figures['error_lines_in_logs']}")
+    metrics = figures["metrics"]
+    print_table(f"/metrics against the soak's counts (agree: {metrics['agree']}, after {metrics['scrapes']} "
+                "scrape(s))", ["count", "labels", "soak", "/metrics"],
+                [[r["count"], r["labels"], r["soak"], r["metrics"]] for r in metrics["rows"]])
     for line in figures["error_lines_sample"]:
         print(f"  {line[:160]}")
     print_targets(figures["targets"])

@@ -112,12 +112,19 @@ def test_soak(tmp_path: Path) -> None:
     missed = [t for t in figures["targets"] if not t["met"]]
     assert not missed, missed
     assert figures["requests_counted"] == figures["answered_exactly_once"] > 0 and figures["http_5xx"] == 0
-    assert set(figures["by_process"]) == {"http-1", "http-2"} and figures["kill"]["restart_s"] > 0
+    assert set(figures["by_process"]) == {"http-1", "http-2", "socket"} and figures["kill"]["restart_s"] > 0
+    assert figures["kill"]["drained"] and "not_still" not in figures["kill"]  # the victim was quiet at its kill
     writes, alerts = figures["writes"], figures["alerts"]
     assert writes["applied"] >= 1 and writes["audited"] == writes["requests_done"] >= 1  # some reached Desk
     assert alerts["events"] >= 1 and alerts["delivered_once"] == alerts["due"] > 0
-    metrics = figures["metrics"]["soak"]
-    assert set(metrics["desk_calls"]) == {"prod", "staging"} and metrics["requests"]["http/slash_command"] > 0
+    metrics = figures["metrics"]
+    assert metrics["agree"] is True, metrics["disagreements"]  # /metrics totals = the soak's counts, exactly
+    counts = metrics["soak"]
+    assert set(counts["desk_calls"]) == {"prod", "staging"}
+    for route in ("http", "socket"):  # every route carried commands and clicks
+        assert counts["requests"][f"{route}/command"] > 0 and counts["requests"][f"{route}/block_actions"] > 0
+    compared = {row["count"] for row in metrics["rows"]}
+    assert compared == {"requests", "Desk calls", "watch alerts", "digests", "Slack API calls"}
     assert (tmp_path / "soak.smoke.server.log").exists()
 
 
