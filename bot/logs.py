@@ -241,8 +241,6 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = (), log_form
         ours = [stream]
     for ours_handler in ours:
         ours_handler.setFormatter(formatter)
-        if isinstance(ours_handler, logging.StreamHandler):
-            ours_handler.setStream(sys.stderr)  # configured again: today's stderr, not the first one's
     root.setLevel(level)
     # urllib3 logs every request URL at DEBUG; keep it at WARNING unless asked for.
     logging.getLogger("urllib3").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)

@@ -6,6 +6,7 @@ start real servers on free ports; under CI=true a missing server fails the run.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -135,3 +136,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         admin.dispose()
 
 
+@pytest.fixture
+def debug_logging() -> Iterator[None]:
+    """configure_logging() changes process-wide state: put it back afterwards. The bot's own
+    handler, if an earlier test installed it, writes to that test's captured stderr: it is set
+    aside, so the test's configure_logging() makes one on this test's stderr."""
+    root, urllib3 = logging.getLogger(), logging.getLogger("urllib3")
+    handlers, levels = list(root.handlers), (root.level, urllib3.level)
+    formatters = [handler.formatter for handler in handlers]
+    earlier = [handler for handler in handlers if getattr(handler, "_desk_bot", False)]
+    for handler in earlier:
+        root.removeHandler(handler)
+    yield
+    for handler in earlier:
+        root.addHandler(handler)
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler, formatter in zip(handlers, formatters, strict=True):
+        handler.setFormatter(formatter)
+    root.setLevel(levels[0])
+    urllib3.setLevel(levels[1])

@@ -268,6 +268,7 @@ def test_an_unreachable_primary_domain_falls_over_to_the_backup(emulator: DeskEm
     assert len(emulator.calls) == 1
 
 
+@pytest.mark.usefixtures("debug_logging")
 def test_no_secret_in_logs_or_errors_on_any_path(emulator: DeskEmulator, caplog: pytest.LogCaptureFixture) -> None:
     from bot.logs import configure_logging
 

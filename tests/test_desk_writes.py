@@ -324,6 +324,7 @@ def test_outcomes_compare_by_what_happened() -> None:
     )
 
 
+@pytest.mark.usefixtures("debug_logging")
 def test_no_secret_in_logs_or_outcomes(staging: DeskEmulator, caplog: pytest.LogCaptureFixture) -> None:
     from bot.logs import configure_logging
 

@@ -227,22 +227,6 @@ def test_socket_mode_runs_the_same_listeners_without_signatures(emulator: DeskEm
 # --- secrets ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def debug_logging() -> Iterator[None]:
-    """configure_logging() changes process-wide state: put it back afterwards."""
-    root, urllib3 = logging.getLogger(), logging.getLogger("urllib3")
-    handlers, levels = list(root.handlers), (root.level, urllib3.level)
-    formatters = [handler.formatter for handler in handlers]
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    for handler, formatter in zip(handlers, formatters, strict=True):
-        handler.setFormatter(formatter)
-    root.setLevel(levels[0])
-    urllib3.setLevel(levels[1])
-
-
 @pytest.mark.usefixtures("debug_logging")
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_no_slack_secret_reaches_the_logs_at_debug(
