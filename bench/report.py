@@ -762,6 +762,18 @@ FINDINGS: list[str] = [
     "Before and after, interleaved in one run on this machine (best of 3 × 5 s): 602 → 1,068 requests/s at 2 "
     "connections (p50 3.20 → 1.76 ms), 598 → 977 at 10, 568 → 923 at 50.",
     "",
+    "**Metrics and the request's log context cost about a sixth of the warm-ack rate at 2 connections.** The "
+    "ack-path p50 at 2 connections went from 0.68 ms (the run before them) to about 1.3 ms. An interleaved A/B "
+    "under granian (1 worker, 4 blocking threads, wrk at 2 connections, 3 rounds of 5 s, one emulator and FakeSlack): "
+    "the commit before them (c74b744) 1,915-2,110 requests/s (p50 0.95-1.05 ms); now under `python -m bot serve` "
+    "(multiprocess metrics) 1,519-1,881 (p50 1.05-1.31 ms); now as `bot.wsgi` (single-process metrics) "
+    "1,694-1,863. In-process, a warm ack makes 89 more Python calls (2.68 M → 2.95 M for 3,000 acks) and runs "
+    "10% more instructions (callgrind: 1.28 M → 1.41 M per ack). Micro-timings, single / multiprocess mode: "
+    "describing the request (`handlers/requests.py`) 3.6 / 6.2 µs, its id and log context 5.0 / 7.6 µs, the request "
+    "counter and ack histogram 3.8 / 8.8 µs, the cache-lookup counter 2.4 / 5.0 µs; in multiprocess mode each value "
+    "is a locked write to the process's mmap'd file. Left for later: keeping the labelled children instead of "
+    "calling `labels()` per request, and parsing a command once for the matcher and the description.",
+    "",
     "**The server is now most of the difference (granian instead of gunicorn).** The same apps, side by side "
     "in one run (see \"Choosing the HTTP server\"): the floor (c), almost only server, runs ~5x faster under "
     "granian, bare Bolt (b) ~2-3x, the bot ~1.5-2x: the more Python an app runs per request, the less the "
