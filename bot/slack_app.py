@@ -66,6 +66,9 @@ def _bolt_logger() -> logging.Logger:
     from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 
     logger = logging.getLogger("slack_bolt.App")
+    # Bolt copies the root's level into its loggers when it makes them (slack_bolt.logger), so an
+    # App built earlier under another level would pin it: ours follows the root's, as configured.
+    logger.setLevel(logging.NOTSET)
     if not any(isinstance(f, _DropMessage) for f in logger.filters):
         logger.addFilter(_DropMessage(warning_client_prioritized_and_token_skipped()))
     return logger
