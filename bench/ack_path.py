@@ -60,8 +60,9 @@ TARGET_VS_BOLT_DEFAULT = 5.0
 TARGET_VS_PBR = 0.8
 TARGET_P50_MS_AT_2 = 1.0
 SERVER_SETTINGS = {
-    "granian": f"1 worker, {BLOCKING_THREADS} blocking threads, 1 runtime thread, header-read timeout "
-    f"{HEADER_READ_TIMEOUT_MS / 1000:g} s (bot.serve.granian_options)",
+    "granian": f"1 worker, the bot over RSGI on {BLOCKING_THREADS} event-loop thread, the references over WSGI "
+    f"on 4 blocking threads, 1 runtime thread, header-read timeout {HEADER_READ_TIMEOUT_MS / 1000:g} s "
+    "(bot.serve.granian_options)",
     "gunicorn": "1 worker x 16 gthreads, keep-alive 5 s (bench.baselines.gunicorn_options)",
 }
 

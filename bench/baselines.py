@@ -156,12 +156,16 @@ def load_reference() -> WSGIApp:
 def serve_granian(name: str) -> None:
     """Serve `APPS[name]` under granian with the bot's own options, the way bot/serve.py does."""
     from granian import Granian
+    from granian.constants import Interfaces
 
     from bot.boot import load_configuration
     from bot.serve import granian_options
 
     os.environ[_APP_VARIABLE] = name
-    server = Granian("bench.baselines:load_reference", **granian_options(load_configuration()))
+    # The references are WSGI apps; the bot's own server speaks RSGI to the bot (bot/web.py).
+    # With the 4 blocking threads the bot had under WSGI, so the references are served as before.
+    options = {**granian_options(load_configuration()), "interface": Interfaces.WSGI, "blocking_threads": 4}
+    server = Granian("bench.baselines:load_reference", **options)
     server.serve(target_loader=load_reference, wrap_loader=False)
 
 

@@ -13,13 +13,18 @@ cache), one part after the other:
 - slowloris: 100 connections each sending one header line every 2 s and never ending
   their headers (a connection the server cuts is reopened), for 30 s, while /healthz
   is polled every 50 ms and signed commands arrive at 2/s; every /healthz and command
-  has its own bounded timeout (2 s and 5 s).
+  has its own bounded timeout (2 s and 5 s);
+- slow bodies: the same, but each connection sends whole headers announcing a 1,000,000-byte
+  body and then one byte of it every 2 s (under WSGI, four of these held every request
+  thread of a worker).
 The same three parts run against the same bot under gunicorn (`bot.wsgi:application`,
 gthread 1 x 16, the settings it had before granian), for contrast only: no targets.
 
 Targets (granian): every pathological body refused with a 4xx in < 100 ms, /healthz
 p99 < 50 ms meanwhile; the 50 MB POST answered 413 in < 50 ms, worker RSS growth < 5 MB;
-under slowloris /healthz p99 < 1 s, and every signed command sent meanwhile answered.
+under slowloris /healthz p99 < 1 s, and every signed command sent meanwhile answered;
+under slow bodies /healthz p99 < 50 ms, every signed command acked within 3 s and answered,
+and every slow body cut (408, connection closed) within 1 s after its deadline (WEB_BODY_TIMEOUT).
 """
 
 from __future__ import annotations
@@ -79,6 +84,10 @@ TARGET_HEALTH_P99_MS = 50.0
 TARGET_HUGE_MS = 50.0
 TARGET_RSS_GROWTH_MB = 5.0
 TARGET_SLOWLORIS_HEALTH_P99_MS = 1000.0
+TARGET_SLOW_BODY_HEALTH_P99_MS = 50.0
+BODY_TIMEOUT_S = 10.0  # the bot's WEB_BODY_TIMEOUT default (bot/web.py BODY_TIMEOUT)
+CUT_GRACE_S = 1.0  # a slow body is cut within this long after its deadline
+SLOW_BODY_LENGTH = 1_000_000
 HEALTH_TIMEOUT_S = 2.0
 COMMAND_TIMEOUT_S = 5.0
 
@@ -93,10 +102,11 @@ class Plan:
     slow_line_every_s: float
     command_rate: float
     servers: tuple[str, ...]
+    body_timeout: float  # WEB_BODY_TIMEOUT for the bot under test
 
 
-FULL = Plan(SIZES, 20, 3, 100, 30.0, 2.0, 2.0, SERVERS)
-SMOKE = Plan((64 * KIB, 1024 * KIB), 1, 1, 20, 3.0, 1.0, 2.0, ("granian",))
+FULL = Plan(SIZES, 20, 3, 100, 30.0, 2.0, 2.0, SERVERS, BODY_TIMEOUT_S)
+SMOKE = Plan((64 * KIB, 1024 * KIB), 1, 1, 20, 3.0, 1.0, 2.0, ("granian",), 1.5)
 
 
 def run(options: Options) -> dict[str, Any]:
@@ -104,12 +114,14 @@ def run(options: Options) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {}
     logs = []
     with workspace(NAME) as work, fake_slack() as fake, EmulatorProcess() as emulator:
-        env = bot_environment(emulator, fake, work, DESK_CACHE_TTL=3600)
+        env = bot_environment(emulator, fake, work, DESK_CACHE_TTL=3600, WEB_BODY_TIMEOUT=str(plan.body_timeout))
         for server in plan.servers:
             with ServerProcess(env, work, reference_command("bot", server)) as process:
                 _warm(process, fake)
                 parts: dict[str, Any] = {}
-                for part, measure in (("bodies", _bodies), ("huge", _huge), ("slowloris", _slowloris)):
+                parts_to_run = (("bodies", _bodies), ("huge", _huge), ("slowloris", _slowloris),
+                                ("slow_bodies", _slow_bodies))
+                for part, measure in parts_to_run:
                     print(f"  {server}: {part}", flush=True)
                     parts[part] = measure(process, fake, plan)
                 process.stop()
@@ -133,11 +145,13 @@ def run(options: Options) -> dict[str, Any]:
             "slowloris_connections": plan.slow_connections,
             "slowloris_seconds": plan.slow_seconds,
             "slowloris_line_every_s": plan.slow_line_every_s,
+            "slow_body_content_length": SLOW_BODY_LENGTH,
+            "slow_body_timeout_s": plan.body_timeout,
             "command_rate_per_s": plan.command_rate,
             "servers": list(plan.servers),
         },
         "servers": results,
-        "targets": _targets(results["granian"]),
+        "targets": _targets(results["granian"], plan.body_timeout),
     }
     _print(results, figures["targets"])
     return figures
@@ -338,13 +352,15 @@ def _send_huge(port: int) -> dict[str, Any]:
 
 
 class Slowloris:
-    """`count` connections that send one header line every `every` seconds and never finish,
-    staggered over the period; one the server closes is counted and reopened."""
+    """`count` connections that send one header line (or, with `body`, whole headers and then one
+    byte of a long body) every `every` seconds and never finish, staggered over the period; one
+    the server closes is counted and reopened."""
 
-    def __init__(self, port: int, count: int, every: float) -> None:
+    def __init__(self, port: int, count: int, every: float, *, body: bool = False) -> None:
         self.port = port
         self.count = count
         self.every = every
+        self.body = body
         self.opened = 0
         self.cut: list[float] = []  # how long each connection the server closed had lived, seconds
         self.answers: dict[int, int] = {}  # status of anything the server said before closing
@@ -354,7 +370,13 @@ class Slowloris:
     def _open(self) -> tuple[socket.socket, float] | None:
         try:
             sock = socket.create_connection((HOST, self.port), timeout=2.0)
-            sock.sendall(f"POST {COMMAND_PATH} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n".encode())
+            opening = f"POST {COMMAND_PATH} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
+            if self.body:
+                opening += (
+                    "Content-Type: application/x-www-form-urlencoded\r\n"
+                    f"Content-Length: {SLOW_BODY_LENGTH}\r\n\r\ntext="
+                )
+            sock.sendall(opening.encode())
         except OSError:
             self.connect_failures += 1
             return None
@@ -375,7 +397,7 @@ class Slowloris:
                     slots[index] = self._open()
                 else:
                     try:
-                        slot[0].sendall(f"X-Slow-{turn}: a\r\n".encode())
+                        slot[0].sendall(b"a" if self.body else f"X-Slow-{turn}: a\r\n".encode())
                         self.lines_sent += 1
                     except OSError:
                         self.cut.append(time.monotonic() - slot[1])
@@ -411,7 +433,15 @@ class Slowloris:
 
 
 def _slowloris(process: ServerProcess, fake: FakeSlack, plan: Plan) -> dict[str, Any]:
-    attack = Slowloris(process.port, plan.slow_connections, plan.slow_line_every_s)
+    return _trickle(process, fake, plan, body=False)
+
+
+def _slow_bodies(process: ServerProcess, fake: FakeSlack, plan: Plan) -> dict[str, Any]:
+    return _trickle(process, fake, plan, body=True)
+
+
+def _trickle(process: ServerProcess, fake: FakeSlack, plan: Plan, *, body: bool) -> dict[str, Any]:
+    attack = Slowloris(process.port, plan.slow_connections, plan.slow_line_every_s, body=body)
     attacker = threading.Thread(target=attack.run, args=(plan.slow_seconds,), daemon=True, name="slowloris")
     client = CommandClient(process.port, fake, timeout=COMMAND_TIMEOUT_S)
     count = max(1, round(plan.command_rate * (plan.slow_seconds - 1.0)))
@@ -432,7 +462,7 @@ def _slowloris(process: ServerProcess, fake: FakeSlack, plan: Plan) -> dict[str,
         "cut_after_s": {"min": _s(min(attack.cut, default=None)), "median": _s(percentile(attack.cut, 50)),
                         "max": _s(max(attack.cut, default=None))},
         "answers_before_cut": attack.answers,
-        "header_lines_sent": attack.lines_sent,
+        "drips_sent": attack.lines_sent,
         "connect_failures": attack.connect_failures,
         "healthz": health.figures(),
         "commands": {
@@ -453,8 +483,11 @@ def _s(value: float | None) -> float | None:
 # --- targets and the table -----------------------------------------------------------------------
 
 
-def _targets(granian: dict[str, Any]) -> list[dict[str, Any]]:
+def _targets(granian: dict[str, Any], body_timeout: float) -> list[dict[str, Any]]:
     bodies, huge, slow = granian["bodies"], granian["huge"], granian["slowloris"]
+    trickled = granian["slow_bodies"]
+    trickled_commands, trickled_health = trickled["commands"], trickled["healthz"]
+    cut_max = trickled["cut_after_s"]["max"]
     worst_refusal = bodies["to_4xx"]["max_ms"] or 0.0
     health, slow_health = bodies["healthz"], slow["healthz"]
     commands = slow["commands"]
@@ -492,20 +525,41 @@ def _targets(granian: dict[str, Any]) -> list[dict[str, Any]]:
             f"{commands['acked_in_time']})",
             commands["sent"] > 0 and commands["answered"] == commands["sent"] == commands["acked_in_time"],
         ),
+        target(
+            f"{trickled['connections']} slow bodies: /healthz p99 < {TARGET_SLOW_BODY_HEALTH_P99_MS:g} ms",
+            f"{trickled_health['p99_ms']} ms ({trickled_health['answered']}/{trickled_health['polls']} answered)",
+            trickled_health["failed"] == 0 and (trickled_health["p99_ms"] or 0) < TARGET_SLOW_BODY_HEALTH_P99_MS,
+        ),
+        target(
+            f"slow bodies: every signed command acked within {ACK_DEADLINE:g} s and answered",
+            f"{trickled_commands['answered']}/{trickled_commands['sent']} (acked in time: "
+            f"{trickled_commands['acked_in_time']}, p99 {trickled_commands['p99_ms']} ms)",
+            trickled_commands["sent"] > 0
+            and trickled_commands["answered"] == trickled_commands["sent"] == trickled_commands["acked_in_time"],
+        ),
+        target(
+            f"slow bodies: each cut within {CUT_GRACE_S:g} s after its {body_timeout:g} s deadline",
+            f"{trickled['cut_by_server']} cut ({trickled['answers_before_cut']}), after {trickled['cut_after_s']} s",
+            trickled["cut_by_server"] >= trickled["connections"]
+            and cut_max is not None and cut_max <= body_timeout + CUT_GRACE_S,
+        ),
     ]
 
 
 def _print(results: dict[str, dict[str, Any]], targets: Sequence[dict[str, Any]]) -> None:
     rows = []
     for server, parts in results.items():
-        b, h, s = parts["bodies"], parts["huge"], parts["slowloris"]
+        b, h, s, t = parts["bodies"], parts["huge"], parts["slowloris"], parts["slow_bodies"]
         rows.append([server, b["requests"], b["to_4xx"]["p50_ms"], b["to_4xx"]["max_ms"], b["healthz"]["p99_ms"],
                      h["answer_ms_max"], h["rss_growth_mb"], s["healthz"]["p99_ms"], s["healthz"]["failed"],
-                     f"{s['commands']['answered']}/{s['commands']['sent']}", s["cut_by_server"]])
+                     f"{s['commands']['answered']}/{s['commands']['sent']}", s["cut_by_server"],
+                     t["healthz"]["p99_ms"], f"{t['commands']['answered']}/{t['commands']['sent']}",
+                     t["cut_by_server"]])
     print_table(
         "Front door",
         ["server", "bodies", "4xx p50 ms", "4xx max ms", "healthz p99 ms", "50 MB: 413 ms", "RSS +MB",
-         "slowloris healthz p99 ms", "healthz failed", "commands answered", "slow conns cut"],
+         "slowloris healthz p99 ms", "healthz failed", "commands answered", "slow conns cut",
+         "slow bodies healthz p99 ms", "commands answered", "slow bodies cut"],
         rows,
     )
     print_targets(targets)

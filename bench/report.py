@@ -122,8 +122,9 @@ def render(results_dir: Path, smoke: bool = False) -> str:
         "`python -m bench --render-only` rewrites this page from `bench/results/*.json`. "
         "Each benchmark is a script of its own (`python -m bench.<name>`, `--smoke` for a few seconds' run); "
         "all traffic stays on 127.0.0.1. The bot runs as it does in production, `python -m bot serve` "
-        "(granian, 1 worker with 4 blocking threads), as its own process; the ack path and the front door also "
-        "serve it under gunicorn (gthread, 1 worker x 16 threads, the server it had before) for comparison. "
+        "(granian, 1 worker, the bot as an RSGI app on the worker's event loop), as its own process; the ack "
+        "path and the front door also serve it under gunicorn (gthread, 1 worker x 16 threads, the server it had "
+        "before) for comparison. "
         "Desk is the emulator (`python -m bot sandbox`) in another process; Slack is `FakeSlack` in the "
         "benchmark's process.",
         "",
@@ -346,9 +347,11 @@ def _choosing_the_server(results: dict[str, dict[str, Any]]) -> list[str]:
         "Why granian: per request it costs far less than gunicorn's gthread worker (the floor (c), almost only "
         "server, shows it), so the bot's acks come at the rates above on the same core; and it reads headers in "
         "Rust with a deadline (10 s, `bot.serve.HEADER_READ_TIMEOUT_MS`), so a client that trickles its headers "
-        "holds a small task until it is cut, not one of a fixed set of Python threads. gunicorn's gthread worker "
-        "has no header deadline: a connection that has started its headers holds one of the 16 threads until "
-        "they end, so with 100 slowloris connections other requests wait for a thread that seldom comes free "
+        "holds a small task until it is cut, not one of a fixed set of Python threads; the bot is served to it "
+        "as an RSGI app, so request bodies are awaited the same way, under a deadline (`WEB_BODY_TIMEOUT`). "
+        "gunicorn's gthread worker has no header deadline: a connection that has started its headers holds one "
+        "of the 16 threads until they end, so with 100 slowloris connections other requests wait for a thread "
+        "that seldom comes free "
         "(the /healthz and command figures above). Both refuse the 50 MB body from its Content-Length (the "
         "bot's edge answers 413 before reading) and close the connection, so neither buffers it.",
         "",
@@ -530,7 +533,33 @@ def _front_door(f: dict[str, Any]) -> list[str]:
          "slowloris: /healthz", "slowloris: commands answered", "slow connections cut", "refusal log lines"],
         rows,
     )
+    lines += ["", f"Slow bodies: {s['slowloris_connections']} connections, each announcing a "
+              f"{s.get('slow_body_content_length', 1_000_000):,}-byte body and sending one byte of it every "
+              f"{s['slowloris_line_every_s']:g} s, for {s['slowloris_seconds']:g} s (WEB_BODY_TIMEOUT "
+              f"{s.get('slow_body_timeout_s', 10):g} s); signed commands at {s['command_rate_per_s']:g}/s:", ""]
+    slow_rows = []
+    for server, d in f["servers"].items():
+        t = d.get("slow_bodies")
+        if t is None:
+            continue
+        cut = t["cut_after_s"]
+        slow_rows.append([
+            server,
+            f"p99 {t['healthz']['p99_ms']} ms ({t['healthz']['answered']}/{t['healthz']['polls']})",
+            f"{t['commands']['answered']}/{t['commands']['sent']}, acked in time {t['commands']['acked_in_time']}, "
+            f"ack p99 {t['commands']['p99_ms']} ms",
+            f"{t['cut_by_server']} of {t['opened']} opened" + (f", after {cut['min']}-{cut['max']} s"
+                                                               if t["cut_by_server"] else ""),
+            ", ".join(f"{count} x {status}" for status, count in t["answers_before_cut"].items()) or "none",
+        ])
+    lines += _table(["server", "/healthz meanwhile", "signed commands answered", "slow bodies cut",
+                     "answers before the cut"], slow_rows)
     lines += [
+        "",
+        "Under granian the bot is an RSGI app (bot/web.py `BotRSGI`): each body is awaited on the worker's event "
+        "loop with a deadline, so a slow one holds a task, not a thread, and is answered 408 and closed at its "
+        "deadline. Under gunicorn (WSGI, `BotWSGI`) the body is read in a request thread, so each slow body holds "
+        "one of the 16 threads until it ends or gunicorn's worker timeout: the contrast above.",
         "",
         "A timed-out /healthz poll (2 s) counts as 2,000 ms in its percentiles; a command not answered within "
         "5 s counts as unanswered. The worker RSS grows on the 1 MiB bodies (each is read, decoded and checked, "

@@ -53,7 +53,7 @@ from bot.slack_posting import SlackCallMeter
 from bot.watch.service import WatchService
 from bot.watch.store import WatchStore
 from bot.watch.ticker import WatchTicker
-from bot.web import BotWSGI
+from bot.web import BotRSGI, BotWSGI, SlackEdge
 
 log = logging.getLogger(__name__)
 
@@ -357,11 +357,27 @@ class Bot:
     watch_ticker: WatchTicker | None = None
 
     @cached_property
-    def wsgi(self) -> BotWSGI:
-        """The HTTP edge: Slack at POST /slack/events, health at GET /healthz."""
+    def edge(self) -> SlackEdge:
+        """The HTTP edge: Slack at POST /slack/events, health at GET /healthz, /metrics."""
         secret = self.settings.slack_signing_secret
         assert secret is not None  # build_bot(socket_mode=False) required it
-        return BotWSGI(self.slack, self.deps, signing_secret=secret.value, metrics_endpoint=self.metrics_endpoint)
+        return SlackEdge(
+            self.slack,
+            self.deps,
+            signing_secret=secret.value,
+            body_timeout=self.settings.web_body_timeout,
+            metrics_endpoint=self.metrics_endpoint,
+        )
+
+    @cached_property
+    def wsgi(self) -> BotWSGI:
+        """The edge for WSGI servers (`bot.wsgi:application`) and the in-process test server."""
+        return BotWSGI(self.edge)
+
+    @cached_property
+    def rsgi(self) -> BotRSGI:
+        """The edge for granian's RSGI interface: what `python -m bot serve` runs."""
+        return BotRSGI(self.edge)
 
     @cached_property
     def metrics_endpoint(self) -> MetricsEndpoint:

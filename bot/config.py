@@ -100,6 +100,7 @@ class Settings:
     host: str | None = None  # bind address for `serve`; None = every address
     web_concurrency: int = 1
     web_access_log: bool = False
+    web_body_timeout: float = 10.0  # WEB_BODY_TIMEOUT: seconds a request body may take after its headers
     # Socket Mode (`python -m bot socket`): the SDK's ping interval, and the watchdog that ends a
     # process whose connection stayed down (bot/serve.py).
     socket_ping_interval: float = 10.0
@@ -517,6 +518,7 @@ class _Reader:
             host=host.strip("[]") if host else None,
             web_concurrency=web_concurrency,
             web_access_log=self.boolean("WEB_ACCESS_LOG", False),
+            web_body_timeout=self.number("WEB_BODY_TIMEOUT", 10.0, minimum=0.5, maximum=60),
             socket_ping_interval=self.number("SOCKET_PING_INTERVAL", 10.0, minimum=0.5, maximum=300),
             socket_stall_check=self.number("SOCKET_STALL_CHECK", 10.0, minimum=0.1, maximum=300),
             socket_stall_grace=self.number("SOCKET_STALL_GRACE", 120.0, minimum=1, maximum=3600),

@@ -40,7 +40,9 @@ from bot.loopback import LoopbackServer
 from bot.metrics import MetricsEndpoint, prepare_multiprocess_dir
 
 log = logging.getLogger(__name__)
-BLOCKING_THREADS = 4  # per worker, for acks (~1 ms each); lazy work runs in the app's own executor
+# The one Python thread that runs a worker's event loop (granian allows no more under RSGI): acks
+# run there (~1 ms each, no I/O), bodies are awaited there; lazy work runs in the app's own executor.
+BLOCKING_THREADS = 1
 HEADER_READ_TIMEOUT_MS = 10_000  # a client that has not sent its headers by then is cut
 GRACEFUL_TIMEOUT = 25  # seconds in-flight work may take after SIGTERM (platforms SIGKILL at ~30 s)
 ACCESS_LOG_FORMAT = '%(addr)s "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).1fms'
@@ -56,7 +58,9 @@ def granian_options(settings: Settings) -> dict[str, Any]:
         # "::" listens on IPv6 and IPv4 (Heroku Fir needs IPv6); HOST=127.0.0.1 serves this machine only.
         "address": settings.host or "::",
         "port": settings.port,
-        "interface": Interfaces.WSGI,
+        # RSGI, granian's own interface: the edge awaits request bodies on the event loop, so a
+        # client trickling one costs a task, not a thread (bot/web.py, docs/scaling.md "Slow bodies").
+        "interface": Interfaces.RSGI,
         "http": HTTPModes.http1,
         "websockets": False,
         "workers": settings.web_concurrency,
@@ -85,7 +89,7 @@ def granian_options(settings: Settings) -> dict[str, Any]:
 def load_worker_app() -> Any:
     """Runs in each granian worker: the whole bot, built from the environment, jobs started.
     Module-level (not a closure), so it also works where workers are spawned, not forked."""
-    return build_bot(load_configuration()).start_jobs().wsgi
+    return build_bot(load_configuration()).start_jobs().rsgi
 
 
 def serve_http(settings: Settings) -> None:
@@ -97,7 +101,7 @@ def serve_http(settings: Settings) -> None:
     # The parent process builds no Bolt app, so it checks the token itself: a bad one fails
     # here in one line instead of as a traceback from every worker.
     check_slack_token(settings)
-    server = Granian("bot.wsgi:application", **granian_options(settings))
+    server = Granian("bot.serve:load_worker_app", **granian_options(settings))
     server.serve(target_loader=load_worker_app, wrap_loader=False)
 
 

@@ -6,12 +6,22 @@ request before its signature is checked happens here first, cheaply and quietly:
 1. only `POST /slack/events`, `GET|HEAD /healthz` and `GET /metrics` exist (404/405 otherwise);
 2. a missing `Content-Length`, or one over `MAX_BODY` (1 MiB; Slack's payloads are a few
    kB), gets 413 before a byte of the body is read;
-3. the signature is checked with slack_sdk's `SignatureVerifier` (a malformed timestamp
+3. the body must arrive whole within `body_timeout` seconds (WEB_BODY_TIMEOUT, 10) of the
+   headers, or the request gets 408 and its connection is closed;
+4. the signature is checked with slack_sdk's `SignatureVerifier` (a malformed timestamp
    is a failed check, not an exception); a failure gets 401 and one log line with the
    method, path, length and reason, never the body, at most once a minute per reason
    at WARNING (the rest are counted and the count is in the next line);
-4. a body that is not UTF-8, or a signed one Bolt could not parse, gets 400;
-5. only then does Bolt see the request (it checks the signature again, cheaply).
+5. a body that is not UTF-8, or a signed one Bolt could not parse, gets 400;
+6. only then does Bolt see the request (it checks the signature again, cheaply).
+
+The checks live in `SlackEdge`, which knows no server interface. Two thin adapters serve it:
+- `BotRSGI`, what `python -m bot serve` runs under granian: the body is awaited on the
+  worker's event loop, so a client that trickles it holds a small task, never a thread
+  (docs/scaling.md, "Slow bodies"); only complete bodies reach Bolt, on the loop itself:
+  the ack path does no I/O, so nothing there waits;
+- `BotWSGI`, `bot.wsgi:application`, for any other WSGI server and the in-process test
+  server; there the server's own body timeout, if it has one, is what protects a thread.
 
 `/healthz` makes no Slack or Desk call: it answers from memory, so monitors can poll it.
 `/metrics` is Prometheus' (bot/metrics.py): a bearer token, or loopback only; a refused
@@ -20,11 +30,14 @@ scrape costs one header comparison. Refused Slack requests are counted there too
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
@@ -44,8 +57,15 @@ Environ = dict[str, Any]
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 MAX_BODY = 1024 * 1024  # bytes; Slack's largest payloads (a view submission) are far smaller
-REFUSALS = {400: "malformed request", 401: "invalid request", 413: "request too large"}
+BODY_TIMEOUT = 10.0  # seconds a body may take to arrive after its headers (granian cuts headers at 10 s too)
+REFUSALS = {
+    400: "malformed request",
+    401: "invalid request",
+    408: "request body too slow",
+    413: "request too large",
+}
 REJECTION_LOG_INTERVAL = 60.0  # seconds between log lines for one kind of rejected request
+CLOSE = ("Connection", "close")
 
 
 class RejectionLog:
@@ -74,32 +94,34 @@ class RejectionLog:
         log.warning("Refused %s %s (%s bytes) with %d: %s%s", method[:8], path[:64], length[:20], status, reason, more)
 
 
-def _plain(start_response: StartResponse, status: str, text: str, *extra: tuple[str, str]) -> list[bytes]:
-    body = text.encode()
-    start_response(
-        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))), *extra]
-    )
-    return [body]
+@dataclass(frozen=True, slots=True)
+class EdgeReply:
+    """One HTTP answer, whatever server interface carries it."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    @classmethod
+    def text(cls, status: int, text: str, *extra: tuple[str, str]) -> EdgeReply:
+        body = text.encode()
+        headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))), *extra]
+        return cls(status, headers, body)
+
+    @classmethod
+    def json(cls, status: int, value: Any, *extra: tuple[str, str]) -> EdgeReply:
+        body = json.dumps(value).encode()
+        return cls(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *extra], body)
+
+    @property
+    def status_line(self) -> str:
+        return f"{self.status} {_reason(self.status)}"
 
 
 # The request headers Bolt reads. Only these are passed on: some servers (granian) copy the process
 # environment into every WSGI environ, so an HTTP_* variable of the process would otherwise look
 # like a request header (HTTP_PROXY, say).
 BOLT_HEADERS = ("x-slack-signature", "x-slack-request-timestamp", "x-slack-retry-num", "x-slack-retry-reason")
-
-
-def _headers(environ: Environ) -> dict[str, str | Sequence[str]]:
-    """The request headers as Bolt expects them: lower-case, dash-separated names."""
-    headers: dict[str, str | Sequence[str]] = {}
-    for name in BOLT_HEADERS:
-        value = environ.get("HTTP_" + name.upper().replace("-", "_"))
-        if isinstance(value, str):
-            headers[name] = value
-    if environ.get("CONTENT_TYPE"):
-        headers["content-type"] = environ["CONTENT_TYPE"]
-    if environ.get("CONTENT_LENGTH"):
-        headers["content-length"] = environ["CONTENT_LENGTH"]
-    return headers
 
 
 def _shape_problem(text: str, content_type: str) -> str | None:
@@ -117,8 +139,8 @@ def _shape_problem(text: str, content_type: str) -> str | None:
     return None
 
 
-class BotWSGI:
-    """The WSGI application: the edge checks above, then Bolt."""
+class SlackEdge:
+    """The edge's decisions, in order, for any server interface: route, size, signature, shape, Bolt."""
 
     def __init__(
         self,
@@ -127,12 +149,14 @@ class BotWSGI:
         *,
         signing_secret: str,
         max_body: int = MAX_BODY,
+        body_timeout: float = BODY_TIMEOUT,
         metrics_endpoint: MetricsEndpoint | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics_endpoint or MetricsEndpoint(None)
         self.deps = deps
         self.max_body = max_body
+        self.body_timeout = body_timeout
         self.rejections = RejectionLog()
         self._verifier = SignatureVerifier(signing_secret)
 
@@ -145,62 +169,60 @@ class BotWSGI:
             report["digests"] = self.deps.digests.health()
         return report
 
-    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
-        if path == HEALTH_PATH and method in ("GET", "HEAD"):
-            body = json.dumps(self.health()).encode()
-            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-            start_response("200 OK", [*headers, ("Cache-Control", "no-store")])
-            return [body]
-        if path == METRICS_PATH:
-            return self.metrics(environ, start_response)
-        if path != EVENTS_PATH:
-            return _plain(start_response, "404 Not Found", "Not Found")
-        if method != "POST":
-            return _plain(start_response, "405 Method Not Allowed", "Method Not Allowed", ("Allow", "POST"))
-        return self._slack(environ, start_response)
+    def health_reply(self) -> EdgeReply:
+        return EdgeReply.json(200, self.health(), ("Cache-Control", "no-store"))
 
-    def _refuse(
-        self, start_response: StartResponse, environ: Environ, status: int, reason: str, *extra: tuple[str, str]
-    ) -> list[bytes]:
-        self.rejections.note(status, reason, "POST", EVENTS_PATH, str(environ.get("CONTENT_LENGTH") or "no"))
+    def route(self, method: str, path: str) -> str | EdgeReply:
+        """`HEALTH_PATH`, `METRICS_PATH` or `EVENTS_PATH` to serve, or the reply that ends the request."""
+        if path == HEALTH_PATH and method in ("GET", "HEAD"):
+            return HEALTH_PATH
+        if path == METRICS_PATH:
+            return METRICS_PATH
+        if path != EVENTS_PATH:
+            return EdgeReply.text(404, "Not Found")
+        if method != "POST":
+            return EdgeReply.text(405, "Method Not Allowed", ("Allow", "POST"))
+        return EVENTS_PATH
+
+    def refuse(self, status: int, reason: str, declared: str, *extra: tuple[str, str]) -> EdgeReply:
+        self.rejections.note(status, reason, "POST", EVENTS_PATH, declared or "no")
         metrics.slack_request("unknown", "none", str(status))
         # The same answer Bolt gives a failed signature check, so clients see one shape.
-        body = json.dumps({"error": REFUSALS[status]}).encode()
-        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *extra]
-        start_response(f"{status} {_reason(status)}", headers)
-        return [body]
+        return EdgeReply.json(status, {"error": REFUSALS[status]}, *extra)
 
-    def _slack(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        declared = str(environ.get("CONTENT_LENGTH") or "")
-        if not declared.isdigit() or int(declared) > self.max_body:
-            # The body stays unread, so the connection cannot be reused: ask the server to close it.
-            reason = "no Content-Length" if not declared else f"Content-Length over {self.max_body} bytes"
-            return self._refuse(start_response, environ, 413, reason, ("Connection", "close"))
-        length = int(declared)
-        body = environ["wsgi.input"].read(length) if length else b""
-        if len(body) != length:
-            return self._refuse(start_response, environ, 400, "body shorter than its Content-Length")
+    def length_problem(self, declared: str) -> EdgeReply | None:
+        """413 for a body that is not to be read at all, before a byte of it is."""
+        if declared.isdigit() and int(declared) <= self.max_body:
+            return None
+        # The body stays unread, so the connection cannot be reused: ask the server to close it.
+        reason = "no Content-Length" if not declared else f"Content-Length over {self.max_body} bytes"
+        return self.refuse(413, reason, declared, CLOSE)
+
+    def too_slow(self, declared: str) -> EdgeReply:
+        return self.refuse(408, f"body not received within {self.body_timeout:g} s", declared, CLOSE)
+
+    def slack(self, body: bytes, declared: str, headers: dict[str, str | Sequence[str]], query: str) -> EdgeReply:
+        """A whole body, checked, then Bolt's answer."""
+        if len(body) != int(declared):
+            return self.refuse(400, "body shorter than its Content-Length", declared)
         try:  # Slack sends UTF-8; the signature check itself needs text
             text = body.decode("utf-8")
         except UnicodeDecodeError:
-            return self._refuse(start_response, environ, 400, "body is not UTF-8")
-        headers = _headers(environ)
+            return self.refuse(400, "body is not UTF-8", declared)
         unsigned = self._signature_problem(text, headers)
         if unsigned is not None:
-            return self._refuse(start_response, environ, 401, unsigned)
+            return self.refuse(401, unsigned, declared)
         problem = _shape_problem(text, str(headers.get("content-type", "")))
         if problem is not None:
-            return self._refuse(start_response, environ, 400, f"signed {problem}")
-        response = self.app.dispatch(BoltRequest(body=text, query=environ.get("QUERY_STRING", ""), headers=headers))
+            return self.refuse(400, f"signed {problem}", declared)
+        response = self.app.dispatch(BoltRequest(body=text, query=query, headers=headers))
         payload = response.body.encode() if isinstance(response.body, str) else bytes(response.body or b"")
         out = [(name, value) for name, values in response.headers.items() for value in values]
         if not any(name.lower() == "content-length" for name, _ in out):
             out.append(("Content-Length", str(len(payload))))
-        start_response(f"{response.status} {_reason(response.status)}", out)
-        return [payload]
+        return EdgeReply(response.status, out, payload)
 
-    def _signature_problem(self, body: str, headers: dict[str, str | Sequence[str]]) -> str | None:
+    def _signature_problem(self, body: str, headers: Mapping[str, str | Sequence[str]]) -> str | None:
         timestamp, signature = headers.get("x-slack-request-timestamp"), headers.get("x-slack-signature")
         if not isinstance(timestamp, str) or not isinstance(signature, str) or not timestamp or not signature:
             return "no Slack signature"
@@ -211,6 +233,116 @@ class BotWSGI:
         if not self._verifier.is_valid(body, timestamp, signature):
             return "signature does not match"
         return None
+
+
+class BotWSGI:
+    """The edge as a WSGI application (`bot.wsgi:application`, the in-process test server)."""
+
+    def __init__(self, edge: SlackEdge) -> None:
+        self.edge = edge
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        edge = self.edge
+        target = edge.route(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
+        if target == METRICS_PATH:
+            return edge.metrics(environ, start_response)
+        if target == HEALTH_PATH:
+            return _send(start_response, edge.health_reply())
+        if isinstance(target, EdgeReply):
+            return _send(start_response, target)
+        declared = str(environ.get("CONTENT_LENGTH") or "")
+        refused = edge.length_problem(declared)
+        if refused is not None:
+            return _send(start_response, refused)
+        body = environ["wsgi.input"].read(int(declared)) if int(declared) else b""
+        query = environ.get("QUERY_STRING", "")
+        return _send(start_response, edge.slack(body, declared, _wsgi_headers(environ), query))
+
+
+def _send(start_response: StartResponse, reply: EdgeReply) -> list[bytes]:
+    start_response(reply.status_line, reply.headers)
+    return [reply.body]
+
+
+def _wsgi_headers(environ: Environ) -> dict[str, str | Sequence[str]]:
+    """The request headers as Bolt expects them: lower-case, dash-separated names."""
+    headers: dict[str, str | Sequence[str]] = {}
+    for name in BOLT_HEADERS:
+        value = environ.get("HTTP_" + name.upper().replace("-", "_"))
+        if isinstance(value, str):
+            headers[name] = value
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    if environ.get("CONTENT_LENGTH"):
+        headers["content-length"] = environ["CONTENT_LENGTH"]
+    return headers
+
+
+class BotRSGI:
+    """The edge as an RSGI application (granian's own interface), what `python -m bot serve` runs.
+
+    The body is awaited on the event loop under `body_timeout`, so a slow body costs a task
+    and a socket, not one of a few threads. Bolt then runs on the loop itself: its ack path
+    does no I/O (lazy listeners run in Bolt's executor), so a hand-off to a thread would only
+    add latency. `/metrics` reads prometheus-client's files, and `/healthz` may ping Redis:
+    both run in a small thread pool instead, so they never stall the loop.
+    """
+
+    def __init__(self, edge: SlackEdge, *, threads: int = 2) -> None:
+        self.edge = edge
+        self._blocking = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="edge")
+
+    async def __call__(self, scope: Any, protocol: Any) -> None:
+        edge = self.edge
+        target = edge.route(scope.method, scope.path)
+        if target == HEALTH_PATH:
+            reply = await asyncio.get_running_loop().run_in_executor(self._blocking, edge.health_reply)
+        elif target == METRICS_PATH:
+            reply = await asyncio.get_running_loop().run_in_executor(self._blocking, self._metrics, scope)
+        elif isinstance(target, EdgeReply):
+            reply = target
+        else:
+            reply = await self._events(scope, protocol)
+        protocol.response_bytes(reply.status, reply.headers, reply.body)
+
+    async def _events(self, scope: Any, protocol: Any) -> EdgeReply:
+        edge = self.edge
+        source = scope.headers
+        declared = str(source.get("content-length") or "")
+        refused = edge.length_problem(declared)
+        if refused is not None:
+            return refused
+        try:
+            body: bytes = await asyncio.wait_for(protocol(), timeout=edge.body_timeout)
+        except TimeoutError:
+            return edge.too_slow(declared)
+        except Exception:  # noqa: BLE001  the client went away mid-body: granian closes the connection
+            return edge.refuse(400, "body shorter than its Content-Length", declared, CLOSE)
+        headers: dict[str, str | Sequence[str]] = {}
+        for name in (*BOLT_HEADERS, "content-type", "content-length"):
+            value = source.get(name)
+            if value is not None:
+                headers[name] = value
+        return edge.slack(body, declared, headers, scope.query_string)
+
+    def _metrics(self, scope: Any) -> EdgeReply:
+        """`/metrics` through its WSGI endpoint, with the environ it reads."""
+        environ: Environ = {
+            "REQUEST_METHOD": scope.method,
+            "PATH_INFO": scope.path,
+            "QUERY_STRING": scope.query_string,
+            "REMOTE_ADDR": _client_address(scope.client),
+        }
+        for name, value in scope.headers.items():
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
+        started: list[Any] = []
+        body = b"".join(self.edge.metrics(environ, lambda status, headers: started.extend((status, headers))))
+        return EdgeReply(int(str(started[0]).split(" ", 1)[0]), list(started[1]), body)
+
+
+def _client_address(client: str) -> str:
+    """The address of granian's `client`, which carries the port: "127.0.0.1:5000", "[::1]:5000"."""
+    return (client.rsplit(":", 1)[0] if ":" in client else client).strip("[]")
 
 
 def _reason(status: int) -> str:

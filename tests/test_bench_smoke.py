@@ -135,9 +135,14 @@ def test_front_door(tmp_path: Path) -> None:
     assert bodies["requests"] > 0 and bodies["all_4xx"] and bodies["healthz"]["answered"] > 0
     assert huge["statuses"] == [413] and huge["rss_mb_before"] > 0  # refused from its Content-Length, unread
     assert all(t["body_bytes_sent"] < 50 * 1024 * 1024 for t in huge["tries"])
-    assert slow["opened"] >= slow["connections"] > 0 and slow["header_lines_sent"] > 0
+    assert slow["opened"] >= slow["connections"] > 0 and slow["drips_sent"] > 0
     assert slow["healthz"]["answered"] > 0 and slow["commands"]["sent"] > 0
     assert slow["commands"]["answered"] == slow["commands"]["sent"]
+    trickled = granian["slow_bodies"]
+    assert trickled["commands"]["sent"] > 0 and trickled["commands"]["answered"] == trickled["commands"]["sent"]
+    assert trickled["healthz"]["failed"] == 0
+    assert trickled["cut_by_server"] >= trickled["connections"]  # each slow body cut at its deadline, not held
+    assert set(trickled["answers_before_cut"]) <= {"408"}  # JSON keys
     assert granian["log"]["tracebacks"] == 0
 
 

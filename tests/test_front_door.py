@@ -167,6 +167,63 @@ def test_slow_headers_are_cut_and_cost_the_server_nothing(served: Served, slack:
             conn.close()
 
 
+def open_trickling_bodies(served: Served, count: int) -> list[socket.socket]:
+    """`count` connections that announce a 1 MB body and have sent one byte of it."""
+    conns = []
+    for _ in range(count):
+        conn = socket.create_connection(address(served), timeout=5)
+        conn.sendall(
+            f"POST {EVENTS_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            "Content-Length: 1000000\r\n\r\na".encode()
+        )
+        conns.append(conn)
+    return conns
+
+
+def test_slow_bodies_hold_no_thread_and_are_cut_at_their_deadline(
+    emulator: DeskEmulator, slack: FakeSlack, tmp_path: Path
+) -> None:
+    # The review's outage: four such connections held all four request threads of a worker for as
+    # long as they kept sending; /healthz and signed commands timed out meanwhile.
+    served = serve(emulator, slack, tmp_path, WEB_BODY_TIMEOUT="4")
+    trickling = open_trickling_bodies(served, 100)
+    try:
+        opened = time.monotonic()
+        while time.monotonic() - opened < 3.0:  # every connection keeps sending, inside its deadline
+            for conn in trickling:
+                conn.sendall(b"a")
+            assert health_latency(served) < 1.0
+            started = time.monotonic()
+            assert signed_command(served, slack, "help").status_code == 200
+            assert time.monotonic() - started < 3.0  # Slack's ack deadline
+            time.sleep(0.3)
+        # Past the deadline each one is answered 408 and closed, though it still sends.
+        answers: dict[int, bytes] = {}
+        cut_by = time.monotonic() + 6.0
+        while len(answers) < len(trickling) and time.monotonic() < cut_by:
+            for number, conn in enumerate(trickling):
+                if number in answers:
+                    continue
+                with contextlib.suppress(OSError):
+                    conn.sendall(b"a")
+                conn.settimeout(0.01)
+                with contextlib.suppress(TimeoutError, BlockingIOError):
+                    try:
+                        answers[number] = conn.recv(4096)
+                    except ConnectionResetError:
+                        answers[number] = b""
+            time.sleep(0.2)
+        assert len(answers) == len(trickling), f"{len(trickling) - len(answers)} slow bodies were never cut"
+        assert all(answer == b"" or status_of(answer) == 408 for answer in answers.values())
+        assert sum(1 for answer in answers.values() if answer) >= 90  # answered, not merely dropped
+    finally:
+        for conn in trickling:
+            conn.close()
+        _, log = served.stop()
+    assert "with 408: body not received within 4 s" in log
+    assert "Traceback" not in log
+
+
 # --- malformed requests: a 4xx, never a 500 or a traceback -------------------------------------------
 
 
