@@ -201,3 +201,22 @@ def health_becomes(served: Served, state: str, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def test_healthz_reports_redis_as_it_is_now_not_as_the_last_command_found_it(
+    emulator: DeskEmulator, slack: FakeSlack, redis_process: RedisServer, tmp_path: Path
+) -> None:
+    """A command that used Redis a moment ago says nothing about a Redis that died since:
+    /healthz PINGs (its answer kept for a second), so an outage shows within about a second."""
+    commands = Commands(slack)
+    with serving(1, emulator, slack, redis_process.url, tmp_path) as (served,):
+        commands.send(served, "")
+        commands.wait_all_answered(timeout=10)
+        redis_process.stop()
+        stopped_at = time.monotonic()
+        assert health_becomes(served, "degraded", timeout=2.5)
+        assert time.monotonic() - stopped_at < 2.5
+        redis_process.start()
+        started_at = time.monotonic()
+        assert health_becomes(served, "ok", timeout=2.5)
+        assert time.monotonic() - started_at < 2.5

@@ -585,7 +585,7 @@ def test_redis_stopped_mid_run_falls_back_then_recovers(
     assert len(unavailable_warnings(caplog)) == 2  # one per process, however many calls failed
 
     redis_process.start()  # empty, like a Redis that lost its data: no script, no keys
-    time.sleep(0.6)
+    time.sleep(1.1)  # /healthz's PING answer stands for a second (HEALTH_PROBE_INTERVAL)
     assert [process.connection.status() for process in pair] == ["ok", "ok"]
     assert any("reachable again" in record.getMessage() for record in caplog.records)
     emulator.reset_calls()
@@ -627,7 +627,7 @@ def test_a_slow_redis_does_not_hold_replies(
         assert len(unavailable_warnings(caplog)) == 1
     finally:
         redis_process.resume()
-    time.sleep(0.6)
+    time.sleep(1.1)  # the PING that found it paused stands for a second (HEALTH_PROBE_INTERVAL)
     assert process.connection.status() == "ok"
 
 

@@ -11,9 +11,9 @@ One `RedisConnection` per Redis URL and process (`connection_for(url)`) holds:
   While Redis is down, `usable()` says no, except to one caller every
   `retry_interval` seconds, which tries Redis again: that is how we reconnect, and
   the other callers meanwhile lose no time on a dead Redis;
-- `status()` for /healthz: the cached state, plus at most one PING with a 100 ms
-  timeout when the state is older than `retry_interval` (so a Redis that died
-  while the bot was idle is reported, and one that came back is noticed).
+- `status()` for /healthz: Redis as it is now, by one PING with a 100 ms timeout,
+  its answer kept for `HEALTH_PROBE_INTERVAL` (1 s), whatever other calls last saw;
+  concurrent checks share that one PING (the others report the state it last found).
 
 `rediss://` URLs (Heroku Redis) use TLS; `REDIS_TLS_VERIFY=0` accepts a
 self-signed certificate, as such platforms present. The URL's password never
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 SOCKET_TIMEOUT = 0.5  # seconds for every Redis command: a slow Redis must not hold a Slack reply
 PROBE_TIMEOUT = 0.1  # seconds for the /healthz PING
 RETRY_INTERVAL = 5.0  # seconds between attempts to use Redis again during an outage
+HEALTH_PROBE_INTERVAL = 1.0  # seconds a /healthz PING's answer stands for: a probe storm costs one PING a second
 
 Status = Literal["ok", "degraded"]
 
@@ -105,7 +106,7 @@ class RedisConnection:
         self._probe_lock = threading.Lock()
         self._healthy = True  # optimistic: the first use finds out
         self._next_try = 0.0
-        self._last_contact: float | None = None
+        self._last_probe: float | None = None
         self._down_since = 0.0
         self.outages = 0  # how many times Redis went from working to failing
         self._on_recovery: list[Callable[[], None]] = []
@@ -133,7 +134,7 @@ class RedisConnection:
             recovered = not self._healthy
             self._healthy = True
             metrics.shared_state_up(True)
-            self._last_contact = now = self._clock()
+            now = self._clock()
             down_for = now - self._down_since
             callbacks = list(self._on_recovery) if recovered else []
         if recovered:
@@ -179,14 +180,15 @@ class RedisConnection:
             return self._healthy
 
     def status(self) -> Status:
-        """`"ok"` or `"degraded"`: the cached state, refreshed by at most one 100 ms PING."""
+        """`"ok"` or `"degraded"` as of a PING at most `HEALTH_PROBE_INTERVAL` old.
+
+        Not the state the last real call left: a call that worked 4 s ago says nothing about
+        a Redis that died since. The PING has its own 100 ms client, so it never waits long.
+        """
         with self._lock:
             now = self._clock()
-            if self._healthy:
-                due = self._last_contact is None or now - self._last_contact >= self.retry_interval
-            else:
-                due = now >= self._next_try
-        # Concurrent health checks share one probe; the others report the cached state.
+            due = self._last_probe is None or now - self._last_probe >= HEALTH_PROBE_INTERVAL
+        # Concurrent health checks share one probe; the others report the state it last found.
         if due and self._probe_lock.acquire(blocking=False):
             try:
                 self._probe_client.ping()
@@ -195,6 +197,8 @@ class RedisConnection:
             else:
                 self.succeeded()
             finally:
+                with self._lock:
+                    self._last_probe = self._clock()
                 self._probe_lock.release()
         return "ok" if self.healthy else "degraded"
 
