@@ -270,6 +270,10 @@ def exposition() -> tuple[bytes, str]:
 # --- the endpoint ----------------------------------------------------------------------------------
 
 
+# What a reverse proxy adds for the client it relays (as WSGI environ keys).
+FORWARDING_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+
+
 def is_loopback(address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address.strip("[]"))
@@ -283,7 +287,8 @@ class MetricsEndpoint:
     """`GET /metrics` as a WSGI app, for the HTTP edge and Socket Mode's metrics server alike.
 
     With a token: `Authorization: Bearer <token>` or 401. Without one: only loopback clients
-    (404 to others, as if there were no such route) unless `public`. Refusals cost a header
+    (404 to others, as if there were no such route) unless `public`. A loopback request that
+    carries a proxy's forwarding header is a proxy on this host relaying someone else: not local. Refusals cost a header
     comparison: nothing is collected before access is granted.
     """
 
@@ -296,7 +301,9 @@ class MetricsEndpoint:
         if self._expected is not None:
             given = str(environ.get("HTTP_AUTHORIZATION", "")).encode("utf-8", "replace")
             return 200 if hmac.compare_digest(given, self._expected) else 401
-        if self._public or is_loopback(str(environ.get("REMOTE_ADDR", ""))):
+        if self._public:
+            return 200
+        if is_loopback(str(environ.get("REMOTE_ADDR", ""))) and not any(name in environ for name in FORWARDING_HEADERS):
             return 200
         return 404
 

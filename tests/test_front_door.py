@@ -388,3 +388,28 @@ def test_a_refused_app_token_is_one_line_and_exit_2(slack: FakeSlack, tmp_path: 
     result = run_bot("socket", cwd=tmp_path, env=env)
     assert_one_line_config_error(result, "SLACK_APP_TOKEN")
     assert "invalid_auth" in result.stderr and APP_TOKEN not in result.stderr and SANDBOX_KEY not in result.stderr
+
+
+def test_metrics_relayed_by_a_proxy_on_this_host_is_not_local(served: Served) -> None:
+    """Loopback without a token reads /metrics, but not through a reverse proxy on the same host:
+    its forwarding header says the client is someone else (granian's RSGI scope, not WSGI's)."""
+    assert requests.get(f"{served.url}/metrics", timeout=5).status_code == 200
+    for header, value in (("X-Forwarded-For", "203.0.113.9"), ("Forwarded", "for=203.0.113.9"), ("X-Real-IP", "::1")):
+        relayed = requests.get(f"{served.url}/metrics", headers={header: value}, timeout=5)
+        assert relayed.status_code == 404, header
+        assert "desk_languages_bot" not in relayed.text
+
+
+def test_several_workers_without_redis_warn_once_that_they_do_not_share(
+    emulator: DeskEmulator, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """Without Redis each worker has its own cache: a change made through one is not seen by the
+    others until their lists expire. Said once at start, in the parent, not once per worker."""
+    warning = "WEB_CONCURRENCY=2 without REDIS_URL"
+    several = serve(emulator, slack, tmp_path, WEB_CONCURRENCY="2")
+    _, stderr = several.stop()
+    assert stderr.count(warning) == 1, stderr
+    assert "set REDIS_URL" in stderr
+    one = serve(emulator, slack, tmp_path, WEB_CONCURRENCY="1")
+    _, stderr = one.stop()
+    assert "without REDIS_URL" not in stderr

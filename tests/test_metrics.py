@@ -228,6 +228,8 @@ def call(endpoint: MetricsEndpoint, env: dict[str, Any]) -> tuple[int, bytes]:
         (TOKEN, False, environ(addr="203.0.113.9", auth=f"Bearer {TOKEN}x"), 401),
         (TOKEN, True, environ(addr="203.0.113.9", auth=TOKEN), 401),
         (None, False, environ(path="/metrics/x"), 404),
+        (None, False, {**environ(addr="127.0.0.1"), "HTTP_X_FORWARDED_FOR": "203.0.113.9"}, 404),
+        (None, True, {**environ(addr="127.0.0.1"), "HTTP_X_FORWARDED_FOR": "203.0.113.9"}, 200),
     ],
 )
 def test_metrics_access_rules(token: str | None, public: bool, env: dict[str, Any], status: int) -> None:
@@ -247,6 +249,11 @@ def test_metrics_on_the_http_edge_from_loopback(emulator: DeskEmulator) -> None:
         assert total(scraped, "slack_requests_total") == before + 2
         assert total(scraped, "slack_requests_total", kind="unknown", action="none", outcome="401") >= 1
         assert requests.post(f"{bot.url}/metrics", timeout=5).status_code == 405
+        # A proxy on the same host relays the internet from loopback: what it forwards is not local.
+        for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+            relayed = requests.get(f"{bot.url}/metrics", headers={header: "203.0.113.9"}, timeout=5)
+            assert relayed.status_code == 404, header
+            assert "desk_languages_bot" not in relayed.text
 
 
 def test_socket_mode_serves_metrics_on_metrics_port(emulator: DeskEmulator) -> None:
@@ -257,6 +264,8 @@ def test_socket_mode_serves_metrics_on_metrics_port(emulator: DeskEmulator) -> N
         response = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
         assert response.status_code == 200 and "desk_languages_bot_build_info" in response.text
         assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 404
+        relayed = requests.get(f"http://127.0.0.1:{port}/metrics", headers={"Forwarded": "for=203.0.113.9"}, timeout=5)
+        assert relayed.status_code == 404
     finally:
         server.stop()
 
