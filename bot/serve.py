@@ -101,6 +101,14 @@ def serve_http(settings: Settings) -> None:
     # The parent process builds no Bolt app, so it checks the token itself: a bad one fails
     # here in one line instead of as a traceback from every worker.
     check_slack_token(settings)
+    if settings.web_concurrency > 1 and settings.redis_url is None:
+        # Each worker keeps its own cache: a refresh or a write in one is not seen by the others.
+        log.warning(
+            "WEB_CONCURRENCY=%d without REDIS_URL: each worker keeps its own cache and rate limit, so a "
+            "refresh or a language change in one worker is not seen by the others until their lists "
+            "expire; set REDIS_URL to share them",
+            settings.web_concurrency,
+        )
     server = Granian("bot.serve:load_worker_app", **granian_options(settings))
     server.serve(target_loader=load_worker_app, wrap_loader=False)
 
