@@ -59,7 +59,7 @@ def granian_options(settings: Settings) -> dict[str, Any]:
         "address": settings.host or "::",
         "port": settings.port,
         # RSGI, granian's own interface: the edge awaits request bodies on the event loop, so a
-        # client trickling one costs a task, not a thread (bot/web.py, docs/scaling.md "Slow bodies").
+        # client trickling one costs a task, not a thread (bot/web.py, docs/http-edge.md).
         "interface": Interfaces.RSGI,
         "http": HTTPModes.http1,
         "websockets": False,

@@ -18,7 +18,7 @@ request before its signature is checked happens here first, cheaply and quietly:
 The checks live in `SlackEdge`, which knows no server interface. Two thin adapters serve it:
 - `BotRSGI`, what `python -m bot serve` runs under granian: the body is awaited on the
   worker's event loop, so a client that trickles it holds a small task, never a thread
-  (docs/scaling.md, "Slow bodies"); only complete bodies reach Bolt, on the loop itself:
+  (docs/http-edge.md); only complete bodies reach Bolt, on the loop itself:
   the ack path does no I/O, so nothing there waits;
 - `BotWSGI`, `bot.wsgi:application`, for any other WSGI server and the in-process test
   server; there the server's own body timeout, if it has one, is what protects a thread.
