@@ -14,9 +14,6 @@ and regenerates `docs/benchmarks.md`.
 - `front_door`     pathological bodies, a 50 MB POST and slowloris against the HTTP edge
 - `apps_status`    `apps` with one of three Desk apps hanging; `status` cold (via response_url) and warm (in the ack)
 
-Not run by `python -m bench`: `refactor_check`, the ack path of an older commit (before
-the composition-root refactor) against HEAD, from `git worktree` checkouts.
-
 The bot always runs as its own process (`python -m bot serve`: granian), so the load
 generator never shares its GIL; Desk is the emulator (`python -m bot sandbox`) in a
 process of its own (in `apps_status`, `DeskEmulator`s in the benchmark's process, for

@@ -9,8 +9,7 @@ Each benchmark runs as its own process (`python -m bench.<name>`), one after the
 other, so that none of them shares a machine with another. The document holds the
 machine's description, every target with its verdict, the figures, and, for a
 missed target, why (the `EXPLANATIONS` below, written from the profiles and the
-runs; they are shown only while the target is missed). It also renders the figures of
-`python -m bench.refactor_check`, which is not one of the nine (see that script).
+runs; they are shown only while the target is missed).
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ TITLES = {
     "apps_status": "8. Several apps and readiness",
     "watch_load": "9. Change alerts under load",
 }
-REFACTOR = "refactor_check"  # not run by `python -m bench`: its own script, its figures kept in bench/
 DOC = REPO / "docs" / "benchmarks.md"
 TIMEOUT_S = 600  # one benchmark (the ack path takes ~5 minutes); the full set about 10
 
@@ -152,7 +150,6 @@ def render(results_dir: Path, smoke: bool = False) -> str:
         parts += [f"## {TITLES[name]}", "", _method(name), ""]
         parts += renderers[name](figures)
         parts += _targets(name, figures)
-    parts += _refactor(results_dir, smoke)
     parts += FINDINGS
     return "\n".join(parts).rstrip() + "\n"
 
@@ -647,72 +644,6 @@ def _watch_load(f: dict[str, Any]) -> list[str]:
                   f["alerts_posted"], f"{f['alerts_exactly_once']}/{f['alerts_expected']}", f["alerts_missing"],
                   f["alerts_duplicated"], f["latency_s"]["p50"], f["latency_s"]["max"], f["tracebacks_in_log"]]]),
     ]
-
-
-def _rounds(every_run: dict[str, list[dict[str, Any]]], connections: int, settings: dict[str, Any]) -> str:
-    return "; ".join(
-        f"{settings[v]}: " + ", ".join(f"{r['rps']:,.0f}" for r in every_run[v] if r["connections"] == connections)
-        for v in ("before", "now")
-    )
-
-
-def _refactor(results_dir: Path, smoke: bool) -> list[str]:
-    """The section for bench/refactor_check.py: from this results directory, else the copy kept in bench/."""
-    path = results_dir / f"{REFACTOR}{'.smoke' if smoke else ''}.json"
-    if not path.exists():
-        path = REPO / "bench" / f"{REFACTOR}.json"
-    if not path.exists():
-        return []
-    f = json.loads(path.read_text(encoding="utf-8"))
-    s = f["settings"]
-    lines = [
-        "## The refactor (issue: one composition root): before and after",
-        "",
-        f"The bot's ack path at `{s['before']}` (the commit before the refactor) and at `{s['now']}`, served side by "
-        f"side under the same server, {s['server']}, from clean checkouts (`git worktree`); {s['load']}; "
-        f"{s['rounds']} rounds of {s['seconds_per_run']:g} s per variant and connection count, interleaved; "
-        f"{s['reported']}. Run {f['finished_at']}; not part of `python -m bench`: rerun with "
-        "`python -m bench.refactor_check` (about two minutes; `--before REV`, `--now REV`), then "
-        "`python -m bench --render-only`. Besides the refactor (27d1729), the commits since `5c28b51` put the "
-        "HTTP edge of bot/web.py in front of Bolt and changed log redaction, so the later figure measures them "
-        "together.",
-        "",
-        *_table(["connections", f"{s['before']} req/s", f"{s['now']} req/s", "ratio", f"{s['before']} p50 ms",
-                 f"{s['now']} p50 ms", "every round, req/s"],
-                [[r["connections"], r["before_rps"], r["now_rps"], r["now_over_before"], r["before_p50_ms"],
-                  r["now_p50_ms"], _rounds(f["every_run"], r["connections"], s)] for r in f["ratios"]]),
-        "",
-    ]
-    spread = max(
-        (1 - min(rs) / max(rs)) * 100
-        for v in ("before", "now")
-        for count in {r["connections"] for r in f["ratios"]}
-        if len(rs := [r["rps"] for r in f["every_run"][v] if r["connections"] == count]) > 1
-    ) if f["settings"]["rounds"] > 1 else None
-    if spread is not None:
-        lines += [
-            f"Between the rounds of one and the same checkout, at one connection count, requests/s differed by up to "
-            f"{spread:.0f}% in this run: a difference between the two checkouts smaller than that is noise.",
-            "",
-        ]
-    cpu = f.get("cpu_per_ack")
-    if cpu:
-        best = f["cpu_per_ack_best_us"]
-        lines += [
-            f"CPU per ack, each checkout's `bot.wsgi.create_application()` called in-process with the same signed "
-            f"command (µs, {len(cpu['before'])} processes of each, alternating): "
-            + "; ".join(f"{s[v]}: {', '.join(format(r['cpu_us'], '.0f') for r in cpu[v])} (best {best[v]:.0f})"
-                        for v in ("before", "now"))
-            + f". Ratio of the best: {best['now'] / best['before']:.2f}.",
-            "",
-        ]
-    lines += [
-        "| target | measured | met |",
-        "|---|---|---|",
-        *[f"| {_md(t['target'])} | {_md(t['measured'])} | {_met(t['met'])} |" for t in f["targets"]],
-        "",
-    ]
-    return lines
 
 
 # Why a target is missed, from the profiles and the runs: keyed by benchmark, then by a
