@@ -24,20 +24,15 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.harness import (
+from bench.figures import Options, main_for, print_table, print_targets
+from bench.load import CommandClient, run_wrk, wait_for_answers
+from bench.processes import (
     SERVERS,
-    CommandClient,
     EmulatorProcess,
-    Options,
     ServerProcess,
     bot_environment,
     fake_slack,
-    main_for,
-    print_table,
-    print_targets,
     reference_command,
-    run_wrk,
-    wait_for_answers,
     workspace,
 )
 from bot.serve import BLOCKING_THREADS, HEADER_READ_TIMEOUT_MS

@@ -36,25 +36,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.harness import (
-    CommandClient,
-    Options,
-    ServerProcess,
-    bot_environment,
-    deliveries,
-    fake_slack,
-    main_for,
-    message_text,
-    print_table,
-    print_targets,
-    run_wrk,
-    spread_ms,
-    target,
-    tracebacks,
-    wait_for_answers,
-    workspace,
-    wrk_available,
-)
+from bench.figures import Options, main_for, print_table, print_targets, spread_ms, target
+from bench.load import CommandClient, deliveries, message_text, run_wrk, wait_for_answers, wrk_available
+from bench.processes import ServerProcess, bot_environment, fake_slack, tracebacks, workspace
 from bot.desk.sandbox import CONFIG, FAQ, LIST, DeskEmulator, Fault, sample_for_app
 from bot.slack_sandbox import FakeSlack, slash_command_body
 

@@ -15,24 +15,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from bench.harness import (
-    CommandClient,
-    EmulatorProcess,
-    Options,
-    ServerProcess,
-    bot_environment,
-    deliveries,
-    fake_slack,
-    main_for,
-    print_table,
-    print_targets,
-    send_burst,
-    spread_ms,
-    target,
-    tracebacks,
-    wait_for_answers,
-    workspace,
-)
+from bench.figures import Options, main_for, print_table, print_targets, spread_ms, target
+from bench.load import CommandClient, deliveries, send_burst, wait_for_answers
+from bench.processes import EmulatorProcess, ServerProcess, bot_environment, fake_slack, tracebacks, workspace
 
 NAME = "cold_burst"
 DESK_LATENCY_S = 0.3

@@ -40,30 +40,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from bench.harness import (
-    ACK_DEADLINE,
-    COMMAND_PATH,
+from bench.figures import Options, keep_log, main_for, percentile, print_table, print_targets, spread_ms, target
+from bench.load import ACK_DEADLINE, COMMAND_PATH, CommandClient, send_at_rate, wait_for_answers
+from bench.processes import (
     HOST,
     SERVERS,
-    CommandClient,
     EmulatorProcess,
-    Options,
     ServerProcess,
     bot_environment,
     fake_slack,
     http_json,
-    keep_log,
-    main_for,
     memory_kb,
-    percentile,
-    print_table,
-    print_targets,
     reference_command,
-    send_at_rate,
-    spread_ms,
-    target,
     tracebacks,
-    wait_for_answers,
     workspace,
 )
 from bot.slack_sandbox import FakeSlack

@@ -22,25 +22,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from bench.harness import (
-    CommandClient,
-    EmulatorProcess,
-    Options,
-    bot_environment,
-    deliveries,
-    fake_slack,
-    main_for,
-    message_text,
-    print_table,
-    print_targets,
-    send_at_rate,
-    servers,
-    spread_ms,
-    target,
-    tracebacks,
-    wait_for_answers,
-    workspace,
-)
+from bench.figures import Options, main_for, print_table, print_targets, spread_ms, target
+from bench.load import CommandClient, deliveries, message_text, send_at_rate, wait_for_answers
+from bench.processes import EmulatorProcess, bot_environment, fake_slack, servers, tracebacks, workspace
 from bot.desk.sandbox import max_in_window
 from tests.support.services import RedisServer
 

@@ -23,7 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.harness import DEFAULT_RESULTS, REPO
+from bench import REPO
+from bench.figures import DEFAULT_RESULTS
 
 BENCHMARKS = (
     "ack_path", "hung_upstream", "cold_burst", "refresh_storm", "start_size", "soak", "front_door", "apps_status",
@@ -99,7 +100,7 @@ def python_speed() -> float:
 # --- the document --------------------------------------------------------------------------------
 
 
-def load(results_dir: Path, smoke: bool = False) -> dict[str, dict[str, Any]]:
+def read_results(results_dir: Path, smoke: bool = False) -> dict[str, dict[str, Any]]:
     suffix = ".smoke.json" if smoke else ".json"
     found = {}
     for name in BENCHMARKS:
@@ -110,7 +111,7 @@ def load(results_dir: Path, smoke: bool = False) -> dict[str, dict[str, Any]]:
 
 
 def render(results_dir: Path, smoke: bool = False) -> str:
-    results = load(results_dir, smoke)
+    results = read_results(results_dir, smoke)
     total_path = results_dir / f"total{'.smoke' if smoke else ''}.json"
     total = json.loads(total_path.read_text()) if total_path.exists() else None
     parts = [

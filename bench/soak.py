@@ -73,27 +73,9 @@ from typing import Any
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.harness import (
-    CommandClient,
-    EmulatorProcess,
-    Options,
-    Sent,
-    ServerProcess,
-    SocketClient,
-    bot_environment,
-    deliveries,
-    fake_slack,
-    keep_log,
-    main_for,
-    message_text,
-    print_table,
-    print_targets,
-    spread_ms,
-    target,
-    tracebacks,
-    wait_for_answers,
-    workspace,
-)
+from bench.figures import Options, keep_log, main_for, print_table, print_targets, spread_ms, target
+from bench.load import CommandClient, Sent, SocketClient, deliveries, message_text, wait_for_answers
+from bench.processes import EmulatorProcess, ServerProcess, bot_environment, fake_slack, tracebacks, workspace
 from bot.blocks import PROGRESS, SHARE_ACTION
 from bot.database import ClaimState
 from bot.desk.apis import Api

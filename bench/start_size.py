@@ -19,21 +19,15 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench.harness import (
-    CommandClient,
+from bench.figures import Options, main_for, print_table, print_targets, target
+from bench.load import CommandClient, deliveries, wait_for_answers
+from bench.processes import (
     EmulatorProcess,
-    Options,
     ServerProcess,
     bot_environment,
-    deliveries,
     fake_slack,
-    main_for,
     memory_kb,
-    print_table,
-    print_targets,
-    target,
     tracebacks,
-    wait_for_answers,
     workspace,
 )
 

@@ -30,22 +30,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.harness import (
-    CommandClient,
-    EmulatorProcess,
-    Options,
-    bot_environment,
-    fake_slack,
-    main_for,
-    percentile,
-    print_table,
-    print_targets,
-    servers,
-    target,
-    tracebacks,
-    wait_for_answers,
-    workspace,
-)
+from bench.figures import Options, main_for, percentile, print_table, print_targets, target
+from bench.load import CommandClient, wait_for_answers
+from bench.processes import EmulatorProcess, bot_environment, fake_slack, servers, tracebacks, workspace
 from bot.slack_sandbox import FakeSlack
 from bot.watch.service import EVENT_TYPE
 from tests.support.environment import pg_tool
