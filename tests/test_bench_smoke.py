@@ -205,6 +205,29 @@ def test_report_renders_the_document_from_the_figures(tmp_path: Path) -> None:
     assert "## 1. Ack path" not in text  # no figures, no section
 
 
+def test_the_prose_passages_are_the_ones_the_report_asks_for() -> None:
+    """A passage renamed on one side only, or a note for no benchmark, would silently drop text from the page."""
+    import ast
+
+    from bench import report
+
+    source = ast.parse((ROOT / "bench" / "report.py").read_text(encoding="utf-8"))
+    asked = {
+        node.args[0].value
+        for node in ast.walk(source)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "passage"
+        and isinstance(node.args[0], ast.Constant)
+    }
+    passages = report._passages()
+    notes = {name for name in passages if name.startswith("why missed: ")}
+    assert asked and asked <= set(passages)
+    assert set(passages) == asked | notes
+    for name in notes:
+        benchmark, piece = name.removeprefix("why missed: ").split(": ", 1)
+        assert benchmark in report.BENCHMARKS and piece in report.why_missed(benchmark)
+    assert all(passages.values())
+
+
 @pytest.mark.parametrize(
     "name",
     ["ack_path", "hung_upstream", "cold_burst", "refresh_storm", "start_size", "soak", "front_door", "apps_status",
