@@ -1,7 +1,8 @@
 """Shared fixtures: the Desk emulator, settings pointing at it, and a client built from them.
 
-Everything runs over real loopback sockets. Service fixtures (Redis, PostgreSQL)
-start real servers on free ports; under CI=true a missing server fails the run.
+Fixtures made with `@e2e_fixture` start real servers on loopback (the emulator, Redis,
+PostgreSQL): the tests using them are end-to-end (marked `e2e`, tests/support/tiers.py), and
+every other test runs under the fast tier's tripwire. Under CI=true a missing server fails the run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,23 @@ from bot.desk.sandbox import DeskEmulator
 from bot.shared import forget_connections
 from tests.support.environment import make_settings, missing_service, pg_tool, redis_binary
 from tests.support.services import PostgresServer, PostgresUnavailable, RedisServer
+from tests.support.tiers import e2e_fixture, fast_tier_guard, mark_end_to_end, note_tripped_call
+
+pytest_plugins = ["pytester"]  # tests/test_tiers.py runs pytest on deliberate violations
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_end_to_end(items)
+
+
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    note_tripped_call(item, call)
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test not marked e2e fails if it opens a socket, starts a process or sleeps."""
+    yield from fast_tier_guard(request)
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +49,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
+@e2e_fixture
 def emulator() -> Iterator[DeskEmulator]:
     with DeskEmulator() as emu:
         yield emu
@@ -48,7 +66,7 @@ def client(settings: Settings) -> DeskClient:
 
 
 # --- Redis (tests of bot/shared) ---------------------------------------------------------------
-@pytest.fixture(scope="session")
+@e2e_fixture(scope="session")
 def redis_session() -> Iterator[RedisServer]:
     server = RedisServer(redis_binary()).start()
     yield server
@@ -76,7 +94,7 @@ def no_registered_connections() -> Iterator[None]:
     forget_connections()
 
 
-@pytest.fixture
+@e2e_fixture
 def redis_process() -> Iterator[RedisServer]:
     """A redis-server of this test's own, to stop, restart or pause mid-test."""
     server = RedisServer(redis_binary()).start()
@@ -85,7 +103,7 @@ def redis_process() -> Iterator[RedisServer]:
 
 
 # --- PostgreSQL (tests of bot/digests) ---------------------------------------------------------
-@pytest.fixture(scope="session")
+@e2e_fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A throwaway PostgreSQL server (tests/support/services.py `PostgresServer`) for the session,
     as a SQLAlchemy URL; TEST_DATABASE_URL points the tests at an existing server instead."""

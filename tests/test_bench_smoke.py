@@ -44,6 +44,7 @@ def run_smoke(name: str, results: Path) -> dict[str, Any]:
     return figures
 
 
+@pytest.mark.e2e
 def test_ack_path(tmp_path: Path) -> None:
     if shutil.which("wrk") is None:
         missing_service("wrk (apt-get install wrk)")
@@ -63,6 +64,7 @@ def test_ack_path(tmp_path: Path) -> None:
     assert set(comparison["granian_over_gunicorn"]) == apps
 
 
+@pytest.mark.e2e
 def test_hung_upstream(tmp_path: Path) -> None:
     figures = run_smoke("hung_upstream", tmp_path)
     (scenario,) = figures["scenarios"]
@@ -72,6 +74,7 @@ def test_hung_upstream(tmp_path: Path) -> None:
     assert scenario["desk_calls"] >= 1 and scenario["tracebacks_in_log"] == 0
 
 
+@pytest.mark.e2e
 def test_cold_burst(tmp_path: Path) -> None:
     figures = run_smoke("cold_burst", tmp_path)
     (burst,) = figures["rounds"]
@@ -80,6 +83,7 @@ def test_cold_burst(tmp_path: Path) -> None:
     assert burst["desk_calls"] >= 1 and burst["all_answered_after_ms"] > 0
 
 
+@pytest.mark.e2e
 def test_refresh_storm(tmp_path: Path) -> None:
     figures = run_smoke("refresh_storm", tmp_path)
     variants = {v["variant"]: v for v in figures["variants"]}
@@ -93,6 +97,7 @@ def test_refresh_storm(tmp_path: Path) -> None:
         assert variant["desk_calls"] >= 1 and variant["max_desk_calls_in_1s"] >= 1
 
 
+@pytest.mark.e2e
 def test_start_size(tmp_path: Path) -> None:
     figures = run_smoke("start_size", tmp_path)
     assert figures["start_s"]["max"] > 0
@@ -102,6 +107,7 @@ def test_start_size(tmp_path: Path) -> None:
     assert figures["all_answered"]
 
 
+@pytest.mark.e2e
 def test_soak(tmp_path: Path) -> None:
     """The wide soak's smoke run meets every target it states (the same ones as the full run)."""
     if shutil.which("redis-server") is None:
@@ -128,6 +134,7 @@ def test_soak(tmp_path: Path) -> None:
     assert (tmp_path / "soak.smoke.server.log").exists()
 
 
+@pytest.mark.e2e
 def test_front_door(tmp_path: Path) -> None:
     figures = run_smoke("front_door", tmp_path)
     granian = figures["servers"]["granian"]
@@ -146,6 +153,7 @@ def test_front_door(tmp_path: Path) -> None:
     assert granian["log"]["tracebacks"] == 0
 
 
+@pytest.mark.e2e
 def test_apps_status(tmp_path: Path) -> None:
     figures = run_smoke("apps_status", tmp_path)
     (apps,) = figures["apps"]["rounds"]
@@ -163,6 +171,7 @@ def test_apps_status(tmp_path: Path) -> None:
     assert status["tracebacks_in_log"] == 0
 
 
+@pytest.mark.e2e
 def test_watch_load(tmp_path: Path) -> None:
     """2 processes, 2 apps, 3 channels, a 10 s interval: the benchmark's own targets, asserted."""
     figures = run_smoke("watch_load", tmp_path)

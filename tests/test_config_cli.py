@@ -81,6 +81,7 @@ def test_secrets_never_show_in_the_settings_repr() -> None:
     assert "k" * 40 not in repr(settings) and "xoxb-abc" not in repr(settings)
 
 
+@pytest.mark.e2e
 def test_cli_config_error_is_one_line_exit_2_no_traceback() -> None:
     done = run_cli("languages", env={"DESK_TIMEOUT": "soon", "DESK_SANDBOX": "1"})
     assert done.returncode == 2
@@ -88,6 +89,7 @@ def test_cli_config_error_is_one_line_exit_2_no_traceback() -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.e2e
 def test_cli_reads_a_dotenv_file(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("DESK_SANDBOX=1\n")
     done = run_cli("languages", "--json", cwd=tmp_path)
@@ -95,12 +97,14 @@ def test_cli_reads_a_dotenv_file(tmp_path: Path) -> None:
     assert json.loads(done.stdout)["default"] == "en"
 
 
+@pytest.mark.e2e
 def test_cli_sandbox_table() -> None:
     done = run_cli("languages", env={"DESK_SANDBOX": "1"})
     assert done.returncode == 0, done.stderr
     assert "Chinese (Taiwan)" in done.stdout and "7 languages; default: English (en)" in done.stdout
 
 
+@pytest.mark.e2e
 def test_cli_desk_failure_exits_3_with_the_hint() -> None:
     with DeskEmulator() as emu:
         emu.inject(Fault(code=-50040), times=-1)
@@ -155,6 +159,7 @@ def test_a_tls_url_to_another_machine_is_accepted(variable: str, url: str, carri
     assert held(variable, {variable: tls}) == tls
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("variable", "url"), [(v, u.format(host="example.com")) for v, u, _, _ in CLEAR_TEXT])
 def test_cli_refuses_a_clear_text_url_in_one_line_exit_2(variable: str, url: str) -> None:
     done = run_cli("languages", env={"DESK_SANDBOX": "1", variable: url})

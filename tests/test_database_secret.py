@@ -17,6 +17,7 @@ from bot.digests.store import DatabaseUnavailable, DigestStore
 from bot.digests.ticker import DigestTicker
 from tests.support.environment import make_settings
 from tests.support.services import free_port
+from tests.support.tiers import e2e_fixture
 
 PASSWORD = "p@ss:w0rd/secret"
 ENCODED = "p%40ss%3Aw0rd%2Fsecret"  # how it must be written in a URL
@@ -28,7 +29,7 @@ def shows_a_piece(text: str) -> list[str]:
     return [piece for piece in PIECES if piece in text]
 
 
-@pytest.fixture
+@e2e_fixture
 def closed_port_url() -> str:
     """A PostgreSQL URL with that password, pointing at a loopback port nobody listens on."""
     return f"postgres://bot:{ENCODED}@127.0.0.1:{free_port()}/desk"

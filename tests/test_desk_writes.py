@@ -23,11 +23,12 @@ from bot.desk.writes import write_may_have_run, write_may_repeat
 from tests.support.concurrency import together
 from tests.support.environment import direct_client, make_settings
 from tests.support.services import free_port
+from tests.support.tiers import e2e_fixture
 
 ADD, DELETE, LIST = "robot_add_language", "robot_del_language", "robot_get_language_list"
 
 
-@pytest.fixture
+@e2e_fixture
 def staging() -> Iterator[DeskEmulator]:
     """An app with room for two more languages: "" (default), en, ja."""
     with DeskEmulator(sample="staging") as emu:

@@ -20,19 +20,17 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, Fault
+from bot.desk.sandbox import SANDBOX_SDKAPPID, DeskEmulator, Fault
 from bot.digests.schedule import parse_schedule
 from bot.digests.service import DigestService
 from bot.digests.store import DigestStore, PostState
 from bot.slack_sandbox import FakeSlack
 from tests.support.environment import BOTH_DATABASES
+from tests.support.served import ROOT, child_env
+from tests.support.tiers import e2e_fixture
 
-ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 3, 27, tzinfo=UTC)  # in the past, so Slack ts values follow period starts
 END = START + timedelta(days=7)
 STEP = timedelta(minutes=53)  # an odd step, so ticks fall at many offsets from the hour
@@ -52,23 +50,6 @@ SCHEDULES = {
 CHANNELS = sorted({channel for channel, _app in SCHEDULES})
 
 
-def child_env(database_url: str, fake: FakeSlack, emu: DeskEmulator, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DESK_", "SLACK_", "DIGEST_", "DATABASE_"))}
-    env.update(
-        DESK_SDKAPPID=str(SANDBOX_SDKAPPID),
-        DESK_SECRET_KEY=SANDBOX_KEY,
-        DESK_API_URL=emu.base_url,
-        DESK_RATE_LIMIT="1000",
-        SLACK_BOT_TOKEN=fake.token,
-        SLACK_API_URL=fake.api_url,
-        DATABASE_URL=database_url,
-        LOG_LEVEL="WARNING",
-        PYTHONPATH=str(ROOT),
-    )
-    env.update(extra)
-    return env
-
-
 def two_app_env(
     database_url: str, fake: FakeSlack, prod: DeskEmulator, beta: DeskEmulator, **extra: str
 ) -> dict[str, str]:
@@ -84,13 +65,13 @@ def two_app_env(
     )
 
 
-@pytest.fixture
+@e2e_fixture
 def services() -> Iterator[tuple[FakeSlack, DeskEmulator]]:
     with FakeSlack() as fake, DeskEmulator(rate_limit=1000) as emu:
         yield fake, emu
 
 
-@pytest.fixture
+@e2e_fixture
 def two_apps() -> Iterator[tuple[FakeSlack, DeskEmulator, DeskEmulator]]:
     with (
         FakeSlack() as fake,

@@ -25,22 +25,15 @@ from bot.digests.service import EVENT_TYPE, INVITE_HINT, DigestService, Outcome
 from bot.digests.store import DigestStore, PostState
 from bot.digests.ticker import DigestTicker
 from bot.slack_sandbox import FakeSlack
+from tests.support.clocks import Dial
 from tests.support.environment import BOTH_DATABASES, make_settings
+from tests.support.single_app_schema import SHOWN, create_single_app_schema, old_process_claims, old_process_posts
+from tests.support.tiers import e2e_fixture
 
 CHANNEL = "C0DIGEST"
 APP = "default"  # the one app of a bot that serves one
 LEASE = 600.0  # longer than the minutes the tests step through
 MONDAY = datetime(2026, 3, 30, tzinfo=UTC)  # simulated dates lie in the past: Slack ts > period start
-
-
-class Dial:
-    """A settable clock."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __call__(self) -> Any:
-        return self.value
 
 
 @dataclass
@@ -49,8 +42,8 @@ class Harness:
     emu: DeskEmulator
     service: DigestService
     settings: Settings
-    clock: Dial
-    timer: Dial
+    clock: Dial[datetime]
+    timer: Dial[float]
 
     def at(self, day: int, hour: int, minute: int = 0) -> datetime:
         """Set the schedule clock to MONDAY + day at hour:minute UTC (and the lease timer along)."""
@@ -72,7 +65,7 @@ class Harness:
         return [m["metadata"]["event_payload"]["period"] for m in self.posts(channel)]
 
 
-@pytest.fixture
+@e2e_fixture
 def harness(database_url: str) -> Iterator[Harness]:
     clock = Dial(MONDAY)
     timer = Dial(MONDAY.timestamp())
@@ -410,8 +403,8 @@ class TwoApps:
     prod: DeskEmulator
     staging: DeskEmulator
     service: DigestService
-    clock: Dial
-    timer: Dial
+    clock: Dial[datetime]
+    timer: Dial[float]
 
     def tick(self, day: int, hour: int, minute: int = 0) -> list[tuple[str, str, str, Outcome]]:
         self.clock.value = MONDAY + timedelta(days=day, hours=hour, minutes=minute)
@@ -426,7 +419,7 @@ class TwoApps:
         return [m for m in self.fake.messages(channel) if m["metadata"]["event_payload"].get("app") == app]
 
 
-@pytest.fixture
+@e2e_fixture
 def two(database_url: str) -> Iterator[TwoApps]:
     clock = Dial(MONDAY)
     timer = Dial(MONDAY.timestamp())
@@ -666,8 +659,6 @@ def test_the_service_and_its_store_must_serve_the_same_apps(two: TwoApps) -> Non
 
 @BOTH_DATABASES
 def test_during_a_rolling_deploy_what_the_single_app_version_posts_is_not_posted_again(two: TwoApps) -> None:
-    from tests.test_digest_store import SHOWN, create_single_app_schema, old_process_claims, old_process_posts
-
     engine = create_single_app_schema(two.service.settings.database_url.value)  # C1: daily 09:00, 03-30 posted
     assert two.service.store.bridged() == ["digest_posts"]
     assert two.service.store.get_subscription("C1", "prod") is not None  # adopted by the default app

@@ -30,11 +30,12 @@ from tests.support.environment import desk_env
 from tests.support.served import Served, assert_one_line_config_error, clean_env, run_bot, start_bot
 from tests.support.services import free_port
 from tests.support.slack_harness import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, slack_env
+from tests.support.tiers import e2e_fixture
 
 EVENTS_PATH = "/slack/events"
 
 
-@pytest.fixture
+@e2e_fixture
 def slack() -> Iterator[FakeSlack]:
     with FakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN) as fake:
         yield fake

@@ -7,16 +7,25 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
 from bot.desk.sandbox import SANDBOX_KEY, DeskEmulator, Fault
 from bot.management.messages import CANCEL_ACTION, CONFIRM_ACTION
-from bot.slack_sandbox import SANDBOX_USER_ID, FakeSlack, block_action_body, sign, slash_command_body
+from bot.slack_sandbox import SANDBOX_USER_ID, FakeSlack, block_action_body, sign
 from tests.support.environment import make_settings
-from tests.support.slack_harness import BOT_TOKEN, SIGNING_SECRET, BotUnderTest, Reply, slack_env, texts
+from tests.support.slack_harness import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    BotUnderTest,
+    button,
+    click,
+    command_as,
+    slack_env,
+    texts,
+)
+from tests.support.tiers import e2e_fixture
 
 ADMIN = SANDBOX_USER_ID  # the harness's commands come from this user
 OTHER = "U0NOTADMIN"
@@ -24,7 +33,7 @@ GROUP, GROUP_MEMBER = "S0LANGOPS", "U0GROUPIE"
 AUDIT = "C0AUDIT"
 
 
-@pytest.fixture
+@e2e_fixture
 def desk() -> Iterator[DeskEmulator]:
     with DeskEmulator(languages=[("en", 1), ("zh", 0), ("ja", 0)], rate_limit=50) as emulator:
         yield emulator
@@ -35,7 +44,7 @@ def start(desk: DeskEmulator, slack: FakeSlack, **env: str) -> BotUnderTest:
     return BotUnderTest(make_settings(desk, **slack_env(slack, **environ)), slack, desk)
 
 
-@pytest.fixture
+@e2e_fixture
 def slack() -> Iterator[FakeSlack]:
     with FakeSlack(token=BOT_TOKEN) as fake:
         fake.usergroups[GROUP] = [GROUP_MEMBER]
@@ -47,31 +56,6 @@ def bot(desk: DeskEmulator, slack: FakeSlack) -> Iterator[BotUnderTest]:
     served = start(desk, slack)
     yield served
     served.close()
-
-
-def command_as(bot: BotUnderTest, user: str, text: str, prefix: str = "cmd") -> dict[str, Any]:
-    name = bot.new_name(prefix)
-    body = slash_command_body(text, response_url=bot.slack.response_url(name), user_id=user)
-    reply = bot.send(body, name)
-    assert reply.status == 200 and reply.ack is None  # acked at once, answered later
-    return bot.reply(name)
-
-
-def button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
-    for block in message.get("blocks") or []:
-        for element in block.get("elements") or []:
-            if element.get("action_id") == action_id:
-                return dict(element)
-    raise AssertionError(f"no {action_id} button in {json.dumps(message)[:300]}")
-
-
-def click(
-    bot: BotUnderTest, message: dict[str, Any], action_id: str, user: str = ADMIN, prefix: str = "click"
-) -> Reply:
-    name = bot.new_name(prefix)
-    value = button(message, action_id)["value"]
-    body = block_action_body(action_id, response_url=bot.slack.response_url(name), value=value, user_id=user)
-    return bot.send(body, name)
 
 
 def writes(desk: DeskEmulator) -> list[str]:

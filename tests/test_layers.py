@@ -46,12 +46,14 @@ def add_import(module: Path, line: str) -> None:
     module.write_text(head + sep + line + "\n" + rest)
 
 
+@pytest.mark.e2e
 def test_the_tree_keeps_every_contract(tree: Path) -> None:
     done = lint(tree)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 broken" in done.stdout
 
 
+@pytest.mark.e2e
 def test_an_upward_import_breaks_the_layers(tree: Path) -> None:
     add_import(tree / "bot" / "grammar.py", "import handlers.commands  # noqa")
     done = lint(tree)
@@ -60,6 +62,7 @@ def test_an_upward_import_breaks_the_layers(tree: Path) -> None:
     assert "bot.grammar -> handlers.commands" in done.stdout
 
 
+@pytest.mark.e2e
 def test_the_desk_client_importing_slack_breaks_its_contract(tree: Path) -> None:
     add_import(tree / "bot" / "desk" / "client.py", "import slack_sdk  # noqa")
     done = lint(tree)
@@ -67,6 +70,7 @@ def test_the_desk_client_importing_slack_breaks_its_contract(tree: Path) -> None
     assert "know nothing about Slack" in done.stdout and "bot.desk.client -> slack_sdk" in done.stdout
 
 
+@pytest.mark.e2e
 def test_a_cycle_between_sibling_modules_breaks_the_acyclic_contract(tree: Path) -> None:
     # bot.digests.service imports bot.digests.store; the reverse import closes a cycle.
     add_import(tree / "bot" / "digests" / "store.py", "import bot.digests.service  # noqa")

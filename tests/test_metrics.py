@@ -34,12 +34,13 @@ from tests.support.environment import desk_env, make_settings
 from tests.support.served import Served, clean_env
 from tests.support.services import free_port
 from tests.support.slack_harness import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, running_bot, slack_env
+from tests.support.tiers import e2e_fixture
 
 TOKEN = "metrics0token0not0real0f00d"
 USER_TEXT = "zebra-quokka-91"  # typed by a user: it must never become a label
 
 
-@pytest.fixture
+@e2e_fixture
 def slack() -> Iterator[FakeSlack]:
     with FakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN) as fake:
         yield fake
@@ -270,6 +271,7 @@ def test_socket_mode_serves_metrics_on_metrics_port(emulator: DeskEmulator) -> N
         server.stop()
 
 
+@pytest.mark.e2e
 def test_a_killed_process_is_marked_dead_at_scrape(tmp_path: Path) -> None:
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead, alive = int(gone.stdout), os.getpid()
@@ -296,6 +298,7 @@ def test_the_metrics_token_is_a_secret(emulator: DeskEmulator) -> None:
     assert TOKEN in settings.secrets() and TOKEN not in repr(settings)
 
 
+@pytest.mark.e2e
 def test_threads_recording_their_first_metric_at_once_make_them_once(tmp_path: Path) -> None:
     # A fresh process: metric objects are made on first use, and a second set would be refused
     # by the registry ("Duplicated timeseries"), as `python -m bot apps` once found with two apps.

@@ -64,6 +64,7 @@ def test_the_default_sample_shows_both_problems(client: DeskClient, emulator: De
     assert len(emulator.calls_of(CONFIG)) == 7 and all(call.outcome == 0 for call in emulator.calls)
 
 
+@pytest.mark.e2e
 def test_a_mixed_report_flags_each_problem() -> None:
     with DeskEmulator(
         languages=[("ja", 0), ("en", 1), ("vi", 0), ("id", 0), ("fil", 0), ("zh", 0), ("zh-TW", 0)],
@@ -101,6 +102,7 @@ def test_a_mixed_report_flags_each_problem() -> None:
     )
 
 
+@pytest.mark.e2e
 def test_the_default_languages_empty_tag_is_sent_as_it_came() -> None:
     with DeskEmulator(sample="staging") as emu:
         report = build_desk_client(make_settings(emu)).readiness()
@@ -199,6 +201,7 @@ def test_with_no_report_yet_a_failure_is_raised(client: DeskClient, emulator: De
     assert caught.value.code == -50040
 
 
+@pytest.mark.e2e
 def test_a_write_makes_the_next_report_fresh() -> None:
     with DeskEmulator(sample="staging") as emu:
         client = build_desk_client(make_settings(emu))

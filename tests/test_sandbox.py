@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
@@ -30,43 +29,12 @@ from bot.desk.sandbox import (
     Fault,
     sandbox_identity,
 )
-from bot.desk.usersig import mint_usersig
+from tests.support.clocks import Dial
+from tests.support.emulator_http import control, error_code, query, sig
+from tests.support.tiers import e2e_fixture
 
 PATH = "/v4/openim_console_http_svc/robot_get_language_list"
 OTHER_APP = 1400000002
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def sig(
-    identifier: str = "administrator",
-    *,
-    sdkappid: int = SANDBOX_SDKAPPID,
-    key: str = SANDBOX_KEY,
-    now: float | None = None,
-    expire: int = 86400,
-) -> str:
-    issued = int(time.time() if now is None else now)
-    return mint_usersig(sdkappid, key, identifier, now=issued, expire=expire)
-
-
-def query(**overrides: str | None) -> str:
-    """A raw query string, values inserted exactly as given; None leaves a parameter out."""
-    params: dict[str, str | None] = {
-        "sdkappid": str(SANDBOX_SDKAPPID),
-        "identifier": "administrator",
-        "usersig": sig(),
-        "random": "12345",
-        "contenttype": "json",
-    }
-    params.update(overrides)
-    return "&".join(f"{name}={value}" for name, value in params.items() if value is not None)
 
 
 def call(
@@ -80,17 +48,6 @@ def call(
 ) -> requests.Response:
     url = f"{emu.base_url}{path}?{query() if raw_query is None else raw_query}"
     return requests.request(method, url, data=body, timeout=timeout)
-
-
-def error_code(response: requests.Response) -> int:
-    """The ErrorCode of a Desk envelope, checking the envelope's shape on the way."""
-    assert response.status_code == 200
-    assert response.headers["Content-Type"] == "application/json"
-    data = response.json()
-    assert data["ActionStatus"] == ("OK" if data["ErrorCode"] == 0 else "FAIL")
-    assert isinstance(data["ErrorInfo"], str)
-    assert uuid.UUID(data["RequestId"]).version == 4
-    return int(data["ErrorCode"])
 
 
 def outcomes(emu: DeskEmulator) -> list[int | str]:
@@ -114,12 +71,12 @@ def call_ignoring_failure(emu: DeskEmulator, failures: list[BaseException] | Non
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(float(int(time.time())))
+def clock() -> Dial[float]:
+    return Dial(float(int(time.time())))
 
 
-@pytest.fixture
-def clocked(clock: FakeClock) -> Iterator[DeskEmulator]:
+@e2e_fixture
+def clocked(clock: Dial[float]) -> Iterator[DeskEmulator]:
     with DeskEmulator(clock=clock) as emu:
         yield emu
 
@@ -269,14 +226,15 @@ def test_percent_encoded_usersig_cannot_be_parsed(emulator: DeskEmulator) -> Non
     assert error_code(call(emulator, query(usersig=starred))) == 0
 
 
-def test_expired_usersig(clock: FakeClock, clocked: DeskEmulator) -> None:
-    issued = clock.now
-    clock.now = issued + 86400 + 1
+def test_expired_usersig(clock: Dial[float], clocked: DeskEmulator) -> None:
+    issued = clock.value
+    clock.value = issued + 86400 + 1
 
     assert error_code(call(clocked, query(usersig=sig(now=issued, expire=86400)))) == 70001
-    assert error_code(call(clocked, query(usersig=sig(now=clock.now)))) == 0
+    assert error_code(call(clocked, query(usersig=sig(now=clock.value)))) == 0
 
 
+@pytest.mark.e2e
 def test_custom_app_key_and_admins() -> None:
     with DeskEmulator(sdkappid=OTHER_APP, key="k", admins=("ops",)) as emu:
         good = query(sdkappid=str(OTHER_APP), identifier="ops", usersig=sig("ops", sdkappid=OTHER_APP, key="k"))
@@ -303,13 +261,13 @@ def test_calls_record_the_raw_request(emulator: DeskEmulator) -> None:
 # --- rate limit -------------------------------------------------------------------------------------
 
 
-def test_sixth_call_in_a_second_is_rate_limited(clock: FakeClock, clocked: DeskEmulator) -> None:
+def test_sixth_call_in_a_second_is_rate_limited(clock: Dial[float], clocked: DeskEmulator) -> None:
     for _ in range(3):  # invalid calls take no place in the window
         call(clocked, body=b"")
     burst = [error_code(call(clocked)) for _ in range(6)]
-    clock.now += 0.5
+    clock.value += 0.5
     half_a_second_later = error_code(call(clocked))
-    clock.now += 0.5  # the first five leave the window; the rejected calls never entered it
+    clock.value += 0.5  # the first five leave the window; the rejected calls never entered it
     a_second_later = [error_code(call(clocked)) for _ in range(6)]
 
     assert burst == [0, 0, 0, 0, 0, -14]
@@ -327,15 +285,16 @@ def test_rate_limit_with_the_real_clock(emulator: DeskEmulator) -> None:
     assert emulator.max_calls_in_window() == 6
 
 
+@pytest.mark.e2e
 def test_custom_rate_limit() -> None:
-    with DeskEmulator(rate_limit=2, clock=FakeClock(time.time())) as emu:
+    with DeskEmulator(rate_limit=2, clock=Dial(time.time())) as emu:
         assert [error_code(call(emu)) for _ in range(3)] == [0, 0, -14]
 
 
-def test_max_calls_in_window_uses_half_open_windows(clock: FakeClock, clocked: DeskEmulator) -> None:
-    start = clock.now
+def test_max_calls_in_window_uses_half_open_windows(clock: Dial[float], clocked: DeskEmulator) -> None:
+    start = clock.value
     for offset in (0.0, 0.3, 0.9, 1.0, 1.2, 3.0):
-        clock.now = start + offset
+        clock.value = start + offset
         call(clocked, path="/nowhere")
 
     assert clocked.max_calls_in_window(1.0) == 4  # 0.3, 0.9, 1.0, 1.2
@@ -486,11 +445,6 @@ def test_set_languages_pairs_dicts_and_missing(emulator: DeskEmulator) -> None:
 # --- the control API ----------------------------------------------------------------------------------
 
 
-def control(emu: DeskEmulator, method: str, path: str, payload: object = None) -> requests.Response:
-    data = None if payload is None else json.dumps(payload)
-    return requests.request(method, f"{emu.base_url}/_emulator/{path}", data=data, timeout=5)
-
-
 def test_control_faults(emulator: DeskEmulator) -> None:
     assert control(emulator, "POST", "faults", {"code": -50040, "times": 2}).json() == {"ok": True}
     assert control(emulator, "POST", "faults", {"http_status": 502}).status_code == 200
@@ -564,6 +518,7 @@ def test_control_unknown_paths_and_methods(emulator: DeskEmulator) -> None:
 # --- lifecycle and hygiene ------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_stop_returns_fast_during_a_hang() -> None:
     emu = DeskEmulator().start()
     emu.inject(Fault(hang=30))
@@ -582,6 +537,7 @@ def test_stop_returns_fast_during_a_hang() -> None:
     emu.stop()  # idempotent
 
 
+@pytest.mark.e2e
 def test_stop_closes_idle_keep_alive_connections() -> None:
     emu = DeskEmulator().start()
     session = requests.Session()
@@ -596,6 +552,7 @@ def test_stop_closes_idle_keep_alive_connections() -> None:
     session.close()
 
 
+@pytest.mark.e2e
 def test_cannot_start_twice() -> None:
     emu = DeskEmulator()
     with pytest.raises(RuntimeError):
@@ -625,6 +582,7 @@ def test_nothing_is_printed_or_logged(
     assert not [record for record in caplog.records if record.name.startswith("bot.desk.sandbox")]
 
 
+@pytest.mark.e2e
 def test_cli_sandbox_serves_another_sample_as_another_app() -> None:
     """`--app-index 2`: the third emulated app's own SDKAppID and key; `--sample` its starting data."""
     sdkappid, key = sandbox_identity(2)
@@ -650,6 +608,7 @@ def test_cli_sandbox_serves_another_sample_as_another_app() -> None:
         assert process.wait(timeout=5) == 0
 
 
+@pytest.mark.e2e
 def test_serve_forever_cli_runs_in_the_foreground() -> None:
     process = subprocess.Popen(
         [sys.executable, "-c", "from bot.desk.sandbox import serve_forever_cli; serve_forever_cli(0)"],

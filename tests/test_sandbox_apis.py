@@ -18,7 +18,9 @@ import requests
 from bot.desk.languages import SUPPORTED_TAGS
 from bot.desk.samples import SAMPLES, FaqQuestion
 from bot.desk.sandbox import APIS, DeskEmulator, Fault
-from tests.test_sandbox import FakeClock, control, error_code, query
+from tests.support.clocks import Dial
+from tests.support.emulator_http import control, error_code, query
+from tests.support.tiers import e2e_fixture
 
 ADD, DELETE, FAQ, CONFIG, LIST = (
     "robot_add_language",
@@ -48,14 +50,14 @@ def tags(emu: DeskEmulator) -> list[str]:
     return [item["LanguageTag"] for item in answer(emu, LIST)["Languages"]]
 
 
-@pytest.fixture
+@e2e_fixture
 def staging() -> Iterator[DeskEmulator]:
     """The staging sample, with room for many calls per second (the limit has its own test)."""
     with DeskEmulator(sample="staging", rate_limit=1000) as emu:
         yield emu
 
 
-@pytest.fixture
+@e2e_fixture
 def sample() -> Iterator[DeskEmulator]:
     """The default sample (what DESK_SANDBOX=1 shows), with room for many calls per second."""
     with DeskEmulator(rate_limit=1000) as emu:
@@ -189,6 +191,7 @@ def test_settings_of_the_default_sample(sample: DeskEmulator) -> None:
     assert error_code(desk(sample, CONFIG, {"LanguageTag": "de"})) == 141004
 
 
+@pytest.mark.e2e
 def test_constructor_options_replace_the_sample() -> None:
     with DeskEmulator(
         languages=[("en", 1), ("vi", 0)],
@@ -204,6 +207,7 @@ def test_constructor_options_replace_the_sample() -> None:
         assert error_code(desk(emu, ADD, {"LanguageTag": "ja"})) == -50052
 
 
+@pytest.mark.e2e
 def test_samples_differ() -> None:
     assert SAMPLES["default"].languages != SAMPLES["staging"].languages
     with DeskEmulator(sample="staging") as first, DeskEmulator() as second:
@@ -213,8 +217,9 @@ def test_samples_differ() -> None:
 # --- rate limits and faults per API -----------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_each_api_has_its_own_five_calls_per_second() -> None:
-    clock = FakeClock(float(int(time.time())))
+    clock = Dial(float(int(time.time())))
     with DeskEmulator(clock=clock) as emu:
         bodies = {LIST: {}, ADD: {"LanguageTag": "en"}, DELETE: {"LanguageTag": "xx"}, FAQ: LIVE_FAQ, CONFIG: {}}
         codes = {api: [error_code(desk(emu, api, bodies[api])) for _ in range(6)] for api in APIS}

@@ -26,6 +26,7 @@ from tests.support.environment import desk_env
 from tests.support.served import BOOT_TIMEOUT, Served, clean_env, start_bot
 from tests.support.services import RedisServer, free_port
 from tests.support.slack_harness import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, slack_env, texts
+from tests.support.tiers import e2e_fixture
 
 LISTED = "English (`en`) :star: *default*"
 
@@ -44,7 +45,7 @@ def wait_until_healthy(served: Served) -> dict[str, Any]:
     pytest.fail(f"python -m bot serve did not answer /healthz within {BOOT_TIMEOUT:.0f} s")
 
 
-@pytest.fixture
+@e2e_fixture
 def slack() -> Iterator[FakeSlack]:
     with FakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN) as fake:
         yield fake

@@ -19,6 +19,7 @@ from bot.grammar import OPTIONS
 from bot.slack_sandbox import FakeSlack, block_action_body
 from tests.support.served import clean_env
 from tests.support.slack_harness import BOT_TOKEN, BotUnderTest, slack_env, texts
+from tests.support.tiers import e2e_fixture
 
 PROD, STAGING, EU = 1400000101, 1400000102, 1400000103
 KEYS = {PROD: "prod-key-0123456789abcdef", STAGING: "staging-key-0123456789abcdef", EU: "eu-key-0123456789abcdef"}
@@ -37,7 +38,7 @@ def apps_env(emulators: dict[str, DeskEmulator], **extra: str) -> dict[str, str]
     return env | extra
 
 
-@pytest.fixture
+@e2e_fixture
 def emulators() -> Iterator[dict[str, DeskEmulator]]:
     started = {
         "prod": DeskEmulator(sdkappid=PROD, key=KEYS[PROD], languages=[("en", 1), ("zh", 0), ("ja", 0)]),
@@ -300,6 +301,7 @@ def test_cli_exits_3_when_any_app_failed(emulators: dict[str, DeskEmulator], tmp
     assert any(row.startswith("prod") and "3" in row for row in done.stdout.splitlines())
 
 
+@pytest.mark.e2e
 def test_demo_shows_two_sandbox_apps_that_differ(tmp_path: Path) -> None:
     compared = run_cli(tmp_path, "demo", "compare")
     assert compared.returncode == 0, compared.stderr

@@ -47,6 +47,7 @@ from bot.shared.limiter import SCRIPT_PATCHED
 from tests.support.concurrency import together
 from tests.support.environment import desk_env, make_settings, missing_service, redis_binary
 from tests.support.services import RedisServer, free_port
+from tests.support.tiers import e2e_fixture
 
 FRESH_KEY = f"desk:cache:{SANDBOX_SDKAPPID}:fresh"
 LIMIT_KEY = f"desk:rl:{SANDBOX_SDKAPPID}"
@@ -63,7 +64,7 @@ class Process:
     client: DeskClient
 
 
-@pytest.fixture
+@e2e_fixture
 def processes() -> Iterator[Callable[..., Process]]:
     made: list[Process] = []
 
@@ -142,7 +143,7 @@ def test_log_lines_name_redis_by_host_only() -> None:
     assert describe_url("redis://127.0.0.1") == "127.0.0.1:6379"
 
 
-@pytest.fixture
+@e2e_fixture
 def tls_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A TLS-only redis-server with a self-signed certificate, as Heroku-style platforms have."""
     if shutil.which("openssl") is None:
@@ -202,6 +203,7 @@ def test_without_redis_the_same_processes_would_exceed_the_limit(emulator: DeskE
     assert emulator.max_calls_in_window(1.0) > 5
 
 
+@pytest.mark.e2e
 def test_limiter_falls_back_to_the_same_rate_when_redis_is_down_at_start_up(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

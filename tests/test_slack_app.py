@@ -29,6 +29,7 @@ from tests.support.slack_harness import (
     BotUnderTest,
     action_ids,
     as_json,
+    event_body,
     running_bot,
     strings,
     texts,
@@ -245,20 +246,6 @@ def test_a_long_list_stays_within_block_kit_limits_in_every_reply(bot: BotUnderT
 
 
 # --- the home tab -----------------------------------------------------------------------------------
-
-
-def event_body(event: dict[str, Any]) -> str:
-    return json.dumps(
-        {
-            "token": "SandboxVerificationToken",
-            "team_id": "T0SANDBOX",
-            "api_app_id": "A0SANDBOX",
-            "event": event,
-            "type": "event_callback",
-            "event_id": "Ev0SANDBOX",
-            "event_time": int(time.time()),
-        }
-    )
 
 
 def test_opening_the_home_tab_publishes_the_list(bot: BotUnderTest) -> None:

@@ -22,9 +22,10 @@ from tests.support.environment import desk_env
 from tests.support.served import Served, assert_one_line_config_error, clean_env, run_bot, start_bot
 from tests.support.services import free_port
 from tests.support.slack_harness import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, slack_env, texts
+from tests.support.tiers import e2e_fixture
 
 
-@pytest.fixture
+@e2e_fixture
 def slack() -> Iterator[FakeSlack]:
     with FakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN) as fake:
         yield fake
@@ -94,6 +95,7 @@ def test_socket_without_the_app_token_exits_2_naming_it(slack: FakeSlack, tmp_pa
 # --- manifest ---------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_manifest_fills_in_the_url(tmp_path: Path) -> None:
     result = run_bot("manifest", "--url", "https://x.example.com/", cwd=tmp_path, env=clean_env())
     assert result.returncode == 0, result.stderr
@@ -107,6 +109,7 @@ def test_manifest_fills_in_the_url(tmp_path: Path) -> None:
     assert "- command: /desk-languages" in lines
 
 
+@pytest.mark.e2e
 def test_manifest_for_socket_mode_has_no_urls(tmp_path: Path) -> None:
     result = run_bot("manifest", "--socket", cwd=tmp_path, env=clean_env())
     assert result.returncode == 0, result.stderr
@@ -117,6 +120,7 @@ def test_manifest_for_socket_mode_has_no_urls(tmp_path: Path) -> None:
     assert "- command: /desk-languages" in lines
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("args", [[], ["--url", "http://x.example.com"], ["--url", "x.example.com"]])
 def test_manifest_without_an_https_url_exits_2(tmp_path: Path, args: list[str]) -> None:
     result = run_bot("manifest", *args, cwd=tmp_path, env=clean_env())
@@ -128,6 +132,7 @@ def test_manifest_without_an_https_url_exits_2(tmp_path: Path, args: list[str]) 
 # --- demo -------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_demo_prints_the_list_and_the_block_kit_json(tmp_path: Path) -> None:
     env = clean_env()
     text, as_json, helped = (
@@ -157,6 +162,7 @@ def test_demo_prints_the_list_and_the_block_kit_json(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # the demo leaves nothing behind
 
 
+@pytest.mark.e2e
 def test_demo_add_confirms_as_the_admin_and_shows_the_new_list(tmp_path: Path) -> None:
     done = run_bot("demo", "staging", "add", "vi", cwd=tmp_path, env=clean_env())
     assert done.returncode == 0, done.stderr

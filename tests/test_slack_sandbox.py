@@ -23,13 +23,14 @@ from bot.slack_sandbox import (
     sign,
     slash_command_body,
 )
+from tests.support.tiers import e2e_fixture
 
 TOKEN = "xoxb-sandbox-token"
 SECRET = "sandbox-signing-secret"
 METADATA = {"event_type": "channel_digest", "event_payload": {"period": "2026-W48"}}
 
 
-@pytest.fixture
+@e2e_fixture
 def fake() -> Iterator[FakeSlack]:
     with FakeSlack(token=TOKEN) as running:
         yield running
@@ -293,6 +294,7 @@ def test_reset_forgets_everything(fake: FakeSlack, client: WebClient) -> None:
     assert client.auth_test()["ok"] is True
 
 
+@pytest.mark.e2e
 def test_stop_returns_promptly_even_with_an_answer_in_flight() -> None:
     fake = FakeSlack().start()
     fake.script("auth.test", delay=30)
@@ -316,6 +318,7 @@ def test_stop_returns_promptly_even_with_an_answer_in_flight() -> None:
     assert outcome  # the client saw the connection close, not a 30 s wait
 
 
+@pytest.mark.e2e
 def test_ts_comes_from_the_injected_clock() -> None:
     with FakeSlack(clock=lambda: 1_700_000_000.0) as fixed:
         fixed_client = WebClient(token="xoxb-sandbox-token", base_url=fixed.api_url)

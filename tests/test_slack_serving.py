@@ -33,6 +33,7 @@ from tests.support.slack_harness import (
     start_bot,
     texts,
 )
+from tests.support.tiers import e2e_fixture
 
 
 @pytest.fixture
@@ -146,7 +147,7 @@ def test_a_refused_reply_is_logged_without_the_response_url(
 # --- boot ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
+@e2e_fixture
 def slack() -> Iterator[FakeSlack]:
     with FakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN) as fake:
         yield fake

@@ -23,6 +23,7 @@ from bot.desk.sandbox import SANDBOX_KEY
 from bot.slack_sandbox import FakeSlack
 from tests.support.served import BOOT_TIMEOUT, assert_one_line_config_error, clean_env, run_bot
 from tests.support.slack_harness import APP_TOKEN, BOT_TOKEN, slack_env, texts
+from tests.support.tiers import e2e_fixture
 
 PING_INTERVAL = 0.5  # the SDK notices a dead connection after about five failed pings
 RECONNECT_TIMEOUT = 15.0  # generous: the machine is shared
@@ -77,7 +78,7 @@ def start_socket_bot(slack: FakeSlack, tmp_path: Path, **env: str) -> SocketBot:
     return bot
 
 
-@pytest.fixture(scope="module")
+@e2e_fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SocketBot]:
     """One Socket Mode process for the module (booting one costs seconds on a busy machine)."""
     with FakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN, socket_mode=True) as slack:
@@ -95,6 +96,7 @@ def reconnected(bot: SocketBot, before: int) -> None:
 # --- answers ----------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_a_cold_command_is_answered_through_response_url_then_a_warm_one_in_the_ack(running: SocketBot) -> None:
     socket = running.slack.socket
     cold = running.command("", "cold")
@@ -127,6 +129,7 @@ def test_a_button_click_is_answered(running: SocketBot) -> None:
 # --- connections that end -------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_after_a_dropped_connection_nothing_is_lost_or_answered_twice(running: SocketBot) -> None:
     socket = running.slack.socket
     before = socket.connections
@@ -141,6 +144,7 @@ def test_after_a_dropped_connection_nothing_is_lost_or_answered_twice(running: S
     assert socket.pending() == []
 
 
+@pytest.mark.e2e
 def test_a_command_in_flight_at_the_drop_is_answered_once(running: SocketBot) -> None:
     """The bot did the work and acked, but the connection died before Slack read the ack: the
     envelope comes again on the next connection, and is acked again without running again."""
@@ -173,6 +177,7 @@ def test_a_disconnect_message_makes_the_client_reconnect(running: SocketBot, rea
 # --- the watchdog -----------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("how", ["handshake-refused", "connections-open-fails"])
 def test_a_connection_that_stays_down_ends_the_process_with_exit_1(tmp_path: Path, how: str) -> None:
     with FakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN, socket_mode=True) as slack:
@@ -199,6 +204,7 @@ def test_a_connection_that_stays_down_ends_the_process_with_exit_1(tmp_path: Pat
         assert secret not in stderr
 
 
+@pytest.mark.e2e
 def test_a_bad_stall_grace_is_one_line_and_exit_2(tmp_path: Path) -> None:
     with FakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN, socket_mode=True) as slack:
         env = clean_env(DESK_SANDBOX="1", SOCKET_STALL_GRACE="2 minutes", **slack_env(slack, SLACK_APP_TOKEN=APP_TOKEN))

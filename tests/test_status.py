@@ -20,9 +20,10 @@ from bot.slack_sandbox import FakeSlack
 from tests.support.environment import desk_env
 from tests.support.served import clean_env
 from tests.support.slack_harness import BOT_TOKEN, BotUnderTest, running_bot, texts
+from tests.support.tiers import e2e_fixture
 
 
-@pytest.fixture
+@e2e_fixture
 def desk() -> Iterator[DeskEmulator]:
     with DeskEmulator(rate_limit=1000) as emulator:  # the default sample: 7 languages, vi and fil flagged
         yield emulator
@@ -129,9 +130,7 @@ def test_cli_status_table_json_and_exit_3_on_a_failed_check(desk: DeskEmulator, 
 
 def test_the_home_tab_shows_each_app_s_list_and_readiness(desk: DeskEmulator) -> None:
     from bot.slack_sandbox import SANDBOX_USER_ID, sign
-    from tests.support.slack_harness import SIGNING_SECRET, start_bot
-    from tests.test_slack_app import event_body
-
+    from tests.support.slack_harness import SIGNING_SECRET, event_body, start_bot
     with FakeSlack(token=BOT_TOKEN) as slack, DeskEmulator(sdkappid=1400000009, key="second-key-0123456789") as other:
         env = {
             "DESK_APPS": "prod,staging",

@@ -31,8 +31,10 @@ from bot.management.store import AuditEntry, ChangeStore
 from bot.slack_sandbox import FakeSlack
 from bot.watch.service import EVENT_TYPE, Outcome, Poll, WatchService
 from bot.watch.store import AppState, WatchStore
+from tests.support.clocks import Dial
 from tests.support.environment import BOTH_DATABASES, make_settings
-from tests.test_digest_multiprocess import ROOT, child_env
+from tests.support.served import ROOT, child_env
+from tests.support.tiers import e2e_fixture
 
 CHANNEL = "C0WATCH"
 OTHER = "C0OTHER"
@@ -41,20 +43,12 @@ INTERVAL = 60.0
 LEASE = 600.0
 
 
-class Dial:
-    def __init__(self, value: float) -> None:
-        self.value = value
-
-    def __call__(self) -> float:
-        return self.value
-
-
 @dataclass
 class Harness:
     fake: FakeSlack
     emu: DeskEmulator
     settings: Settings
-    timer: Dial
+    timer: Dial[float]
     app: DeskApp
     database_url: str
     services: list[WatchService]
@@ -88,7 +82,7 @@ class Harness:
         return [m["text"] for m in self.alerts(channel)]
 
 
-@pytest.fixture
+@e2e_fixture
 def harness(database_url: str) -> Iterator[Harness]:
     # Slot-aligned, a little after the real time (lists carry the real fetch time).
     timer = Dial((time.time() // INTERVAL + 1) * INTERVAL)

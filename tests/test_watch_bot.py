@@ -31,22 +31,29 @@ from bot.watch.messages import MAX_CHANNELS, SUBSCRIPTIONS_UNREADABLE
 from bot.watch.service import EVENT_TYPE, KEEP_EVENTS, KEEP_POLLS, Poll
 from bot.watch.store import WatchStore
 from tests.support.environment import BOTH_DATABASES, make_settings
-from tests.support.slack_harness import BOT_TOKEN, SIGNING_SECRET, BotUnderTest, slack_env
-from tests.test_language_changes import click, command_as
-from tests.test_slack_app import event_body
+from tests.support.slack_harness import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    BotUnderTest,
+    click,
+    command_as,
+    event_body,
+    slack_env,
+)
+from tests.support.tiers import e2e_fixture
 
 ADMIN = SANDBOX_USER_ID
 SOON = 5.0  # seconds: "at once", against an interval of an hour
 VIEWER = "U0VIEWER"
 
 
-@pytest.fixture
+@e2e_fixture
 def desk() -> Iterator[DeskEmulator]:
     with DeskEmulator(languages=[("en", 1), ("ja", 0)], rate_limit=100) as emulator:
         yield emulator
 
 
-@pytest.fixture
+@e2e_fixture
 def slack() -> Iterator[FakeSlack]:
     with FakeSlack(token=BOT_TOKEN) as fake:
         yield fake

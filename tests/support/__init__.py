@@ -1,1 +1,2 @@
-"""Test support: service launchers, the settings helpers, the served-bot harness and a worker process."""
+"""Test support: what several test modules share (launchers, settings, the served-bot harness, clocks,
+the two tiers). Test modules import from here, never from each other."""

@@ -1,4 +1,5 @@
-"""`python -m bot …` in a subprocess, as a platform runs it: start, wait for /healthz, SIGTERM.
+"""`python -m bot …` in a subprocess, as a platform runs it: start, wait for /healthz, SIGTERM;
+and the environment of the workers the multi-process tests start.
 
 Every process binds and calls loopback only, and runs with an environment stripped of the
 developer's credentials (and in an empty directory, so no `.env` is read).
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot.desk.sandbox import SANDBOX_KEY
+from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator
+from bot.slack_sandbox import FakeSlack
 from tests.support.slack_harness import BOT_TOKEN, SIGNING_SECRET
 
 BOOT_TIMEOUT = 20.0  # seconds for gunicorn to answer /healthz on a slow, busy machine
@@ -27,6 +29,28 @@ def clean_env(**env: str) -> dict[str, str]:
     """The process environment without any credential of the developer's, plus `env`."""
     base = {name: os.environ[name] for name in BASE_ENV if name in os.environ}
     return {**base, "PYTHONUNBUFFERED": "1", **env}
+
+
+ROOT = Path(__file__).resolve().parent.parent.parent  # the checkout: the cwd and PYTHONPATH of workers
+
+
+def child_env(database_url: str, fake: FakeSlack, emu: DeskEmulator, **extra: str) -> dict[str, str]:
+    """A worker's environment (`python -m bot digest|watch …`, tests' workers): this one's without
+    DESK_/SLACK_/DIGEST_/DATABASE_ settings, pointing at `emu`, `fake` and `database_url`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DESK_", "SLACK_", "DIGEST_", "DATABASE_"))}
+    env.update(
+        DESK_SDKAPPID=str(SANDBOX_SDKAPPID),
+        DESK_SECRET_KEY=SANDBOX_KEY,
+        DESK_API_URL=emu.base_url,
+        DESK_RATE_LIMIT="1000",
+        SLACK_BOT_TOKEN=fake.token,
+        SLACK_API_URL=fake.api_url,
+        DATABASE_URL=database_url,
+        LOG_LEVEL="WARNING",
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env
 
 
 def run_bot(*args: str, cwd: Path, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:

@@ -24,7 +24,7 @@ from bot.config import Settings
 from bot.deps import BotDeps
 from bot.desk.sandbox import DeskEmulator
 from bot.loopback import LoopbackServer
-from bot.slack_sandbox import FakeSlack, block_action_body, sign, slash_command_body
+from bot.slack_sandbox import SANDBOX_USER_ID, FakeSlack, block_action_body, sign, slash_command_body
 from tests.support.environment import make_settings
 
 BOT_TOKEN = "xoxb-e2e-bot-token-not-real"  # made up; FakeSlack accepts it
@@ -145,6 +145,49 @@ def running_bot(desk: DeskEmulator, **env: Any) -> Iterator[BotUnderTest]:
             yield bot
         finally:
             bot.close()
+
+
+def command_as(bot: BotUnderTest, user: str, text: str, prefix: str = "cmd") -> dict[str, Any]:
+    """`/desk-languages <text>` from `user`, acked empty; the one reply to its response_url."""
+    name = bot.new_name(prefix)
+    body = slash_command_body(text, response_url=bot.slack.response_url(name), user_id=user)
+    reply = bot.send(body, name)
+    assert reply.status == 200 and reply.ack is None  # acked at once, answered later
+    return bot.reply(name)
+
+
+def button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
+    """The button `action_id` of `message` (else fail)."""
+    for block in message.get("blocks") or []:
+        for element in block.get("elements") or []:
+            if element.get("action_id") == action_id:
+                return dict(element)
+    raise AssertionError(f"no {action_id} button in {json.dumps(message)[:300]}")
+
+
+def click(
+    bot: BotUnderTest, message: dict[str, Any], action_id: str, user: str = SANDBOX_USER_ID, prefix: str = "click"
+) -> Reply:
+    """A click by `user` on the button `action_id` of `message`, carrying its value, signed."""
+    name = bot.new_name(prefix)
+    value = button(message, action_id)["value"]
+    body = block_action_body(action_id, response_url=bot.slack.response_url(name), value=value, user_id=user)
+    return bot.send(body, name)
+
+
+def event_body(event: dict[str, Any]) -> str:
+    """An Events API callback carrying `event`, as Slack POSTs it."""
+    return json.dumps(
+        {
+            "token": "SandboxVerificationToken",
+            "team_id": "T0SANDBOX",
+            "api_app_id": "A0SANDBOX",
+            "event": event,
+            "type": "event_callback",
+            "event_id": "Ev0SANDBOX",
+            "event_time": int(time.time()),
+        }
+    )
 
 
 def texts(message: dict[str, Any] | None) -> str:
