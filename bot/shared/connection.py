@@ -187,7 +187,9 @@ class RedisConnection:
         """
         with self._lock:
             now = self._clock()
-            due = self._last_probe is None or now - self._last_probe >= HEALTH_PROBE_INTERVAL
+            # Never slower than the outage retry: a probe is also how a process notices Redis is back.
+            interval = min(HEALTH_PROBE_INTERVAL, self.retry_interval)
+            due = self._last_probe is None or now - self._last_probe >= interval
         # Concurrent health checks share one probe; the others report the state it last found.
         if due and self._probe_lock.acquire(blocking=False):
             try:
