@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 
 from bot.blocks import RenderContext
 from bot.config import ConfigError, DeskAppSettings, Secret, Settings, load_settings
+from bot.database import DB_DOWN_ERRORS
 from bot.deps import BotDeps, DeskApp
 from bot.desk import Api, DeskClient, InProcessCache, InProcessLimiter, LanguageCache, RateLimiter, UserSigSource
 from bot.desk.cache import Cache
@@ -38,7 +39,7 @@ from bot.desk.client import readiness_time_limit
 from bot.desk.readiness import READINESS, ReadinessReport
 from bot.desk.sandbox import SANDBOX_ADMINS, DeskEmulator, sample_for_app, sandbox_identity
 from bot.digests.service import DigestService, posting_client
-from bot.digests.store import DB_DOWN_ERRORS, DigestStore, create_db_engine
+from bot.digests.store import DigestStore, create_db_engine
 from bot.digests.ticker import DigestTicker
 from bot.logs import configure_logging
 from bot.management.admins import AdminDirectory, AdminList

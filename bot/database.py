@@ -1,4 +1,5 @@
-"""The bot's SQL database (DATABASE_URL): creating tables safely when several processes boot at once.
+"""The bot's SQL database (DATABASE_URL): creating tables safely when several processes boot at once,
+the shared claim protocol, and the secret-free `DatabaseUnavailable`.
 
 Digests and language changes each own their tables (bot/digests/store.py,
 bot/management/store.py); both are created through `create_tables`.
@@ -12,8 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +121,43 @@ def claim_row(
     if after is not None and after[0] in (ClaimState.POSTED, ClaimState.SKIPPED):
         return Claim.DONE
     return Claim.BUSY
+
+
+class DatabaseUnavailable(Exception):
+    """The bot's database (DATABASE_URL) could not be reached. The message names DATABASE_URL and its host only:
+    drivers' connection errors can repeat the URL, password included, so none is kept (not even as
+    the exception's cause)."""
+
+
+# What a ticker treats as "the database is down" (one line per outage, retried), not as a bug.
+DB_DOWN_ERRORS: tuple[type[Exception], ...] = (DatabaseUnavailable, SQLAlchemyError)
+
+# What a driver's connection error says, as a phrase of ours (the error's own text is not shown).
+_CONNECT_FAILURES = (
+    ("refused", "connection refused"),
+    ("timeout", "timed out"),
+    ("timed out", "timed out"),
+    ("could not translate host name", "unknown host name"),
+    ("name or service not known", "unknown host name"),
+    ("password authentication failed", "user or password refused"),
+    ("no pg_hba.conf entry", "this client is not allowed by the server"),
+    ("does not exist", "the database or user does not exist"),
+    ("ssl", "TLS failed"),
+    ("too many connections", "too many connections"),
+)
+
+
+def unavailable(url: URL, error: BaseException) -> DatabaseUnavailable:
+    said = str(getattr(error, "orig", None) or error).lower()
+    reason = next((ours for theirs, ours in _CONNECT_FAILURES if theirs in said), type(error).__name__)
+    if url.get_backend_name() == "sqlite":
+        where = url.database or "memory"
+    else:
+        host = url.host or "localhost"
+        where = f"{host}:{url.port}" if url.port else host
+    if "@" in where:  # an unencoded @ in the password moved part of it into the host
+        where = "its host"
+    return DatabaseUnavailable(
+        f"DATABASE_URL: could not connect to the {url.get_backend_name()} database at {where} ({reason}). "
+        "Check that the database is running and reachable, and the URL's host, port, user and password."
+    )

@@ -46,6 +46,7 @@ from slack_sdk.errors import SlackApiError
 from bot import metrics
 from bot.blocks import Message, RenderContext
 from bot.config import ConfigError, Settings
+from bot.database import DatabaseUnavailable
 from bot.desk.changes import diff
 from bot.desk.errors import DeskError
 from bot.desk.models import LanguageList
@@ -53,7 +54,7 @@ from bot.desk.readiness import ReadinessReport
 from bot.digests import messages
 from bot.digests.messages import AppTitle, app_label, digest_message
 from bot.digests.schedule import Schedule, ScheduleError, parse_schedule
-from bot.digests.store import LEGACY_APP, Claim, DatabaseUnavailable, DigestStore, PostState, Subscription
+from bot.digests.store import LEGACY_APP, Claim, DigestStore, PostState, Subscription
 from bot.slack_posting import HistoryUnavailable, find_message, posting_client, process_owner, slack_error
 
 log = logging.getLogger(__name__)

@@ -52,11 +52,11 @@ from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from bot.config import ConfigError
-from bot.database import Claim, ClaimState, claim_row, upsert_insert
+from bot.database import Claim, ClaimState, claim_row, unavailable, upsert_insert
 from bot.desk.models import LanguageList
 
 log = logging.getLogger(__name__)
@@ -149,46 +149,6 @@ legacy_posts = sa.Table(
 )
 
 ADOPTED = ((legacy_subscriptions, subscriptions), (legacy_snapshots, snapshots), (legacy_posts, posts))
-
-class DatabaseUnavailable(Exception):
-    """The digest database could not be reached. The message names DATABASE_URL and its host only:
-    drivers' connection errors can repeat the URL, password included, so none is kept (not even as
-    the exception's cause)."""
-
-
-# What a ticker treats as "the database is down" (one line per outage, retried), not as a bug.
-DB_DOWN_ERRORS: tuple[type[Exception], ...] = (DatabaseUnavailable, SQLAlchemyError)
-
-# What a driver's connection error says, as a phrase of ours (the error's own text is not shown).
-_CONNECT_FAILURES = (
-    ("refused", "connection refused"),
-    ("timeout", "timed out"),
-    ("timed out", "timed out"),
-    ("could not translate host name", "unknown host name"),
-    ("name or service not known", "unknown host name"),
-    ("password authentication failed", "user or password refused"),
-    ("no pg_hba.conf entry", "this client is not allowed by the server"),
-    ("does not exist", "the database or user does not exist"),
-    ("ssl", "TLS failed"),
-    ("too many connections", "too many connections"),
-)
-
-
-def _unavailable(url: URL, error: BaseException) -> DatabaseUnavailable:
-    said = str(getattr(error, "orig", None) or error).lower()
-    reason = next((ours for theirs, ours in _CONNECT_FAILURES if theirs in said), type(error).__name__)
-    if url.get_backend_name() == "sqlite":
-        where = url.database or "memory"
-    else:
-        host = url.host or "localhost"
-        where = f"{host}:{url.port}" if url.port else host
-    if "@" in where:  # an unencoded @ in the password moved part of it into the host
-        where = "its host"
-    return DatabaseUnavailable(
-        f"DATABASE_URL: could not connect to the {url.get_backend_name()} database at {where} ({reason}). "
-        "Check that the database is running and reachable, and the URL's host, port, user and password."
-    )
-
 
 # A posting record's state and a claim's outcome are the shared claim's (bot/database.py).
 PostState = ClaimState
@@ -395,7 +355,7 @@ class DigestStore:
         try:
             conn = self.engine.connect()
         except DBAPIError as error:  # refused, unknown host, timeout, authentication, TLS…
-            failure = _unavailable(self.engine.url, error)
+            failure = unavailable(self.engine.url, error)
         if failure is not None:
             raise failure  # outside the except block: the driver's error is not even its context
         with conn:

@@ -13,8 +13,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from bot.database import DB_DOWN_ERRORS
 from bot.digests.service import DigestService
-from bot.digests.store import DB_DOWN_ERRORS
 from bot.ticking import Ticker
 
 log = logging.getLogger(__name__)
