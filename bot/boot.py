@@ -43,6 +43,7 @@ from bot.digests.store import DigestStore, create_db_engine
 from bot.digests.ticker import DigestTicker
 from bot.logs import configure_logging
 from bot.management.admins import AdminDirectory, AdminList
+from bot.management.reconciler import ChangeReconciler
 from bot.management.service import LanguageManager
 from bot.management.store import ChangeStore
 from bot.metrics import MetricsEndpoint
@@ -356,6 +357,7 @@ class Bot:
     slack: App
     ticker: DigestTicker | None = None
     watch_ticker: WatchTicker | None = None
+    reconciler: ChangeReconciler | None = None
 
     @cached_property
     def edge(self) -> SlackEdge:
@@ -387,11 +389,14 @@ class Bot:
         return MetricsEndpoint(token.value if token else None, public=self.settings.metrics_public)
 
     def start_jobs(self) -> Bot:
-        """Background work of a serving process: the digest and watch tickers (DIGEST_TICKER=1)."""
+        """Background work of a serving process: the digest and watch tickers and the reconciler of
+        language changes (DIGEST_TICKER=1)."""
         if self.ticker is None and self.deps.digests is not None:
             self.ticker = start_digest_ticker(self.deps.digests)
         if self.watch_ticker is None and self.deps.watch is not None:
             self.watch_ticker = start_watch_ticker(self.deps.watch, self.settings)
+        if self.reconciler is None and self.deps.manager is not None and self.settings.digest_ticker:
+            self.reconciler = ChangeReconciler(self.deps.manager).start()
         return self
 
     def stop_jobs(self) -> None:
@@ -401,6 +406,9 @@ class Bot:
         if self.watch_ticker is not None:
             self.watch_ticker.stop()
             self.watch_ticker = None
+        if self.reconciler is not None:
+            self.reconciler.stop()
+            self.reconciler = None
 
 
 def build_bot(settings: Settings, *, socket_mode: bool = False) -> Bot:

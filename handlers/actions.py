@@ -15,10 +15,17 @@ from slack_sdk import WebClient
 from bot import blocks
 from bot.deps import BotDeps
 from bot.management.messages import CANCEL_ACTION, CONFIRM_ACTION
-from handlers.answers import UNEXPECTED, languages_reply
+from handlers.answers import languages_reply
 from handlers.home import publish_home
 
 log = logging.getLogger(__name__)
+
+# Never "try again" here: the failure may have come after Desk applied the write.
+DECIDE_FAILED = (
+    "Something went wrong on the bot's side while handling this button. Desk may have applied the change: "
+    "look at the list (`/desk-languages`) before asking again. A change that was sent is recorded and posted "
+    "to the audit channel within a few minutes; the details are in the bot's logs."
+)
 
 
 def register(app: App, deps: BotDeps) -> None:
@@ -63,7 +70,7 @@ def register(app: App, deps: BotDeps) -> None:
                 message = deps.manager.cancel(request_id, user)
         except Exception:  # the user gets an apology; the log gets the details
             log.exception("Unexpected failure while deciding a language change")
-            message = blocks.notice_message(UNEXPECTED.replace("fetching the Desk languages", "applying the change"))
+            message = blocks.notice_message(DECIDE_FAILED)
         deps.responder.send(response_url, message, replace_original=True)
 
     app.action(blocks.REFRESH_ACTION)(ack=ack_now, lazy=[refresh])

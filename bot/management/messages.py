@@ -77,15 +77,38 @@ def refusal_message(text: str) -> Message:
     return message_of(f"Not done: {text}", [section(f":no_entry: {text}")])
 
 
-def result_message(outcome: WriteOutcome, ctx: RenderContext, who: str) -> Message:
-    """The write's result, replacing the confirmation, then the list as it is now."""
+def _person(user: str | None) -> str:
+    return f"<@{user}>" if user and user[:1] in "UW" else code_text(user or "unknown")
+
+
+def people_text(requested_by: str | None, confirmed_by: str) -> str:
+    """Who asked and who confirmed (any admin may confirm another's request)."""
+    if requested_by is None:
+        return f"By {_person(confirmed_by)}"
+    if requested_by == confirmed_by:
+        return f"Requested and confirmed by {_person(confirmed_by)}"
+    return f"Requested by {_person(requested_by)}, confirmed by {_person(confirmed_by)}"
+
+
+def result_message(
+    outcome: WriteOutcome, ctx: RenderContext, who: str, *, requested_by: str | None = None, recorded: bool = True
+) -> Message:
+    """The write's result, replacing the confirmation, then the list as it is now. When it could
+    not be recorded yet, it says so, and that the record follows (never "try again": Desk may
+    have applied it)."""
     icon = {WriteStatus.APPLIED: ":white_check_mark:", WriteStatus.NOT_APPLIED: ":x:"}.get(
         outcome.status, ":grey_question:"
     )
     lines = [f"{icon} {escape(outcome.describe())}"]
     if outcome.error is not None and outcome.status is not WriteStatus.APPLIED:
         lines.append(f"{code_text(str(outcome.error.code))}: {escape(outcome.error.hint)}")
-    lines.append(f"Confirmed by <@{who}> for {_where(ctx)}." if who[:1] in "UW" else f"For {_where(ctx)}.")
+    lines.append(f"{people_text(requested_by, who)} for {_where(ctx)}.")
+    if not recorded:
+        lines.append(
+            ":hourglass_flowing_sand: The change was sent to Desk, but the bot's database did not answer, so it is "
+            "not recorded yet: the record and the audit channel's line follow once the database is back. "
+            "Do not ask again; the list below is what Desk has now."
+        )
     head = [section("\n".join(lines))]
     if outcome.languages is None:
         return message_of(outcome.describe(), head)
@@ -93,28 +116,35 @@ def result_message(outcome: WriteOutcome, ctx: RenderContext, who: str) -> Messa
     return message_of(f"{outcome.describe()} {listing['text']}", [*head, *listing["blocks"]])
 
 
+def change_text(entry: AuditEntry) -> str:
+    """Who confirmed, what the write did as its result says ("added", "tried to remove …; Desk
+    refused: …", "asked Desk to add …; the list read again does not show it"), and who asked
+    when that was someone else."""
+    verb, done, _ = VERBS.get(entry.action, (entry.action, entry.action, "in"))
+    what = language_text(entry.tag)
+    detail = escape(entry.detail) if entry.detail else ""
+    if entry.result == WriteStatus.APPLIED:
+        did = f"{done} {what}" + (f" ({detail})" if detail else "")
+    elif entry.result == WriteStatus.NOT_APPLIED:
+        did = f"tried to {verb} {what}; Desk refused" + (f": {detail}" if detail else "")
+    elif entry.result == WriteStatus.NOT_SEEN:
+        did = f"asked Desk to {verb} {what}; the list read again does not show it" + (f" ({detail})" if detail else "")
+    else:
+        did = f"asked Desk to {verb} {what}; whether it was done is unknown" + (f" ({detail})" if detail else "")
+    asked = f" · requested by {_person(entry.requested_by)}" if entry.requested_by not in (None, entry.who) else ""
+    return f"{_person(entry.who)} {did}{asked}"
+
+
 def audit_line(entry: AuditEntry, ctx: RenderContext) -> Message:
     """One line for DESK_AUDIT_CHANNEL."""
-    verb = VERBS.get(entry.action, (entry.action, entry.action, "in"))[1]
-    who = f"<@{entry.who}>" if entry.who[:1] in "UW" else code_text(entry.who)
-    detail = f" ({escape(entry.detail)})" if entry.detail else ""
-    text = (
-        f":memo: {who} {verb} {language_text(entry.tag)} · {_where(ctx)} · "
-        f"*{escape(entry.result)}*{detail} · {slack_date(entry.at)}"
-    )
-    return message_of(f"{entry.who} {verb} {entry.tag} in {ctx.title}: {entry.result}", [section(text)])
+    text = f":memo: {change_text(entry)} · {_where(ctx)} · *{escape(entry.result)}* · {slack_date(entry.at)}"
+    return message_of(f"{change_text(entry)} · {clean_text(ctx.title, 80)}: {escape(entry.result)}", [section(text)])
 
 
 def history_message(entries: list[AuditEntry], ctx: RenderContext) -> Message:
     if not entries:
         return notice_message(f"No language has been changed through the bot for {ctx.title} yet.")
-    lines = []
-    for entry in entries:
-        verb = VERBS.get(entry.action, (entry.action, entry.action, "in"))[1]
-        who = f"<@{entry.who}>" if entry.who[:1] in "UW" else code_text(entry.who)
-        detail = f" ({escape(entry.detail)})" if entry.detail else ""
-        result = escape(entry.result)
-        lines.append(f"{slack_date(entry.at)} · {who} {verb} {language_text(entry.tag)} · {result}{detail}")
+    lines = [f"{slack_date(entry.at)} · {change_text(entry)} · {escape(entry.result)}" for entry in entries]
     return message_of(
         f"The last {len(entries)} language changes for {ctx.title}.",
         [section(f"*Language changes through the bot* · {_where(ctx)}"), *[section(line) for line in lines]],

@@ -5,34 +5,48 @@ confirmation, exactly one write per intent, and the audit trail.
    the tag is one Desk supports (suggesting one for near-misses), that the change makes sense
    against the current list (already present, absent, the default, over the limit) — all
    before anything is sent — and stores a confirmation (single-use, 10 minutes).
-2. `confirm()` checks the clicker is an admin too, then claims the confirmation in the
-   database (one statement: only one click, in one process, wins), calls Desk once (the
-   client never repeats a write whose answer was lost; it reads the list again instead),
-   records the attempt, posts it to DESK_AUDIT_CHANNEL, and returns the result.
+2. `confirm()` checks the clicker is an admin too, reads the app's list from Desk afresh and
+   refuses what no longer applies (another process, or person, may have made the change since),
+   then claims the confirmation in the database (one statement: only one click, in one process,
+   wins), calls Desk once (the client never repeats a write whose answer was lost; it reads the
+   list again instead), records the outcome, posts it to DESK_AUDIT_CHANNEL, and returns it.
+3. Recording happens after Desk may have applied the write, so it must not be lost: when the
+   database fails then, the user is told the change was sent and what the list shows, the
+   outcome waits in this process, and `reconcile()` (the ticker, every 30 s) records it once the
+   database answers. A request still `applying` long after its click (the process died between
+   Desk's answer and the record) is reconciled by any process: the list is read again and what
+   it shows is recorded and posted, once across processes (`ChangeStore.settle`).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from slack_sdk import WebClient
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential
 
 from bot import metrics
 from bot.blocks import Message, RenderContext, code_text, escape
+from bot.database import DB_DOWN_ERRORS
 from bot.desk import DeskClient, DeskError, LanguageList
 from bot.desk.languages import ADVANCED_EDITION_LANGUAGE_LIMIT, SUPPORTED_TAGS, suggest_tag
 from bot.desk.models import language_name
-from bot.desk.writes import WriteOutcome
+from bot.desk.writes import WriteAction, WriteOutcome, WriteStatus
 from bot.management import messages
 from bot.management.admins import AdminDirectory
-from bot.management.store import AuditEntry, ChangeStore, RequestState
+from bot.management.store import AuditEntry, ChangeRequest, ChangeStore, RequestState
 
 log = logging.getLogger(__name__)
 
 CONFIRMATION_TTL = 600.0  # seconds a confirmation stays usable
+# A request still `applying` this long after its click was left by a process that died (or lost its
+# database) after calling Desk: a write and the read after it take seconds (the client's budget).
+RECONCILE_AFTER = 120.0
 
 
 class ManagedApp(Protocol):
@@ -65,6 +79,9 @@ class LanguageManager:
         self._poster = poster
         self._audit_channel = audit_channel
         self._clock = clock
+        # Outcomes this process got from Desk but could not record yet (request id -> entry).
+        self._unrecorded: dict[str, AuditEntry] = {}
+        self._unrecorded_lock = threading.Lock()
 
     # --- step 1: the request ---------------------------------------------------------------------
 
@@ -110,7 +127,10 @@ class LanguageManager:
     # --- step 2: the click -------------------------------------------------------------------------
 
     def confirm(self, request_id: str, user: str, *, check_admin: bool = True) -> Message:
-        request = self.store.get_request(request_id)
+        try:
+            request = self.store.get_request(request_id)
+        except DB_DOWN_ERRORS as error:
+            return messages.refusal_message(_database_down_before_write(error))
         app = self._apps.get(request.app) if request is not None else None
         if request is None or app is None:
             return messages.refusal_message("This confirmation is not known (any more). Ask again with the command.")
@@ -118,12 +138,45 @@ class LanguageManager:
             refused = self._permission_problem(app, user)
             if refused is not None:
                 return messages.refusal_message(refused)
-        if not self.store.decide(request_id, to=RequestState.APPLYING, user=user, now=self._clock()):
+        if request.state is RequestState.PENDING:
+            stale = self._recheck(app, request.action, request.tag)
+            if stale is not None:
+                if stale.superseded:
+                    self.store.decide(request_id, to=RequestState.SUPERSEDED, user=user, now=self._clock())
+                return messages.refusal_message(stale.text)
+        try:
+            won = self.store.decide(request_id, to=RequestState.APPLYING, user=user, now=self._clock())
+        except DB_DOWN_ERRORS as error:
+            return messages.refusal_message(_database_down_before_write(error))
+        if not won:
             return messages.refusal_message(self._why_not_pending(request_id))
         outcome = self._write(app, request.action, request.tag)
-        self.store.finish(request_id, outcome.status.value)
-        self._record(app, user, outcome, request_id)
-        return messages.result_message(outcome, app.render, user)
+        entry = self._entry(app, user, outcome, requested_by=request.requested_by)
+        recorded = self._settle(app, request_id, entry)
+        return messages.result_message(
+            outcome, app.render, user, requested_by=request.requested_by, recorded=recorded
+        )
+
+    def _recheck(self, app: ManagedApp, action: str, tag: str) -> _Stale | None:
+        """Why the change no longer applies to the list as Desk has it now, or None. A write is
+        rare and the read is under the same limit, so the list is read again rather than trusted
+        from a cache another process may not have invalidated."""
+        failure: DeskError | None
+        try:
+            current = app.client.get_languages(max_age=0)  # read now, not a recent refresh
+            failure = current.error if current.stale else None
+        except DeskError as error:
+            failure = error
+        if failure is not None:
+            return _Stale(
+                f"Couldn't read {_title(app)}'s languages to check the change again before sending it: "
+                f"{escape(failure.meaning)}. Nothing was sent to Desk; this confirmation still works until it expires.",
+                superseded=False,
+            )
+        problem = _change_problem(action, tag, current)
+        if problem is None:
+            return None
+        return _Stale(f"The list changed since this was asked: {problem} Nothing was sent to Desk.", superseded=True)
 
     def cancel(self, request_id: str, user: str) -> Message:
         request = self.store.get_request(request_id)
@@ -156,6 +209,8 @@ class LanguageManager:
             return "This confirmation is not known (any more)."
         if request.state is RequestState.CANCELLED:
             return "This change was cancelled; nothing was sent to Desk."
+        if request.state is RequestState.SUPERSEDED:
+            return "The list changed since this was asked, so nothing was sent to Desk. Ask again with the command."
         if request.state in (RequestState.APPLYING, RequestState.DONE):
             by = f" by <@{request.decided_by}>" if request.decided_by and request.decided_by[:1] in "UW" else ""
             return f"This change was already confirmed{by}; it is applied at most once."
@@ -166,11 +221,12 @@ class LanguageManager:
             return app.client.add_language(tag)
         return app.client.remove_language(tag)
 
-    def _record(self, app: ManagedApp, who: str, outcome: WriteOutcome, request_id: str | None) -> None:
-        detail = None
-        if outcome.error is not None:
-            detail = f"{outcome.error.code}: {outcome.error.meaning}"[:300]
-        entry = AuditEntry(
+    def _entry(
+        self, app: ManagedApp, who: str, outcome: WriteOutcome, *, requested_by: str | None, detail: str | None = None
+    ) -> AuditEntry:
+        if detail is None and outcome.error is not None:
+            detail = f"{outcome.error.code}: {outcome.error.meaning}"
+        return AuditEntry(
             at=self._clock(),
             who=who,
             app=app.name,
@@ -178,11 +234,38 @@ class LanguageManager:
             action=outcome.action.value,
             tag=outcome.tag,
             result=outcome.status.value,
-            detail=detail,
+            detail=detail[:300] if detail else None,
+            requested_by=requested_by,
         )
-        self.store.record(entry, request_id)
+
+    def _settle(self, app: ManagedApp, request_id: str, entry: AuditEntry) -> bool:
+        """Record a request's outcome, retrying briefly; if the database still fails, keep it for
+        `reconcile()`. True when it is recorded (by us, or already by another process)."""
+        try:
+            settled = _retrying_briefly(self.store.settle, request_id, entry)
+        except DB_DOWN_ERRORS as error:
+            with self._unrecorded_lock:
+                self._unrecorded[request_id] = entry
+            metrics.language_change(app.name, entry.action, entry.result)
+            log.warning(
+                "language change %s %s in %s: Desk answered %s, but it could not be recorded (%s); "
+                "kept to record on the next reconcile", entry.action, entry.tag, app.name, entry.result,
+                type(error).__name__,
+            )
+            return False
+        if settled:
+            self._announce(app, entry)
+        return True
+
+    def _record(self, app: ManagedApp, entry: AuditEntry) -> None:
+        """A write no request made (the command line's): recorded, then announced."""
+        self.store.record(entry)
+        self._announce(app, entry)
+
+    def _announce(self, app: ManagedApp, entry: AuditEntry) -> None:
+        """After the one record of a write: the metric, the log line and DESK_AUDIT_CHANNEL's line."""
         metrics.language_change(app.name, entry.action, entry.result)
-        log.info("language change: %s %s %s in %s: %s", who, entry.action, entry.tag, app.name, entry.result)
+        log.info("language change: %s %s %s in %s: %s", entry.who, entry.action, entry.tag, app.name, entry.result)
         if self._poster is not None and self._audit_channel:
             line = messages.audit_line(entry, app.render)
             try:
@@ -192,13 +275,87 @@ class LanguageManager:
             except Exception as error:  # noqa: BLE001  the change is recorded in the database either way
                 log.warning("the audit line could not be posted to DESK_AUDIT_CHANNEL (%s)", type(error).__name__)
 
+    # --- reconciling what was not recorded --------------------------------------------------------------
+
+    def reconcile(self, now: float | None = None) -> int:
+        """Record what Desk was asked to do and was not recorded: this process's outcomes kept
+        while the database was down, then any process's request left `applying` for longer than
+        RECONCILE_AFTER (the list read again says applied or not seen). How many were recorded.
+        Raises DB_DOWN_ERRORS when the database is still down (the ticker logs and retries)."""
+        now = self._clock() if now is None else now
+        recorded = 0
+        with self._unrecorded_lock:
+            kept = list(self._unrecorded.items())
+        for request_id, entry in kept:
+            settled = self.store.settle(request_id, entry)
+            with self._unrecorded_lock:
+                self._unrecorded.pop(request_id, None)
+            app = self._apps.get(entry.app)
+            if settled and app is not None:
+                self._announce(app, entry)
+                recorded += 1
+        for request in self.store.unsettled(decided_before=now - RECONCILE_AFTER):
+            app = self._apps.get(request.app)
+            with self._unrecorded_lock:
+                mine = request.id in self._unrecorded
+            if app is None or mine:
+                continue
+            found = self._reconciled_entry(app, request)
+            if found is not None and self.store.settle(request.id, found):
+                self._announce(app, found)
+                recorded += 1
+        return recorded
+
+    def _reconciled_entry(self, app: ManagedApp, request: ChangeRequest) -> AuditEntry | None:
+        """The outcome of a request whose writer died, as the list shows it now; None if it cannot be read."""
+        try:
+            current = app.client.get_languages(max_age=0)  # read now, not a recent refresh
+        except DeskError:
+            return None
+        if current.stale:
+            return None
+        action = WriteAction(request.action)
+        present = current.has(request.tag)
+        status = WriteStatus.APPLIED if present == (action is WriteAction.ADD) else WriteStatus.NOT_SEEN
+        outcome = WriteOutcome(action, request.tag, status, ambiguous=True, languages=current)
+        shows = "shows" if status is WriteStatus.APPLIED else "does not show"
+        detail = f"reconciled: the bot stopped before recording Desk's answer; the list read again {shows} the change"
+        return self._entry(app, request.decided_by or request.requested_by, outcome,
+                           requested_by=request.requested_by, detail=detail)
+
     # --- the command line ------------------------------------------------------------------------------
 
     def apply_from_cli(self, app: ManagedApp, who: str, action: str, tag: str) -> WriteOutcome:
         """The CLI's path: already validated and confirmed on the terminal; recorded like a click."""
         outcome = self._write(app, action, tag)
-        self._record(app, who, outcome, None)
+        self._record(app, self._entry(app, who, outcome, requested_by=None))
         return outcome
+
+
+@dataclass(frozen=True)
+class _Stale:
+    text: str  # mrkdwn for the person who clicked
+    superseded: bool  # the change no longer applies (spent); False: could not check (still usable)
+
+
+def _retrying_briefly(settle: Callable[[str, AuditEntry], bool], request_id: str, entry: AuditEntry) -> bool:
+    """A few tries within about 3 s: a database that blinks is waited for, one that is down is not
+    (the outcome is then kept for reconcile(), and the user is answered)."""
+    retrying = retry(
+        retry=retry_if_exception_type(DB_DOWN_ERRORS),
+        stop=stop_after_attempt(3) | stop_after_delay(3.0),
+        wait=wait_exponential(multiplier=0.2, max=1.0),
+        reraise=True,
+    )
+    return retrying(settle)(request_id, entry)
+
+
+def _database_down_before_write(error: BaseException) -> str:
+    log.warning("a language change could not be read or claimed: the database is down (%s)", type(error).__name__)
+    return (
+        "The bot's database did not answer, so nothing was sent to Desk. Try the button again in a minute; "
+        "if it keeps happening, check DATABASE_URL."
+    )
 
 
 def _title(app: ManagedApp) -> str:

@@ -7,8 +7,11 @@ exactly one sees its row come back):
     UPDATE language_change_requests SET state='applying', decided_by=:user, decided_at=:now
     WHERE id=:id AND state='pending' AND expires_at > :now RETURNING id
 
-Every attempt that reaches Desk is recorded in `language_changes` (who, app, action, tag,
-result, time), whatever the result. Times are Unix seconds.
+Every attempt that reaches Desk is recorded in `language_changes` (who confirmed, app, action,
+tag, result, time; who asked is the request's `requested_by`), whatever the result. The row's
+outcome and its audit entry are written in one transaction, only while the row is still
+`applying` (`settle`): so a write is recorded once, whether by the process that made it or, after
+a crash or a lost database, by the reconciler of any process (`unsettled`). Times are Unix seconds.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class RequestState(StrEnum):
     APPLYING = "applying"  # confirmed: Desk is being called (or was, by a process that died)
     DONE = "done"  # the write has an outcome (recorded in the audit)
     CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"  # the list read at the click no longer allowed it: nothing was sent
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class AuditEntry:
     tag: str
     result: str
     detail: str | None
+    requested_by: str | None = None  # who asked (the request's); None for the command line's changes
 
 
 def _request(row: Any) -> ChangeRequest:
@@ -163,33 +168,65 @@ class ChangeStore:
         with self.engine.begin() as conn:
             return conn.execute(statement).first() is not None
 
-    def finish(self, request_id: str, outcome: str) -> None:
+    def settle(self, request_id: str, entry: AuditEntry) -> bool:
+        """Record the outcome of the write a request made and its audit entry, in one transaction,
+        if nobody has: True for the one caller that did (it posts the audit line), across processes."""
+        self.ensure_tables()
+        statement = (
+            sa.update(requests_table)
+            .where((requests_table.c.id == request_id) & (requests_table.c.state == RequestState.APPLYING.value))
+            .values(state=RequestState.DONE.value, outcome=entry.result)
+            .returning(requests_table.c.id)
+        )
         with self.engine.begin() as conn:
-            conn.execute(
-                sa.update(requests_table)
-                .where(requests_table.c.id == request_id)
-                .values(state=RequestState.DONE.value, outcome=outcome)
-            )
+            if conn.execute(statement).first() is None:
+                return False
+            conn.execute(_audit_insert(entry, request_id))
+        return True
+
+    def unsettled(self, *, decided_before: float) -> list[ChangeRequest]:
+        """Requests confirmed before `decided_before` whose write has no recorded outcome: the
+        process that made it died, or could not reach the database afterwards."""
+        self.ensure_tables()
+        table = requests_table
+        query = (
+            sa.select(table)
+            .where((table.c.state == RequestState.APPLYING.value) & (table.c.decided_at < decided_before))
+            .order_by(table.c.decided_at)
+            .limit(50)
+        )
+        with self.engine.connect() as conn:
+            return [_request(row) for row in conn.execute(query)]
 
     # --- the audit trail -----------------------------------------------------------------------------
 
-    def record(self, entry: AuditEntry, request_id: str | None = None) -> None:
+    def record(self, entry: AuditEntry) -> None:
+        """An audit entry of a write no request made (the command line's)."""
         self.ensure_tables()
         with self.engine.begin() as conn:
-            conn.execute(
-                sa.insert(audit_table).values(
-                    at=entry.at, who=entry.who, app=entry.app, sdkappid=entry.sdkappid, action=entry.action,
-                    tag=entry.tag, result=entry.result, detail=(entry.detail or "")[:300] or None,
-                    request_id=request_id,
-                )
-            )
+            conn.execute(_audit_insert(entry, None))
 
     def history(self, app: str, limit: int = 20) -> list[AuditEntry]:
+        """The app's newest audit entries, each with who asked (from its request) beside who confirmed."""
         self.ensure_tables()
         table = audit_table
-        query = sa.select(table).where(table.c.app == app).order_by(table.c.at.desc(), table.c.id.desc()).limit(limit)
+        query = (
+            sa.select(table, requests_table.c.requested_by)
+            .select_from(table.outerjoin(requests_table, requests_table.c.id == table.c.request_id))
+            .where(table.c.app == app)
+            .order_by(table.c.at.desc(), table.c.id.desc())
+            .limit(limit)
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [
-            AuditEntry(r.at, r.who, r.app, r.sdkappid, r.action, r.tag, r.result, r.detail) for r in rows
+            AuditEntry(r.at, r.who, r.app, r.sdkappid, r.action, r.tag, r.result, r.detail, r.requested_by)
+            for r in rows
         ]
+
+
+def _audit_insert(entry: AuditEntry, request_id: str | None) -> Any:
+    return sa.insert(audit_table).values(
+        at=entry.at, who=entry.who, app=entry.app, sdkappid=entry.sdkappid, action=entry.action,
+        tag=entry.tag, result=entry.result, detail=(entry.detail or "")[:300] or None, request_id=request_id,
+    )
