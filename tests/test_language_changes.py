@@ -146,13 +146,17 @@ def test_the_requester_or_another_admin_may_cancel(desk: DeskEmulator, slack: Fa
     assert writes(desk) == []
 
 
-def test_without_admins_management_is_off_and_says_which_variable(desk: DeskEmulator, slack: FakeSlack) -> None:
-    bot = start(desk, slack, DESK_ADMINS="")
+@pytest.mark.parametrize(("value", "instead"), [("", ""), ("None", " instead of `none`")])
+def test_without_admins_management_is_off_and_says_which_variable(
+    desk: DeskEmulator, slack: FakeSlack, value: str, instead: str
+) -> None:
+    bot = start(desk, slack, DESK_ADMINS=value)  # unset, or `none` (off on purpose)
     try:
         shown = texts(command_as(bot, ADMIN, "add vi"))
     finally:
         bot.close()
-    assert "is off" in shown and "`DESK_ADMINS`" in shown and desk.calls == []
+    assert "is off" in shown and desk.calls == []
+    assert f"set `DESK_ADMINS` to the Slack user or user-group IDs who may do it{instead}." in shown
 
 
 # --- validation before anything is sent -------------------------------------------------------------------

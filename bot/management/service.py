@@ -149,9 +149,10 @@ class LanguageManager:
     def _permission_problem(self, app: ManagedApp, user: str) -> str | None:
         admins = self.admins.admins(app.name)
         if not admins.enabled:
+            instead = " instead of `none`" if admins.off else ""
             return (
                 f"Changing languages from Slack is off for {_title(app)}. To turn it on, set "
-                f"`{admins.variable}` to the Slack user or user-group IDs who may do it."
+                f"`{admins.variable}` to the Slack user or user-group IDs who may do it{instead}."
             )
         if not self.admins.is_admin(app.name, user):
             return f"Only these people can change {_title(app)}'s languages: {admins.mentions()}."
