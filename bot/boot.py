@@ -322,7 +322,7 @@ def build_language_manager(
 ) -> LanguageManager:
     """Adding and removing languages: each app's admins (DESK_ADMINS or DESK_<APP>_ADMINS), the
     confirmations and audit in the database, audit lines to DESK_AUDIT_CHANNEL."""
-    admins = {app.name: AdminList(app.admins, app.admins_variable) for app in settings.apps}
+    admins = {app.name: AdminList(app.admins, app.admins_variable, app.admins_off) for app in settings.apps}
     return LanguageManager(
         apps,
         store,

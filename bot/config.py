@@ -78,9 +78,11 @@ class DeskAppSettings:
     label: str | None = None  # how Slack shows the app, e.g. "Production (Singapore)"
     prefix: str = "DESK_"  # where its variables live: DESK_ or DESK_<APP>_
     # Who may add and remove languages: Slack user IDs (U…, W…) and user-group IDs (S…); empty
-    # means management is off. `admins_variable` is where they were set (DESK_ADMINS or the app's).
+    # means management is off. `admins_variable` is where they were set (DESK_ADMINS or the app's);
+    # `admins_off`: it says `none` (off on purpose). A blank DESK_<APP>_ADMINS is a ConfigError.
     admins: tuple[str, ...] = ()
     admins_variable: str = "DESK_ADMINS"
+    admins_off: bool = False
 
 
 @dataclass(frozen=True)
@@ -355,8 +357,19 @@ class _Reader:
             raise ConfigError(var("LABEL"), "is longer than 80 characters", "Shorten it, e.g. Production (Singapore).")
         rate_limit = self.integer(var("RATE_LIMIT"), 5, minimum=1, maximum=1000)
         assert rate_limit is not None
+        own_admins = f"{prefix}ADMINS"
+        if fallback and own_admins in self.env and not self.env[own_admins].replace(",", "").strip():
+            # Blank would read as unset and inherit DESK_ADMINS: more admins than whoever blanked it meant.
+            raise ConfigError(
+                own_admins,
+                f"is set but blank (it neither names the {name} app's admins nor falls back to DESK_ADMINS)",
+                f"Set it to the Slack user or user-group IDs who may change the {name} app's languages, "
+                "to none to turn that off for the app, or unset it to use DESK_ADMINS.",
+            )
         admins_variable = var("ADMINS")
-        admins = tuple(item.strip() for item in (self.raw(admins_variable) or "").split(",") if item.strip())
+        admins_value = self.raw(admins_variable) or ""
+        admins_off = admins_value.lower() == "none"  # management turned off on purpose
+        admins = () if admins_off else tuple(item.strip() for item in admins_value.split(",") if item.strip())
         for item in admins:
             if not PRINCIPAL_ID_FORMAT.fullmatch(item):
                 raise ConfigError(
@@ -382,6 +395,7 @@ class _Reader:
             prefix=prefix,
             admins=admins,
             admins_variable=admins_variable,
+            admins_off=admins_off,
         )
 
     def desk_apps(self, sandbox: bool) -> tuple[DeskAppSettings, ...]:

@@ -89,6 +89,42 @@ def test_cli_config_error_is_one_line_exit_2_no_traceback() -> None:
     assert "Traceback" not in done.stderr
 
 
+# --- who may change languages: DESK_ADMINS and DESK_<APP>_ADMINS ------------------------------------
+TWO_APPS = {"DESK_SANDBOX": "1", "DESK_APPS": "prod,staging", "DESK_ADMINS": "U0ADMIN"}
+
+
+@pytest.mark.parametrize("blank", ["", "   ", ",", " , ,"])
+def test_a_blank_app_admins_variable_is_an_error_naming_it(blank: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**TWO_APPS, "DESK_PROD_ADMINS": blank}, dotenv_path=None)
+    said = str(caught.value)
+    assert caught.value.variable == "DESK_PROD_ADMINS" and said.startswith("DESK_PROD_ADMINS: is set but blank")
+    assert "none" in said and "unset it to use DESK_ADMINS" in said and "\n" not in said
+
+
+@pytest.mark.parametrize("none", ["none", "NONE", " None "])
+def test_none_turns_management_off_for_that_app_only(none: str) -> None:
+    prod, staging = load_settings({**TWO_APPS, "DESK_PROD_ADMINS": none}, dotenv_path=None).apps
+    assert (prod.admins, prod.admins_variable, prod.admins_off) == ((), "DESK_PROD_ADMINS", True)
+    assert (staging.admins, staging.admins_variable, staging.admins_off) == (("U0ADMIN",), "DESK_ADMINS", False)
+
+
+@pytest.mark.parametrize(("value", "off"), [("", False), (",", False), ("none", True)])
+def test_a_blank_or_none_desk_admins_is_off_as_unset_is(value: str, off: bool) -> None:
+    """DESK_ADMINS has nothing to inherit, so blank cannot widen who may: it stays unset, as .env.example has it."""
+    for apps in ({}, {"DESK_APPS": "prod"}):
+        (app,) = load_settings({"DESK_SANDBOX": "1", "DESK_ADMINS": value, **apps}, dotenv_path=None).apps
+        assert (app.admins, app.admins_off) == ((), off)
+
+
+@pytest.mark.e2e
+def test_cli_blank_app_admins_is_one_line_exit_2_no_traceback() -> None:
+    done = run_cli("languages", env={**TWO_APPS, "DESK_STAGING_ADMINS": " "})
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "DESK_STAGING_ADMINS" in done.stderr and "none" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.e2e
 def test_cli_reads_a_dotenv_file(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("DESK_SANDBOX=1\n")

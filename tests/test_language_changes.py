@@ -119,13 +119,44 @@ def test_a_non_admin_click_is_refused_and_leaves_the_confirmation_usable(bot: Bo
     assert writes(desk) == ["robot_add_language"]
 
 
-def test_without_admins_management_is_off_and_says_which_variable(desk: DeskEmulator, slack: FakeSlack) -> None:
-    bot = start(desk, slack, DESK_ADMINS="")
+def test_a_non_admin_cancel_is_refused_and_the_admin_can_still_confirm(bot: BotUnderTest, desk: DeskEmulator) -> None:
+    confirmation = command_as(bot, ADMIN, "add vi")
+    refused = texts(bot.reply(click(bot, confirmation, CANCEL_ACTION, user=OTHER).name))
+    assert f"Only the person who asked (<@{ADMIN}>) or an admin of" in refused and "can cancel this" in refused
+    assert "Cancelled" not in refused and writes(desk) == []
+    result = bot.reply(click(bot, confirmation, CONFIRM_ACTION).name)
+    assert "Vietnamese (vi) was added." in texts(result) and writes(desk) == ["robot_add_language"]
+
+
+def test_the_requester_or_another_admin_may_cancel(desk: DeskEmulator, slack: FakeSlack, tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    # Two processes on one database; the second no longer counts the group as admins (a config
+    # change within the 10 minutes): its member asked on the first, so may still cancel on the second.
+    one, two = start(desk, slack, DATABASE_URL=database), start(desk, slack, DATABASE_URL=database, DESK_ADMINS=ADMIN)
+    try:
+        asked = command_as(one, GROUP_MEMBER, "add vi", prefix="one")
+        refused = texts(two.reply(click(two, asked, CANCEL_ACTION, user=OTHER, prefix="two").name))
+        assert f"Only the person who asked (<@{GROUP_MEMBER}>)" in refused
+        assert "nothing was sent to Desk" in texts(two.reply(click(two, asked, CANCEL_ACTION, user=GROUP_MEMBER).name))
+        by_admin = command_as(one, GROUP_MEMBER, "add vi", prefix="one")
+        assert "nothing was sent to Desk" in texts(two.reply(click(two, by_admin, CANCEL_ACTION, user=ADMIN).name))
+    finally:
+        one.close()
+        two.close()
+    assert writes(desk) == []
+
+
+@pytest.mark.parametrize(("value", "instead"), [("", ""), ("None", " instead of `none`")])
+def test_without_admins_management_is_off_and_says_which_variable(
+    desk: DeskEmulator, slack: FakeSlack, value: str, instead: str
+) -> None:
+    bot = start(desk, slack, DESK_ADMINS=value)  # unset, or `none` (off on purpose)
     try:
         shown = texts(command_as(bot, ADMIN, "add vi"))
     finally:
         bot.close()
-    assert "is off" in shown and "`DESK_ADMINS`" in shown and desk.calls == []
+    assert "is off" in shown and desk.calls == []
+    assert f"set `DESK_ADMINS` to the Slack user or user-group IDs who may do it{instead}." in shown
 
 
 # --- validation before anything is sent -------------------------------------------------------------------

@@ -28,6 +28,7 @@ class AdminList:
 
     principals: tuple[str, ...]
     variable: str
+    off: bool = False  # the variable says `none`: management turned off on purpose
 
     @property
     def enabled(self) -> bool:

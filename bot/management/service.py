@@ -182,6 +182,13 @@ class LanguageManager:
         request = self.store.get_request(request_id)
         if request is None:
             return messages.refusal_message("This confirmation is not known (any more).")
+        if user != request.requested_by and not self.admins.is_admin(request.app, user):
+            app = self._apps.get(request.app)
+            asked = f"<@{request.requested_by}>" if request.requested_by[:1] in ("U", "W") else "someone else"
+            return messages.refusal_message(
+                f"Only the person who asked ({asked}) or an admin of "
+                f"{_title(app) if app is not None else escape(request.app)} can cancel this."
+            )
         if not self.store.decide(request_id, to=RequestState.CANCELLED, user=user, now=self._clock()):
             return messages.refusal_message(self._why_not_pending(request_id))
         verb = messages.VERBS[request.action][0]
@@ -195,9 +202,10 @@ class LanguageManager:
     def _permission_problem(self, app: ManagedApp, user: str) -> str | None:
         admins = self.admins.admins(app.name)
         if not admins.enabled:
+            instead = " instead of `none`" if admins.off else ""
             return (
                 f"Changing languages from Slack is off for {_title(app)}. To turn it on, set "
-                f"`{admins.variable}` to the Slack user or user-group IDs who may do it."
+                f"`{admins.variable}` to the Slack user or user-group IDs who may do it{instead}."
             )
         if not self.admins.is_admin(app.name, user):
             return f"Only these people can change {_title(app)}'s languages: {admins.mentions()}."
