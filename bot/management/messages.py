@@ -15,6 +15,7 @@ from bot.blocks import (
     context,
     escape,
     languages_message,
+    mention,
     message_of,
     notice_message,
     section,
@@ -63,7 +64,7 @@ def confirmation_message(action: str, tag: str, ctx: RenderContext, request_id: 
     )
     cancel = ButtonElement(text=PlainTextObject(text="Cancel"), action_id=CANCEL_ACTION, value=request_id)
     return message_of(
-        f"{verb.capitalize()} {language_name(tag)} ({tag})? Confirm or cancel.",
+        f"{verb.capitalize()} {escape(language_name(tag))} ({escape(tag)})? Confirm or cancel.",
         [
             section(f":warning: {what}\n{effect}"),
             ActionsBlock(elements=[confirm, cancel]).to_dict(),
@@ -82,27 +83,34 @@ def result_message(outcome: WriteOutcome, ctx: RenderContext, who: str) -> Messa
     icon = {WriteStatus.APPLIED: ":white_check_mark:", WriteStatus.NOT_APPLIED: ":x:"}.get(
         outcome.status, ":grey_question:"
     )
-    lines = [f"{icon} {escape(outcome.describe())}"]
+    described = escape(outcome.describe())
+    lines = [f"{icon} {described}"]
     if outcome.error is not None and outcome.status is not WriteStatus.APPLIED:
         lines.append(f"{code_text(str(outcome.error.code))}: {escape(outcome.error.hint)}")
-    lines.append(f"Confirmed by <@{who}> for {_where(ctx)}." if who[:1] in "UW" else f"For {_where(ctx)}.")
+    lines.append(f"Confirmed by {mention(who)} for {_where(ctx)}." if who[:1] in "UW" else f"For {_where(ctx)}.")
     head = [section("\n".join(lines))]
     if outcome.languages is None:
-        return message_of(outcome.describe(), head)
+        return message_of(described, head)
     listing = languages_message(outcome.languages, ctx, buttons=False)
-    return message_of(f"{outcome.describe()} {listing['text']}", [*head, *listing["blocks"]])
+    return message_of(f"{described} {listing['text']}", [*head, *listing["blocks"]])
 
 
 def audit_line(entry: AuditEntry, ctx: RenderContext) -> Message:
     """One line for DESK_AUDIT_CHANNEL."""
     verb = VERBS.get(entry.action, (entry.action, entry.action, "in"))[1]
-    who = f"<@{entry.who}>" if entry.who[:1] in "UW" else code_text(entry.who)
+    who = _who(entry.who)
     detail = f" ({escape(entry.detail)})" if entry.detail else ""
     text = (
         f":memo: {who} {verb} {language_text(entry.tag)} · {_where(ctx)} · "
         f"*{escape(entry.result)}*{detail} · {slack_date(entry.at)}"
     )
-    return message_of(f"{entry.who} {verb} {entry.tag} in {ctx.title}: {entry.result}", [section(text)])
+    fallback = f"{escape(entry.who)} {verb} {escape(entry.tag)} in {escape(ctx.title)}: {escape(entry.result)}"
+    return message_of(fallback, [section(text)])
+
+
+def _who(user: str) -> str:
+    """Who changed a language: a Slack user as a mention, the CLI's `cli:alice` as code."""
+    return mention(user) if user[:1] in "UW" else code_text(user)
 
 
 def history_message(entries: list[AuditEntry], ctx: RenderContext) -> Message:
@@ -111,12 +119,12 @@ def history_message(entries: list[AuditEntry], ctx: RenderContext) -> Message:
     lines = []
     for entry in entries:
         verb = VERBS.get(entry.action, (entry.action, entry.action, "in"))[1]
-        who = f"<@{entry.who}>" if entry.who[:1] in "UW" else code_text(entry.who)
+        who = _who(entry.who)
         detail = f" ({escape(entry.detail)})" if entry.detail else ""
         result = escape(entry.result)
         lines.append(f"{slack_date(entry.at)} · {who} {verb} {language_text(entry.tag)} · {result}{detail}")
     return message_of(
-        f"The last {len(entries)} language changes for {ctx.title}.",
+        f"The last {len(entries)} language changes for {escape(ctx.title)}.",
         [section(f"*Language changes through the bot* · {_where(ctx)}"), *[section(line) for line in lines]],
     )
 

@@ -21,7 +21,7 @@ from typing import Protocol
 from slack_sdk import WebClient
 
 from bot import metrics
-from bot.blocks import Message, RenderContext, code_text, escape
+from bot.blocks import Message, RenderContext, code_text, escape, mention
 from bot.desk import DeskClient, DeskError, LanguageList
 from bot.desk.languages import ADVANCED_EDITION_LANGUAGE_LIMIT, SUPPORTED_TAGS, suggest_tag
 from bot.desk.models import language_name
@@ -157,7 +157,8 @@ class LanguageManager:
         if request.state is RequestState.CANCELLED:
             return "This change was cancelled; nothing was sent to Desk."
         if request.state in (RequestState.APPLYING, RequestState.DONE):
-            by = f" by <@{request.decided_by}>" if request.decided_by and request.decided_by[:1] in "UW" else ""
+            decider = request.decided_by
+            by = f" by {mention(decider)}" if decider and decider[:1] in "UW" else ""
             return f"This change was already confirmed{by}; it is applied at most once."
         return "This confirmation expired (they last 10 minutes). Ask again with the command."
 
