@@ -59,7 +59,7 @@ def _plain_of(app: AppTitle | None) -> str:
 
 def command(app: AppTitle | None, rest: str) -> str:
     """The command a reader would type for this app: `/desk-languages staging digest off`."""
-    return f"{COMMAND} {app.name} {rest}" if app else f"{COMMAND} {rest}"
+    return f"{COMMAND} {escape(app.name)} {rest}" if app else f"{COMMAND} {rest}"
 
 
 def _message(fallback: str, *blocks: Block) -> Message:

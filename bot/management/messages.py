@@ -41,6 +41,7 @@ def _where(ctx: RenderContext) -> str:
 def confirmation_message(action: str, tag: str, ctx: RenderContext, request_id: str, minutes: int) -> Message:
     """What will happen, to which app, that it is live at once; Confirm and Cancel."""
     verb, _, preposition = VERBS[action]
+    plain = f"{escape(language_name(tag))} ({escape(tag)})"  # the buttons' and the fallback's words
     what = f"{verb.capitalize()} {language_text(tag)} {preposition} {_where(ctx)}?"
     effect = (
         "The chatbot starts serving it in production at once."
@@ -48,7 +49,7 @@ def confirmation_message(action: str, tag: str, ctx: RenderContext, request_id: 
         else "The chatbot stops serving it in production at once."
     )
     confirm = ButtonElement(
-        text=PlainTextObject(text=f"Confirm: {verb} {tag}"[:75]),
+        text=PlainTextObject(text=f"Confirm: {verb} {escape(tag)}"[:75]),
         action_id=CONFIRM_ACTION,
         value=request_id,
         style="primary" if action == "add" else "danger",
@@ -56,7 +57,7 @@ def confirmation_message(action: str, tag: str, ctx: RenderContext, request_id: 
         if action == "add"
         else ConfirmObject(
             title=PlainTextObject(text="Remove a language?"),
-            text=PlainTextObject(text=f"{language_name(tag)} ({tag}) stops being served at once."[:300]),
+            text=PlainTextObject(text=f"{plain} stops being served at once."[:300]),
             confirm=PlainTextObject(text="Remove"),
             deny=PlainTextObject(text="Keep it"),
             style="danger",
@@ -64,7 +65,7 @@ def confirmation_message(action: str, tag: str, ctx: RenderContext, request_id: 
     )
     cancel = ButtonElement(text=PlainTextObject(text="Cancel"), action_id=CANCEL_ACTION, value=request_id)
     return message_of(
-        f"{verb.capitalize()} {escape(language_name(tag))} ({escape(tag)})? Confirm or cancel.",
+        f"{verb.capitalize()} {plain}? Confirm or cancel.",
         [
             section(f":warning: {what}\n{effect}"),
             ActionsBlock(elements=[confirm, cancel]).to_dict(),
@@ -97,7 +98,7 @@ def result_message(outcome: WriteOutcome, ctx: RenderContext, who: str) -> Messa
 
 def audit_line(entry: AuditEntry, ctx: RenderContext) -> Message:
     """One line for DESK_AUDIT_CHANNEL."""
-    verb = VERBS.get(entry.action, (entry.action, entry.action, "in"))[1]
+    verb = _done(entry.action)
     who = _who(entry.who)
     detail = f" ({escape(entry.detail)})" if entry.detail else ""
     text = (
@@ -106,6 +107,11 @@ def audit_line(entry: AuditEntry, ctx: RenderContext) -> Message:
     )
     fallback = f"{escape(entry.who)} {verb} {escape(entry.tag)} in {escape(ctx.title)}: {escape(entry.result)}"
     return message_of(fallback, [section(text)])
+
+
+def _done(action: str) -> str:
+    """The past tense of a recorded action ("added"); an unknown one as it was recorded, escaped."""
+    return VERBS[action][1] if action in VERBS else escape(action)
 
 
 def _who(user: str) -> str:
@@ -118,7 +124,7 @@ def history_message(entries: list[AuditEntry], ctx: RenderContext) -> Message:
         return notice_message(f"No language has been changed through the bot for {ctx.title} yet.")
     lines = []
     for entry in entries:
-        verb = VERBS.get(entry.action, (entry.action, entry.action, "in"))[1]
+        verb = _done(entry.action)
         who = _who(entry.who)
         detail = f" ({escape(entry.detail)})" if entry.detail else ""
         result = escape(entry.result)

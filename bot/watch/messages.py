@@ -81,7 +81,7 @@ def recovery_alert(render: RenderContext, since: float, now: float) -> Message:
 
 
 def _cmd(app: str | None) -> str:
-    return f"/desk-languages {app} watch" if app else "/desk-languages watch"
+    return f"/desk-languages {escape(app)} watch" if app else "/desk-languages watch"
 
 
 def watching_message(render: RenderContext, app: str | None) -> Message:
