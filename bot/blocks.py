@@ -7,6 +7,13 @@ checks, this module enforces the Block Kit limits it does not: at most 50 blocks
 count), and no empty text object. Text from outside the bot (language tags, Tencent's
 ErrorInfo, what a user typed) is escaped, so a tag like `<!channel>` can never ping anyone.
 
+Escaping happens twice. Each builder escapes the outside text it puts in a message (`escape`,
+`clean_text`, `code_text`), in the blocks and in the fallback `text` alike. Then every mrkdwn text
+object (`section`, `context`) and every fallback (`message_of`) goes through `neutralise`, which
+keeps only the tokens the bot itself composes (`mention`, `channel_mention`, `slack_date`, user
+groups) and escapes any other `<…>`: a broadcast (`<!channel>`, `<!here>`), a link
+(`<https://…|…>`) or anything else in outside text that a builder forgot is shown, never live.
+
 The caller owns the returned dict: each call hands out a fresh copy, even from the memo.
 """
 
@@ -86,6 +93,34 @@ def escape(text: str) -> str:
     return text
 
 
+# The only `<…>` tokens the bot composes: a user, a channel, a user group, a date.
+_BOT_TOKEN = re.compile(r"<(?:@[UW][A-Z0-9]+|#[CGD][A-Z0-9]+|!subteam\^S[A-Z0-9]+|!date\^\d+\^[^<>|]*\|[^<>]*)>")
+_ANGLED = re.compile(r"<[^<>]*>|[<>]")
+_USER_ID = re.compile(r"[UW][A-Z0-9]+")
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]+")
+
+
+def _neutral(match: re.Match[str]) -> str:
+    token = match[0]
+    return token if _BOT_TOKEN.fullmatch(token) else token.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def neutralise(text: str) -> str:
+    """mrkdwn with every `<…>` the bot does not compose escaped: no broadcast, link or stray `<`
+    from outside text stays live. Escaped text has no `<` left, so this never escapes twice."""
+    return _ANGLED.sub(_neutral, text) if "<" in text or ">" in text else text
+
+
+def mention(user: str) -> str:
+    """A Slack user ID as a mention (`<@U…>`); anything else (the CLI's `cli:alice`) as text."""
+    return f"<@{user}>" if _USER_ID.fullmatch(user) else escape(user)
+
+
+def channel_mention(channel: str) -> str:
+    """A Slack channel ID as a link to the channel (`<#C…>`); anything else as code."""
+    return f"<#{channel}>" if _CHANNEL_ID.fullmatch(channel) else code_text(channel)
+
+
 def slack_len(text: str) -> int:
     """Length as UTF-16 units: never less than `len()`, whichever way Slack counts."""
     return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
@@ -151,7 +186,7 @@ def _plural(count: int, noun: str) -> str:
 
 def _mrkdwn(text: str) -> MarkdownTextObject:
     # verbatim: Slack must not turn "@channel" or bare names in outside text into mentions
-    return MarkdownTextObject(text=fit(text), verbatim=True)
+    return MarkdownTextObject(text=fit(neutralise(text)), verbatim=True)
 
 
 def section(text: str) -> Block:
@@ -167,9 +202,11 @@ def header(text: str) -> Block:
 
 
 def message_of(text: str, blocks: list[Block]) -> Message:
+    """The message: `text` is the fallback (notifications, screen readers), mrkdwn like the blocks,
+    with outside parts escaped by the caller; any `<…>` the bot does not compose is escaped here."""
     if len(blocks) > MAX_BLOCKS:  # the builders below stay well inside; this is the guarantee
         blocks = [*blocks[: MAX_BLOCKS - 1], context("…(message shortened)")]
-    return {"text": fit(text, 3000) if text.strip() else "Desk languages bot", "blocks": blocks}
+    return {"text": fit(neutralise(text), 3000) if text.strip() else "Desk languages bot", "blocks": blocks}
 
 
 def _copy(message: Message) -> Message:
@@ -421,28 +458,28 @@ def compare_message(first: AppResult, second: AppResult, changes: Changes | None
         lines = [f":x: Couldn't fetch {clean_text(ctx.title, NAME_LIMIT)}'s languages, so there is nothing to "
                  f"compare yet.\n{code_text(str(r.code))}: {escape(r.meaning)}. {escape(r.hint)}"
                  for ctx, r in failed if isinstance(r, DeskError)]
-        return message_of("Couldn't compare the apps: " + ", ".join(c.title for c, _ in failed) + " failed.",
+        return message_of("Couldn't compare the apps: " + ", ".join(escape(c.title) for c, _ in failed) + " failed.",
                           [head, *[section(line) for line in lines]])
     if not changes.added and not changes.removed and not changes.default_changed:
         default = "same default" if a.default else "neither has a default"
         same = f"the same {_plural(len(a.languages), 'language')}, {default}"
         lines = [f":white_check_mark: {a_name} and {b_name} serve {same}."]
-        fallback = f"{a_ctx.title} and {b_ctx.title}: {same}."
+        fallback = f"{escape(a_ctx.title)} and {escape(b_ctx.title)}: {same}."
     else:
         lines, parts = [f"{a_name} → {b_name}"], []
         if changes.removed:
             lines.append(f"*Only in {clean_text(a_ctx.title, NAME_LIMIT)}:* {language_names(changes.removed)}")
-            parts.append(f"{len(changes.removed)} only in {a_ctx.title}")
+            parts.append(f"{len(changes.removed)} only in {escape(a_ctx.title)}")
         if changes.added:
             lines.append(f"*Only in {clean_text(b_ctx.title, NAME_LIMIT)}:* {language_names(changes.added)}")
-            parts.append(f"{len(changes.added)} only in {b_ctx.title}")
+            parts.append(f"{len(changes.added)} only in {escape(b_ctx.title)}")
         if changes.default_changed:
             before = language_label(changes.default_before) if changes.default_before else "_none_"
             after = language_label(changes.default_after) if changes.default_after else "_none_"
             lines.append(f":star: *Different default:* {before} in {clean_text(a_ctx.title, NAME_LIMIT)}, "
                          f"{after} in {clean_text(b_ctx.title, NAME_LIMIT)}")
             parts.append("different default")
-        fallback = f"{a_ctx.title} vs {b_ctx.title}: " + ", ".join(parts) + "."
+        fallback = f"{escape(a_ctx.title)} vs {escape(b_ctx.title)}: " + ", ".join(parts) + "."
     for ctx, lst in ((a_ctx, a), (b_ctx, b)):
         if lst.stale:
             code = code_text(str(lst.error.code)) if lst.error else "?"
@@ -505,7 +542,7 @@ def readiness_message(report: ReadinessReport, ctx: RenderContext) -> Message:
     hidden = len(report.languages) - shown
     if hidden:
         body.append(context(f"…and {hidden} more"))
-    return message_of(f"Desk chatbot readiness: {report.summary()}", head + body + tail)
+    return message_of(f"Desk chatbot readiness: {summary}", head + body + tail)
 
 
 def _about_report(report: ReadinessReport, ctx: RenderContext) -> str:

@@ -52,7 +52,7 @@ def register(app: App, deps: BotDeps) -> None:
             return
         user = body.get("user", {}).get("id")
         if user and message.get("blocks") is not None:
-            note = {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Shared by <@{user}>"}]}
+            note = blocks.context(f"Shared by {blocks.mention(user)}")
             message = {**message, "blocks": [*message["blocks"], note][: blocks.MAX_BLOCKS]}
         deps.responder.send(response_url, message, response_type="in_channel", replace_original=False)
 

@@ -11,6 +11,7 @@ here: only the fetches' lists handed to the watch service.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -218,6 +219,25 @@ def test_a_poll_does_not_take_a_cached_list_older_than_half_an_interval(bot: Bot
     assert watch.tick().polls["default"] is Poll.CHANGED
     assert len(desk.calls_of("robot_get_language_list")) == calls + 1
     assert bot.slack.wait_for(lambda fake: len(alerts(fake)) == 1, timeout=SOON)
+
+
+HOSTILE_TAGS = ("<!channel>", "<https://evil.example|click>", "<@U0EVIL>", "<#C0EVIL>")
+LIVE_TOKEN = re.compile(r"<(?:!channel|!here|!everyone|https?:|@U0EVIL|#C0EVIL)[^<>]*>")
+
+
+def test_hostile_tags_from_desk_reach_the_watching_channel_escaped(bot: BotUnderTest, desk: DeskEmulator) -> None:
+    watch_here(bot)
+    desk.set_languages([("en", 1), ("ja", 0), *[(tag, 0) for tag in HOSTILE_TAGS]])
+    watch = bot.deps.watch
+    assert watch is not None
+    watch.interval = 2 * REFRESH_COALESCE  # the ticker polls Desk itself: the cached list is too old
+    assert watch.tick().polls["default"] is Poll.CHANGED
+    assert bot.slack.wait_for(lambda fake: len(alerts(fake)) == 1, timeout=SOON)
+    posted = alerts(bot.slack)[0]
+    shown = json.dumps([posted["text"], posted["blocks"]], ensure_ascii=False)
+    assert LIVE_TOKEN.findall(shown) == []
+    assert "&lt;!channel&gt;" in posted["text"] and "&lt;!channel&gt;" in json.dumps(posted["blocks"])
+    assert "&lt;https://evil.example|click&gt;" in posted["text"]
 
 
 # --- the Home tab --------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ def _plain_of(app: AppTitle | None) -> str:
 
 def command(app: AppTitle | None, rest: str) -> str:
     """The command a reader would type for this app: `/desk-languages staging digest off`."""
-    return f"{COMMAND} {app.name} {rest}" if app else f"{COMMAND} {rest}"
+    return f"{COMMAND} {escape(app.name)} {rest}" if app else f"{COMMAND} {rest}"
 
 
 def _message(fallback: str, *blocks: Block) -> Message:
@@ -131,7 +131,7 @@ def status_message(
         )
     described = schedule.describe() if schedule else f"`{escape(subscription.schedule)}`"
     lines = [f":calendar: This channel gets the Desk languages{_of(app)} *{described}*."]
-    fallback = f"Digest{_plain_of(app)}: {schedule.describe() if schedule else subscription.schedule}."
+    fallback = f"Digest{_plain_of(app)}: {schedule.describe() if schedule else escape(subscription.schedule)}."
     if not subscription.enabled:
         reason = escape(subscription.disabled_reason or "unknown reason")
         lines.append(f":no_entry: *Paused:* {reason}. Subscribe again to resume.")
@@ -142,7 +142,7 @@ def status_message(
         fallback += f" Next: {plain}."
     if subscription.hint:
         lines.append(f":warning: {escape(subscription.hint)}")
-        fallback += f" {subscription.hint}"
+        fallback += f" {escape(subscription.hint)}"
     blocks = [section("\n".join(lines))]
     if last is not None:
         blocks.append(context(_last_text(last)))
@@ -179,7 +179,7 @@ def stopped_message(previous: Subscription | None, app: AppTitle | None = None) 
 def error_reply(problem: str, app: AppTitle | None = None) -> Message:
     """A bad schedule: what is wrong (it may quote what the user typed) and valid examples."""
     return _message(
-        f"Not a digest schedule: {problem} Example: {command(app, EXAMPLES[1])}",
+        f"Not a digest schedule: {escape(problem)} Example: {command(app, EXAMPLES[1])}",
         section(f":x: {escape(problem)}\nNothing was changed."),
         context(f"Examples: {examples_text(app)}"),
     )
@@ -187,7 +187,7 @@ def error_reply(problem: str, app: AppTitle | None = None) -> Message:
 
 def posted_notice(ok: bool, detail: str) -> Message:
     text = (":white_check_mark: " if ok else ":x: ") + escape(detail)
-    return _message(detail, section(text))
+    return _message(escape(detail), section(text))
 
 
 # --- the digest itself ----------------------------------------------------------------------------

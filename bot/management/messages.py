@@ -15,6 +15,7 @@ from bot.blocks import (
     context,
     escape,
     languages_message,
+    mention,
     message_of,
     notice_message,
     section,
@@ -40,6 +41,7 @@ def _where(ctx: RenderContext) -> str:
 def confirmation_message(action: str, tag: str, ctx: RenderContext, request_id: str, minutes: int) -> Message:
     """What will happen, to which app, that it is live at once; Confirm and Cancel."""
     verb, _, preposition = VERBS[action]
+    plain = f"{escape(language_name(tag))} ({escape(tag)})"  # the buttons' and the fallback's words
     what = f"{verb.capitalize()} {language_text(tag)} {preposition} {_where(ctx)}?"
     effect = (
         "The chatbot starts serving it in production at once."
@@ -47,7 +49,7 @@ def confirmation_message(action: str, tag: str, ctx: RenderContext, request_id: 
         else "The chatbot stops serving it in production at once."
     )
     confirm = ButtonElement(
-        text=PlainTextObject(text=f"Confirm: {verb} {tag}"[:75]),
+        text=PlainTextObject(text=f"Confirm: {verb} {escape(tag)}"[:75]),
         action_id=CONFIRM_ACTION,
         value=request_id,
         style="primary" if action == "add" else "danger",
@@ -55,7 +57,7 @@ def confirmation_message(action: str, tag: str, ctx: RenderContext, request_id: 
         if action == "add"
         else ConfirmObject(
             title=PlainTextObject(text="Remove a language?"),
-            text=PlainTextObject(text=f"{language_name(tag)} ({tag}) stops being served at once."[:300]),
+            text=PlainTextObject(text=f"{plain} stops being served at once."[:300]),
             confirm=PlainTextObject(text="Remove"),
             deny=PlainTextObject(text="Keep it"),
             style="danger",
@@ -63,7 +65,7 @@ def confirmation_message(action: str, tag: str, ctx: RenderContext, request_id: 
     )
     cancel = ButtonElement(text=PlainTextObject(text="Cancel"), action_id=CANCEL_ACTION, value=request_id)
     return message_of(
-        f"{verb.capitalize()} {language_name(tag)} ({tag})? Confirm or cancel.",
+        f"{verb.capitalize()} {plain}? Confirm or cancel.",
         [
             section(f":warning: {what}\n{effect}"),
             ActionsBlock(elements=[confirm, cancel]).to_dict(),
@@ -78,7 +80,7 @@ def refusal_message(text: str) -> Message:
 
 
 def _person(user: str | None) -> str:
-    return f"<@{user}>" if user and user[:1] in "UW" else code_text(user or "unknown")
+    return mention(user) if user and user[:1] in "UW" else code_text(user or "unknown")
 
 
 def people_text(requested_by: str | None, confirmed_by: str) -> str:
@@ -99,7 +101,8 @@ def result_message(
     icon = {WriteStatus.APPLIED: ":white_check_mark:", WriteStatus.NOT_APPLIED: ":x:"}.get(
         outcome.status, ":grey_question:"
     )
-    lines = [f"{icon} {escape(outcome.describe())}"]
+    described = escape(outcome.describe())
+    lines = [f"{icon} {described}"]
     if outcome.error is not None and outcome.status is not WriteStatus.APPLIED:
         lines.append(f"{code_text(str(outcome.error.code))}: {escape(outcome.error.hint)}")
     lines.append(f"{people_text(requested_by, who)} for {_where(ctx)}.")
@@ -111,16 +114,17 @@ def result_message(
         )
     head = [section("\n".join(lines))]
     if outcome.languages is None:
-        return message_of(outcome.describe(), head)
+        return message_of(described, head)
     listing = languages_message(outcome.languages, ctx, buttons=False)
-    return message_of(f"{outcome.describe()} {listing['text']}", [*head, *listing["blocks"]])
+    return message_of(f"{described} {listing['text']}", [*head, *listing["blocks"]])
 
 
 def change_text(entry: AuditEntry) -> str:
     """Who confirmed, what the write did as its result says ("added", "tried to remove …; Desk
     refused: …", "asked Desk to add …; the list read again does not show it"), and who asked
     when that was someone else."""
-    verb, done, _ = VERBS.get(entry.action, (entry.action, entry.action, "in"))
+    unknown = escape(entry.action)  # an action this version does not know, as it was recorded
+    verb, done, _ = VERBS.get(entry.action, (unknown, unknown, "in"))
     what = language_text(entry.tag)
     detail = escape(entry.detail) if entry.detail else ""
     if entry.result == WriteStatus.APPLIED:
@@ -146,7 +150,7 @@ def history_message(entries: list[AuditEntry], ctx: RenderContext) -> Message:
         return notice_message(f"No language has been changed through the bot for {ctx.title} yet.")
     lines = [f"{slack_date(entry.at)} · {change_text(entry)} · {escape(entry.result)}" for entry in entries]
     return message_of(
-        f"The last {len(entries)} language changes for {ctx.title}.",
+        f"The last {len(entries)} language changes for {escape(ctx.title)}.",
         [section(f"*Language changes through the bot* · {_where(ctx)}"), *[section(line) for line in lines]],
     )
 

@@ -31,7 +31,7 @@ from slack_sdk import WebClient
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential
 
 from bot import metrics
-from bot.blocks import Message, RenderContext, code_text, escape
+from bot.blocks import Message, RenderContext, code_text, escape, mention
 from bot.database import DB_DOWN_ERRORS
 from bot.desk import DeskClient, DeskError, LanguageList
 from bot.desk.languages import ADVANCED_EDITION_LANGUAGE_LIMIT, SUPPORTED_TAGS, suggest_tag
@@ -220,7 +220,8 @@ class LanguageManager:
         if request.state is RequestState.SUPERSEDED:
             return "The list changed since this was asked, so nothing was sent to Desk. Ask again with the command."
         if request.state in (RequestState.APPLYING, RequestState.DONE):
-            by = f" by <@{request.decided_by}>" if request.decided_by and request.decided_by[:1] in "UW" else ""
+            decider = request.decided_by
+            by = f" by {mention(decider)}" if decider and decider[:1] in "UW" else ""
             return f"This change was already confirmed{by}; it is applied at most once."
         return "This confirmation expired (they last 10 minutes). Ask again with the command."
 

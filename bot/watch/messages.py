@@ -7,7 +7,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.blocks import Block, Message, RenderContext, context, escape, joined, message_of, section, slack_date
+from bot.blocks import (
+    Block,
+    Message,
+    RenderContext,
+    channel_mention,
+    context,
+    escape,
+    joined,
+    language_label,
+    mention,
+    message_of,
+    section,
+    slack_date,
+)
 from bot.desk.changes import Changes
 from bot.desk.models import Language
 
@@ -18,13 +31,11 @@ def title(render: RenderContext) -> str:
 
 
 def _lang(lang: Language | None) -> str:
-    return f"{lang.name} (`{lang.tag}`)" if lang is not None else "none"
+    return language_label(lang) if lang is not None else "none"
 
 
 def _who(who: str | None) -> str:
-    if not who:
-        return ""
-    return f" by <@{who}>" if who[:1] in "UW" and who.isalnum() else f" by {escape(who)}"
+    return f" by {mention(who)}" if who else ""
 
 
 def change_lines(changes: Changes, who: dict[str, str | None]) -> list[str]:
@@ -70,7 +81,7 @@ def recovery_alert(render: RenderContext, since: float, now: float) -> Message:
 
 
 def _cmd(app: str | None) -> str:
-    return f"/desk-languages {app} watch" if app else "/desk-languages watch"
+    return f"/desk-languages {escape(app)} watch" if app else "/desk-languages watch"
 
 
 def watching_message(render: RenderContext, app: str | None) -> Message:
@@ -82,7 +93,7 @@ def watching_message(render: RenderContext, app: str | None) -> Message:
 def status_message(render: RenderContext, app: str | None, since: float, by: str | None,
                    disabled: str | None) -> Message:
     name = escape(title(render))
-    who = f" by <@{by}>" if by else ""
+    who = f" by {mention(by)}" if by else ""
     text = f"This channel watches the Desk languages of {name} since {slack_date(since)}{who}."
     lines = [section(text)]
     if disabled:
@@ -124,8 +135,8 @@ class SetUp:
 
 def _set_up(row: SetUp) -> str:
     detail = f" {escape(row.detail)}" if row.detail else ""
-    who = f"set up by <@{row.created_by}>, " if row.created_by and row.created_by.isalnum() else "set up "
-    return f"<#{row.channel_id}>{detail} ({who}{slack_date(row.created_at)})"
+    who = f"set up by {mention(row.created_by)}, " if row.created_by else "set up "
+    return f"{channel_mention(row.channel_id)}{detail} ({who}{slack_date(row.created_at)})"
 
 
 def subscriptions_block(watching: Sequence[SetUp], digests: Sequence[SetUp]) -> Block:
