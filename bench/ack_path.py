@@ -35,8 +35,8 @@ from bench.processes import (
     reference_command,
     workspace,
 )
+from bot.sandbox.slack_emulator import slash_command_body
 from bot.serve import BLOCKING_THREADS, HEADER_READ_TIMEOUT_MS
-from bot.slack_sandbox import slash_command_body
 
 NAME = "ack_path"
 APPS = ("bot", "bolt-default", "bolt-pbr", "plain")

@@ -39,8 +39,8 @@ from typing import Any
 from bench.figures import Options, main_for, print_table, print_targets, spread_ms, target
 from bench.load import CommandClient, deliveries, message_text, run_wrk, wait_for_answers, wrk_available
 from bench.processes import ServerProcess, bot_environment, fake_slack, tracebacks, workspace
-from bot.desk.sandbox import CONFIG, FAQ, LIST, DeskEmulator, Fault, sample_for_app
-from bot.slack_sandbox import FakeSlack, slash_command_body
+from bot.sandbox.desk_emulator import CONFIG, FAQ, LIST, DeskEmulator, Fault, sample_for_app
+from bot.sandbox.slack_emulator import FakeSlack, slash_command_body
 
 NAME = "apps_status"
 APPS = {  # name: (SDKAppID, key); made up, the emulators' own

@@ -162,7 +162,7 @@ def serve_granian(name: str) -> None:
     from bot.serve import granian_options
 
     os.environ[_APP_VARIABLE] = name
-    # The references are WSGI apps; the bot's own server speaks RSGI to the bot (bot/web.py).
+    # The references are WSGI apps; the bot's own server speaks RSGI to the bot (bot/slack/edge.py).
     # With the 4 blocking threads the bot had under WSGI, so the references are served as before.
     options = {**granian_options(load_configuration()), "interface": Interfaces.WSGI, "blocking_threads": 4}
     server = Granian("bench.baselines:load_reference", **options)

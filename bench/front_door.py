@@ -55,7 +55,7 @@ from bench.processes import (
     tracebacks,
     workspace,
 )
-from bot.slack_sandbox import FakeSlack
+from bot.sandbox.slack_emulator import FakeSlack
 
 NAME = "front_door"
 KIB = 1024
@@ -74,7 +74,7 @@ TARGET_HUGE_MS = 50.0
 TARGET_RSS_GROWTH_MB = 5.0
 TARGET_SLOWLORIS_HEALTH_P99_MS = 1000.0
 TARGET_SLOW_BODY_HEALTH_P99_MS = 50.0
-BODY_TIMEOUT_S = 10.0  # the bot's WEB_BODY_TIMEOUT default (bot/web.py BODY_TIMEOUT)
+BODY_TIMEOUT_S = 10.0  # the bot's WEB_BODY_TIMEOUT default (bot/slack/edge.py BODY_TIMEOUT)
 CUT_GRACE_S = 1.0  # a slow body is cut within this long after its deadline
 SLOW_BODY_LENGTH = 1_000_000
 HEALTH_TIMEOUT_S = 2.0

@@ -25,7 +25,7 @@ from typing import Any
 from bench.figures import Options, main_for, print_table, print_targets, spread_ms, target
 from bench.load import CommandClient, deliveries, message_text, send_at_rate, wait_for_answers
 from bench.processes import EmulatorProcess, ServerProcess, bot_environment, fake_slack, tracebacks, workspace
-from bot.slack_sandbox import FakeSlack
+from bot.sandbox.slack_emulator import FakeSlack
 
 NAME = "hung_upstream"
 TARGET_ACK_P99_MS = 100.0

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.processes import HOST, SIGNING_SECRET, close_with_server
-from bot.slack_sandbox import (
+from bot.sandbox.slack_emulator import (
     SANDBOX_CHANNEL_ID,
     SANDBOX_USER_ID,
     FakeSlack,

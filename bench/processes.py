@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import REPO
-from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, sandbox_identity
-from bot.slack_sandbox import FakeSlack
+from bot.sandbox.desk_emulator import SANDBOX_KEY, SANDBOX_SDKAPPID, sandbox_identity
+from bot.sandbox.slack_emulator import FakeSlack
 from tests.support.services import free_port
 
 HOST = "127.0.0.1"

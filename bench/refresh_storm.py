@@ -25,7 +25,7 @@ from typing import Any
 from bench.figures import Options, main_for, print_table, print_targets, spread_ms, target
 from bench.load import CommandClient, deliveries, message_text, send_at_rate, wait_for_answers
 from bench.processes import EmulatorProcess, bot_environment, fake_slack, servers, tracebacks, workspace
-from bot.desk.sandbox import max_in_window
+from bot.sandbox.desk_emulator import max_in_window
 from tests.support.services import RedisServer
 
 NAME = "refresh_storm"

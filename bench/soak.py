@@ -76,14 +76,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.figures import Options, keep_log, main_for, print_table, print_targets, spread_ms, target
 from bench.load import CommandClient, Sent, SocketClient, deliveries, message_text, wait_for_answers
 from bench.processes import EmulatorProcess, ServerProcess, bot_environment, fake_slack, tracebacks, workspace
-from bot.blocks import PROGRESS, SHARE_ACTION
 from bot.database import ClaimState
 from bot.desk.apis import Api
-from bot.desk.sandbox import ADD, CONFIG, DELETE, FAQ, LIST
 from bot.digests.store import create_db_engine
 from bot.management.messages import CANCEL_ACTION, CONFIRM_ACTION
 from bot.management.store import audit_table, requests_table
-from bot.slack_sandbox import SANDBOX_USER_ID, FakeSlack
+from bot.sandbox.desk_emulator import ADD, CONFIG, DELETE, FAQ, LIST
+from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack
+from bot.slack.blocks import PROGRESS, SHARE_ACTION
 from bot.watch.service import EVENT_TYPE
 from bot.watch.store import WatchStore
 from tests.support.environment import pg_tool
@@ -839,7 +839,7 @@ def _alerts(slack_calls: list[Any], database: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# The emulator records a call's API as the last part of its path (bot/desk/sandbox.py's APIS);
+# The emulator records a call's API as the last part of its path (bot/sandbox/desk_emulator.py's APIS);
 # the bot labels desk_api_requests_total with the Api it called. The one map between the two.
 DESK_API_LABEL = {api.path.rsplit("/", 1)[-1]: api.value for api in Api}
 

@@ -33,7 +33,7 @@ from typing import Any
 from bench.figures import Options, main_for, percentile, print_table, print_targets, target
 from bench.load import CommandClient, wait_for_answers
 from bench.processes import EmulatorProcess, bot_environment, fake_slack, servers, tracebacks, workspace
-from bot.slack_sandbox import FakeSlack
+from bot.sandbox.slack_emulator import FakeSlack
 from bot.watch.service import EVENT_TYPE
 from tests.support.environment import pg_tool
 from tests.support.services import PostgresServer, PostgresUnavailable

@@ -29,7 +29,6 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from sqlalchemy.engine import Engine
 
-from bot.blocks import RenderContext
 from bot.config import ConfigError, DeskAppSettings, Secret, Settings, load_settings
 from bot.database import DB_DOWN_ERRORS
 from bot.deps import BotDeps, DeskApp
@@ -37,7 +36,6 @@ from bot.desk import Api, DeskClient, InProcessCache, InProcessLimiter, Language
 from bot.desk.cache import Cache
 from bot.desk.client import readiness_time_limit
 from bot.desk.readiness import READINESS, ReadinessReport
-from bot.desk.sandbox import SANDBOX_ADMINS, DeskEmulator, sample_for_app, sandbox_identity
 from bot.digests.service import DigestService, posting_client
 from bot.digests.store import DigestStore, create_db_engine
 from bot.digests.ticker import DigestTicker
@@ -48,14 +46,16 @@ from bot.management.service import LanguageManager
 from bot.management.store import ChangeStore
 from bot.metrics import MetricsEndpoint
 from bot.regions import REGIONS
-from bot.response_url import ResponseSender
+from bot.sandbox.desk_emulator import SANDBOX_ADMINS, DeskEmulator, sample_for_app, sandbox_identity
 from bot.shared import RedisCache, RedisLimiter, connection_for
-from bot.slack_app import build_slack_app
-from bot.slack_posting import SlackCallMeter
+from bot.slack.blocks import RenderContext
+from bot.slack.bolt_app import build_slack_app
+from bot.slack.edge import BotRSGI, BotWSGI, SlackEdge
+from bot.slack.posting import SlackCallMeter
+from bot.slack.response_url import ResponseSender
 from bot.watch.service import WatchService
 from bot.watch.store import WatchStore
 from bot.watch.ticker import WatchTicker
-from bot.web import BotRSGI, BotWSGI, SlackEdge
 
 log = logging.getLogger(__name__)
 

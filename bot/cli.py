@@ -221,7 +221,7 @@ def _languages_json(sdkappid: int, result: LanguageList) -> dict[str, object]:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """Run the embedded Desk emulator in the foreground (for multi-process set-ups)."""
-    from bot.desk.sandbox import serve_forever_cli
+    from bot.sandbox.desk_emulator import serve_forever_cli
 
     serve_forever_cli(args.port, host=args.host, sample=args.sample, app_index=args.app_index)
     return EXIT_OK
@@ -229,7 +229,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run one slash command through the real app against the emulator and a stand-in Slack."""
-    from bot.demo import run_demo
+    from bot.sandbox.demo import run_demo
 
     return run_demo(" ".join(args.text), as_json=args.json)
 
@@ -255,7 +255,7 @@ def cmd_socket(args: argparse.Namespace) -> int:
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
-    from bot.manifest import render_manifest
+    from bot.slack.manifest import render_manifest
 
     try:
         print(render_manifest(args.url, socket_mode=args.socket), end="")

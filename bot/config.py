@@ -52,7 +52,7 @@ PRINCIPAL_ID_FORMAT = re.compile(r"[UWS][A-Z0-9]{2,20}")
 CHANNEL_ID_FORMAT = re.compile(r"[CG][A-Z0-9]{2,20}")
 DEFAULT_APP_NAME = "default"  # the one app of a bot without DESK_APPS
 # Words of the slash command, which an app name may not be (`/desk-languages share` must stay an
-# option). bot/grammar.py's options are a subset; tests/test_config_cli.py keeps the two in step.
+# option). bot/slack/grammar.py's options are a subset; tests/test_config_cli.py keeps the two in step.
 RESERVED_APP_NAMES = frozenset(
     {"share", "refresh", "default", "help", "digest", "apps", "compare", "add", "remove", "history",
      "status", "watch", "off", "all"}

@@ -10,12 +10,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from bot.blocks import AppResult, RenderContext
 from bot.config import Settings
 from bot.desk import DeskClient, DeskError, LanguageList
 from bot.digests.service import DigestService
 from bot.management.service import LanguageManager
-from bot.response_url import ResponseSender
+from bot.slack.blocks import AppResult, RenderContext
+from bot.slack.response_url import ResponseSender
 from bot.watch.service import WatchService
 
 

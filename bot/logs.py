@@ -44,7 +44,7 @@ secret in an `extra=` field or a traceback is covered as in text. The text forma
 request id as `[req=…]`.
 
 The request context lives in a contextvar (`bind_request`), set when Bolt starts on a
-request; lazy listeners get a copy of it (bot/slack_app.py hands the context to the executor).
+request; lazy listeners get a copy of it (bot/slack/bolt_app.py hands the context to the executor).
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bot.boot import build_bot, check_slack_token, load_configuration
 from bot.config import Settings
-from bot.loopback import LoopbackServer
 from bot.metrics import MetricsEndpoint, prepare_multiprocess_dir
+from bot.slack.loopback import LoopbackServer
 
 log = logging.getLogger(__name__)
 # The one Python thread that runs a worker's event loop (granian allows no more under RSGI): acks
@@ -59,7 +59,7 @@ def granian_options(settings: Settings) -> dict[str, Any]:
         "address": settings.host or "::",
         "port": settings.port,
         # RSGI, granian's own interface: the edge awaits request bodies on the event loop, so a
-        # client trickling one costs a task, not a thread (bot/web.py, docs/http-edge.md).
+        # client trickling one costs a task, not a thread (bot/slack/edge.py, docs/http-edge.md).
         "interface": Interfaces.RSGI,
         "http": HTTPModes.http1,
         "websockets": False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.boot import build_bot, load_configuration
-from bot.web import BotWSGI
+from bot.slack.edge import BotWSGI
 
 
 def create_application() -> BotWSGI:

@@ -12,9 +12,9 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot import blocks
 from bot.deps import BotDeps
 from bot.management.messages import CANCEL_ACTION, CONFIRM_ACTION
+from bot.slack import blocks
 from handlers.answers import languages_reply
 from handlers.home import publish_home
 

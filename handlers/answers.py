@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from bot import blocks
 from bot.deps import DeskApp, fetch_all
 from bot.desk import DeskError, LanguageList
 from bot.desk.changes import diff
-from bot.grammar import compare_pair
+from bot.slack import blocks
+from bot.slack.grammar import compare_pair
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 
-from bot import blocks
 from bot.deps import BotDeps, DeskApp
-from bot.grammar import COMMAND, Action, parse_command
+from bot.slack import blocks
+from bot.slack.grammar import COMMAND, Action, parse_command
 from handlers.answers import UNEXPECTED, apps_reply, compare_reply, languages_reply, readiness_reply
 
 log = logging.getLogger(__name__)

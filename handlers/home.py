@@ -10,10 +10,10 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
 from bot.database import DB_DOWN_ERRORS
 from bot.deps import BotDeps, DeskApp
 from bot.desk import DeskError
+from bot.slack import blocks
 from bot.watch import messages as watch_messages
 from bot.watch.messages import SUBSCRIPTIONS_UNREADABLE, SetUp
 from handlers.answers import languages_reply

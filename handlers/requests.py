@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot import blocks
-from bot.grammar import parse_command
 from bot.management.messages import CANCEL_ACTION, CONFIRM_ACTION
 from bot.metrics import label
+from bot.slack import blocks
+from bot.slack.grammar import parse_command
 
 BUTTONS = (blocks.REFRESH_ACTION, blocks.SHARE_ACTION, CONFIRM_ACTION, CANCEL_ACTION)
 EVENTS = ("app_home_opened", "app_mention", "app_uninstalled", "tokens_revoked", "message")

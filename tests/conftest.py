@@ -18,7 +18,7 @@ import pytest
 from bot.boot import build_desk_client
 from bot.config import Settings
 from bot.desk import DeskClient
-from bot.desk.sandbox import DeskEmulator
+from bot.sandbox.desk_emulator import DeskEmulator
 from bot.shared import forget_connections
 from tests.support.environment import make_settings, missing_service, pg_tool, redis_binary
 from tests.support.services import PostgresServer, PostgresUnavailable, RedisServer

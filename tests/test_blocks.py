@@ -1,4 +1,4 @@
-"""Tests for bot/blocks.py: content of each message, Slack's limits, escaping, and the memo."""
+"""Tests for bot/slack/blocks.py: content of each message, Slack's limits, escaping, and the memo."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.blocks import (
+from bot.desk.errors import desk_error, transport_error
+from bot.desk.models import Language, LanguageList
+from bot.slack.blocks import (
     MAX_BLOCKS,
     REFRESH_ACTION,
     SHARE_ACTION,
@@ -26,8 +28,6 @@ from bot.blocks import (
     slack_len,
     unknown_option_message,
 )
-from bot.desk.errors import desk_error, transport_error
-from bot.desk.models import Language, LanguageList
 
 CTX = RenderContext(sdkappid=1400000001, region="Singapore")
 FETCHED = 1700000000.75  # 2023-11-14 22:13:20 UTC

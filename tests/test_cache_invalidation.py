@@ -12,7 +12,7 @@ import redis
 from bot.boot import build_desk_client
 from bot.desk import DeskError, LanguageList
 from bot.desk.cache import InProcessCache
-from bot.desk.sandbox import SANDBOX_SDKAPPID, DeskEmulator, Fault
+from bot.sandbox.desk_emulator import SANDBOX_SDKAPPID, DeskEmulator, Fault
 from bot.shared import RedisCache, RedisConnection, connection_for
 from tests.support.environment import make_settings
 from tests.support.services import RedisServer

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import requests
 
-from bot.desk.sandbox import DeskEmulator, Fault
 from bot.management.messages import CONFIRM_ACTION
 from bot.management.service import RECONCILE_AFTER
 from bot.management.store import ChangeStore, RequestState
-from bot.slack_sandbox import SANDBOX_USER_ID, FakeSlack, block_action_body, sign, slash_command_body
+from bot.sandbox.desk_emulator import DeskEmulator, Fault
+from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack, block_action_body, sign, slash_command_body
 from tests.support.environment import desk_env, make_settings
 from tests.support.served import Served, clean_env
 from tests.support.services import free_port

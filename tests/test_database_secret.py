@@ -13,9 +13,9 @@ from slack_sdk import WebClient
 from bot.boot import build_desk_apps, build_digest_service
 from bot.config import ConfigError, load_settings
 from bot.database import DatabaseUnavailable
-from bot.desk.sandbox import DeskEmulator
 from bot.digests.store import DigestStore
 from bot.digests.ticker import DigestTicker
+from bot.sandbox.desk_emulator import DeskEmulator
 from tests.support.environment import make_settings
 from tests.support.services import free_port
 from tests.support.tiers import e2e_fixture

@@ -14,7 +14,7 @@ import pytest
 from bot.boot import build_desk_client
 from bot.desk import DeskClient, DeskError
 from bot.desk.limiter import InProcessLimiter
-from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, Fault
+from bot.sandbox.desk_emulator import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, Fault
 from tests.support.environment import direct_client, make_settings
 
 

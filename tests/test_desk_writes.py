@@ -18,8 +18,8 @@ import redis
 from bot.boot import build_desk_client
 from bot.desk import DeskClient, DeskError, WriteAction, WriteOutcome, WriteStatus
 from bot.desk.errors import CATALOGUE, RetryClass, TransportCode, desk_error, transport_error
-from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, Fault
 from bot.desk.writes import write_may_have_run, write_may_repeat
+from bot.sandbox.desk_emulator import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, Fault
 from tests.support.concurrency import together
 from tests.support.environment import direct_client, make_settings
 from tests.support.services import free_port

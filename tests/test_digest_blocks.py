@@ -1,4 +1,4 @@
-"""Tests for `bot.blocks.digest_message`: the list as the command shows it, plus what changed."""
+"""Tests for `bot.slack.blocks.digest_message`: the list as the command shows it, plus what changed."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block
 
-from bot.blocks import MAX_BLOCKS, TEXT_LIMIT, RenderContext, languages_message, slack_len
 from bot.desk.changes import Changes, diff
 from bot.desk.errors import transport_error
 from bot.desk.models import Language, LanguageList
 from bot.digests.messages import digest_message
+from bot.slack.blocks import MAX_BLOCKS, TEXT_LIMIT, RenderContext, languages_message, slack_len
 
 CTX = RenderContext(sdkappid=1400000001, region="Singapore")
 

@@ -22,11 +22,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.desk.sandbox import SANDBOX_SDKAPPID, DeskEmulator, Fault
 from bot.digests.schedule import parse_schedule
 from bot.digests.service import DigestService
 from bot.digests.store import DigestStore, PostState
-from bot.slack_sandbox import FakeSlack
+from bot.sandbox.desk_emulator import SANDBOX_SDKAPPID, DeskEmulator, Fault
+from bot.sandbox.slack_emulator import FakeSlack
 from tests.support.environment import BOTH_DATABASES
 from tests.support.served import ROOT, child_env
 from tests.support.tiers import e2e_fixture
@@ -319,10 +319,10 @@ def test_a_process_killed_while_posting_one_app_leaves_one_post_of_each(
 
 def worker_service() -> DigestService:
     """The digest service of a bot serving two Desk apps: `prod` on DESK_*, `beta` on TEST_BETA_*."""
-    from bot.blocks import RenderContext
     from bot.boot import build_desk_client, build_web_client
     from bot.config import load_settings
     from bot.deps import DeskApp
+    from bot.slack.blocks import RenderContext
 
     environ = dict(os.environ)
     prod = load_settings(environ, dotenv_path=None)

@@ -15,16 +15,16 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import RenderContext
 from bot.boot import build_desk_client, build_web_client
 from bot.cli import build_parser, cmd_digest
 from bot.config import ConfigError, Settings
 from bot.deps import DeskApp
-from bot.desk.sandbox import DeskEmulator, Fault
 from bot.digests.service import EVENT_TYPE, INVITE_HINT, DigestService, Outcome
 from bot.digests.store import DigestStore, PostState
 from bot.digests.ticker import DigestTicker
-from bot.slack_sandbox import FakeSlack
+from bot.sandbox.desk_emulator import DeskEmulator, Fault
+from bot.sandbox.slack_emulator import FakeSlack
+from bot.slack.blocks import RenderContext
 from tests.support.clocks import Dial
 from tests.support.environment import BOTH_DATABASES, make_settings
 from tests.support.single_app_schema import SHOWN, create_single_app_schema, old_process_claims, old_process_posts

@@ -26,8 +26,8 @@ from typing import ClassVar
 import pytest
 import requests
 
-from bot.desk.sandbox import SANDBOX_KEY, DeskEmulator, Fault
-from bot.slack_sandbox import FakeSlack, sign, slash_command_body
+from bot.sandbox.desk_emulator import SANDBOX_KEY, DeskEmulator, Fault
+from bot.sandbox.slack_emulator import FakeSlack, sign, slash_command_body
 from tests.support.environment import desk_env
 from tests.support.served import Served, assert_one_line_config_error, clean_env, run_bot, start_bot
 from tests.support.services import free_port

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.grammar import MAX_INPUT, OPTIONS, Action, clean, compare_pair, parse_command
+from bot.slack.grammar import MAX_INPUT, OPTIONS, Action, clean, compare_pair, parse_command
 
 
 @pytest.mark.parametrize(

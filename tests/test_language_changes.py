@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot.desk.sandbox import SANDBOX_KEY, DeskEmulator, Fault
 from bot.management.messages import CANCEL_ACTION, CONFIRM_ACTION
-from bot.slack_sandbox import SANDBOX_USER_ID, FakeSlack, block_action_body, sign
+from bot.sandbox.desk_emulator import SANDBOX_KEY, DeskEmulator, Fault
+from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack, block_action_body, sign
 from tests.support.environment import make_settings
 from tests.support.slack_harness import (
     BOT_TOKEN,

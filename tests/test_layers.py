@@ -59,7 +59,7 @@ def test_an_upward_import_breaks_the_layers(tree: Path) -> None:
     done = lint(tree)
     assert done.returncode != 0
     assert "Layers point down" in done.stdout and "BROKEN" in done.stdout
-    assert "bot.grammar -> handlers.commands" in done.stdout
+    assert "bot.slack.grammar -> handlers.commands" in done.stdout
 
 
 @pytest.mark.e2e

@@ -26,10 +26,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot import metrics
 from bot.config import ConfigError, load_settings
-from bot.desk.sandbox import SANDBOX_KEY, DeskEmulator
 from bot.metrics import MetricsEndpoint, mark_dead_workers
+from bot.sandbox.desk_emulator import SANDBOX_KEY, DeskEmulator
+from bot.sandbox.slack_emulator import SANDBOX_CHANNEL_ID, SANDBOX_USER_ID, FakeSlack, sign, slash_command_body
 from bot.serve import start_metrics_server
-from bot.slack_sandbox import SANDBOX_CHANNEL_ID, SANDBOX_USER_ID, FakeSlack, sign, slash_command_body
 from tests.support.environment import desk_env, make_settings
 from tests.support.served import Served, clean_env
 from tests.support.services import free_port

@@ -19,8 +19,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from slack_sdk import WebClient
 
-from bot import blocks
-from bot.blocks import RenderContext
 from bot.deps import DeskApp
 from bot.desk import DeskClient, DeskError, InProcessCache, InProcessLimiter, LanguageList
 from bot.desk.changes import Changes, diff
@@ -36,6 +34,8 @@ from bot.management import messages as change_messages
 from bot.management.admins import AdminDirectory, AdminList
 from bot.management.service import LanguageManager
 from bot.management.store import AuditEntry, ChangeStore
+from bot.slack import blocks
+from bot.slack.blocks import RenderContext
 from bot.watch import messages as watch_messages
 from bot.watch.messages import SetUp
 from handlers.answers import languages_reply

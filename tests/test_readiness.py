@@ -24,8 +24,8 @@ from bot.desk.readiness import (
     parse_faq_count,
     parse_robot_config,
 )
-from bot.desk.samples import FaqQuestion, questions
-from bot.desk.sandbox import DeskEmulator, Fault
+from bot.sandbox.desk_emulator import DeskEmulator, Fault
+from bot.sandbox.desk_samples import FaqQuestion, questions
 from tests.support.concurrency import together
 from tests.support.environment import make_settings
 

@@ -20,7 +20,7 @@ import requests
 
 from bot.desk.errors import DeskError
 from bot.desk.models import parse_body
-from bot.desk.sandbox import (
+from bot.sandbox.desk_emulator import (
     SAMPLE_LANGUAGES,
     SANDBOX_ADMINS,
     SANDBOX_KEY,
@@ -579,7 +579,7 @@ def test_nothing_is_printed_or_logged(
     captured = capfd.readouterr()
     assert captured.out == ""
     assert captured.err == ""
-    assert not [record for record in caplog.records if record.name.startswith("bot.desk.sandbox")]
+    assert not [record for record in caplog.records if record.name.startswith("bot.sandbox.desk_emulator")]
 
 
 @pytest.mark.e2e
@@ -611,7 +611,7 @@ def test_cli_sandbox_serves_another_sample_as_another_app() -> None:
 @pytest.mark.e2e
 def test_serve_forever_cli_runs_in_the_foreground() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-c", "from bot.desk.sandbox import serve_forever_cli; serve_forever_cli(0)"],
+        [sys.executable, "-c", "from bot.sandbox.desk_emulator import serve_forever_cli; serve_forever_cli(0)"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from bot.desk.languages import SUPPORTED_TAGS
-from bot.desk.samples import SAMPLES, FaqQuestion
-from bot.desk.sandbox import APIS, DeskEmulator, Fault
+from bot.sandbox.desk_emulator import APIS, DeskEmulator, Fault
+from bot.sandbox.desk_samples import SAMPLES, FaqQuestion
 from tests.support.clocks import Dial
 from tests.support.emulator_http import control, error_code, query
 from tests.support.tiers import e2e_fixture

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import requests
 
-from bot.desk.sandbox import DeskEmulator
-from bot.slack_sandbox import FakeSlack, sign, slash_command_body
+from bot.sandbox.desk_emulator import DeskEmulator
+from bot.sandbox.slack_emulator import FakeSlack, sign, slash_command_body
 from tests.support.environment import desk_env
 from tests.support.served import BOOT_TIMEOUT, Served, clean_env, start_bot
 from tests.support.services import RedisServer, free_port

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from bot.config import RESERVED_APP_NAMES, ConfigError, load_settings
-from bot.desk.sandbox import DeskEmulator, Fault
-from bot.grammar import OPTIONS
-from bot.slack_sandbox import FakeSlack, block_action_body
+from bot.sandbox.desk_emulator import DeskEmulator, Fault
+from bot.sandbox.slack_emulator import FakeSlack, block_action_body
+from bot.slack.grammar import OPTIONS
 from tests.support.served import clean_env
 from tests.support.slack_harness import BOT_TOKEN, BotUnderTest, slack_env, texts
 from tests.support.tiers import e2e_fixture

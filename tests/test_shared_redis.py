@@ -32,7 +32,7 @@ from bot.boot import build_desk_client
 from bot.config import Settings, load_settings
 from bot.desk import DeskClient, DeskError, Language, LanguageList
 from bot.desk.cache import Result
-from bot.desk.sandbox import SANDBOX_SDKAPPID, DeskEmulator, Fault
+from bot.sandbox.desk_emulator import SANDBOX_SDKAPPID, DeskEmulator, Fault
 from bot.shared import (
     RedisCache,
     RedisConnection,

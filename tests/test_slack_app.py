@@ -19,10 +19,10 @@ from urllib.parse import parse_qs, urlencode
 
 import pytest
 
-from bot.blocks import MAX_BLOCKS, REFRESH_ACTION, SHARE_ACTION
 from bot.desk.client import REFRESH_COALESCE
-from bot.desk.sandbox import DeskEmulator, Fault
-from bot.slack_sandbox import SANDBOX_USER_ID, block_action_body, sign
+from bot.sandbox.desk_emulator import DeskEmulator, Fault
+from bot.sandbox.slack_emulator import SANDBOX_USER_ID, block_action_body, sign
+from bot.slack.blocks import MAX_BLOCKS, REFRESH_ACTION, SHARE_ACTION
 from tests.support.slack_harness import (
     ACK_LIMIT,
     SIGNING_SECRET,

@@ -16,8 +16,8 @@ import requests
 from slack_sdk.models.blocks import Block
 
 from bot import __version__
-from bot.desk.sandbox import SANDBOX_KEY, DeskEmulator
-from bot.slack_sandbox import FakeSlack, sign, slash_command_body
+from bot.sandbox.desk_emulator import SANDBOX_KEY, DeskEmulator
+from bot.sandbox.slack_emulator import FakeSlack, sign, slash_command_body
 from tests.support.environment import desk_env
 from tests.support.served import Served, assert_one_line_config_error, clean_env, run_bot, start_bot
 from tests.support.services import free_port

@@ -16,7 +16,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from bot.slack_sandbox import (
+from bot.sandbox.slack_emulator import (
     FakeSlack,
     Recorded,
     block_action_body,

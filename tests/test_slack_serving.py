@@ -16,12 +16,12 @@ import pytest
 from slack_bolt.request import BoltRequest
 
 from bot import __version__
-from bot.blocks import SHARE_ACTION
 from bot.boot import build_bot
 from bot.config import ConfigError
-from bot.desk.sandbox import SANDBOX_KEY, DeskEmulator, Fault
 from bot.logs import configure_logging
-from bot.slack_sandbox import FakeSlack, block_action_body, sign, slash_command_body
+from bot.sandbox.desk_emulator import SANDBOX_KEY, DeskEmulator, Fault
+from bot.sandbox.slack_emulator import FakeSlack, block_action_body, sign, slash_command_body
+from bot.slack.blocks import SHARE_ACTION
 from tests.support.environment import make_settings
 from tests.support.slack_harness import (
     APP_TOKEN,
@@ -135,7 +135,7 @@ def test_a_rate_limited_reply_is_retried_after_retry_after(bot: BotUnderTest) ->
 def test_a_refused_reply_is_logged_without_the_response_url(
     bot: BotUnderTest, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bot.response_url")
+    caplog.set_level(logging.WARNING, logger="bot.slack.response_url")
     bot.slack.script("response_url", status=404, body={"ok": False, "error": "expired_url"})
     reply = bot.command("")
     bot.replies(reply.name)

@@ -1,5 +1,5 @@
 """Socket Mode end to end: the real `python -m bot socket` process, slack_sdk's own client inside
-it, over a real loopback websocket to FakeSlack's Socket Mode server (bot/slack_socket_sandbox.py).
+it, over a real loopback websocket to FakeSlack's Socket Mode server (tests/support/socket_mode_server.py).
 
 Commands and clicks travel as envelopes, answers come back in the client's acks or through
 `response_url`; the server drops the connection, asks the client to reconnect, re-sends what was
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.blocks import SHARE_ACTION
-from bot.desk.sandbox import SANDBOX_KEY
-from bot.slack_sandbox import FakeSlack
+from bot.sandbox.desk_emulator import SANDBOX_KEY
+from bot.sandbox.slack_emulator import FakeSlack
+from bot.slack.blocks import SHARE_ACTION
 from tests.support.served import BOOT_TIMEOUT, assert_one_line_config_error, clean_env, run_bot
 from tests.support.slack_harness import APP_TOKEN, BOT_TOKEN, slack_env, texts
 from tests.support.tiers import e2e_fixture

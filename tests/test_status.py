@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.blocks import MAX_BLOCKS, TEXT_LIMIT, RenderContext, readiness_message, slack_len
 from bot.desk import Language
 from bot.desk.readiness import FaqCount, ReadinessReport, RobotConfig
-from bot.desk.sandbox import DeskEmulator, Fault
-from bot.slack_sandbox import FakeSlack
+from bot.sandbox.desk_emulator import DeskEmulator, Fault
+from bot.sandbox.slack_emulator import FakeSlack
+from bot.slack.blocks import MAX_BLOCKS, TEXT_LIMIT, RenderContext, readiness_message, slack_len
 from tests.support.environment import desk_env
 from tests.support.served import clean_env
 from tests.support.slack_harness import BOT_TOKEN, BotUnderTest, running_bot, texts
@@ -129,7 +129,7 @@ def test_cli_status_table_json_and_exit_3_on_a_failed_check(desk: DeskEmulator, 
 
 
 def test_the_home_tab_shows_each_app_s_list_and_readiness(desk: DeskEmulator) -> None:
-    from bot.slack_sandbox import SANDBOX_USER_ID, sign
+    from bot.sandbox.slack_emulator import SANDBOX_USER_ID, sign
     from tests.support.slack_harness import SIGNING_SECRET, event_body, start_bot
     with FakeSlack(token=BOT_TOKEN) as slack, DeskEmulator(sdkappid=1400000009, key="second-key-0123456789") as other:
         env = {

@@ -18,17 +18,17 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import RenderContext
 from bot.boot import build_desk_client, build_language_manager, build_web_client, who_changed_from
 from bot.cli import build_parser, cmd_watch
 from bot.config import Settings
 from bot.database import Claim
 from bot.deps import DeskApp
-from bot.desk.sandbox import DeskEmulator, Fault
 from bot.digests.store import create_db_engine
-from bot.grammar import Action, parse_command
 from bot.management.store import AuditEntry, ChangeStore
-from bot.slack_sandbox import FakeSlack
+from bot.sandbox.desk_emulator import DeskEmulator, Fault
+from bot.sandbox.slack_emulator import FakeSlack
+from bot.slack.blocks import RenderContext
+from bot.slack.grammar import Action, parse_command
 from bot.watch.service import EVENT_TYPE, Outcome, Poll, WatchService
 from bot.watch.store import AppState, WatchStore
 from tests.support.clocks import Dial

@@ -25,9 +25,9 @@ import pytest
 import sqlalchemy as sa
 
 from bot.desk.client import REFRESH_COALESCE
-from bot.desk.sandbox import DeskEmulator
 from bot.management.messages import CONFIRM_ACTION
-from bot.slack_sandbox import SANDBOX_CHANNEL_ID, SANDBOX_USER_ID, FakeSlack, sign, slash_command_body
+from bot.sandbox.desk_emulator import DeskEmulator
+from bot.sandbox.slack_emulator import SANDBOX_CHANNEL_ID, SANDBOX_USER_ID, FakeSlack, sign, slash_command_body
 from bot.watch.messages import MAX_CHANNELS, SUBSCRIPTIONS_UNREADABLE
 from bot.watch.service import EVENT_TYPE, KEEP_EVENTS, KEEP_POLLS, Poll
 from bot.watch.store import WatchStore
@@ -126,7 +126,7 @@ def test_a_digest_that_sees_a_new_list_alerts_at_once(desk: DeskEmulator, slack:
 
 
 def test_a_flip_back_before_any_fetch_and_a_failed_refresh_alert_nothing(bot: BotUnderTest, desk: DeskEmulator) -> None:
-    from bot.desk.sandbox import Fault
+    from bot.sandbox.desk_emulator import Fault
 
     watch_here(bot)
     desk.set_languages([("en", 1), ("ja", 0), ("vi", 0)])

@@ -1,6 +1,6 @@
 """What changed in a chatbot's languages since a channel's previous digest.
 
-Pure and small on purpose: `bot/blocks.py` renders a `Changes`, the service
+Pure and small on purpose: `bot/slack/blocks.py` renders a `Changes`, the service
 computes one from the snapshot stored for the channel. Tags are compared as
 Desk returns them (opaque strings, never normalised), so `zh` -> `zh-CN` is a
 removal plus an addition, which is what the chatbot's configuration did.

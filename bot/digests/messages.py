@@ -1,6 +1,6 @@
 """Block Kit for channel digests: the digest itself, and the answers to `/desk-languages digest …`.
 
-Pure functions, no I/O. Every block comes from `bot.blocks`' builders, so digests obey
+Pure functions, no I/O. Every block comes from `bot.slack.blocks`' builders, so digests obey
 the same Block Kit limits (text lengths, block count) and escaping as every other message.
 """
 
@@ -10,7 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.blocks import (
+from bot.desk.changes import Changes
+from bot.desk.models import LanguageList
+from bot.desk.readiness import ReadinessReport
+from bot.digests.schedule import EXAMPLES, Schedule
+from bot.digests.store import PostRecord, PostState, Subscription
+from bot.slack.blocks import (
     LONG_DATE,
     NAME_LIMIT,
     Block,
@@ -27,12 +32,7 @@ from bot.blocks import (
     section,
     slack_date,
 )
-from bot.desk.changes import Changes
-from bot.desk.models import LanguageList
-from bot.desk.readiness import ReadinessReport
-from bot.digests.schedule import EXAMPLES, Schedule
-from bot.digests.store import PostRecord, PostState, Subscription
-from bot.grammar import COMMAND
+from bot.slack.grammar import COMMAND
 
 
 @dataclass(frozen=True)

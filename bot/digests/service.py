@@ -44,7 +44,6 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import metrics
-from bot.blocks import Message, RenderContext
 from bot.config import ConfigError, Settings
 from bot.database import DatabaseUnavailable
 from bot.desk.changes import diff
@@ -55,7 +54,8 @@ from bot.digests import messages
 from bot.digests.messages import AppTitle, app_label, digest_message
 from bot.digests.schedule import Schedule, ScheduleError, parse_schedule
 from bot.digests.store import LEGACY_APP, Claim, DigestStore, PostState, Subscription
-from bot.slack_posting import HistoryUnavailable, find_message, posting_client, process_owner, slack_error
+from bot.slack.blocks import Message, RenderContext
+from bot.slack.posting import HistoryUnavailable, find_message, posting_client, process_owner, slack_error
 
 log = logging.getLogger(__name__)
 

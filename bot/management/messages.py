@@ -1,13 +1,16 @@
 """Block Kit for language changes: the confirmation, refusals, the result and the history.
 
-Pure functions, no I/O, built from `bot.blocks`' builders (so the same limits and escaping).
+Pure functions, no I/O, built from `bot.slack.blocks`' builders (so the same limits and escaping).
 """
 
 from __future__ import annotations
 
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ConfirmObject, PlainTextObject
 
-from bot.blocks import (
+from bot.desk.models import language_name
+from bot.desk.writes import WriteOutcome, WriteStatus
+from bot.management.store import AuditEntry
+from bot.slack.blocks import (
     Message,
     RenderContext,
     clean_text,
@@ -21,9 +24,6 @@ from bot.blocks import (
     section,
     slack_date,
 )
-from bot.desk.models import language_name
-from bot.desk.writes import WriteOutcome, WriteStatus
-from bot.management.store import AuditEntry
 
 CONFIRM_ACTION = "desk_languages_change_confirm"
 CANCEL_ACTION = "desk_languages_change_cancel"

@@ -31,7 +31,6 @@ from slack_sdk import WebClient
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential
 
 from bot import metrics
-from bot.blocks import Message, RenderContext, code_text, escape, mention
 from bot.database import DB_DOWN_ERRORS
 from bot.desk import DeskClient, DeskError, LanguageList
 from bot.desk.languages import ADVANCED_EDITION_LANGUAGE_LIMIT, SUPPORTED_TAGS, suggest_tag
@@ -40,6 +39,7 @@ from bot.desk.writes import WriteAction, WriteOutcome, WriteStatus
 from bot.management import messages
 from bot.management.admins import AdminDirectory
 from bot.management.store import AuditEntry, ChangeRequest, ChangeStore, RequestState
+from bot.slack.blocks import Message, RenderContext, code_text, escape, mention
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.blocks import (
+from bot.desk.changes import Changes
+from bot.desk.models import Language
+from bot.slack.blocks import (
     Block,
     Message,
     RenderContext,
@@ -21,8 +23,6 @@ from bot.blocks import (
     section,
     slack_date,
 )
-from bot.desk.changes import Changes
-from bot.desk.models import Language
 
 
 def title(render: RenderContext) -> str:

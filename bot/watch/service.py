@@ -23,7 +23,7 @@ whole deployment, and posting each alert exactly once per (channel, app, change)
    (`bot.database.claim_row`), posted with metadata {event_type: desk_languages_watch,
    payload: {app, change}}, and recorded. A definite refusal releases the claim (the next tick
    retries); an unknown outcome keeps it like a crash; a claim older than the lease is taken
-   over only after the channel's history (`bot.slack_posting.find_message`) shows the alert is
+   over only after the channel's history (`bot.slack.posting.find_message`) shows the alert is
    not there. `not_in_channel` / `channel_not_found` / `is_archived` stop the channel's watch.
 5. Posts to one channel within a tick are spaced by POST_SPACING seconds (Slack's ~1 message/s
    per channel); a 429 waits for its Retry-After (the posting client's only retry).
@@ -47,12 +47,12 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import metrics
-from bot.blocks import Message, RenderContext
 from bot.database import Claim, ClaimState
 from bot.desk.changes import Changes, diff
 from bot.desk.errors import DeskError
 from bot.desk.models import LanguageList
-from bot.slack_posting import HistoryUnavailable, find_message, posting_client, process_owner, slack_error
+from bot.slack.blocks import Message, RenderContext
+from bot.slack.posting import HistoryUnavailable, find_message, posting_client, process_owner, slack_error
 from bot.watch import messages
 from bot.watch.store import AppState, Event, Watch, WatchStore
 

@@ -9,8 +9,8 @@ import uuid
 
 import requests
 
-from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator
 from bot.desk.usersig import mint_usersig
+from bot.sandbox.desk_emulator import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator
 
 
 def sig(

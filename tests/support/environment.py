@@ -14,7 +14,7 @@ import pytest
 
 from bot.config import Settings, load_settings
 from bot.desk import DeskClient, InProcessCache, InProcessLimiter, UserSigSource
-from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator
+from bot.sandbox.desk_emulator import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot.desk.sandbox import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator
-from bot.slack_sandbox import FakeSlack
+from bot.sandbox.desk_emulator import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator
+from bot.sandbox.slack_emulator import FakeSlack
 from tests.support.slack_harness import BOT_TOKEN, SIGNING_SECRET
 
 BOOT_TIMEOUT = 20.0  # seconds for gunicorn to answer /healthz on a slow, busy machine

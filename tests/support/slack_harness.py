@@ -22,9 +22,9 @@ from slack_bolt import App
 from bot.boot import build_bot
 from bot.config import Settings
 from bot.deps import BotDeps
-from bot.desk.sandbox import DeskEmulator
-from bot.loopback import LoopbackServer
-from bot.slack_sandbox import SANDBOX_USER_ID, FakeSlack, block_action_body, sign, slash_command_body
+from bot.sandbox.desk_emulator import DeskEmulator
+from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack, block_action_body, sign, slash_command_body
+from bot.slack.loopback import LoopbackServer
 from tests.support.environment import make_settings
 
 BOT_TOKEN = "xoxb-e2e-bot-token-not-real"  # made up; FakeSlack accepts it

@@ -15,11 +15,11 @@ import time
 
 import requests
 
-from bot import blocks
 from bot.boot import build_bot, load_configuration
-from bot.loopback import LoopbackServer
 from bot.management.messages import CONFIRM_ACTION
-from bot.slack_sandbox import SANDBOX_USER_ID, FakeSlack, block_action_body, sign, slash_command_body
+from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack, block_action_body, sign, slash_command_body
+from bot.slack import blocks
+from bot.slack.loopback import LoopbackServer
 from bot.terminal import message_to_text
 
 

@@ -1,4 +1,4 @@
-"""What the Desk emulator (`bot/desk/sandbox.py`) starts with: languages, FAQ and chatbot settings.
+"""What the Desk emulator (`bot/sandbox/desk_emulator.py`) starts with: languages, FAQ and chatbot settings.
 
 A `Sample` is one made-up Desk app. `"default"` is what `DESK_SANDBOX=1` shows: seven languages
 (all of Desk's supported tags, docs/desk-api.md §3.4), five of them ready to serve, one with no

@@ -14,7 +14,7 @@ What the fake does when nothing is scripted:
   `cursor`, `metadata` only with `include_all_metadata`), `chat.postEphemeral`, `views.publish`
   behave like Slack's happy path; any other method answers `{"ok": true}`;
 - `/response/<name>` records the JSON post and answers 200 `ok`;
-- with `socket_mode=True`, a loopback Socket Mode server (bot/slack_socket_sandbox.py) starts
+- with `socket_mode=True`, a loopback Socket Mode server (tests/support/socket_mode_server.py) starts
   beside the Web API and `apps.connections.open` answers with a fresh URL of it; `socket_command()`
   and `socket_click()` send envelopes built from the same fields as the HTTP bodies below.
 
@@ -53,7 +53,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from slack_sdk.signature import SignatureVerifier
 
 if TYPE_CHECKING:
-    from bot.slack_socket_sandbox import SocketModeServer
+    from tests.support.socket_mode_server import SocketModeServer
 
 __all__ = [
     "RESPONSE_URL",
@@ -219,7 +219,7 @@ class FakeSlack:
         self._thread.start()
         if self._socket_mode:
             # Imported here: the Socket Mode server needs `websockets`, a dev dependency.
-            from bot.slack_socket_sandbox import SocketModeServer
+            from tests.support.socket_mode_server import SocketModeServer
 
             self._socket = SocketModeServer(host=self.host, app_id=SANDBOX_APP_ID).start()
         return self

@@ -42,7 +42,7 @@ from bot.desk.changes import Changes
 from bot.desk.errors import DeskError
 from bot.desk.models import DEFAULT_TAG_NAME, Language, LanguageList
 from bot.desk.readiness import FaqCount, LanguageReadiness, ReadinessReport, RobotConfig
-from bot.grammar import COMMAND
+from bot.slack.grammar import COMMAND
 
 Message = dict[str, Any]
 Block = dict[str, Any]

@@ -12,7 +12,7 @@ It serves `robot_get_language_list`, the writes `robot_add_language` and
 default that cannot be deleted, a language that still has questions; the list
 changes for real), and the readiness reads `list_faq` and `desc_robot_config`
 (§9: a FAQ library and settings per language). Its starting state is a `Sample`
-(`bot/desk/samples.py`), or languages, FAQ and settings passed in.
+(`bot/sandbox/desk_samples.py`), or languages, FAQ and settings passed in.
 
 Misbehaviour is injected with `Fault`s (an error code, a hang, an HTTP 502, a
 truncated body, a late or dropped answer), for any call or for one API, either
@@ -46,8 +46,8 @@ from typing import Any, cast
 from urllib.parse import unquote
 
 from bot.desk.languages import SUPPORTED_TAGS
-from bot.desk.samples import CONFIGURED_SETTINGS, NEW_LANGUAGE_SETTINGS, SAMPLES, FaqQuestion, Sample
 from bot.desk.usersig import InvalidUserSig, verify_usersig
+from bot.sandbox.desk_samples import CONFIGURED_SETTINGS, NEW_LANGUAGE_SETTINGS, SAMPLES, FaqQuestion, Sample
 
 log = logging.getLogger(__name__)
 
