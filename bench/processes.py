@@ -35,6 +35,7 @@ from bench import REPO
 from bot.sandbox.desk_emulator import SANDBOX_KEY, SANDBOX_SDKAPPID, sandbox_identity
 from bot.sandbox.slack_emulator import FakeSlack
 from tests.support.services import free_port
+from tests.support.socket_mode_server import SocketModeFakeSlack
 
 HOST = "127.0.0.1"
 SIGNING_SECRET = "bench-signing-secret-not-a-real-one"  # made up: the servers under test only see loopback
@@ -376,5 +377,5 @@ def workspace(prefix: str) -> Iterator[Path]:
 @contextlib.contextmanager
 def fake_slack(*, socket_mode: bool = False) -> Iterator[FakeSlack]:
     """FakeSlack on HOST; with `socket_mode`, its loopback Socket Mode server too."""
-    with FakeSlack(host=HOST, socket_mode=socket_mode) as fake:
+    with SocketModeFakeSlack(host=HOST) if socket_mode else FakeSlack(host=HOST) as fake:
         yield fake

@@ -1,5 +1,5 @@
 """Socket Mode end to end: the real `python -m bot socket` process, slack_sdk's own client inside
-it, over a real loopback websocket to FakeSlack's Socket Mode server (tests/support/socket_mode_server.py).
+it, over a real loopback websocket to the fake Slack's Socket Mode server (tests/support/socket_mode_server.py).
 
 Commands and clicks travel as envelopes, answers come back in the client's acks or through
 `response_url`; the server drops the connection, asks the client to reconnect, re-sends what was
@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox.desk_emulator import SANDBOX_KEY
-from bot.sandbox.slack_emulator import FakeSlack
 from bot.slack.blocks import SHARE_ACTION
 from tests.support.served import BOOT_TIMEOUT, assert_one_line_config_error, clean_env, run_bot
 from tests.support.slack_harness import APP_TOKEN, BOT_TOKEN, slack_env, texts
+from tests.support.socket_mode_server import SocketModeFakeSlack
 from tests.support.tiers import e2e_fixture
 
 PING_INTERVAL = 0.5  # the SDK notices a dead connection after about five failed pings
@@ -31,10 +31,10 @@ RECONNECT_TIMEOUT = 15.0  # generous: the machine is shared
 
 @dataclass
 class SocketBot:
-    """`python -m bot socket` against a FakeSlack with Socket Mode on; stderr goes to a file."""
+    """`python -m bot socket` against a SocketModeFakeSlack; stderr goes to a file."""
 
     process: subprocess.Popen[str]
-    slack: FakeSlack
+    slack: SocketModeFakeSlack
     log: Path
 
     def stderr(self) -> str:
@@ -59,7 +59,7 @@ class SocketBot:
         return posts
 
 
-def start_socket_bot(slack: FakeSlack, tmp_path: Path, **env: str) -> SocketBot:
+def start_socket_bot(slack: SocketModeFakeSlack, tmp_path: Path, **env: str) -> SocketBot:
     environment = clean_env(
         DESK_SANDBOX="1",
         **slack_env(slack, SLACK_SIGNING_SECRET="", SLACK_APP_TOKEN=APP_TOKEN),
@@ -81,7 +81,7 @@ def start_socket_bot(slack: FakeSlack, tmp_path: Path, **env: str) -> SocketBot:
 @e2e_fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SocketBot]:
     """One Socket Mode process for the module (booting one costs seconds on a busy machine)."""
-    with FakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN, socket_mode=True) as slack:
+    with SocketModeFakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN) as slack:
         bot = start_socket_bot(slack, tmp_path_factory.mktemp("socket"))
         try:
             yield bot
@@ -180,7 +180,7 @@ def test_a_disconnect_message_makes_the_client_reconnect(running: SocketBot, rea
 @pytest.mark.e2e
 @pytest.mark.parametrize("how", ["handshake-refused", "connections-open-fails"])
 def test_a_connection_that_stays_down_ends_the_process_with_exit_1(tmp_path: Path, how: str) -> None:
-    with FakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN, socket_mode=True) as slack:
+    with SocketModeFakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN) as slack:
         bot = start_socket_bot(slack, tmp_path, SOCKET_STALL_CHECK="0.2", SOCKET_STALL_GRACE="1.5")
         try:
             if how == "handshake-refused":
@@ -206,7 +206,7 @@ def test_a_connection_that_stays_down_ends_the_process_with_exit_1(tmp_path: Pat
 
 @pytest.mark.e2e
 def test_a_bad_stall_grace_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    with FakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN, socket_mode=True) as slack:
+    with SocketModeFakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN) as slack:
         env = clean_env(DESK_SANDBOX="1", SOCKET_STALL_GRACE="2 minutes", **slack_env(slack, SLACK_APP_TOKEN=APP_TOKEN))
         assert_one_line_config_error(run_bot("socket", cwd=tmp_path, env=env), "SOCKET_STALL_GRACE")
         assert slack.socket.connections == 0

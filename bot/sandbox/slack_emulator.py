@@ -14,9 +14,10 @@ What the fake does when nothing is scripted:
   `cursor`, `metadata` only with `include_all_metadata`), `chat.postEphemeral`, `views.publish`
   behave like Slack's happy path; any other method answers `{"ok": true}`;
 - `/response/<name>` records the JSON post and answers 200 `ok`;
-- with `socket_mode=True`, a loopback Socket Mode server (tests/support/socket_mode_server.py) starts
-  beside the Web API and `apps.connections.open` answers with a fresh URL of it; `socket_command()`
-  and `socket_click()` send envelopes built from the same fields as the HTTP bodies below.
+- `apps.connections.open` answers with `socket_mode_url()`, none here; the tests' subclass
+  (tests/support/socket_mode_server.py `SocketModeFakeSlack`) starts a loopback Socket Mode
+  server beside the Web API and answers with a fresh URL of it (it needs `websockets`, a dev
+  dependency, so it stays out of the product).
 
 `script()` queues canned answers per method (or for `"response_url"`): a status, a body,
 headers (`Retry-After` on a 429), a delay, a repeat count. Status 0 drops the connection
@@ -47,13 +48,10 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from slack_sdk.signature import SignatureVerifier
-
-if TYPE_CHECKING:
-    from tests.support.socket_mode_server import SocketModeServer
 
 __all__ = [
     "RESPONSE_URL",
@@ -177,7 +175,6 @@ class FakeSlack:
         bot_user_id: str = "U0SANDBOXBOT",
         bot_id: str = "B0SANDBOX",
         clock: Callable[[], float] = time.time,
-        socket_mode: bool = False,
     ) -> None:
         self.token = token
         self.app_token = app_token
@@ -197,8 +194,6 @@ class FakeSlack:
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self.usergroups: dict[str, list[str]] = {}  # usergroups.users.list: group ID -> member IDs
         self._last_ts_micros = 0
-        self._socket_mode = socket_mode
-        self._socket: SocketModeServer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -217,20 +212,12 @@ class FakeSlack:
             daemon=True,
         )
         self._thread.start()
-        if self._socket_mode:
-            # Imported here: the Socket Mode server needs `websockets`, a dev dependency.
-            from tests.support.socket_mode_server import SocketModeServer
-
-            self._socket = SocketModeServer(host=self.host, app_id=SANDBOX_APP_ID).start()
         return self
 
     def stop(self) -> None:
         server, thread = self._server, self._thread
         if server is None:
             return
-        if self._socket is not None:
-            self._socket.stop()
-            self._socket = None
         self._stopping.set()  # wakes handlers sleeping on a scripted delay
         server.shutdown()
         server.server_close()
@@ -273,22 +260,9 @@ class FakeSlack:
 
     # -- Socket Mode -----------------------------------------------------------------------
 
-    @property
-    def socket(self) -> SocketModeServer:
-        """The Socket Mode server (`FakeSlack(socket_mode=True)`, started)."""
-        if self._socket is None:
-            raise RuntimeError("Socket Mode is off: FakeSlack(socket_mode=True), then start()")
-        return self._socket
-
-    def socket_command(self, text: str, *, response_url: str, lose_ack: bool = False, **fields: Any) -> str:
-        """`/desk-languages <text>` as a `slash_commands` envelope; returns its envelope_id."""
-        payload = slash_command_fields(text, response_url=response_url, **fields)
-        return self.socket.send("slash_commands", dict(payload), lose_ack=lose_ack)
-
-    def socket_click(self, action_id: str, *, response_url: str, lose_ack: bool = False, **fields: Any) -> str:
-        """A button click as an `interactive` envelope (`block_action_payload`'s keywords)."""
-        payload = block_action_payload(action_id, response_url=response_url, **fields)
-        return self.socket.send("interactive", payload, lose_ack=lose_ack)
+    def socket_mode_url(self) -> str | None:
+        """What `apps.connections.open` offers: no websocket here (a subclass may serve one)."""
+        return None
 
     # -- scripting and inspection ----------------------------------------------------------
 
@@ -582,9 +556,10 @@ class FakeSlack:
         }
 
     def _connections_open(self, body: dict[str, Any]) -> dict[str, Any]:
-        if self._socket is None:
+        url = self.socket_mode_url()
+        if url is None:
             return {"ok": True}  # token checks only: no websocket to offer
-        return {"ok": True, "url": self._socket.new_url()}
+        return {"ok": True, "url": url}
 
     def _usergroup_members(self, body: dict[str, Any]) -> dict[str, Any]:
         group = str(body.get("usergroup") or "")

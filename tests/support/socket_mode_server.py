@@ -1,8 +1,9 @@
 """A loopback Socket Mode server: Slack's side of the websocket, as slack_sdk's client expects it.
 
-`FakeSlack(socket_mode=True)` starts one and answers `apps.connections.open` with its
-`ws://127.0.0.1:PORT/link/?ticket=…` URL, so `python -m bot socket` connects to it exactly as it
-connects to Slack. The protocol it speaks (docs/slack-platform.md §7.1):
+`SocketModeFakeSlack` (below, a `FakeSlack` of bot/sandbox/slack_emulator.py) starts one and
+answers `apps.connections.open` with its `ws://127.0.0.1:PORT/link/?ticket=…` URL, so
+`python -m bot socket` connects to it exactly as it connects to Slack.
+The protocol it speaks (docs/slack-platform.md §7.1):
 
 - on every new connection it sends `hello` (`num_connections`, `debug_info`, `connection_info`);
 - `send()` wraps a payload in an envelope `{envelope_id, type, payload, accepts_response_payload,
@@ -34,11 +35,13 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from bot.sandbox.slack_emulator import SANDBOX_APP_ID, FakeSlack, block_action_payload, slash_command_fields
+
 if TYPE_CHECKING:
     from websockets.http11 import Request, Response
     from websockets.sync.server import Server, ServerConnection
 
-__all__ = ["SocketAck", "SocketModeServer"]
+__all__ = ["SocketAck", "SocketModeFakeSlack", "SocketModeServer"]
 
 RETRY_REASON = "timeout"  # what the fake puts in a re-sent envelope's retry_reason
 _CLOSE_TIMEOUT = 1.0  # seconds a closing handshake may take before the socket is cut
@@ -321,3 +324,47 @@ def _cut(connection: ServerConnection) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)  # wakes the thread reading it
+
+
+class SocketModeFakeSlack(FakeSlack):
+    """FakeSlack with its Socket Mode server: `apps.connections.open` answers with a URL of it,
+    and `socket_command()` / `socket_click()` send envelopes built from the same fields as the
+    HTTP bodies of bot/sandbox/slack_emulator.py."""
+
+    def __init__(self, **fake_slack: Any) -> None:
+        super().__init__(**fake_slack)
+        self._socket: SocketModeServer | None = None
+
+    def start(self) -> SocketModeFakeSlack:
+        super().start()
+        self._socket = SocketModeServer(host=self.host, app_id=SANDBOX_APP_ID).start()
+        return self
+
+    def stop(self) -> None:
+        if self._socket is not None:
+            self._socket.stop()
+            self._socket = None
+        super().stop()
+
+    def __enter__(self) -> SocketModeFakeSlack:
+        return self.start()
+
+    @property
+    def socket(self) -> SocketModeServer:
+        """The Socket Mode server (started)."""
+        if self._socket is None:
+            raise RuntimeError("the Socket Mode server is not running: call start() first")
+        return self._socket
+
+    def socket_mode_url(self) -> str | None:
+        return self.socket.new_url()
+
+    def socket_command(self, text: str, *, response_url: str, lose_ack: bool = False, **fields: Any) -> str:
+        """`/desk-languages <text>` as a `slash_commands` envelope; returns its envelope_id."""
+        payload = slash_command_fields(text, response_url=response_url, **fields)
+        return self.socket.send("slash_commands", dict(payload), lose_ack=lose_ack)
+
+    def socket_click(self, action_id: str, *, response_url: str, lose_ack: bool = False, **fields: Any) -> str:
+        """A button click as an `interactive` envelope (`block_action_payload`'s keywords)."""
+        payload = block_action_payload(action_id, response_url=response_url, **fields)
+        return self.socket.send("interactive", payload, lose_ack=lose_ack)
