@@ -13,7 +13,7 @@ from pathlib import Path
 PLACEHOLDER = "https://APP.example.com"
 
 
-MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
+MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
 
 
 def manifest_template() -> str:
