@@ -60,7 +60,6 @@ from bot.web import BotRSGI, BotWSGI, SlackEdge
 log = logging.getLogger(__name__)
 
 API_CALL_TIMEOUT = 10  # seconds for one Slack Web API call
-DEFAULT_APP = "default"
 
 
 def load_configuration(environ: Mapping[str, str] | None = None) -> Settings:
@@ -275,28 +274,13 @@ def start_digest_ticker(service: DigestService) -> DigestTicker | None:
 # --- watch ---------------------------------------------------------------------------------------
 
 
-def who_changed_from(store: ChangeStore) -> Callable[[str, str, str, float], str | None]:
-    """Who made a change through the bot: the newest audit entry of that app, action and tag since
-    `since` whose write was not refused (an unknown or not-seen outcome may have applied later)."""
-
-    def who(app: str, action: str, tag: str, since: float) -> str | None:
-        for entry in store.history(app, limit=50):
-            if entry.at < since:
-                return None
-            if entry.action == action and entry.tag == tag and entry.result != "not-applied":
-                return entry.who
-        return None
-
-    return who
-
-
 def build_watch_service(
     settings: Settings, apps: Sequence[DeskApp], web_client: WebClient, engine: Engine
 ) -> WatchService:
     """Change alerts of every Desk app, in the same database as digests (touched on first use)."""
     return WatchService(
         WatchStore(engine), apps, web_client, interval=settings.watch_interval,
-        who_changed=who_changed_from(ChangeStore(engine)),
+        who_changed=ChangeStore(engine).who_changed,
     )
 
 

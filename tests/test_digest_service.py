@@ -541,8 +541,8 @@ def test_two_apps_due_the_same_minute_in_one_channel_both_post_once(two: TwoApps
         assert record is not None and record.state is PostState.POSTED and record.ts == message["ts"]
     # A second process at the same minute finds both done.
     other = DigestService(
-        DigestStore.from_url(two.service.settings.database_url.value, apps=list(two.service.apps)),
-        list(two.service.apps.values()),
+        DigestStore.from_url(two.service.settings.database_url.value, apps=two.service.apps.names),
+        list(two.service.apps),
         two.service.slack,
         two.service.settings,
         two.clock,
@@ -647,7 +647,7 @@ def test_the_command_line_summary_names_the_app_with_several(two: TwoApps) -> No
 
 
 def test_the_service_and_its_store_must_serve_the_same_apps(two: TwoApps) -> None:
-    apps = list(two.service.apps.values())
+    apps = list(two.service.apps)
     store = DigestStore.from_url(two.service.settings.database_url.value)  # built for the one app `default`
     with pytest.raises(ValueError, match=r"built for the apps \['default'\]"):
         DigestService(store, apps, two.service.slack, two.service.settings)

@@ -45,7 +45,7 @@ from slack_sdk import WebClient
 
 from bot import metrics
 from bot.blocks import Message, RenderContext
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, DeskApps, Settings
 from bot.database import DatabaseUnavailable
 from bot.desk.changes import diff
 from bot.desk.errors import DeskError
@@ -142,18 +142,14 @@ class DigestService:
         lease: float = DEFAULT_LEASE,
         owner: str | None = None,
     ) -> None:
-        if not apps:
-            raise ValueError("digests need at least one Desk app")
-        self.apps: dict[str, DigestApp] = {app.name: app for app in apps}
-        if len(self.apps) != len(apps):
-            raise ValueError(f"two Desk apps have the same name: {[app.name for app in apps]}")
-        if store.apps != tuple(self.apps):
+        self.apps = DeskApps(apps)
+        if store.apps != self.apps.names:
             raise ValueError(
-                f"the digest store was built for the apps {list(store.apps)}, the service for {list(self.apps)}: "
+                f"the digest store was built for the apps {list(store.apps)}, the service for {list(self.apps.names)}: "
                 "build it with DigestStore.from_url(url, apps=[app.name for app in apps])"
             )
-        self.default_app = apps[0]
-        self.named = len(apps) > 1  # replies and digests name the app only when there is a choice
+        self.default_app = self.apps.default
+        self.named = self.apps.several  # replies and digests name the app only when there is a choice
         self.store = store
         self.slack = slack  # reads (history) may use every retry the caller configured
         self.poster = posting_client(slack)
@@ -166,13 +162,8 @@ class DigestService:
         self._ignored_apps: set[str] = set()  # apps with stored subscriptions but not configured (logged once)
 
     def app(self, name: str | None = None) -> DigestApp:
-        """The configured app `name` (the default app for None). ValueError for any other name."""
-        if name is None:
-            return self.default_app
-        try:
-            return self.apps[name]
-        except KeyError:
-            raise ValueError(f"{name!r} is not a configured Desk app ({', '.join(self.apps)})") from None
+        """The configured app `name` (the default app for None); `UnknownApp` for any other name."""
+        return self.apps.app(name)
 
     def _title(self, app: DigestApp) -> AppTitle | None:
         return AppTitle(app.name, app_label(app.render)) if self.named else None
@@ -333,7 +324,7 @@ class DigestService:
             log.warning(
                 "digest subscriptions of the Desk app %r are not posted: it is not configured (configured: %s)",
                 name,
-                ", ".join(self.apps),
+                ", ".join(self.apps.names),
             )
 
     def post_now(self, channel_id: str, app: str | None = None) -> PostResult:

@@ -32,6 +32,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, stop_af
 
 from bot import metrics
 from bot.blocks import Message, RenderContext, code_text, escape, mention
+from bot.config import DeskApps
 from bot.database import DB_DOWN_ERRORS
 from bot.desk import DeskClient, DeskError, LanguageList
 from bot.desk.languages import ADVANCED_EDITION_LANGUAGE_LIMIT, SUPPORTED_TAGS, suggest_tag
@@ -73,7 +74,7 @@ class LanguageManager:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._apps = {app.name: app for app in apps}
+        self._apps = DeskApps(apps)  # `get`: a stored request may be of an app no longer configured
         self.store = store
         self.admins = admins
         self._poster = poster

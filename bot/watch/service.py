@@ -47,6 +47,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot import metrics
 from bot.blocks import Message, RenderContext
+from bot.config import DeskApps
 from bot.database import ClaimState
 from bot.desk.changes import Changes, diff
 from bot.desk.errors import DeskError
@@ -146,12 +147,9 @@ class WatchService:
         spacing: float = POST_SPACING,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not apps:
-            raise ValueError("watch needs at least one Desk app")
         self.store = store
-        self.apps: dict[str, WatchApp] = {app.name: app for app in apps}
-        self.default_app = apps[0]
-        self.named = len(apps) > 1
+        self.apps = DeskApps(apps)
+        self.named = self.apps.several
         self.slack = slack  # reads (history) with every retry the caller configured
         self.poster = posting_client(slack)
         self.interval = interval
@@ -169,12 +167,8 @@ class WatchService:
         self._pruned_at = 0.0
 
     def app(self, name: str | None = None) -> WatchApp:
-        if name is None:
-            return self.default_app
-        try:
-            return self.apps[name]
-        except KeyError:
-            raise ValueError(f"{name!r} is not a configured Desk app ({', '.join(self.apps)})") from None
+        """The configured app `name` (the default app for None); `UnknownApp` for any other name."""
+        return self.apps.app(name)
 
     # --- the slash command ------------------------------------------------------------------------
 
@@ -204,7 +198,7 @@ class WatchService:
         """Poll every app whose slot nobody has polled yet, then deliver what is pending."""
         now = self.timer() if now is None else now
         report = WatchReport()
-        for app in self.apps.values():
+        for app in self.apps:
             report.polls[app.name] = self.poll(app, now)
         report.alerts = self.deliver(now)
         if now - self._pruned_at >= PRUNE_EVERY:  # deletes are idempotent: no claim needed
@@ -294,7 +288,7 @@ class WatchService:
             listed = self._pending.pop(app_name)
         try:
             now = self.timer()
-            if self.observe(self.apps[app_name], listed, now)[1]:
+            if self.observe(self.apps.app(app_name), listed, now)[1]:
                 self.deliver(now)
         except SQLAlchemyError as error:  # the database is down: one line per outage, no driver text
             if not self._notice_failing:
