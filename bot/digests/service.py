@@ -2,7 +2,7 @@
 
 Subscriptions are per (channel, Desk app): a channel may follow the `prod` app daily and
 `staging` weekly. The service is given every configured app (`DigestApp`: name, client,
-render context); the first is the default app, which a command without an app name means,
+render context: `ConfiguredApp`); the first is the default app, which a command without an app name means,
 and which owns whatever was stored before several apps existed.
 
 How a (channel, app, period) gets posted exactly once, by any number of processes (steps 2 to 5
@@ -44,7 +44,7 @@ from typing import Any, Protocol
 from slack_sdk import WebClient
 
 from bot import metrics
-from bot.blocks import Message, RenderContext
+from bot.blocks import ConfiguredApp, Message
 from bot.config import ConfigError, DeskApps, Settings
 from bot.database import DatabaseUnavailable
 from bot.desk.changes import diff
@@ -72,18 +72,7 @@ class LanguageSource(Protocol):
     def readiness(self, refresh: bool = False) -> ReadinessReport: ...
 
 
-class DigestApp(Protocol):
-    """One Desk app, as digests need it. `bot.deps.DeskApp` is one (structurally: a higher layer,
-    not imported here). Read-only members, so frozen dataclasses and narrower client types fit."""
-
-    @property
-    def name(self) -> str: ...  # as configured (DESK_APPS) and as typed in `/desk-languages NAME digest …`
-
-    @property
-    def client(self) -> LanguageSource: ...
-
-    @property
-    def render(self) -> RenderContext: ...  # its `label` names the app in replies and digests
+DigestApp = ConfiguredApp[LanguageSource]  # `bot.deps.DeskApp` is one
 
 
 @dataclass(frozen=True)

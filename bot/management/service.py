@@ -25,13 +25,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from slack_sdk import WebClient
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential
 
 from bot import metrics
-from bot.blocks import Message, RenderContext, code_text, escape, mention
+from bot.blocks import ConfiguredApp, Message, code_text, escape, mention
 from bot.config import DeskApps
 from bot.database import DB_DOWN_ERRORS
 from bot.desk import DeskClient, DeskError, LanguageList
@@ -50,17 +49,7 @@ CONFIRMATION_TTL = 600.0  # seconds a confirmation stays usable
 RECONCILE_AFTER = 120.0
 
 
-class ManagedApp(Protocol):
-    """What the manager needs of a Desk app (the bot's DeskApp has it)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def client(self) -> DeskClient: ...
-
-    @property
-    def render(self) -> RenderContext: ...
+ManagedApp = ConfiguredApp[DeskClient]  # `bot.deps.DeskApp` is one
 
 
 class LanguageManager:

@@ -46,7 +46,7 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import metrics
-from bot.blocks import Message, RenderContext
+from bot.blocks import ConfiguredApp, Message
 from bot.config import DeskApps
 from bot.database import ClaimState
 from bot.desk.changes import Changes, diff
@@ -78,17 +78,7 @@ class LanguageSource(Protocol):
     def get_languages(self, refresh: bool = False, max_age: float | None = None) -> LanguageList: ...
 
 
-class WatchApp(Protocol):
-    """One Desk app, as watch needs it (`bot.deps.DeskApp` is one, structurally)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def client(self) -> LanguageSource: ...
-
-    @property
-    def render(self) -> RenderContext: ...
+WatchApp = ConfiguredApp[LanguageSource]  # `bot.deps.DeskApp` is one
 
 
 class Poll(StrEnum):
