@@ -66,6 +66,20 @@ OFF_WORDS = ("off", "stop", "unsubscribe", "cancel")
 
 
 
+@dataclass(frozen=True)
+class DigestSettings:
+    """What the configuration tells digests (DIGEST_DEFAULT_TZ, DIGEST_GRACE, DIGEST_CHANNEL, DIGEST_SCHEDULE)."""
+
+    default_tz: str = "UTC"
+    grace: float = 6 * 3600.0  # seconds a missed digest is still posted
+    channel: str | None = None  # DIGEST_CHANNEL: subscribed to the default app from `schedule`
+    schedule: str | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> DigestSettings:
+        return cls(settings.digest_default_tz, settings.digest_grace, settings.digest_channel, settings.digest_schedule)
+
+
 class LanguageSource(Protocol):
     def get_languages(self, refresh: bool = False) -> LanguageList: ...
 
@@ -124,7 +138,7 @@ class DigestService:
         store: DigestStore,
         apps: Sequence[DigestApp],
         slack: WebClient,
-        settings: Settings,
+        settings: DigestSettings,
         clock: Callable[[], datetime] = _utcnow,
         *,
         timer: Callable[[], float] = time.time,
@@ -199,7 +213,7 @@ class DigestService:
             self.store.delete_subscription(channel_id, target.name)
             return messages.stopped_message(previous, title)
         try:
-            schedule = parse_schedule(args, self.settings.digest_default_tz)
+            schedule = parse_schedule(args, self.settings.default_tz)
         except ScheduleError as error:
             return messages.error_reply(str(error), title)
         now = self.clock()
@@ -224,7 +238,7 @@ class DigestService:
 
     def _schedule_of(self, subscription: Subscription) -> Schedule | None:
         try:
-            return parse_schedule(subscription.schedule, self.settings.digest_default_tz)
+            return parse_schedule(subscription.schedule, self.settings.default_tz)
         except ScheduleError:  # stored text is canonical; only a tzdata change could break it
             log.error(
                 "digest schedule for %s (app %s) no longer parses: %r",
@@ -237,11 +251,11 @@ class DigestService:
     def configured_schedule(self) -> Schedule | None:
         """DIGEST_SCHEDULE, parsed (None when unset). Raises `ConfigError`; touches no database,
         so the boot can check it even while the database is down."""
-        text = self.settings.digest_schedule
-        if not self.settings.digest_channel or not text:
+        text = self.settings.schedule
+        if not self.settings.channel or not text:
             return None
         try:
-            return parse_schedule(text, self.settings.digest_default_tz)
+            return parse_schedule(text, self.settings.default_tz)
         except ScheduleError as error:
             example = messages.EXAMPLES[1].removeprefix("digest ")
             raise ConfigError("DIGEST_SCHEDULE", str(error).rstrip("."), f"For example: {example}.") from None
@@ -249,7 +263,7 @@ class DigestService:
     def seed_from_settings(self) -> None:
         """Create or update DIGEST_CHANNEL's subscription to the default app from DIGEST_SCHEDULE
         (idempotent)."""
-        schedule, channel = self.configured_schedule(), self.settings.digest_channel
+        schedule, channel = self.configured_schedule(), self.settings.channel
         if schedule is None or channel is None:
             return
         app = self.default_app.name
@@ -271,7 +285,7 @@ class DigestService:
         """One pass: post every (channel, app, period) that is due and not yet posted."""
         now = now or self.clock()
         report = TickReport(now, named=self.named)
-        grace = self.settings.digest_grace
+        grace = self.settings.grace
         due: list[tuple[str, DigestApp, str, float]] = []
         for subscription in self.store.enabled_subscriptions():
             app = self.apps.get(subscription.app)
