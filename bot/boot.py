@@ -36,7 +36,7 @@ from bot.desk import Api, DeskClient, InProcessCache, InProcessLimiter, Language
 from bot.desk.cache import Cache
 from bot.desk.client import readiness_time_limit
 from bot.desk.readiness import READINESS, ReadinessReport
-from bot.digests.service import DigestService, posting_client
+from bot.digests.service import DigestService, DigestSettings, posting_client
 from bot.digests.store import DigestStore, create_db_engine
 from bot.digests.ticker import DigestTicker
 from bot.logs import configure_logging
@@ -60,7 +60,6 @@ from bot.watch.ticker import WatchTicker
 log = logging.getLogger(__name__)
 
 API_CALL_TIMEOUT = 10  # seconds for one Slack Web API call
-DEFAULT_APP = "default"
 
 
 def load_configuration(environ: Mapping[str, str] | None = None) -> Settings:
@@ -254,15 +253,15 @@ def check_app_token(settings: Settings) -> None:
 def build_digest_service(settings: Settings, apps: Sequence[DeskApp], web_client: WebClient) -> DigestService:
     """The digest service of every Desk app (`apps[0]` the default). Touches no database until first used."""
     store = DigestStore.from_url(settings.database_url.value, apps=[app.name for app in apps])
-    return DigestService(store, apps, web_client, settings)
+    return DigestService(store, apps, web_client, DigestSettings.of(settings))
 
 
-def start_digest_ticker(service: DigestService) -> DigestTicker | None:
+def start_digest_ticker(service: DigestService, settings: Settings) -> DigestTicker | None:
     """At boot of `serve`/`socket`: the ticker, which seeds DIGEST_CHANNEL once the database
     answers, unless DIGEST_TICKER=0. A database that is down does not stop the boot: the slash
     command serves, /healthz says digests are degraded, and the ticker keeps trying."""
     service.configured_schedule()  # a bad DIGEST_SCHEDULE is a configuration error, database or not
-    if service.settings.digest_ticker:
+    if settings.digest_ticker:
         return DigestTicker(service).start()
     log.info("digest ticker off (DIGEST_TICKER=0); run `python -m bot digest --due` from a scheduler")
     try:
@@ -275,28 +274,13 @@ def start_digest_ticker(service: DigestService) -> DigestTicker | None:
 # --- watch ---------------------------------------------------------------------------------------
 
 
-def who_changed_from(store: ChangeStore) -> Callable[[str, str, str, float], str | None]:
-    """Who made a change through the bot: the newest audit entry of that app, action and tag since
-    `since` whose write was not refused (an unknown or not-seen outcome may have applied later)."""
-
-    def who(app: str, action: str, tag: str, since: float) -> str | None:
-        for entry in store.history(app, limit=50):
-            if entry.at < since:
-                return None
-            if entry.action == action and entry.tag == tag and entry.result != "not-applied":
-                return entry.who
-        return None
-
-    return who
-
-
 def build_watch_service(
     settings: Settings, apps: Sequence[DeskApp], web_client: WebClient, engine: Engine
 ) -> WatchService:
     """Change alerts of every Desk app, in the same database as digests (touched on first use)."""
     return WatchService(
         WatchStore(engine), apps, web_client, interval=settings.watch_interval,
-        who_changed=who_changed_from(ChangeStore(engine)),
+        who_changed=ChangeStore(engine).who_changed,
     )
 
 
@@ -392,7 +376,7 @@ class Bot:
         """Background work of a serving process: the digest and watch tickers and the reconciler of
         language changes (DIGEST_TICKER=1)."""
         if self.ticker is None and self.deps.digests is not None:
-            self.ticker = start_digest_ticker(self.deps.digests)
+            self.ticker = start_digest_ticker(self.deps.digests, self.settings)
         if self.watch_ticker is None and self.deps.watch is not None:
             self.watch_ticker = start_watch_ticker(self.deps.watch, self.settings)
         if self.reconciler is None and self.deps.manager is not None and self.settings.digest_ticker:

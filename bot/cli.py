@@ -13,17 +13,26 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from bot.config import ConfigError, Settings
+from bot.config import AppT, ConfigError, DeskApps, Settings, UnknownApp
 
 if TYPE_CHECKING:
     from bot.desk import DeskError, LanguageList
     from bot.desk.readiness import FaqCount, ReadinessReport, RobotConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DESK = 0, 1, 2, 3
+
+
+def chosen_app(apps: Iterable[AppT], name: str | None) -> AppT:
+    """The app `--app NAME` names (the default app without it); a ConfigError, with the closest
+    name, for any other."""
+    try:
+        return DeskApps(apps).app(name)
+    except UnknownApp as error:
+        raise ConfigError("--app", f"{name!r} is not one of this bot's apps", error.fix) from None
 
 
 def cmd_languages(args: argparse.Namespace) -> int:
@@ -35,11 +44,7 @@ def cmd_languages(args: argparse.Namespace) -> int:
     settings = load_configuration()
     apps = build_desk_apps(settings)
     if not args.all:
-        chosen = [app for app in apps if app.name == (args.app or apps[0].name)]
-        if not chosen:
-            names = ", ".join(app.name for app in apps)
-            raise ConfigError("--app", f"{args.app!r} is not one of this bot's apps", f"Use one of {names}.")
-        apps = (chosen[0],)
+        apps = (chosen_app(apps, args.app),)
     failed, documents = False, []
     for app in apps:
         title = app.render.title
@@ -97,10 +102,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from bot.desk import DeskError
 
     apps = build_desk_apps(load_configuration())
-    app = next((a for a in apps if a.name == (args.app or apps[0].name)), None)
-    if app is None:
-        names = ", ".join(a.name for a in apps)
-        raise ConfigError("--app", f"{args.app!r} is not one of this bot's apps", f"Use one of {names}.")
+    app = chosen_app(apps, args.app)
     try:
         report = app.client.readiness(refresh=args.refresh)
     except DeskError as error:
@@ -169,10 +171,7 @@ def cmd_change(args: argparse.Namespace) -> int:
 
     settings = load_configuration()
     manager, apps, watch = build_cli_manager(settings)
-    app = next((a for a in apps if a.name == (args.app or apps[0].name)), None)
-    if app is None:
-        names = ", ".join(a.name for a in apps)
-        raise ConfigError("--app", f"{args.app!r} is not one of this bot's apps", f"Use one of {names}.")
+    app = chosen_app(apps, args.app)
 
     def plain(mrkdwn: str) -> str:
         return re.sub(r"[`*_]", "", mrkdwn).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
@@ -288,9 +287,8 @@ def cmd_digest(args: argparse.Namespace, settings: Settings | None = None) -> in
         report = service.tick()
         print(report.summary())
         return EXIT_FAILED if report.failed else EXIT_OK
-    if args.app is not None and args.app not in service.apps:
-        names = ", ".join(service.apps)
-        raise ConfigError("--app", f"{args.app!r} is not one of this bot's apps", f"Use one of {names}.")
+    if args.app is not None:
+        chosen_app(list(service.apps), args.app)
     result = service.post_now(args.channel, args.app)
     if result.outcome is Outcome.POSTED:
         print(f"posted to {result.channel_id} (ts {result.ts})")

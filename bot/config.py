@@ -12,12 +12,14 @@ not needed to print the language list), so the checks for those live in the
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.regions import REGIONS
@@ -57,6 +59,76 @@ RESERVED_APP_NAMES = frozenset(
     {"share", "refresh", "default", "help", "digest", "apps", "compare", "add", "remove", "history",
      "status", "watch", "off", "all"}
 )
+
+
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+AppT = TypeVar("AppT", bound=Named)
+
+
+class UnknownApp(ValueError):
+    """A name that is not one of the configured Desk apps; the message lists them and suggests the
+    closest one (a typo: `prdo` → did you mean `prod`?)."""
+
+    def __init__(self, name: str, names: tuple[str, ...]) -> None:
+        self.name = name
+        close = difflib.get_close_matches(name, names, n=1)
+        listed = ", ".join(names)
+        self.fix = f"Did you mean {close[0]!r}? The apps are {listed}." if close else f"Use one of {listed}."
+        super().__init__(f"{name!r} is not a configured Desk app. {self.fix}")
+
+
+class DeskApps(Generic[AppT]):
+    """The configured Desk apps (their settings, or what a layer above builds of them), in order: the
+    first is the default app, which a command without an app name means. A lookup is strict: a
+    name that is not configured is an `UnknownApp`, never quietly another app; a caller that has a
+    reason to fall back (a button on a message older than the configuration) uses `get`."""
+
+    def __init__(self, apps: Iterable[AppT]) -> None:
+        self._apps: dict[str, AppT] = {}
+        for app in apps:
+            if app.name in self._apps:
+                raise ValueError(f"two Desk apps have the same name: {app.name!r}")
+            self._apps[app.name] = app
+        if not self._apps:
+            raise ValueError("at least one Desk app is needed")
+
+    @property
+    def default(self) -> AppT:
+        return next(iter(self._apps.values()))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._apps)
+
+    @property
+    def several(self) -> bool:
+        """More than one app: commands, replies and messages name the app only then."""
+        return len(self._apps) > 1
+
+    def app(self, name: str | None = None) -> AppT:
+        """The app called `name`, the default app for None; `UnknownApp` for any other name."""
+        if name is None:
+            return self.default
+        try:
+            return self._apps[name]
+        except KeyError:
+            raise UnknownApp(name, self.names) from None
+
+    def get(self, name: str | None) -> AppT | None:
+        return self._apps.get(name) if name is not None else None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._apps
+
+    def __iter__(self) -> Iterator[AppT]:
+        return iter(self._apps.values())
+
+    def __len__(self) -> int:
+        return len(self._apps)
 
 
 @dataclass(frozen=True)

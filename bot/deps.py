@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 
-from bot.config import Settings
+from bot.config import DeskApps, Settings
 from bot.desk import DeskClient, DeskError, LanguageList
 from bot.digests.service import DigestService
 from bot.management.service import LanguageManager
@@ -49,10 +50,14 @@ class BotDeps:
         """The names a command may start with: none when the bot serves a single app."""
         return tuple(app.name for app in self.apps) if len(self.apps) > 1 else ()
 
+    @cached_property
+    def configured(self) -> DeskApps[DeskApp]:
+        """`apps` by name (the same apps, in the same order)."""
+        return DeskApps(self.apps)
+
     def app(self, name: str | None) -> DeskApp:
-        """The app called `name`; the default app for None or a name no longer configured
-        (a button on an old message)."""
-        return next((app for app in self.apps if app.name == name), self.apps[0])
+        """The app called `name`, the default app for None; `UnknownApp` for any other name."""
+        return self.configured.app(name)
 
 
 def _fetch(app: DeskApp) -> LanguageList | DeskError:

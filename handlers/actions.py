@@ -12,7 +12,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.deps import BotDeps
+from bot.deps import BotDeps, DeskApp
 from bot.management.messages import CANCEL_ACTION, CONFIRM_ACTION
 from bot.slack import blocks
 from handlers.answers import languages_reply
@@ -36,7 +36,7 @@ def register(app: App, deps: BotDeps) -> None:
         if body.get("container", {}).get("type") == "view":
             publish_home(deps, client, body["user"]["id"], refresh=True, app=_app_of(body))
             return
-        reply = languages_reply(deps.app(_app_of(body)), refresh=True)
+        reply = languages_reply(_clicked_app(deps, body), refresh=True)
         deps.responder.send(body["response_url"], reply.message, replace_original=True)
 
     def share(body: dict[str, Any]) -> None:
@@ -45,7 +45,7 @@ def register(app: App, deps: BotDeps) -> None:
             # A click on the home tab (views published before it lost this button): no channel there.
             log.info("Share clicked where there is no channel to share to (%s)", body.get("container", {}).get("type"))
             return
-        reply = languages_reply(deps.app(_app_of(body)))
+        reply = languages_reply(_clicked_app(deps, body))
         message = reply.message
         if not reply.listed:  # an error is for the person who clicked, not for the channel
             deps.responder.send(response_url, message, response_type="ephemeral", replace_original=False)
@@ -77,6 +77,12 @@ def register(app: App, deps: BotDeps) -> None:
     app.action(blocks.SHARE_ACTION)(ack=ack_now, lazy=[share])
     app.action(CONFIRM_ACTION)(ack=ack_now, lazy=[decide])
     app.action(CANCEL_ACTION)(ack=ack_now, lazy=[decide])
+
+
+def _clicked_app(deps: BotDeps, body: dict[str, Any]) -> DeskApp:
+    """The app a button was shown for; the default app when its message is older than the
+    configuration (the app was renamed or removed since): a click still shows a list."""
+    return deps.configured.get(_app_of(body)) or deps.default_app
 
 
 def _app_of(body: dict[str, Any]) -> str | None:

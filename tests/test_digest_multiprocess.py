@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.digests.schedule import parse_schedule
-from bot.digests.service import DigestService
+from bot.digests.service import DigestService, DigestSettings
 from bot.digests.store import DigestStore, PostState
 from bot.sandbox.desk_emulator import SANDBOX_SDKAPPID, DeskEmulator, Fault
 from bot.sandbox.slack_emulator import FakeSlack
@@ -340,7 +340,7 @@ def worker_service() -> DigestService:
         client = build_desk_client(settings)
         apps.append(DeskApp(name=name, client=client, render=RenderContext(client.sdkappid, "emulator", label)))
     store = DigestStore.from_url(prod.database_url.value, apps=[app.name for app in apps])
-    service = DigestService(store, apps, build_web_client(prod), prod)
+    service = DigestService(store, apps, build_web_client(prod), DigestSettings.of(prod))
     if "TEST_DIGEST_LEASE" in environ:
         service.lease = float(environ["TEST_DIGEST_LEASE"])
     return service

@@ -19,7 +19,7 @@ from bot.boot import build_desk_client, build_web_client
 from bot.cli import build_parser, cmd_digest
 from bot.config import ConfigError, Settings
 from bot.deps import DeskApp
-from bot.digests.service import EVENT_TYPE, INVITE_HINT, DigestService, Outcome
+from bot.digests.service import EVENT_TYPE, INVITE_HINT, DigestService, DigestSettings, Outcome
 from bot.digests.store import DigestStore, PostState
 from bot.digests.ticker import DigestTicker
 from bot.sandbox.desk_emulator import DeskEmulator, Fault
@@ -94,7 +94,8 @@ def desk_app(name: str, settings: Settings, label: str | None = None) -> DeskApp
 
 def digest_service(settings: Settings, apps: list[DeskApp], clock: Dial, timer: Dial) -> DigestService:
     store = DigestStore.from_url(settings.database_url.value, apps=[app.name for app in apps])
-    service = DigestService(store, apps, build_web_client(settings), settings, clock, timer=timer, lease=LEASE)
+    digests = DigestSettings.of(settings)
+    service = DigestService(store, apps, build_web_client(settings), digests, clock, timer=timer, lease=LEASE)
     return service
 
 
@@ -324,17 +325,17 @@ def test_seed_from_settings_is_idempotent(harness: Harness) -> None:
     from dataclasses import replace
 
     seeded = replace(harness.settings, digest_channel="C0SEED", digest_schedule="weekdays 09:00 Europe/Berlin")
-    harness.service.settings = seeded
+    harness.service.settings = DigestSettings.of(seeded)
     harness.at(0, 6)
     harness.service.seed_from_settings()
     first = harness.service.store.get_subscription("C0SEED", APP)
     harness.at(0, 8)
     harness.service.seed_from_settings()  # a restart: unchanged, so its start time is kept
     assert harness.service.store.get_subscription("C0SEED", APP) == first
-    harness.service.settings = replace(seeded, digest_schedule="daily 10:00")
+    harness.service.settings = replace(harness.service.settings, schedule="daily 10:00")
     harness.service.seed_from_settings()
     assert harness.service.store.get_subscription("C0SEED", APP).schedule == "daily 10:00 UTC"  # type: ignore[union-attr]
-    harness.service.settings = replace(seeded, digest_schedule="daily noon")
+    harness.service.settings = replace(harness.service.settings, schedule="daily noon")
     with pytest.raises(ConfigError, match="DIGEST_SCHEDULE"):
         harness.service.seed_from_settings()
 
@@ -541,8 +542,8 @@ def test_two_apps_due_the_same_minute_in_one_channel_both_post_once(two: TwoApps
         assert record is not None and record.state is PostState.POSTED and record.ts == message["ts"]
     # A second process at the same minute finds both done.
     other = DigestService(
-        DigestStore.from_url(two.service.settings.database_url.value, apps=list(two.service.apps)),
-        list(two.service.apps.values()),
+        DigestStore.from_url(database_url_of(two), apps=two.service.apps.names),
+        list(two.service.apps),
         two.service.slack,
         two.service.settings,
         two.clock,
@@ -621,7 +622,7 @@ def test_post_now_and_seeding_use_the_right_app(two: TwoApps) -> None:
     assert two.service.post_now("C0ANY").app == "prod"
     from dataclasses import replace
 
-    two.service.settings = replace(two.service.settings, digest_channel="C0SEED", digest_schedule="daily 10:00")
+    two.service.settings = replace(two.service.settings, channel="C0SEED", schedule="daily 10:00")
     two.service.seed_from_settings()
     assert two.service.store.get_subscription("C0SEED", "prod") is not None
     assert two.service.store.get_subscription("C0SEED", "staging") is None
@@ -647,8 +648,8 @@ def test_the_command_line_summary_names_the_app_with_several(two: TwoApps) -> No
 
 
 def test_the_service_and_its_store_must_serve_the_same_apps(two: TwoApps) -> None:
-    apps = list(two.service.apps.values())
-    store = DigestStore.from_url(two.service.settings.database_url.value)  # built for the one app `default`
+    apps = list(two.service.apps)
+    store = DigestStore.from_url(database_url_of(two))  # built for the one app `default`
     with pytest.raises(ValueError, match=r"built for the apps \['default'\]"):
         DigestService(store, apps, two.service.slack, two.service.settings)
     with pytest.raises(ValueError, match="same name"):
@@ -659,7 +660,7 @@ def test_the_service_and_its_store_must_serve_the_same_apps(two: TwoApps) -> Non
 
 @BOTH_DATABASES
 def test_during_a_rolling_deploy_what_the_single_app_version_posts_is_not_posted_again(two: TwoApps) -> None:
-    engine = create_single_app_schema(two.service.settings.database_url.value)  # C1: daily 09:00, 03-30 posted
+    engine = create_single_app_schema(database_url_of(two))  # C1: daily 09:00, 03-30 posted
     assert two.service.store.bridged() == ["digest_posts"]
     assert two.service.store.get_subscription("C1", "prod") is not None  # adopted by the default app
     assert two.tick(0, 9) == [("C1", "prod", "2026-03-30", Outcome.DONE)]
@@ -673,3 +674,8 @@ def test_during_a_rolling_deploy_what_the_single_app_version_posts_is_not_posted
     assert not old_process_claims(engine, "C1", "2026-04-01", two.timer.value)  # and old processes see ours
     assert two.service.store.get_legacy_post("C1", "2026-04-01").ts == message["ts"]  # type: ignore[union-attr]
     engine.dispose()
+
+
+def database_url_of(two: TwoApps) -> str:
+    """The URL of the database `two`'s service uses, for a store of a second process."""
+    return two.service.store.engine.url.render_as_string(hide_password=False)

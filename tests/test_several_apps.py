@@ -290,7 +290,7 @@ def test_cli_apps_and_languages_per_app(emulators: dict[str, DeskEmulator], tmp_
     every = run_cli(tmp_path, "languages", "--all", env=env)
     assert every.returncode == 0 and every.stdout.count("DEFAULT") == 3
     unknown = run_cli(tmp_path, "languages", "--app", "stagin", env=env)
-    assert unknown.returncode == 2 and "Use one of prod, staging, eu" in unknown.stderr
+    assert unknown.returncode == 2 and "Did you mean 'staging'? The apps are prod, staging, eu." in unknown.stderr
 
 
 def test_cli_exits_3_when_any_app_failed(emulators: dict[str, DeskEmulator], tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bot.boot import build_desk_client, build_language_manager, build_web_client, who_changed_from
+from bot.boot import build_desk_client, build_language_manager, build_web_client
 from bot.cli import build_parser, cmd_watch
 from bot.config import Settings
 from bot.database import Claim
@@ -61,7 +61,7 @@ class Harness:
         engine = create_db_engine(self.database_url)
         service = WatchService(
             WatchStore(engine), [self.app], build_web_client(self.settings), interval=INTERVAL,
-            who_changed=who_changed_from(ChangeStore(engine)), timer=extra.pop("timer", self.timer), lease=LEASE,
+            who_changed=ChangeStore(engine).who_changed, timer=extra.pop("timer", self.timer), lease=LEASE,
             spacing=extra.pop("spacing", 0.0), **extra,
         )
         self.services.append(service)

@@ -2,10 +2,11 @@
 
 Subscriptions are per (channel, Desk app): a channel may follow the `prod` app daily and
 `staging` weekly. The service is given every configured app (`DigestApp`: name, client,
-render context); the first is the default app, which a command without an app name means,
+render context: `ConfiguredApp`); the first is the default app, which a command without an app name means,
 and which owns whatever was stored before several apps existed.
 
-How a (channel, app, period) gets posted exactly once, by any number of processes:
+How a (channel, app, period) gets posted exactly once, by any number of processes (steps 2 to 5
+are `post_once`, the poster watch alerts use too):
 1. `tick(now)` finds each enabled subscription's latest scheduled time <= now; it is
    due if it is no older than DIGEST_GRACE and not before the subscription began.
    The period id comes from that scheduled time, never from `now`.
@@ -34,17 +35,16 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
+from functools import partial
 from typing import Any, Protocol
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot import metrics
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, DeskApps, Settings
 from bot.database import DatabaseUnavailable
 from bot.desk.changes import diff
 from bot.desk.errors import DeskError
@@ -53,9 +53,9 @@ from bot.desk.readiness import ReadinessReport
 from bot.digests import messages
 from bot.digests.messages import AppTitle, app_label, digest_message
 from bot.digests.schedule import Schedule, ScheduleError, parse_schedule
-from bot.digests.store import LEGACY_APP, Claim, DigestStore, PostState, Subscription
-from bot.slack.blocks import Message, RenderContext
-from bot.slack.posting import HistoryUnavailable, find_message, posting_client, process_owner, slack_error
+from bot.digests.store import LEGACY_APP, DigestStore, PostState, Subscription
+from bot.slack.blocks import ConfiguredApp, Message
+from bot.slack.posting import NothingToPost, Outcome, Posting, post_once, posting_client, process_owner
 
 log = logging.getLogger(__name__)
 
@@ -66,34 +66,27 @@ OFF_WORDS = ("off", "stop", "unsubscribe", "cancel")
 
 
 
+@dataclass(frozen=True)
+class DigestSettings:
+    """What the configuration tells digests (DIGEST_DEFAULT_TZ, DIGEST_GRACE, DIGEST_CHANNEL, DIGEST_SCHEDULE)."""
+
+    default_tz: str = "UTC"
+    grace: float = 6 * 3600.0  # seconds a missed digest is still posted
+    channel: str | None = None  # DIGEST_CHANNEL: subscribed to the default app from `schedule`
+    schedule: str | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> DigestSettings:
+        return cls(settings.digest_default_tz, settings.digest_grace, settings.digest_channel, settings.digest_schedule)
+
+
 class LanguageSource(Protocol):
     def get_languages(self, refresh: bool = False) -> LanguageList: ...
 
     def readiness(self, refresh: bool = False) -> ReadinessReport: ...
 
 
-class DigestApp(Protocol):
-    """One Desk app, as digests need it. `bot.deps.DeskApp` is one (structurally: a higher layer,
-    not imported here). Read-only members, so frozen dataclasses and narrower client types fit."""
-
-    @property
-    def name(self) -> str: ...  # as configured (DESK_APPS) and as typed in `/desk-languages NAME digest …`
-
-    @property
-    def client(self) -> LanguageSource: ...
-
-    @property
-    def render(self) -> RenderContext: ...  # its `label` names the app in replies and digests
-
-
-class Outcome(StrEnum):
-    POSTED = "posted"  # posted now
-    FOUND = "found"  # a crashed claim's message was found in the channel and recorded
-    DONE = "done"  # already posted (or skipped) earlier
-    BUSY = "busy"  # another process holds the claim
-    FAILED = "failed"  # definitely not posted; released for a retry (or channel disabled)
-    IN_DOUBT = "in-doubt"  # may have posted; the claim stays until its lease runs out
-    SKIPPED = "skipped"  # a crashed claim could not be verified; the period is given up
+DigestApp = ConfiguredApp[LanguageSource]  # `bot.deps.DeskApp` is one
 
 
 @dataclass(frozen=True)
@@ -145,25 +138,21 @@ class DigestService:
         store: DigestStore,
         apps: Sequence[DigestApp],
         slack: WebClient,
-        settings: Settings,
+        settings: DigestSettings,
         clock: Callable[[], datetime] = _utcnow,
         *,
         timer: Callable[[], float] = time.time,
         lease: float = DEFAULT_LEASE,
         owner: str | None = None,
     ) -> None:
-        if not apps:
-            raise ValueError("digests need at least one Desk app")
-        self.apps: dict[str, DigestApp] = {app.name: app for app in apps}
-        if len(self.apps) != len(apps):
-            raise ValueError(f"two Desk apps have the same name: {[app.name for app in apps]}")
-        if store.apps != tuple(self.apps):
+        self.apps = DeskApps(apps)
+        if store.apps != self.apps.names:
             raise ValueError(
-                f"the digest store was built for the apps {list(store.apps)}, the service for {list(self.apps)}: "
+                f"the digest store was built for the apps {list(store.apps)}, the service for {list(self.apps.names)}: "
                 "build it with DigestStore.from_url(url, apps=[app.name for app in apps])"
             )
-        self.default_app = apps[0]
-        self.named = len(apps) > 1  # replies and digests name the app only when there is a choice
+        self.default_app = self.apps.default
+        self.named = self.apps.several  # replies and digests name the app only when there is a choice
         self.store = store
         self.slack = slack  # reads (history) may use every retry the caller configured
         self.poster = posting_client(slack)
@@ -176,13 +165,8 @@ class DigestService:
         self._ignored_apps: set[str] = set()  # apps with stored subscriptions but not configured (logged once)
 
     def app(self, name: str | None = None) -> DigestApp:
-        """The configured app `name` (the default app for None). ValueError for any other name."""
-        if name is None:
-            return self.default_app
-        try:
-            return self.apps[name]
-        except KeyError:
-            raise ValueError(f"{name!r} is not a configured Desk app ({', '.join(self.apps)})") from None
+        """The configured app `name` (the default app for None); `UnknownApp` for any other name."""
+        return self.apps.app(name)
 
     def _title(self, app: DigestApp) -> AppTitle | None:
         return AppTitle(app.name, app_label(app.render)) if self.named else None
@@ -229,7 +213,7 @@ class DigestService:
             self.store.delete_subscription(channel_id, target.name)
             return messages.stopped_message(previous, title)
         try:
-            schedule = parse_schedule(args, self.settings.digest_default_tz)
+            schedule = parse_schedule(args, self.settings.default_tz)
         except ScheduleError as error:
             return messages.error_reply(str(error), title)
         now = self.clock()
@@ -254,7 +238,7 @@ class DigestService:
 
     def _schedule_of(self, subscription: Subscription) -> Schedule | None:
         try:
-            return parse_schedule(subscription.schedule, self.settings.digest_default_tz)
+            return parse_schedule(subscription.schedule, self.settings.default_tz)
         except ScheduleError:  # stored text is canonical; only a tzdata change could break it
             log.error(
                 "digest schedule for %s (app %s) no longer parses: %r",
@@ -267,11 +251,11 @@ class DigestService:
     def configured_schedule(self) -> Schedule | None:
         """DIGEST_SCHEDULE, parsed (None when unset). Raises `ConfigError`; touches no database,
         so the boot can check it even while the database is down."""
-        text = self.settings.digest_schedule
-        if not self.settings.digest_channel or not text:
+        text = self.settings.schedule
+        if not self.settings.channel or not text:
             return None
         try:
-            return parse_schedule(text, self.settings.digest_default_tz)
+            return parse_schedule(text, self.settings.default_tz)
         except ScheduleError as error:
             example = messages.EXAMPLES[1].removeprefix("digest ")
             raise ConfigError("DIGEST_SCHEDULE", str(error).rstrip("."), f"For example: {example}.") from None
@@ -279,7 +263,7 @@ class DigestService:
     def seed_from_settings(self) -> None:
         """Create or update DIGEST_CHANNEL's subscription to the default app from DIGEST_SCHEDULE
         (idempotent)."""
-        schedule, channel = self.configured_schedule(), self.settings.digest_channel
+        schedule, channel = self.configured_schedule(), self.settings.channel
         if schedule is None or channel is None:
             return
         app = self.default_app.name
@@ -301,7 +285,7 @@ class DigestService:
         """One pass: post every (channel, app, period) that is due and not yet posted."""
         now = now or self.clock()
         report = TickReport(now, named=self.named)
-        grace = self.settings.digest_grace
+        grace = self.settings.grace
         due: list[tuple[str, DigestApp, str, float]] = []
         for subscription in self.store.enabled_subscriptions():
             app = self.apps.get(subscription.app)
@@ -343,7 +327,7 @@ class DigestService:
             log.warning(
                 "digest subscriptions of the Desk app %r are not posted: it is not configured (configured: %s)",
                 name,
-                ", ".join(self.apps),
+                ", ".join(self.apps.names),
             )
 
     def post_now(self, channel_id: str, app: str | None = None) -> PostResult:
@@ -357,43 +341,27 @@ class DigestService:
         return result
 
     def _post_period(self, channel_id: str, app: DigestApp, period: str, scheduled_for: float) -> PostResult:
-        claim = self.store.claim(
-            channel_id, app.name, period, self.owner, now=self.timer(), lease=self.lease, scheduled_for=scheduled_for
+        name = app.name
+        posting = Posting(
+            "digest", channel_id, name, period, EVENT_TYPE, {"period": period, "app": name}, scheduled_for,
+            matches=lambda payload: payload.get("period") == period and self.message_app(payload) == name,
         )
-        if claim is Claim.DONE:
-            return PostResult(channel_id, app.name, period, Outcome.DONE)
-        if claim is Claim.BUSY:
-            return PostResult(channel_id, app.name, period, Outcome.BUSY)
-        if claim is Claim.TAKEOVER:
-            verified = self._verify_crashed_claim(channel_id, app.name, period, scheduled_for)
-            if verified is not None:
-                return verified
-        return self._fetch_and_post(channel_id, app, period)
+        done = post_once(
+            posting, partial(self._compose, channel_id, app, period),
+            ledger=self.store, slack=self.slack, poster=self.poster, owner=self.owner, timer=self.timer,
+            lease=self.lease,
+        )
+        if done.outcome in (Outcome.POSTED, Outcome.FOUND):
+            # What the message showed (recorded before posting) is what the next digest compares with.
+            record = self.store.get_post(channel_id, name, period)
+            if record is not None and record.shown:
+                self.store.put_snapshot(channel_id, name, LanguageList.from_json(record.shown), period, self.timer())
+            self.store.clear_hint(channel_id, name)
+        elif done.refused is not None:
+            self._post_refused(channel_id, name, period, done.refused)
+        return PostResult(channel_id, name, period, done.outcome, ts=done.ts, error=done.error)
 
-    def _verify_crashed_claim(self, channel_id: str, app: str, period: str, scheduled_for: float) -> PostResult | None:
-        """After taking over a stale claim: was the period posted after all? None means post it."""
-        log.warning("digest %s (app %s) %s: taking over a stale claim; checking the channel history",
-                    channel_id, app, period)
-        try:
-            ts = self.find_posted(channel_id, app, period, oldest=scheduled_for - 60)
-        except HistoryUnavailable as error:
-            reason = f"could not check the channel for a digest already posted ({error}), so skipped"
-            self.store.skip(channel_id, app, period, self.owner, reason)
-            log.error("digest %s (app %s) %s: %s", channel_id, app, period, reason)
-            return PostResult(channel_id, app, period, Outcome.SKIPPED, error=reason)
-        except Exception as error:  # noqa: BLE001  # network trouble: keep the claim, retry after the lease
-            reason = f"history check failed ({type(error).__name__}); retrying after the lease"
-            self.store.note_error(channel_id, app, period, self.owner, reason)
-            return PostResult(channel_id, app, period, Outcome.IN_DOUBT, error=reason)
-        if ts is None:
-            return None
-        self.store.mark_posted(channel_id, app, period, ts, self.timer())
-        record = self.store.get_post(channel_id, app, period)
-        if record is not None and record.shown:
-            self.store.put_snapshot(channel_id, app, LanguageList.from_json(record.shown), period, self.timer())
-        return PostResult(channel_id, app, period, Outcome.FOUND, ts=ts)
-
-    def message_app(self, payload: dict[str, Any]) -> str:
+    def message_app(self, payload: Mapping[str, Any]) -> str:
         """Which app a digest message's metadata payload is of. Without an app it was posted before
         several apps: the default app's; so is `default` once the default app adopted it."""
         named = payload.get("app")
@@ -403,63 +371,18 @@ class DigestService:
             return self.default_app.name
         return named
 
-    def find_posted(self, channel_id: str, app: str, period: str, *, oldest: float) -> str | None:
-        """The ts of the bot's digest of `app` for `period` in the channel since `oldest`, or None.
-
-        Raises HistoryUnavailable when Slack refuses the history (scope, membership) or
-        it is too long to search completely: both mean "cannot tell".
-        """
-        return find_message(
-            self.slack,
-            channel_id,
-            EVENT_TYPE,
-            lambda payload: payload.get("period") == period and self.message_app(payload) == app,
-            oldest=oldest,
-        )
-
-    def _fetch_and_post(self, channel_id: str, app: DigestApp, period: str) -> PostResult:
-        name = app.name
+    def _compose(self, channel_id: str, app: DigestApp, period: str) -> Message:
+        """The digest of `app` for the claimed period, recorded as shown before it is posted."""
         try:
             languages = app.client.get_languages()
         except DeskError as error:
-            reason = f"Desk failed and no earlier list is known: {error}"
-            self.store.release(channel_id, name, period, self.owner, reason)
-            return PostResult(channel_id, name, period, Outcome.FAILED, error=reason)
-        changes = diff(self.store.get_snapshot(channel_id, name), languages)
+            raise NothingToPost(f"Desk failed and no earlier list is known: {error}") from None
+        changes = diff(self.store.get_snapshot(channel_id, app.name), languages)
         message = digest_message(languages, changes, app.render, named=self.named, readiness=_readiness(app))
-        self.store.set_shown(channel_id, name, period, self.owner, languages)
-        try:
-            response = self.poster.chat_postMessage(
-                channel=channel_id,
-                text=message["text"],
-                blocks=message["blocks"],
-                metadata={"event_type": EVENT_TYPE, "event_payload": {"period": period, "app": name}},
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-        except SlackApiError as error:
-            return self._post_refused(channel_id, name, period, error)
-        except Exception as error:  # noqa: BLE001  # timeout or reset: Slack may have posted
-            reason = f"no answer from Slack ({type(error).__name__}); will check the channel after the lease"
-            self.store.note_error(channel_id, name, period, self.owner, reason)
-            log.warning("digest %s (app %s) %s in doubt: %s", channel_id, name, period, reason)
-            return PostResult(channel_id, name, period, Outcome.IN_DOUBT, error=reason)
-        ts = str(response["ts"])
-        now = self.timer()
-        self.store.mark_posted(channel_id, name, period, ts, now)
-        self.store.put_snapshot(channel_id, name, languages, period, now)
-        self.store.clear_hint(channel_id, name)
-        return PostResult(channel_id, name, period, Outcome.POSTED, ts=ts)
+        self.store.set_shown(channel_id, app.name, period, self.owner, languages)
+        return message
 
-    def _post_refused(self, channel_id: str, app: str, period: str, error: SlackApiError) -> PostResult:
-        code = slack_error(error)
-        status = error.response.status_code if error.response is not None else 0
-        if status >= 500:  # Slack may have posted before failing
-            reason = f"Slack answered HTTP {status}; will check the channel after the lease"
-            self.store.note_error(channel_id, app, period, self.owner, reason)
-            return PostResult(channel_id, app, period, Outcome.IN_DOUBT, error=reason)
-        reason = f"Slack refused the post: {code}"
-        self.store.release(channel_id, app, period, self.owner, reason)
+    def _post_refused(self, channel_id: str, app: str, period: str, code: str) -> None:
         if code == "not_in_channel":
             self.store.set_hint(channel_id, app, INVITE_HINT)
             log.warning("digest %s (app %s): the bot is not in the channel; retrying each tick until invited",
@@ -468,8 +391,7 @@ class DigestService:
             self.store.disable(channel_id, app, f"Slack says {code}", self.clock().timestamp())
             log.warning("digest %s (app %s) disabled: Slack says %s", channel_id, app, code)
         else:
-            log.error("digest %s (app %s) %s: %s", channel_id, app, period, reason)
-        return PostResult(channel_id, app, period, Outcome.FAILED, error=reason)
+            log.error("digest %s (app %s) %s: Slack refused the post: %s", channel_id, app, period, code)
 
 
 def _readiness(app: DigestApp) -> ReadinessReport | None:

@@ -55,13 +55,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from bot.config import ConfigError
+from bot.config import DEFAULT_APP_NAME, ConfigError
 from bot.database import Claim, ClaimState, claim_row, unavailable, upsert_insert
 from bot.desk.models import LanguageList
 
 log = logging.getLogger(__name__)
 
-LEGACY_APP = "default"  # the app of rows from before DESK_APPS, and the name of a single unnamed app
+LEGACY_APP = DEFAULT_APP_NAME  # the app of rows from before DESK_APPS (a single unnamed app)
 APP_LENGTH = 64
 
 metadata = sa.MetaData()

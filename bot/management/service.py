@@ -25,12 +25,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from slack_sdk import WebClient
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential
 
 from bot import metrics
+from bot.config import DeskApps
 from bot.database import DB_DOWN_ERRORS
 from bot.desk import DeskClient, DeskError, LanguageList
 from bot.desk.languages import ADVANCED_EDITION_LANGUAGE_LIMIT, SUPPORTED_TAGS, suggest_tag
@@ -39,7 +39,7 @@ from bot.desk.writes import WriteAction, WriteOutcome, WriteStatus
 from bot.management import messages
 from bot.management.admins import AdminDirectory
 from bot.management.store import AuditEntry, ChangeRequest, ChangeStore, RequestState
-from bot.slack.blocks import Message, RenderContext, code_text, escape, mention
+from bot.slack.blocks import ConfiguredApp, Message, code_text, escape, mention
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +49,7 @@ CONFIRMATION_TTL = 600.0  # seconds a confirmation stays usable
 RECONCILE_AFTER = 120.0
 
 
-class ManagedApp(Protocol):
-    """What the manager needs of a Desk app (the bot's DeskApp has it)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def client(self) -> DeskClient: ...
-
-    @property
-    def render(self) -> RenderContext: ...
+ManagedApp = ConfiguredApp[DeskClient]  # `bot.deps.DeskApp` is one
 
 
 class LanguageManager:
@@ -73,7 +63,7 @@ class LanguageManager:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._apps = {app.name: app for app in apps}
+        self._apps = DeskApps(apps)  # `get`: a stored request may be of an app no longer configured
         self.store = store
         self.admins = admins
         self._poster = poster

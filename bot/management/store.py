@@ -224,6 +224,16 @@ class ChangeStore:
             for r in rows
         ]
 
+    def who_changed(self, app: str, action: str, tag: str, since: float) -> str | None:
+        """Who made a change through the bot: the newest audit entry of that app, action and tag since
+        `since` whose write was not refused (an unknown or not-seen outcome may have applied later)."""
+        for entry in self.history(app, limit=50):
+            if entry.at < since:
+                return None
+            if entry.action == action and entry.tag == tag and entry.result != "not-applied":
+                return entry.who
+        return None
+
 
 def _audit_insert(entry: AuditEntry, request_id: str | None) -> Any:
     return sa.insert(audit_table).values(

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -77,6 +77,24 @@ class RenderContext:
     def title(self) -> str:
         """The app as a reader knows it: its label, or its SDKAppID."""
         return self.label or f"SDKAppID {self.sdkappid}"
+
+
+ClientT = TypeVar("ClientT", covariant=True)
+
+
+class ConfiguredApp(Protocol[ClientT]):
+    """One configured Desk app as a service sees it: its name, its Desk client (each service says
+    which client methods it needs, so fakes fit) and how messages describe it. `bot.deps.DeskApp`
+    is one, structurally. Read-only members, so frozen dataclasses fit."""
+
+    @property
+    def name(self) -> str: ...  # as configured (DESK_APPS) and as typed in `/desk-languages NAME …`
+
+    @property
+    def client(self) -> ClientT: ...
+
+    @property
+    def render(self) -> RenderContext: ...  # its `label` names the app in replies and messages
 
 
 # --- text helpers ------------------------------------------------------------------------------

@@ -19,12 +19,11 @@ whole deployment, and posting each alert exactly once per (channel, app, change)
 3. Desk failing (or answering only a stale list) for OUTAGE_POLLS polls in a row makes one
    outage event; the next good poll one recovery event.
 4. Every process then delivers recent events to every channel that watched the app when the
-   event was made: each (channel, app, change_id) is claimed with the shared claim
-   (`bot.database.claim_row`), posted with metadata {event_type: desk_languages_watch,
-   payload: {app, change}}, and recorded. A definite refusal releases the claim (the next tick
-   retries); an unknown outcome keeps it like a crash; a claim older than the lease is taken
-   over only after the channel's history (`bot.slack.posting.find_message`) shows the alert is
-   not there. `not_in_channel` / `channel_not_found` / `is_archived` stop the channel's watch.
+   event was made: each (channel, app, change_id) is posted exactly once by `post_once`, the
+   digests' poster, with metadata {event_type: desk_languages_watch, payload: {app, change}}:
+   claimed, a stale claim taken over only after the channel's history shows the alert is not
+   there, a definite refusal released (the next tick retries), an unknown outcome kept like a
+   crash. `not_in_channel` / `channel_not_found` / `is_archived` stop the channel's watch.
 5. Posts to one channel within a tick are spaced by POST_SPACING seconds (Slack's ~1 message/s
    per channel); a 429 waits for its Retry-After (the posting client's only retry).
 """
@@ -40,19 +39,20 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, TimeoutError
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import partial
 from typing import Protocol
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import metrics
-from bot.database import Claim, ClaimState
+from bot.config import DeskApps
+from bot.database import ClaimState
 from bot.desk.changes import Changes, diff
 from bot.desk.errors import DeskError
 from bot.desk.models import LanguageList
-from bot.slack.blocks import Message, RenderContext
-from bot.slack.posting import HistoryUnavailable, find_message, posting_client, process_owner, slack_error
+from bot.slack.blocks import ConfiguredApp, Message
+from bot.slack.posting import Outcome, Posting, post_once, posting_client, process_owner
 from bot.watch import messages
 from bot.watch.store import AppState, Event, Watch, WatchStore
 
@@ -78,17 +78,7 @@ class LanguageSource(Protocol):
     def get_languages(self, refresh: bool = False, max_age: float | None = None) -> LanguageList: ...
 
 
-class WatchApp(Protocol):
-    """One Desk app, as watch needs it (`bot.deps.DeskApp` is one, structurally)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def client(self) -> LanguageSource: ...
-
-    @property
-    def render(self) -> RenderContext: ...
+WatchApp = ConfiguredApp[LanguageSource]  # `bot.deps.DeskApp` is one
 
 
 class Poll(StrEnum):
@@ -99,16 +89,6 @@ class Poll(StrEnum):
     FAILED = "failed"  # Desk failed or only a stale list was known
     OUTAGE = "outage"  # the failure that made the outage alert
     OLDER = "older"  # a cached list older than the last seen: ignored
-
-
-class Outcome(StrEnum):
-    POSTED = "posted"
-    FOUND = "found"  # a crashed claim's alert was found in the channel
-    BUSY = "busy"
-    DONE = "done"
-    FAILED = "failed"  # definitely not posted: released (or the channel stopped watching)
-    IN_DOUBT = "in-doubt"
-    SKIPPED = "skipped"  # a crashed claim could not be verified
 
 
 @dataclass(frozen=True)
@@ -157,12 +137,9 @@ class WatchService:
         spacing: float = POST_SPACING,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not apps:
-            raise ValueError("watch needs at least one Desk app")
         self.store = store
-        self.apps: dict[str, WatchApp] = {app.name: app for app in apps}
-        self.default_app = apps[0]
-        self.named = len(apps) > 1
+        self.apps = DeskApps(apps)
+        self.named = self.apps.several
         self.slack = slack  # reads (history) with every retry the caller configured
         self.poster = posting_client(slack)
         self.interval = interval
@@ -180,12 +157,8 @@ class WatchService:
         self._pruned_at = 0.0
 
     def app(self, name: str | None = None) -> WatchApp:
-        if name is None:
-            return self.default_app
-        try:
-            return self.apps[name]
-        except KeyError:
-            raise ValueError(f"{name!r} is not a configured Desk app ({', '.join(self.apps)})") from None
+        """The configured app `name` (the default app for None); `UnknownApp` for any other name."""
+        return self.apps.app(name)
 
     # --- the slash command ------------------------------------------------------------------------
 
@@ -215,7 +188,7 @@ class WatchService:
         """Poll every app whose slot nobody has polled yet, then deliver what is pending."""
         now = self.timer() if now is None else now
         report = WatchReport()
-        for app in self.apps.values():
+        for app in self.apps:
             report.polls[app.name] = self.poll(app, now)
         report.alerts = self.deliver(now)
         if now - self._pruned_at >= PRUNE_EVERY:  # deletes are idempotent: no claim needed
@@ -305,7 +278,7 @@ class WatchService:
             listed = self._pending.pop(app_name)
         try:
             now = self.timer()
-            if self.observe(self.apps[app_name], listed, now)[1]:
+            if self.observe(self.apps.app(app_name), listed, now)[1]:
                 self.deliver(now)
         except SQLAlchemyError as error:  # the database is down: one line per outage, no driver text
             if not self._notice_failing:
@@ -391,75 +364,27 @@ class WatchService:
 
     def _alert(self, channel: str, event: Event) -> AlertResult:
         app, change = event.app, event.change_id
-        claim = self.store.claim(channel, app, change, self.owner, now=self.timer(), lease=self.lease)
-        if claim is Claim.DONE:
-            return AlertResult(channel, app, change, Outcome.DONE)
-        if claim is Claim.BUSY:
-            return AlertResult(channel, app, change, Outcome.BUSY)
-        if claim is Claim.TAKEOVER:
-            log.warning("watch alert %s (app %s) %s: taking over a stale claim; checking the channel history",
-                        channel, app, change)
-            try:
-                ts = find_message(self.slack, channel, EVENT_TYPE,
-                                  lambda payload: payload.get("app") == app and payload.get("change") == change,
-                                  oldest=event.created_at - 60)
-            except HistoryUnavailable as error:
-                reason = f"could not check the channel for an alert already posted ({error}), so skipped"
-                self.store.skip(channel, app, change, self.owner, reason)
-                log.error("watch alert %s (app %s) %s: %s", channel, app, change, reason)
-                return AlertResult(channel, app, change, Outcome.SKIPPED, reason)
-            except Exception as error:  # noqa: BLE001  network trouble: keep the claim, retry after the lease
-                reason = f"history check failed ({type(error).__name__}); retrying after the lease"
-                self.store.note_error(channel, app, change, self.owner, reason)
-                return AlertResult(channel, app, change, Outcome.IN_DOUBT, reason)
-            if ts is not None:
-                self.store.mark_posted(channel, app, change, ts, self.timer())
-                return AlertResult(channel, app, change, Outcome.FOUND)
-        return self._post(channel, event)
+        posting = Posting("watch alert", channel, app, change, EVENT_TYPE, {"app": app, "change": change},
+                          event.created_at)
+        done = post_once(
+            posting, partial(self._paced, channel, event.message),
+            ledger=self.store, slack=self.slack, poster=self.poster, owner=self.owner, timer=self.timer,
+            lease=self.lease,
+        )
+        if done.attempted:
+            self._last_post[channel] = time.monotonic()  # the next post to this channel waits from here
+        if done.refused in GONE:
+            if self.store.disable(channel, app, f"Slack says {done.refused}"):  # one process, once
+                log.warning("watch: %s no longer watches the app %s: Slack says %s", channel, app, done.refused)
+        elif done.refused is not None:
+            log.error("watch alert %s (app %s) %s: %s", channel, app, change, done.error)
+        return AlertResult(channel, app, change, done.outcome, done.error)
 
-    def _pace(self, channel: str) -> None:
+    def _paced(self, channel: str, message: Message) -> Message:
+        """`message`, once the last post to `channel` is far enough behind (Slack: about one a second)."""
         last = self._last_post.get(channel)
         if last is not None:
             wait = self.spacing - (time.monotonic() - last)
             if wait > 0:
                 self.sleep(wait)
-
-    def _post(self, channel: str, event: Event) -> AlertResult:
-        app, change = event.app, event.change_id
-        self._pace(channel)
-        try:
-            response = self.poster.chat_postMessage(
-                channel=channel,
-                text=event.message["text"],
-                blocks=event.message["blocks"],
-                metadata={"event_type": EVENT_TYPE, "event_payload": {"app": app, "change": change}},
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-        except SlackApiError as error:
-            return self._refused(channel, app, change, error)
-        except Exception as error:  # noqa: BLE001  timeout or reset: Slack may have posted
-            self._last_post[channel] = time.monotonic()
-            reason = f"no answer from Slack ({type(error).__name__}); will check the channel after the lease"
-            self.store.note_error(channel, app, change, self.owner, reason)
-            log.warning("watch alert %s (app %s) %s in doubt: %s", channel, app, change, reason)
-            return AlertResult(channel, app, change, Outcome.IN_DOUBT, reason)
-        self._last_post[channel] = time.monotonic()  # the next post to this channel waits from here
-        self.store.mark_posted(channel, app, change, str(response["ts"]), self.timer())
-        return AlertResult(channel, app, change, Outcome.POSTED)
-
-    def _refused(self, channel: str, app: str, change: str, error: SlackApiError) -> AlertResult:
-        code = slack_error(error)
-        status = error.response.status_code if error.response is not None else 0
-        if status >= 500:  # Slack may have posted before failing
-            reason = f"Slack answered HTTP {status}; will check the channel after the lease"
-            self.store.note_error(channel, app, change, self.owner, reason)
-            return AlertResult(channel, app, change, Outcome.IN_DOUBT, reason)
-        reason = f"Slack refused the post: {code}"
-        self.store.release(channel, app, change, self.owner, reason)
-        if code in GONE:
-            if self.store.disable(channel, app, f"Slack says {code}"):  # one process, once
-                log.warning("watch: %s no longer watches the app %s: Slack says %s", channel, app, code)
-        else:
-            log.error("watch alert %s (app %s) %s: %s", channel, app, change, reason)
-        return AlertResult(channel, app, change, Outcome.FAILED, reason)
+        return message

@@ -300,7 +300,12 @@ class WatchStore:
     def _key(self, channel_id: str, app: str, change_id: str) -> Any:
         return (alerts.c.channel_id == channel_id) & (alerts.c.app == app) & (alerts.c.change_id == change_id)
 
-    def claim(self, channel_id: str, app: str, change_id: str, owner: str, *, now: float, lease: float) -> Claim:
+    def claim(
+        self, channel_id: str, app: str, change_id: str, owner: str, *, now: float, lease: float,
+        scheduled_for: float | None = None,
+    ) -> Claim:
+        """`scheduled_for` is not stored: an alert is due when its event was made (`watch_events`)."""
+
         def seen() -> tuple[str, float | None] | None:
             record = self.get_alert(channel_id, app, change_id)
             return (record.state.value, record.claimed_at) if record is not None else None
