@@ -1,4 +1,9 @@
-"""desk-languages-bot: Slack chat-ops for Tencent Cloud Contact Center Desk's chatbot languages."""
+"""desk-languages-bot: Slack chat-ops for Tencent Cloud Contact Center Desk's chatbot languages.
+
+The entry points (cli, serve, wsgi) call the composition root (boot); slack/ speaks Slack, the
+feature packages (digests, watch, management) sit below it, desk/ and shared/ below them, and
+sandbox/ holds the emulators only the demo and DESK_SANDBOX=1 use (docs/architecture.md).
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
