@@ -312,6 +312,15 @@ class ServerProcess:
         return [int(pid) for pid in children]
 
 
+def release_phase(env: dict[str, str], workdir: Path) -> None:
+    """`python -m bot migrate` with the servers' environment, as Heroku's release phase runs it before
+    any process of a release starts (a PostgreSQL database must be migrated; SQLite would do it itself)."""
+    done = subprocess.run([sys.executable, "-m", "bot", "migrate"], env=env, cwd=workdir,
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"python -m bot migrate exited with {done.returncode}:\n{done.stderr[-2000:]}")
+
+
 @contextlib.contextmanager
 def servers(count: int, env: dict[str, str], workdir: Path, command: Sequence[str] | None = None) -> Iterator[
     list[ServerProcess]

@@ -75,7 +75,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.figures import Options, keep_log, main_for, print_table, print_targets, spread_ms, target
 from bench.load import CommandClient, Sent, SocketClient, deliveries, message_text, wait_for_answers
-from bench.processes import EmulatorProcess, ServerProcess, bot_environment, fake_slack, tracebacks, workspace
+from bench.processes import (
+    EmulatorProcess,
+    ServerProcess,
+    bot_environment,
+    fake_slack,
+    release_phase,
+    tracebacks,
+    workspace,
+)
 from bot.database import ClaimState, connect
 from bot.desk.apis import Api
 from bot.management.messages import CANCEL_ACTION, CONFIRM_ACTION
@@ -491,7 +499,9 @@ def run(options: Options) -> dict[str, Any]:
             settings.update(DIGEST_CHANNEL=DIGEST_CHANNEL, DIGEST_SCHEDULE=f"daily {digest_due:%H:%M} UTC")
             fake.script("chat.postMessage", status=429, headers={"Retry-After": "1"}, channel=DIGEST_CHANNEL)
         fake.script("chat.postMessage", body={"ok": False, "error": "not_in_channel"}, channel=GONE, times=-1)
-        processes = bot_processes(bot_environment(prod, fake, work, **settings), work, fake)
+        environment = bot_environment(prod, fake, work, **settings)
+        release_phase(environment, work)
+        processes = bot_processes(environment, work, fake)
         try:
             store = WatchStore(connect(postgres.url))
             state = Run(processes, emulators, fake, random.Random(11), store=store)

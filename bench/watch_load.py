@@ -32,7 +32,15 @@ from typing import Any
 
 from bench.figures import Options, main_for, percentile, print_table, print_targets, target
 from bench.load import CommandClient, wait_for_answers
-from bench.processes import EmulatorProcess, bot_environment, fake_slack, servers, tracebacks, workspace
+from bench.processes import (
+    EmulatorProcess,
+    bot_environment,
+    fake_slack,
+    release_phase,
+    servers,
+    tracebacks,
+    workspace,
+)
 from bot.sandbox.slack_emulator import FakeSlack
 from bot.watch.service import EVENT_TYPE
 from tests.support.environment import pg_tool
@@ -62,6 +70,7 @@ def run(options: Options) -> dict[str, Any]:
         emulators = {name: stack.enter_context(EmulatorProcess(index)) for index, name in enumerate(APPS)}
         database, database_url = stack.enter_context(_database(work))
         env = _env(emulators, fake, work, database_url)
+        release_phase(env, work)
         with servers(processes, env, work) as running:
             clients = [CommandClient(server.port, fake) for server in running]
             channel_ids = [f"C0WATCH{number:03d}" for number in range(channels)]
