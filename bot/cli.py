@@ -21,7 +21,7 @@ from bot.config import AppT, ConfigError, DeskApps, Settings, UnknownApp
 
 if TYPE_CHECKING:
     from bot.desk import DeskError, LanguageList
-    from bot.desk.readiness import FaqCount, ReadinessReport, RobotConfig
+    from bot.desk.readiness import FaqCount, ReadinessReport, RobotSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DESK = 0, 1, 2, 3
 
@@ -138,7 +138,7 @@ def _readiness_json(report: ReadinessReport) -> dict[str, object]:
 
     from bot.desk import DeskError
 
-    def result(value: FaqCount | RobotConfig | DeskError) -> object:
+    def result(value: FaqCount | RobotSettings | DeskError) -> object:
         return {"error": _error_json(value)} if isinstance(value, DeskError) else asdict(value)
 
     return {
