@@ -1,5 +1,5 @@
-"""The Desk client: a Tencent Cloud Desk chatbot's languages (read, add, delete) and whether each
-is ready to serve. Knows nothing about Slack.
+"""The Desk client: a Tencent Cloud Desk chatbot's languages (read, add, delete), whether each
+is ready to serve, and each language's chatbot settings (read, write). Knows nothing about Slack.
 
 It takes plain arguments (no bot settings), so it can be used on its own: build a
 `UserSigSource`, a limiter and a cache, and pass them to `DeskClient`. The bot's
