@@ -76,9 +76,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.figures import Options, keep_log, main_for, print_table, print_targets, spread_ms, target
 from bench.load import CommandClient, Sent, SocketClient, deliveries, message_text, wait_for_answers
 from bench.processes import EmulatorProcess, ServerProcess, bot_environment, fake_slack, tracebacks, workspace
-from bot.database import ClaimState
+from bot.database import ClaimState, connect
 from bot.desk.apis import Api
-from bot.digests.store import create_db_engine
 from bot.management.messages import CANCEL_ACTION, CONFIRM_ACTION
 from bot.management.store import audit_table, requests_table
 from bot.sandbox.desk_emulator import ADD, CONFIG, DELETE, FAQ, LIST
@@ -494,7 +493,7 @@ def run(options: Options) -> dict[str, Any]:
         fake.script("chat.postMessage", body={"ok": False, "error": "not_in_channel"}, channel=GONE, times=-1)
         processes = bot_processes(bot_environment(prod, fake, work, **settings), work, fake)
         try:
-            store = WatchStore(create_db_engine(postgres.url))
+            store = WatchStore(connect(postgres.url))
             state = Run(processes, emulators, fake, random.Random(11), store=store)
             _set_up_watches(state)
             # The emulators' calls are kept from the boot on (the /metrics totals count them all);
@@ -595,7 +594,7 @@ def _pairs_of(list_json: str | None) -> list[tuple[str, bool]]:
 
 
 def _read_database(url: str, store: WatchStore) -> dict[str, Any]:
-    engine = create_db_engine(url)
+    engine = connect(url)
     with engine.connect() as conn:
         audit = [dict(r._mapping) for r in conn.execute(sa.select(audit_table))]
         requests = [dict(r._mapping) for r in conn.execute(sa.select(requests_table))]

@@ -30,14 +30,21 @@ from slack_sdk.http_retry.builtin_handlers import (
 from sqlalchemy.engine import Engine
 
 from bot.config import ConfigError, DeskAppSettings, Secret, Settings, load_settings
-from bot.database import DB_DOWN_ERRORS
+from bot.database import (
+    DB_DOWN_ERRORS,
+    DatabaseUnavailable,
+    connect,
+    head_revision,
+    migrate,
+    require_current_schema,
+)
 from bot.deps import BotDeps, DeskApp
 from bot.desk import Api, DeskClient, InProcessCache, InProcessLimiter, LanguageCache, RateLimiter, UserSigSource
 from bot.desk.cache import Cache
 from bot.desk.client import readiness_time_limit
 from bot.desk.readiness import READINESS, ReadinessReport
 from bot.digests.service import DigestService, DigestSettings, posting_client
-from bot.digests.store import DigestStore, create_db_engine
+from bot.digests.store import DigestStore
 from bot.digests.ticker import DigestTicker
 from bot.logs import configure_logging
 from bot.management.admins import AdminDirectory, AdminList
@@ -247,12 +254,50 @@ def check_app_token(settings: Settings) -> None:
         raise slack_boot_error(error, socket_token=True) from None
 
 
+# --- the database --------------------------------------------------------------------------------
+
+
+def build_database(settings: Settings, apps: Sequence[DeskAppSettings | DeskApp]) -> Engine:
+    """The engine every store shares, built once, with its schema checked: SQLite (the demo, tests,
+    one machine) migrates itself; PostgreSQL must be current, else `SchemaBehind` (exit 2: run
+    `python -m bot migrate`, Heroku's release phase). Rows of the unnamed app `default` are adopted
+    by the default app once DESK_APPS names the apps. A database that cannot be reached does not
+    stop the boot: the slash command serves, /healthz says digests are degraded, and the stores'
+    work is retried by the tickers until it answers (its schema is checked at the next boot)."""
+    engine = connect(settings.database_url.value)
+    names = [app.name for app in apps]
+    try:
+        if engine.dialect.name == "sqlite":
+            migrate(engine, default_app=names[0])
+        else:
+            require_current_schema(engine)
+        DigestStore(engine, names).adopt_unnamed_app()
+    except DatabaseUnavailable as error:
+        log.warning("%s The bot starts without it; its schema is checked at the next start.", error)
+    return engine
+
+
+def migrate_database(settings: Settings) -> tuple[str | None, str]:
+    """`python -m bot migrate`: the schema brought to this version's, and the unnamed app's rows
+    adopted (see build_database); (the revision before, the revision now)."""
+    engine = connect(settings.database_url.value)
+    names = [app.name for app in settings.apps]
+    try:
+        before = migrate(engine, default_app=names[0])
+        DigestStore(engine, names).adopt_unnamed_app()
+        return before, head_revision()
+    finally:
+        engine.dispose()
+
+
 # --- digests -------------------------------------------------------------------------------------
 
 
-def build_digest_service(settings: Settings, apps: Sequence[DeskApp], web_client: WebClient) -> DigestService:
-    """The digest service of every Desk app (`apps[0]` the default). Touches no database until first used."""
-    store = DigestStore.from_url(settings.database_url.value, apps=[app.name for app in apps])
+def build_digest_service(
+    settings: Settings, apps: Sequence[DeskApp], web_client: WebClient, engine: Engine
+) -> DigestService:
+    """The digest service of every Desk app (`apps[0]` the default), on the bot's database."""
+    store = DigestStore(engine, apps=[app.name for app in apps])
     return DigestService(store, apps, web_client, DigestSettings.of(settings))
 
 
@@ -277,7 +322,7 @@ def start_digest_ticker(service: DigestService, settings: Settings) -> DigestTic
 def build_watch_service(
     settings: Settings, apps: Sequence[DeskApp], web_client: WebClient, engine: Engine
 ) -> WatchService:
-    """Change alerts of every Desk app, in the same database as digests (touched on first use)."""
+    """Change alerts of every Desk app, in the bot's database."""
     return WatchService(
         WatchStore(engine), apps, web_client, interval=settings.watch_interval,
         who_changed=ChangeStore(engine).who_changed,
@@ -318,15 +363,16 @@ def build_language_manager(
 
 def build_deps(settings: Settings, web_client: WebClient) -> BotDeps:
     apps = build_desk_apps(settings)
-    digests = build_digest_service(settings, apps, web_client)
-    watch = build_watch_service(settings, apps, web_client, digests.store.engine)
+    engine = build_database(settings, apps)
+    digests = build_digest_service(settings, apps, web_client, engine)
+    watch = build_watch_service(settings, apps, web_client, engine)
     observe_fetches(apps, watch)
     return BotDeps(
         settings=settings,
         apps=apps,
         responder=ResponseSender(settings.slack_api_url),
         digests=digests,
-        manager=build_language_manager(settings, apps, web_client, ChangeStore(digests.store.engine)),
+        manager=build_language_manager(settings, apps, web_client, ChangeStore(engine)),
         watch=watch,
     )
 
@@ -421,7 +467,7 @@ def build_cli_manager(
     (the caller waits for it before exiting: `wait_noticed`)."""
     apps = build_desk_apps(settings)
     web_client = build_web_client(settings)
-    engine = create_db_engine(settings.database_url.value)
+    engine = build_database(settings, apps)
     store = ChangeStore(engine)
     manager = build_language_manager(settings, apps, web_client, store)
     if settings.slack_bot_token is None:
@@ -436,7 +482,8 @@ def build_cli_digests(settings: Settings) -> DigestService:
     """The digest service for `python -m bot digest` (no Bolt app, no ticker)."""
     if settings.slack_bot_token is None:
         raise ConfigError("SLACK_BOT_TOKEN", "is not set", "Set it to the app's Bot User OAuth Token (xoxb-…).")
-    return build_digest_service(settings, build_desk_apps(settings), build_web_client(settings))
+    apps = build_desk_apps(settings)
+    return build_digest_service(settings, apps, build_web_client(settings), build_database(settings, apps))
 
 
 def build_cli_watch(settings: Settings) -> WatchService:
@@ -444,5 +491,4 @@ def build_cli_watch(settings: Settings) -> WatchService:
     if settings.slack_bot_token is None:
         raise ConfigError("SLACK_BOT_TOKEN", "is not set", "Set it to the app's Bot User OAuth Token (xoxb-…).")
     apps = build_desk_apps(settings)
-    engine = create_db_engine(settings.database_url.value)
-    return build_watch_service(settings, apps, build_web_client(settings), engine)
+    return build_watch_service(settings, apps, build_web_client(settings), build_database(settings, apps))

@@ -301,6 +301,25 @@ def cmd_socket(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring the database's schema (DATABASE_URL) to this version's: what Heroku's release phase runs
+    (Procfile `release:`), before the new processes start. Safe to run twice, and from two processes
+    at once. Exit codes: 0 done (or nothing to do), 1 the database could not be reached, 2 configuration."""
+    from bot.boot import load_configuration, migrate_database
+    from bot.database import DatabaseUnavailable
+
+    try:
+        before, now = migrate_database(load_configuration())
+    except DatabaseUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if before == now:
+        print(f"The database's schema is current ({now}); nothing to do.")
+    else:
+        print(f"The database's schema is now {now} (it was {before or 'empty, or from before migrations'}).")
+    return EXIT_OK
+
+
 def cmd_manifest(args: argparse.Namespace) -> int:
     from bot.slack.manifest import render_manifest
 
@@ -387,6 +406,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "socket": (cmd_socket, "serve Slack over Socket Mode (no public URL needed)"),
     "digest": (cmd_digest, "post due channel digests (--due) or one now (--channel C123)"),
     "watch": (cmd_watch, "poll every Desk app once and post change alerts (--due)"),
+    "migrate": (cmd_migrate, "bring the database's schema to this version's (Heroku's release phase runs it)"),
     "manifest": (cmd_manifest, "print the Slack app manifest for this deployment"),
     "sandbox": (cmd_sandbox, "run the embedded Desk emulator on a loopback port"),
     "errors": (cmd_errors, "print the Desk error catalogue with hints, as Markdown"),

@@ -1,36 +1,242 @@
-"""The bot's SQL database (DATABASE_URL): creating tables safely when several processes boot at once,
-the shared claim protocol, and the secret-free `DatabaseUnavailable`.
+"""The bot's SQL database (DATABASE_URL), owned here: the engine, the schema's migrations, the shared
+claim protocol, one small base for every store, and the secret-free `DatabaseUnavailable`.
 
-Digests and language changes each own their tables (bot/digests/store.py,
-bot/management/store.py); both are created through `create_tables`.
+- `connect(url)` builds the engine (once, in the composition root); `open_database(url)` also makes
+  sure its schema is current: SQLite migrates itself, PostgreSQL must have run `python -m bot migrate`
+  (Heroku's release phase), else `SchemaBehind` (exit 2, one line).
+- `migrate(engine)` runs the Alembic migrations under bot/migrations/ in one transaction, under a
+  lock (PostgreSQL: an advisory lock; SQLite: BEGIN IMMEDIATE), so two processes migrating at once
+  end with one having done it and the other finding nothing to do.
+- `SqlStore` is the base of the digest, watch and language-change stores: a connection that cannot
+  be made is `DatabaseUnavailable`, the same way everywhere; `app_column`, `channel_column` and
+  `user_column` give the same thing the same width in every table.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+
+from bot.config import DEFAULT_APP_NAME, ConfigError
 
 log = logging.getLogger(__name__)
+# Alembic says which dialect it found on every connection it configures; what it ran is in our own
+# line (and `python -m bot migrate`'s output), so only its warnings are kept.
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# pg_advisory_xact_lock's key for migrations: any constant of ours ("desk" in ASCII).
+MIGRATION_LOCK_KEY = 0x6465736B
+
+# Every table of the bot, on one MetaData: the stores add theirs (bot/digests/store.py,
+# bot/watch/store.py, bot/management/store.py); the schema test compares it with the migrations'.
+metadata = sa.MetaData()
+
+# One width per kind of value, in every table.
+APP_NAME_LENGTH = 64  # a Desk app's name (DESK_APPS), or "default"
+CHANNEL_ID_LENGTH = 64  # a Slack channel ID (C…, G…, D…: 9–11 characters today)
+USER_ID_LENGTH = 64  # a Slack user ID, or cli:<os user>
+OWNER_LENGTH = 100  # a claim's owner: host, process and a random part (bot/slack/posting.py)
+TS_LENGTH = 40  # a Slack message timestamp
+ERROR_LENGTH = 500  # why a claim failed or was skipped, in our words
 
 
-def create_tables(engine: Engine, metadata: sa.MetaData, what: str) -> None:
-    """Create `metadata`'s tables if missing. Another process may be creating them at the same
-    moment: its CREATE then makes ours fail, after which the tables exist and a second pass passes."""
-    for attempt in range(3):
-        try:
-            with engine.begin() as conn:
-                metadata.create_all(conn, checkfirst=True)
-            return
-        except DBAPIError:
-            if attempt == 2:
-                raise
-            log.info("%s tables were being created concurrently; checking again", what)
+def app_column(name: str = "app", **options: Any) -> sa.Column[Any]:
+    return sa.Column(name, sa.String(APP_NAME_LENGTH), **options)
+
+
+def channel_column(name: str = "channel_id", **options: Any) -> sa.Column[Any]:
+    return sa.Column(name, sa.String(CHANNEL_ID_LENGTH), **options)
+
+
+def user_column(name: str, **options: Any) -> sa.Column[Any]:
+    return sa.Column(name, sa.String(USER_ID_LENGTH), **options)
+
+
+# --- the engine ------------------------------------------------------------------------------------
+
+
+def connect(database_url: str) -> Engine:
+    """An engine for DATABASE_URL: SQLite waits for locks instead of failing, PostgreSQL pings."""
+    try:
+        url = sa.engine.make_url(database_url)
+    except (ArgumentError, ValueError):  # their messages repeat pieces of the URL
+        url = None
+    if url is None:
+        raise ConfigError(
+            "DATABASE_URL", "could not be read as a URL", "In a password, write @ as %40, : as %3A and / as %2F."
+        )
+    if url.drivername.startswith("sqlite"):
+        memory = database_url in ("sqlite://", "sqlite:///:memory:")
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            poolclass=sa.pool.StaticPool if memory else None,
+        )
+        if memory:  # one connection is the whole database: threads take turns on it
+            _TAKE_TURNS[engine] = threading.RLock()
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                # WAL lets readers run while a process writes a claim.
+                cursor.execute("PRAGMA journal_mode=WAL")
+            except Exception:  # an optimisation only; the busy timeout still applies
+                log.debug("could not switch SQLite to WAL", exc_info=True)
+            finally:
+                cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=3, max_overflow=2)
+
+
+_TAKE_TURNS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def connection(engine: Engine, *, begin: bool) -> Iterator[Connection]:
+    """A connection (in a transaction if `begin`); DatabaseUnavailable when none can be made."""
+    turn = _TAKE_TURNS.get(engine)
+    if turn is None:
+        with _connection(engine, begin=begin) as conn:
+            yield conn
+        return
+    with turn, _connection(engine, begin=begin) as conn:
+        yield conn
+
+
+@contextmanager
+def _connection(engine: Engine, *, begin: bool) -> Iterator[Connection]:
+    failure = None
+    try:
+        conn = engine.connect()
+    except DBAPIError as error:  # refused, unknown host, timeout, authentication, TLS…
+        failure = unavailable(engine.url, error)
+    if failure is not None:
+        raise failure  # outside the except block: the driver's error is not even its context
+    with conn:
+        if begin:
+            with conn.begin():
+                yield conn
+        else:
+            yield conn
+
+
+# --- the schema's migrations -----------------------------------------------------------------------
+
+
+class SchemaBehind(ConfigError):
+    """The database's schema is older than this version's (or newer: a rollback)."""
+
+
+def _alembic_config(conn: Connection | None = None, default_app: str = DEFAULT_APP_NAME) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    config.attributes["default_app"] = default_app  # the app the single-app tables' rows become
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with connection(engine, begin=False) as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+_MIGRATING = threading.Lock()  # Alembic loads env.py as a module: one migration per process at a time
+
+
+def migrate(engine: Engine, *, default_app: str = DEFAULT_APP_NAME) -> str | None:
+    """Bring the schema to this version's (bot/migrations/); the revision it started from (None: an
+    empty database, or one made before migrations). Idempotent, and safe with several processes
+    at once: bot/migrations/env.py takes the lock inside the transaction, then reads the revision."""
+    with _MIGRATING, connection(engine, begin=False) as conn:
+        config = _alembic_config(conn, default_app)
+        command.upgrade(config, "head")
+        conn.commit()
+    before: str | None = config.attributes.get("before")
+    head = head_revision()
+    if before != head:
+        log.info("database schema migrated from %s to %s", before or "nothing", head)
+    return before
+
+
+def require_current_schema(engine: Engine) -> None:
+    """SchemaBehind (one line saying to run `python -m bot migrate`) unless the schema is this version's."""
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return
+    if current is None:
+        problem = "the database has no schema of this version yet (it was never migrated)"
+    elif current in {script.revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}:
+        problem = f"the database's schema is behind (revision {current}, this version needs {head})"
+    else:
+        problem = f"the database's schema (revision {current}) is of a newer version than this one ({head})"
+    raise SchemaBehind("DATABASE_URL", problem, "Run `python -m bot migrate` (the release phase does, on Heroku)")
+
+
+def open_database(database_url: str, *, default_app: str = DEFAULT_APP_NAME) -> Engine:
+    """The engine for DATABASE_URL with a current schema: a SQLite database (the demo, tests, one
+    machine) migrates itself; any other must have been migrated (`python -m bot migrate`)."""
+    engine = connect(database_url)
+    if engine.dialect.name == "sqlite":
+        migrate(engine, default_app=default_app)
+    else:
+        require_current_schema(engine)
+    return engine
+
+
+# --- the store base --------------------------------------------------------------------------------
+
+
+class SqlStore:
+    """What every store shares: one engine, connections that become `DatabaseUnavailable` when the
+    database cannot be reached, each write its own short transaction, and the dialect's upsert."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._insert = upsert_insert(engine)
+
+    def connection(self, *, begin: bool) -> Any:
+        return connection(self.engine, begin=begin)
+
+    def write(self, statement: Any) -> Any:
+        with connection(self.engine, begin=True) as conn:
+            return conn.execute(statement)
+
+    def won(self, statement: Any) -> bool:
+        """Did this conditional write change a row? RETURNING says so on both databases
+        (psycopg 3 reports rowcount -1 for INSERT … ON CONFLICT under SQLAlchemy)."""
+        with connection(self.engine, begin=True) as conn:
+            return conn.execute(statement).first() is not None
+
+    def rows(self, query: Any) -> list[Any]:
+        with connection(self.engine, begin=False) as conn:
+            return list(conn.execute(query).all())
+
+    def scalar(self, query: Any) -> Any:
+        with connection(self.engine, begin=False) as conn:
+            return conn.execute(query).scalar()
 
 
 def upsert_insert(engine: Engine) -> Callable[[sa.Table], Any]:

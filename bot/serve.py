@@ -34,7 +34,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
-from bot.boot import build_bot, check_slack_token, load_configuration
+from bot.boot import build_bot, build_database, check_slack_token, load_configuration
 from bot.config import Settings
 from bot.metrics import MetricsEndpoint, prepare_multiprocess_dir
 from bot.slack.loopback import LoopbackServer
@@ -101,6 +101,9 @@ def serve_http(settings: Settings) -> None:
     # The parent process builds no Bolt app, so it checks the token itself: a bad one fails
     # here in one line instead of as a traceback from every worker.
     check_slack_token(settings)
+    # And the database's schema, once, before any worker: behind is one line and exit 2 (not a
+    # crash of every worker); SQLite is migrated here, so workers find nothing to do.
+    build_database(settings, settings.apps).dispose()
     if settings.web_concurrency > 1 and settings.redis_url is None:
         # Each worker keeps its own cache: a refresh or a write in one is not seen by the others.
         log.warning(

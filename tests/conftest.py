@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,13 @@ from bot.config import Settings
 from bot.desk import DeskClient
 from bot.sandbox.desk_emulator import DeskEmulator
 from bot.shared import forget_connections
+from tests.support.databases import (
+    create_postgres_database,
+    database_kind,
+    drop_postgres_database,
+    migrated,
+    migrated_sqlite_file,
+)
 from tests.support.environment import make_settings, missing_service, pg_tool, redis_binary
 from tests.support.services import PostgresServer, PostgresUnavailable, RedisServer
 from tests.support.tiers import e2e_fixture, fast_tier_guard, mark_end_to_end, note_tripped_call
@@ -133,25 +139,30 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database for one test: a SQLite file, or, when parametrized indirectly with
-    "postgres" (`BOTH_DATABASES`), a new database on the session's PostgreSQL server."""
-    if getattr(request, "param", "sqlite") == "sqlite":
+    "postgres" (`BOTH_DATABASES`, which parametrizes `database_url`), a new database on the
+    session's PostgreSQL server."""
+    if database_kind(request) == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
-    import sqlalchemy as sa
-
     server_url: str = request.getfixturevalue("postgres_url")
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = create_postgres_database(server_url)
     try:
-        yield server_url.rsplit("/", 1)[0] + f"/{name}"
+        yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_postgres_database(server_url, url)
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, empty_database_url: str) -> str:
+    """A database for one test, migrated to this version's schema (as the release phase leaves it):
+    a SQLite file, or with "postgres" (`BOTH_DATABASES`) a new PostgreSQL database."""
+    if empty_database_url.startswith("sqlite:///"):
+        migrated_sqlite_file(Path(empty_database_url.removeprefix("sqlite:///")))
+    else:
+        migrated(empty_database_url).dispose()
+    return empty_database_url
 
 
 @pytest.fixture

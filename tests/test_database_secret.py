@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 
 from bot.boot import build_desk_apps, build_digest_service
 from bot.config import ConfigError, load_settings
-from bot.database import DatabaseUnavailable
+from bot.database import DatabaseUnavailable, connect
 from bot.digests.store import DigestStore
 from bot.digests.ticker import DigestTicker
 from bot.sandbox.desk_emulator import DeskEmulator
@@ -67,7 +67,7 @@ def test_an_unencoded_password_is_refused_at_boot_without_echoing_it(url: str) -
 
 def test_a_failed_connection_error_names_the_variable_and_host_only(closed_port_url: str) -> None:
     settings = load_settings({"DESK_SANDBOX": "1", "DATABASE_URL": closed_port_url}, dotenv_path=None)
-    store = DigestStore.from_url(settings.database_url.value)
+    store = DigestStore(connect(settings.database_url.value))
     with pytest.raises(DatabaseUnavailable) as caught:
         store.get_subscription("C1", "default")
     text = str(caught.value)
@@ -90,7 +90,7 @@ def test_a_failed_tick_logs_no_password(
     """The real path: the digest ticker's tick fails on the database and says so in one line."""
     settings = make_settings(emulator, DATABASE_URL=closed_port_url)
     slack = WebClient(token="xoxb-not-used", base_url=f"http://127.0.0.1:{free_port()}/api/")
-    service = build_digest_service(settings, build_desk_apps(settings), slack)
+    service = build_digest_service(settings, build_desk_apps(settings), slack, connect(settings.database_url.value))
     ticker = DigestTicker(service, interval=0.05).start()
     try:
         for _ in range(200):

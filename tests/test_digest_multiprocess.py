@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.database import connect
 from bot.digests.schedule import parse_schedule
 from bot.digests.service import DigestService, DigestSettings
 from bot.digests.store import DigestStore, PostState
@@ -85,7 +86,7 @@ def two_apps() -> Iterator[tuple[FakeSlack, DeskEmulator, DeskEmulator]]:
 def subscribe(
     database_url: str, schedules: dict[tuple[str, str], str], since: datetime, apps: tuple[str, ...] = ("default",)
 ) -> None:
-    store = DigestStore.from_url(database_url, apps=apps)
+    store = DigestStore(connect(database_url), apps=apps)
     for (channel, app), text in schedules.items():
         store.put_subscription(channel, app, parse_schedule(text, "UTC").text(), since.timestamp())
     store.engine.dispose()
@@ -178,7 +179,7 @@ def test_three_processes_post_every_due_digest_of_two_apps_exactly_once(
     assert outcomes["posted"] == 36 and outcomes["failed"] == 4
     assert outcomes["in-doubt"] == outcomes["skipped"] == 0
     assert outcomes["done"] + outcomes["busy"] > 0  # the processes really did contend
-    store = DigestStore.from_url(database_url, apps=APPS)
+    store = DigestStore(connect(database_url), apps=APPS)
     records = store.all_posts()
     store.engine.dispose()
     assert {(r.channel_id, r.app, r.period) for r in records} == set(expected)
@@ -231,7 +232,7 @@ def test_a_process_killed_while_slack_holds_the_answer_leaves_one_post(
 
     [message] = fake.messages("C0KILL")
     assert len(fake.calls("chat.postMessage")) == 1
-    store = DigestStore.from_url(database_url)
+    store = DigestStore(connect(database_url))
     record = store.get_post("C0KILL", "default", "2026-03-30")
     assert record is not None and record.state is PostState.POSTED and record.ts == message["ts"]
     assert store.get_snapshot("C0KILL", "default") is not None
@@ -310,7 +311,7 @@ def test_a_process_killed_while_posting_one_app_leaves_one_post_of_each(
     assert len(fake.calls("chat.postMessage")) == 2
     for message in messages:
         assert_from_the_right_emulator(message)
-    store = DigestStore.from_url(database_url, apps=APPS)
+    store = DigestStore(connect(database_url), apps=APPS)
     for message in messages:
         record = store.get_post("C0KILL", message["metadata"]["event_payload"]["app"], "2026-03-30")
         assert record is not None and record.state is PostState.POSTED and record.ts == message["ts"]
@@ -339,7 +340,7 @@ def worker_service() -> DigestService:
     for name, settings, label in (("prod", prod, "Production (emulated)"), ("beta", beta, "Beta (emulated)")):
         client = build_desk_client(settings)
         apps.append(DeskApp(name=name, client=client, render=RenderContext(client.sdkappid, "emulator", label)))
-    store = DigestStore.from_url(prod.database_url.value, apps=[app.name for app in apps])
+    store = DigestStore(connect(prod.database_url.value), apps=[app.name for app in apps])
     service = DigestService(store, apps, build_web_client(prod), DigestSettings.of(prod))
     if "TEST_DIGEST_LEASE" in environ:
         service.lease = float(environ["TEST_DIGEST_LEASE"])

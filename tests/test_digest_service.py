@@ -18,6 +18,7 @@ import pytest
 from bot.boot import build_desk_client, build_web_client
 from bot.cli import build_parser, cmd_digest
 from bot.config import ConfigError, Settings
+from bot.database import connect
 from bot.deps import DeskApp
 from bot.digests.service import EVENT_TYPE, INVITE_HINT, DigestService, DigestSettings, Outcome
 from bot.digests.store import DigestStore, PostState
@@ -27,7 +28,6 @@ from bot.sandbox.slack_emulator import FakeSlack
 from bot.slack.blocks import RenderContext
 from tests.support.clocks import Dial
 from tests.support.environment import BOTH_DATABASES, make_settings
-from tests.support.single_app_schema import SHOWN, create_single_app_schema, old_process_claims, old_process_posts
 from tests.support.tiers import e2e_fixture
 
 CHANNEL = "C0DIGEST"
@@ -93,7 +93,7 @@ def desk_app(name: str, settings: Settings, label: str | None = None) -> DeskApp
 
 
 def digest_service(settings: Settings, apps: list[DeskApp], clock: Dial, timer: Dial) -> DigestService:
-    store = DigestStore.from_url(settings.database_url.value, apps=[app.name for app in apps])
+    store = DigestStore(connect(settings.database_url.value), apps=[app.name for app in apps])
     digests = DigestSettings.of(settings)
     service = DigestService(store, apps, build_web_client(settings), digests, clock, timer=timer, lease=LEASE)
     return service
@@ -542,7 +542,7 @@ def test_two_apps_due_the_same_minute_in_one_channel_both_post_once(two: TwoApps
         assert record is not None and record.state is PostState.POSTED and record.ts == message["ts"]
     # A second process at the same minute finds both done.
     other = DigestService(
-        DigestStore.from_url(database_url_of(two), apps=two.service.apps.names),
+        DigestStore(connect(database_url_of(two)), apps=two.service.apps.names),
         list(two.service.apps),
         two.service.slack,
         two.service.settings,
@@ -649,31 +649,13 @@ def test_the_command_line_summary_names_the_app_with_several(two: TwoApps) -> No
 
 def test_the_service_and_its_store_must_serve_the_same_apps(two: TwoApps) -> None:
     apps = list(two.service.apps)
-    store = DigestStore.from_url(database_url_of(two))  # built for the one app `default`
+    store = DigestStore(connect(database_url_of(two)))  # built for the one app `default`
     with pytest.raises(ValueError, match=r"built for the apps \['default'\]"):
         DigestService(store, apps, two.service.slack, two.service.settings)
     with pytest.raises(ValueError, match="same name"):
         DigestService(DigestStore(store.engine, ["prod", "prod"]), [apps[0], apps[0]], two.service.slack,
                       two.service.settings)
     store.engine.dispose()
-
-
-@BOTH_DATABASES
-def test_during_a_rolling_deploy_what_the_single_app_version_posts_is_not_posted_again(two: TwoApps) -> None:
-    engine = create_single_app_schema(database_url_of(two))  # C1: daily 09:00, 03-30 posted
-    assert two.service.store.bridged() == ["digest_posts"]
-    assert two.service.store.get_subscription("C1", "prod") is not None  # adopted by the default app
-    assert two.tick(0, 9) == [("C1", "prod", "2026-03-30", Outcome.DONE)]
-    assert old_process_claims(engine, "C1", "2026-03-31", two.timer.value + 86400)  # an old process, first
-    old_process_posts(engine, "C1", "2026-03-31", "1774947600.000100", SHOWN)
-    assert two.tick(1, 9) == [("C1", "prod", "2026-03-31", Outcome.DONE)]
-    assert two.fake.calls("chat.postMessage") == []
-    assert two.tick(2, 9) == [("C1", "prod", "2026-04-01", Outcome.POSTED)]
-    [message] = two.posts_of("prod", "C1")
-    assert "No changes" in blocks_text(message)  # compared with what the old process showed
-    assert not old_process_claims(engine, "C1", "2026-04-01", two.timer.value)  # and old processes see ours
-    assert two.service.store.get_legacy_post("C1", "2026-04-01").ts == message["ts"]  # type: ignore[union-attr]
-    engine.dispose()
 
 
 def database_url_of(two: TwoApps) -> str:

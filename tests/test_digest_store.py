@@ -9,10 +9,11 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from bot.database import connect
 from bot.desk.models import Language, LanguageList
-from bot.digests.store import Claim, DigestStore, PostState, create_db_engine
+from bot.digests.store import Claim, DigestStore, PostState
 from tests.support.environment import BOTH_DATABASES
-from tests.support.single_app_schema import SHOWN, create_single_app_schema, old_process_claims, old_process_posts
+from tests.support.single_app_schema import SHOWN
 
 LEASE = 600.0
 APP = "default"  # a store built without apps serves the one unnamed app
@@ -23,42 +24,9 @@ pytestmark = BOTH_DATABASES
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[DigestStore]:
-    digest_store = DigestStore.from_url(database_url)
+    digest_store = DigestStore(connect(database_url))
     yield digest_store
     digest_store.engine.dispose()
-
-
-def test_tables_are_created_on_first_use(database_url: str) -> None:
-    engine = create_db_engine(database_url)
-    assert not sa.inspect(engine).get_table_names()
-    DigestStore(engine).get_subscription("C1", APP)
-    tables = set(sa.inspect(engine).get_table_names())
-    assert tables == {"digest_app_subscriptions", "digest_app_snapshots", "digest_app_posts", "digest_migrations"}
-    engine.dispose()
-
-
-def test_many_processes_creating_the_tables_at_once_all_succeed(database_url: str) -> None:
-    # Separate engines (separate connections) racing on an empty database, as dynos at boot.
-    stores = [DigestStore.from_url(database_url) for _ in range(6)]
-    barrier = threading.Barrier(len(stores))
-    errors: list[BaseException] = []
-
-    def first_use(digest_store: DigestStore) -> None:
-        barrier.wait()
-        try:
-            digest_store.put_subscription(f"C{id(digest_store)}", APP, "daily 09:00 UTC", 1.0)
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=first_use, args=(s,)) for s in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    assert len(stores[0].enabled_subscriptions()) == len(stores)
-    for digest_store in stores:
-        digest_store.engine.dispose()
 
 
 def test_subscriptions_create_replace_disable_and_delete(store: DigestStore) -> None:
@@ -133,8 +101,7 @@ def test_latest_post_and_shown_list(store: DigestStore) -> None:
 @pytest.mark.parametrize("contenders", [8])
 def test_only_one_of_many_concurrent_claimers_wins_each_period(database_url: str, contenders: int) -> None:
     """Separate engines (connections) race for the same periods, for each kind of claim."""
-    stores = [DigestStore.from_url(database_url) for _ in range(contenders)]
-    stores[0].ensure_tables()
+    stores = [DigestStore(connect(database_url)) for _ in range(contenders)]
     periods = [f"2026-04-{day:02d}" for day in range(1, 16)]
     # Prepare one third released, one third stale claims, one third untouched.
     for index, period in enumerate(periods):
@@ -177,7 +144,7 @@ APPS = ("prod", "staging")
 
 @pytest.fixture
 def apps_store(database_url: str) -> Iterator[DigestStore]:
-    digest_store = DigestStore.from_url(database_url, apps=APPS)
+    digest_store = DigestStore(connect(database_url), apps=APPS)
     yield digest_store
     digest_store.engine.dispose()
 
@@ -226,10 +193,9 @@ def test_snapshots_and_claims_are_per_app(apps_store: DigestStore) -> None:
     assert store.latest_post("C1", "staging").state is PostState.RELEASED  # type: ignore[union-attr]
     assert store.claim("C1", "staging", "2026-03-30", "b", now=1002.0, lease=LEASE, scheduled_for=1.0) is Claim.RETRY
     assert store.claim("C1", "prod", "2026-03-30", "b", now=1002.0, lease=LEASE, scheduled_for=1.0) is Claim.DONE
-    assert store.bridged() == []  # a new database: nothing of an earlier version to bridge
 
 
-# --- the tables of the single-app version -------------------------------------------------------------
+# --- rows of the unnamed app `default` ------------------------------------------------------------
 
 def row_counts(engine: sa.Engine) -> dict[str, int]:
     with engine.connect() as conn:
@@ -239,77 +205,22 @@ def row_counts(engine: sa.Engine) -> dict[str, int]:
         }
 
 
-def test_single_app_tables_become_the_default_apps_once(database_url: str) -> None:
-    engine = create_single_app_schema(database_url)
-    store = DigestStore(engine, APPS)
-    c1, c2 = store.subscriptions("prod")
-    assert (c1.channel_id, c1.app, c1.schedule, c1.enabled, c1.effective_at, c1.created_by) == (
-        "C1", "prod", "daily 09:00 UTC", True, 10.0, None
-    )
-    assert (c2.enabled, c2.hint, c2.disabled_reason, c2.created_at, c2.updated_at) == (
-        False, "invite the bot", "Slack says is_archived", 5.0, 30.0
-    )
-    assert store.subscriptions("staging") == []
-    assert store.get_snapshot("C1", "prod") == SHOWN
-    posted = store.get_post("C1", "prod", "2026-03-30")
-    assert posted is not None and (posted.state, posted.ts, posted.shown) == (
-        PostState.POSTED, "1774861200.000100", SHOWN.to_json()
-    )
-    assert store.get_post("C2", "prod", "2026-W14").state is PostState.SKIPPED  # type: ignore[union-attr]
-    after_first = row_counts(engine)
-    assert after_first["digest_app_subscriptions"] == 2 and after_first["digest_app_posts"] == 2
-    assert after_first["digest_subscriptions"] == 2 and after_first["digest_posts"] == 2  # kept, untouched
-
-    again = DigestStore.from_url(database_url, apps=APPS)  # the next boot, or another process
-    again.ensure_tables()
-    assert row_counts(engine) == after_first  # no duplicates
-    store.delete_subscription("C1", "prod")  # stopped after the adoption
-    later = DigestStore.from_url(database_url, apps=APPS)
-    assert later.get_subscription("C1", "prod") is None  # not brought back by the legacy row
-    for digest_store in (store, again, later):
-        digest_store.engine.dispose()
-
-
-def test_processes_adopting_the_single_app_tables_at_once_copy_each_row_once(database_url: str) -> None:
-    create_single_app_schema(database_url).dispose()
-    stores = [DigestStore.from_url(database_url, apps=APPS) for _ in range(6)]
-    barrier = threading.Barrier(len(stores))
-    errors: list[BaseException] = []
-
-    def boot(digest_store: DigestStore) -> None:
-        barrier.wait()
-        try:
-            digest_store.ensure_tables()
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=boot, args=(s,)) for s in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    counts = row_counts(stores[0].engine)
-    assert (counts["digest_app_subscriptions"], counts["digest_app_snapshots"], counts["digest_app_posts"]) == (2, 1, 2)
-    assert counts["digest_migrations"] == 1
-    for digest_store in stores:
-        digest_store.engine.dispose()
-
-
 def test_rows_of_the_unnamed_app_default_are_adopted_once_default_is_not_an_app(database_url: str) -> None:
-    single = DigestStore.from_url(database_url)  # one app, named `default`
+    single = DigestStore(connect(database_url))  # one app, named `default`
     single.put_subscription("C1", "default", "daily 09:00 UTC", 10.0, "U0ALICE")
     single.put_snapshot("C1", "default", SHOWN, "2026-03-30", 11.0)
     single.claim("C1", "default", "2026-03-30", "old", now=12.0, lease=LEASE, scheduled_for=9.0)
     single.mark_posted("C1", "default", "2026-03-30", "1.000001", 13.0)
     single.engine.dispose()
 
-    named = DigestStore.from_url(database_url, apps=("prod", "default"))  # `default` is an app: its rows stay its own
+    named = DigestStore(connect(database_url), apps=("prod", "default"))  # `default` is an app: its rows stay its own
+    assert not named.adopt_unnamed_app()
     assert named.subscriptions("prod") == [] and len(named.subscriptions("default")) == 1
-    assert named.bridged() == []
     named.engine.dispose()
 
-    store = DigestStore.from_url(database_url, apps=APPS)
+    store = DigestStore(connect(database_url), apps=APPS)
+    assert store.adopt_unnamed_app()
+    assert not store.adopt_unnamed_app()  # once: the next boot, or another process, finds it done
     adopted = store.get_subscription("C1", "prod")
     assert adopted is not None and (adopted.schedule, adopted.created_by, adopted.effective_at) == (
         "daily 09:00 UTC", "U0ALICE", 10.0
@@ -317,73 +228,10 @@ def test_rows_of_the_unnamed_app_default_are_adopted_once_default_is_not_an_app(
     assert store.get_snapshot("C1", "prod") == SHOWN
     assert store.get_post("C1", "prod", "2026-03-30").ts == "1.000001"  # type: ignore[union-attr]
     assert store.get_subscription("C1", "default") is not None  # kept, for a rollback
-    assert store.bridged() == ["app:default"]
     store.delete_subscription("C1", "prod")
     store.engine.dispose()
-    later = DigestStore.from_url(database_url, apps=APPS)
+    later = DigestStore(connect(database_url), apps=APPS)
+    assert not later.adopt_unnamed_app()
     assert later.get_subscription("C1", "prod") is None  # adopted once only
     assert row_counts(later.engine)["digest_app_subscriptions"] == 1  # only the kept `default` row
     later.engine.dispose()
-
-
-# --- the bridge: processes of the single-app version still running ----------------------------------
-
-
-def new_claim(store: DigestStore, app: str, period: str, now: float) -> Claim:
-    return store.claim("C9", app, period, "new", now=now, lease=LEASE, scheduled_for=now)
-
-
-def test_the_default_apps_claims_are_also_taken_in_the_single_app_table(database_url: str) -> None:
-    engine = create_single_app_schema(database_url)
-    store = DigestStore(engine, APPS)
-    assert store.bridged() == ["digest_posts"]
-
-    # Ours first: the old process's claim loses, and sees our post.
-    assert new_claim(store, "prod", "2026-04-01", 1000.0) is Claim.NEW
-    assert not old_process_claims(engine, "C9", "2026-04-01", 1000.5)
-    store.mark_posted("C9", "prod", "2026-04-01", "1775034000.000100", 1001.0)
-    legacy = store.get_legacy_post("C9", "2026-04-01")
-    assert legacy is not None
-    assert (legacy.state, legacy.ts, legacy.app) == (PostState.POSTED, "1775034000.000100", "prod")
-
-    # Theirs first, posted: adopted (with what it showed), not posted again.
-    assert old_process_claims(engine, "C9", "2026-04-02", 2000.0)
-    old_process_posts(engine, "C9", "2026-04-02", "1775120400.000200", SHOWN)
-    assert new_claim(store, "prod", "2026-04-02", 2001.0) is Claim.DONE
-    adopted = store.get_post("C9", "prod", "2026-04-02")
-    assert adopted is not None and (adopted.state, adopted.ts) == (PostState.POSTED, "1775120400.000200")
-    assert store.get_snapshot("C9", "prod") == SHOWN
-
-    # Theirs first, still posting: we are busy (ours released for the next tick), then adopt it.
-    assert old_process_claims(engine, "C9", "2026-04-03", 3000.0)
-    assert new_claim(store, "prod", "2026-04-03", 3001.0) is Claim.BUSY
-    assert store.get_post("C9", "prod", "2026-04-03").state is PostState.RELEASED  # type: ignore[union-attr]
-    old_process_posts(engine, "C9", "2026-04-03", "1775206800.000300", SHOWN)
-    assert new_claim(store, "prod", "2026-04-03", 3060.0) is Claim.DONE
-    assert store.get_post("C9", "prod", "2026-04-03").ts == "1775206800.000300"  # type: ignore[union-attr]
-
-    # Theirs crashed: ours is a takeover, so the service checks the history before posting.
-    assert old_process_claims(engine, "C9", "2026-04-04", 4000.0)
-    assert new_claim(store, "prod", "2026-04-04", 4000.0 + LEASE + 1) is Claim.TAKEOVER
-
-    # Another app never touches the single-app table.
-    before = row_counts(engine)["digest_posts"]
-    assert new_claim(store, "staging", "2026-04-05", 5000.0) is Claim.NEW
-    assert row_counts(engine)["digest_posts"] == before
-    store.engine.dispose()
-
-
-def test_dropping_the_single_app_tables_while_running_ends_the_bridge(
-    database_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    engine = create_single_app_schema(database_url)
-    store = DigestStore(engine, APPS)
-    assert store.bridged() == ["digest_posts"]
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE digest_posts"))
-    assert new_claim(store, "prod", "2026-04-01", 1000.0) is Claim.NEW
-    store.mark_posted("C9", "prod", "2026-04-01", "1.000001", 1001.0)
-    assert store.get_post("C9", "prod", "2026-04-01").state is PostState.POSTED  # type: ignore[union-attr]
-    assert store.bridged() == []
-    assert "digest_posts was dropped" in caplog.text
-    store.engine.dispose()

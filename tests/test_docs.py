@@ -48,3 +48,12 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_procfile_serves_both_modes() -> None:
     procfile = (ROOT / "Procfile").read_text(encoding="utf-8")
     assert "web: python -m bot serve" in procfile and "worker: python -m bot socket" in procfile
+
+
+def test_procfile_migrates_in_the_release_phase_and_the_readme_says_so() -> None:
+    from bot.cli import build_parser
+
+    lines = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text(encoding="utf-8").splitlines())
+    assert lines["release"] == "python -m bot migrate"
+    assert build_parser().parse_args(lines["release"].split()[3:]).command == "migrate"
+    assert "release: python -m bot migrate" in README and "app.json" in README

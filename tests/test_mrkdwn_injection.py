@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from slack_sdk import WebClient
@@ -40,6 +39,7 @@ from bot.watch import messages as watch_messages
 from bot.watch.messages import SetUp
 from handlers.answers import languages_reply
 from handlers.home import readiness_line, without_share_button
+from tests.support.databases import migrated
 
 NOW = 1_700_000_000.0
 ADMIN = "U0ADMIN"  # a known Slack user: the bot may mention them
@@ -208,8 +208,7 @@ def test_no_message_builder_lets_hostile_text_through_as_a_live_token(
     )
 
     # language changes: confirmations, refusals, results, audit lines and history
-    store = ChangeStore(sa.create_engine("sqlite://"))
-    store.ensure_tables()
+    store = ChangeStore(migrated("sqlite://"))
     directory = AdminDirectory({"default": AdminList((ADMIN,), "DESK_ADMINS")}, WebClient(token="xoxb-unused"))
     managed = desk_app(RenderContext(sdkappid=1, region=region, label=label, app="default"), lst, report)
     manager = LanguageManager([managed], store, directory, clock=lambda: NOW)

@@ -21,9 +21,8 @@ import pytest
 from bot.boot import build_desk_client, build_language_manager, build_web_client
 from bot.cli import build_parser, cmd_watch
 from bot.config import Settings
-from bot.database import Claim
+from bot.database import Claim, connect
 from bot.deps import DeskApp
-from bot.digests.store import create_db_engine
 from bot.management.store import AuditEntry, ChangeStore
 from bot.sandbox.desk_emulator import DeskEmulator, Fault
 from bot.sandbox.slack_emulator import FakeSlack
@@ -58,7 +57,7 @@ class Harness:
         return self.services[0]
 
     def new_service(self, **extra: Any) -> WatchService:
-        engine = create_db_engine(self.database_url)
+        engine = connect(self.database_url)
         service = WatchService(
             WatchStore(engine), [self.app], build_web_client(self.settings), interval=INTERVAL,
             who_changed=ChangeStore(engine).who_changed, timer=extra.pop("timer", self.timer), lease=LEASE,

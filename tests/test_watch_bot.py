@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from bot.desk.client import REFRESH_COALESCE
 from bot.management.messages import CONFIRM_ACTION
@@ -31,6 +30,7 @@ from bot.sandbox.slack_emulator import SANDBOX_CHANNEL_ID, SANDBOX_USER_ID, Fake
 from bot.watch.messages import MAX_CHANNELS, SUBSCRIPTIONS_UNREADABLE
 from bot.watch.service import EVENT_TYPE, KEEP_EVENTS, KEEP_POLLS, Poll
 from bot.watch.store import WatchStore
+from tests.support.databases import migrated
 from tests.support.environment import BOTH_DATABASES, make_settings
 from tests.support.slack_harness import (
     BOT_TOKEN,
@@ -307,7 +307,7 @@ def test_a_cli_add_alerts_watching_channels_before_the_command_exits(
 
     database = f"sqlite:///{tmp_path / 'cli.db'}"
     env = clean_env(**desk_env(desk, **slack_env(slack, DATABASE_URL=database, DESK_WATCH_INTERVAL="3600")))
-    WatchStore(sa.create_engine(database)).put_watch(SANDBOX_CHANNEL_ID, "default", ADMIN, time.time())
+    WatchStore(migrated(database)).put_watch(SANDBOX_CHANNEL_ID, "default", ADMIN, time.time())
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "bot", *args], cwd=tmp_path, env=env, capture_output=True,

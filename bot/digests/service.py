@@ -127,11 +127,9 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-
-
 class DigestService:
     """Digests of every configured Desk app. `apps[0]` is the default app; the store must have
-    been built for the same app names, in the same order (`DigestStore.from_url(url, apps=…)`)."""
+    been built for the same app names, in the same order (`DigestStore(engine, apps=…)`)."""
 
     def __init__(
         self,
@@ -149,7 +147,7 @@ class DigestService:
         if store.apps != self.apps.names:
             raise ValueError(
                 f"the digest store was built for the apps {list(store.apps)}, the service for {list(self.apps.names)}: "
-                "build it with DigestStore.from_url(url, apps=[app.name for app in apps])"
+                "build it with DigestStore(engine, apps=[app.name for app in apps])"
             )
         self.default_app = self.apps.default
         self.named = self.apps.several  # replies and digests name the app only when there is a choice

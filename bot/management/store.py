@@ -17,30 +17,26 @@ a crash or a lost database, by the reconciler of any process (`unsettled`). Time
 from __future__ import annotations
 
 import secrets
-import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
-from bot.database import create_tables
-
-metadata = sa.MetaData()
+from bot.database import SqlStore, app_column, metadata, user_column
 
 requests_table = sa.Table(
     "language_change_requests",
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("app", sa.String(32), nullable=False),
+    app_column(nullable=False),
     sa.Column("action", sa.String(16), nullable=False),  # add | remove
     sa.Column("tag", sa.String(64), nullable=False),
-    sa.Column("requested_by", sa.String(64), nullable=False),
+    user_column("requested_by", nullable=False),
     sa.Column("requested_at", sa.Double, nullable=False),
     sa.Column("expires_at", sa.Double, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),  # RequestState
-    sa.Column("decided_by", sa.String(64)),
+    user_column("decided_by"),
     sa.Column("decided_at", sa.Double),
     sa.Column("outcome", sa.String(16)),  # the write's status, once it has one
 )
@@ -50,8 +46,8 @@ audit_table = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("at", sa.Double, nullable=False),
-    sa.Column("who", sa.String(64), nullable=False),  # a Slack user ID, or cli:<os user>
-    sa.Column("app", sa.String(32), nullable=False),
+    user_column("who", nullable=False),  # a Slack user ID, or cli:<os user>
+    app_column(nullable=False),
     sa.Column("sdkappid", sa.BigInteger, nullable=False),
     sa.Column("action", sa.String(16), nullable=False),
     sa.Column("tag", sa.String(64), nullable=False),
@@ -114,28 +110,14 @@ def _request(row: Any) -> ChangeRequest:
     )
 
 
-class ChangeStore:
+class ChangeStore(SqlStore):
     """Confirmations and the audit trail, in the bot's database (DATABASE_URL)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._ready = False
-        self._ready_lock = threading.Lock()
-
-    def ensure_tables(self) -> None:
-        if self._ready:
-            return
-        with self._ready_lock:
-            if not self._ready:
-                create_tables(self.engine, metadata, "language change")
-                self._ready = True
 
     # --- confirmations ---------------------------------------------------------------------------
 
     def create_request(self, *, app: str, action: str, tag: str, user: str, now: float, ttl: float) -> str:
-        self.ensure_tables()
         request_id = secrets.token_urlsafe(16)[:22]
-        with self.engine.begin() as conn:
+        with self.connection(begin=True) as conn:
             conn.execute(
                 sa.insert(requests_table).values(
                     id=request_id, app=app, action=action, tag=tag, requested_by=user,
@@ -145,15 +127,13 @@ class ChangeStore:
         return request_id
 
     def get_request(self, request_id: str) -> ChangeRequest | None:
-        self.ensure_tables()
-        with self.engine.connect() as conn:
+        with self.connection(begin=False) as conn:
             row = conn.execute(sa.select(requests_table).where(requests_table.c.id == request_id[:32])).first()
         return _request(row) if row is not None else None
 
     def decide(self, request_id: str, *, to: RequestState, user: str, now: float) -> bool:
         """Move a pending, unexpired request to `to` (APPLYING or CANCELLED): True for the one caller
         that did it, across processes; False when it was used, cancelled or expired already."""
-        self.ensure_tables()
         table = requests_table
         statement = (
             sa.update(table)
@@ -165,20 +145,19 @@ class ChangeStore:
             .values(state=to.value, decided_by=user, decided_at=now)
             .returning(table.c.id)
         )
-        with self.engine.begin() as conn:
+        with self.connection(begin=True) as conn:
             return conn.execute(statement).first() is not None
 
     def settle(self, request_id: str, entry: AuditEntry) -> bool:
         """Record the outcome of the write a request made and its audit entry, in one transaction,
         if nobody has: True for the one caller that did (it posts the audit line), across processes."""
-        self.ensure_tables()
         statement = (
             sa.update(requests_table)
             .where((requests_table.c.id == request_id) & (requests_table.c.state == RequestState.APPLYING.value))
             .values(state=RequestState.DONE.value, outcome=entry.result)
             .returning(requests_table.c.id)
         )
-        with self.engine.begin() as conn:
+        with self.connection(begin=True) as conn:
             if conn.execute(statement).first() is None:
                 return False
             conn.execute(_audit_insert(entry, request_id))
@@ -187,7 +166,6 @@ class ChangeStore:
     def unsettled(self, *, decided_before: float) -> list[ChangeRequest]:
         """Requests confirmed before `decided_before` whose write has no recorded outcome: the
         process that made it died, or could not reach the database afterwards."""
-        self.ensure_tables()
         table = requests_table
         query = (
             sa.select(table)
@@ -195,20 +173,18 @@ class ChangeStore:
             .order_by(table.c.decided_at)
             .limit(50)
         )
-        with self.engine.connect() as conn:
+        with self.connection(begin=False) as conn:
             return [_request(row) for row in conn.execute(query)]
 
     # --- the audit trail -----------------------------------------------------------------------------
 
     def record(self, entry: AuditEntry) -> None:
         """An audit entry of a write no request made (the command line's)."""
-        self.ensure_tables()
-        with self.engine.begin() as conn:
+        with self.connection(begin=True) as conn:
             conn.execute(_audit_insert(entry, None))
 
     def history(self, app: str, limit: int = 20) -> list[AuditEntry]:
         """The app's newest audit entries, each with who asked (from its request) beside who confirmed."""
-        self.ensure_tables()
         table = audit_table
         query = (
             sa.select(table, requests_table.c.requested_by)
@@ -217,7 +193,7 @@ class ChangeStore:
             .order_by(table.c.at.desc(), table.c.id.desc())
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self.connection(begin=False) as conn:
             rows = conn.execute(query).all()
         return [
             AuditEntry(r.at, r.who, r.app, r.sdkappid, r.action, r.tag, r.result, r.detail, r.requested_by)

@@ -19,25 +19,33 @@ only if nobody replaced it meanwhile (`advance_list`, with its event). Times are
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
-from bot.database import Claim, ClaimState, claim_row, create_tables, upsert_insert
-
-metadata = sa.MetaData()
+from bot.database import (
+    ERROR_LENGTH,
+    OWNER_LENGTH,
+    TS_LENGTH,
+    Claim,
+    ClaimState,
+    SqlStore,
+    app_column,
+    channel_column,
+    claim_row,
+    metadata,
+    user_column,
+)
 
 subscriptions = sa.Table(
     "watch_subscriptions",
     metadata,
-    sa.Column("channel_id", sa.String(32), primary_key=True),
-    sa.Column("app", sa.String(32), primary_key=True),
+    channel_column(primary_key=True),
+    app_column(primary_key=True),
     sa.Column("created_at", sa.Double, nullable=False),
-    sa.Column("created_by", sa.String(64)),
+    user_column("created_by"),
     sa.Column("enabled", sa.Boolean, nullable=False, default=True),
     sa.Column("disabled_reason", sa.String(200)),
 )
@@ -45,7 +53,7 @@ subscriptions = sa.Table(
 state_table = sa.Table(
     "watch_state",
     metadata,
-    sa.Column("app", sa.String(32), primary_key=True),
+    app_column(primary_key=True),
     sa.Column("list_json", sa.Text),  # the last good list seen at a poll
     sa.Column("list_since", sa.BigInteger),  # the slot in which that list was first seen
     sa.Column("failures", sa.Integer, nullable=False, default=0),  # consecutive failed polls
@@ -59,16 +67,16 @@ state_table = sa.Table(
 polls = sa.Table(
     "watch_polls",
     metadata,
-    sa.Column("app", sa.String(32), primary_key=True),
+    app_column(primary_key=True),
     sa.Column("slot", sa.BigInteger, primary_key=True),
-    sa.Column("owner", sa.String(80), nullable=False),
+    sa.Column("owner", sa.String(OWNER_LENGTH), nullable=False),
     sa.Column("claimed_at", sa.Double, nullable=False),
 )
 
 events = sa.Table(
     "watch_events",
     metadata,
-    sa.Column("app", sa.String(32), primary_key=True),
+    app_column(primary_key=True),
     sa.Column("change_id", sa.String(120), primary_key=True),
     sa.Column("kind", sa.String(16), nullable=False),  # change | outage | recovery
     sa.Column("message", sa.Text, nullable=False),  # JSON: text and blocks
@@ -79,16 +87,16 @@ sa.Index("watch_events_by_time", events.c.created_at)
 alerts = sa.Table(
     "watch_alerts",
     metadata,
-    sa.Column("channel_id", sa.String(32), primary_key=True),
-    sa.Column("app", sa.String(32), primary_key=True),
+    channel_column(primary_key=True),
+    app_column(primary_key=True),
     sa.Column("change_id", sa.String(120), primary_key=True),
     sa.Column("state", sa.String(16), nullable=False),  # ClaimState
-    sa.Column("owner", sa.String(80)),
+    sa.Column("owner", sa.String(OWNER_LENGTH)),
     sa.Column("claimed_at", sa.Double),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("ts", sa.String(40)),
+    sa.Column("ts", sa.String(TS_LENGTH)),
     sa.Column("posted_at", sa.Double),
-    sa.Column("error", sa.String(500)),
+    sa.Column("error", sa.String(ERROR_LENGTH)),
 )
 
 
@@ -136,42 +144,13 @@ class AlertRecord:
     error: str | None
 
 
-class WatchStore:
+class WatchStore(SqlStore):
     """Every read and write of `watch`. Each write is its own short transaction."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._ready = False
-        self._ready_lock = threading.Lock()
-        self._insert = upsert_insert(engine)
-
-    def ensure_tables(self) -> None:
-        if self._ready:
-            return
-        with self._ready_lock:
-            if not self._ready:
-                create_tables(self.engine, metadata, "watch")
-                self._ready = True
-
-    def _write(self, statement: Any) -> Any:
-        self.ensure_tables()
-        with self.engine.begin() as conn:
-            return conn.execute(statement)
-
-    def _won(self, statement: Any) -> bool:
-        self.ensure_tables()
-        with self.engine.begin() as conn:
-            return conn.execute(statement).first() is not None
-
-    def _rows(self, query: Any) -> list[Any]:
-        self.ensure_tables()
-        with self.engine.connect() as conn:
-            return list(conn.execute(query).all())
 
     # --- subscriptions ------------------------------------------------------------------------
 
     def get_watch(self, channel_id: str, app: str) -> Watch | None:
-        rows = self._rows(sa.select(subscriptions).where(
+        rows = self.rows(sa.select(subscriptions).where(
             (subscriptions.c.channel_id == channel_id) & (subscriptions.c.app == app)))
         return _watch(rows[0]) if rows else None
 
@@ -181,16 +160,16 @@ class WatchStore:
             query = query.where(subscriptions.c.app == app)
         if enabled_only:
             query = query.where(subscriptions.c.enabled.is_(True))
-        return [_watch(row) for row in self._rows(query.order_by(subscriptions.c.created_at))]
+        return [_watch(row) for row in self.rows(query.order_by(subscriptions.c.created_at))]
 
     def put_watch(self, channel_id: str, app: str, user: str | None, now: float) -> None:
         values = dict(created_at=now, created_by=user, enabled=True, disabled_reason=None)
         statement = self._insert(subscriptions).values(channel_id=channel_id, app=app, **values)
-        self._write(statement.on_conflict_do_update(
+        self.write(statement.on_conflict_do_update(
             index_elements=[subscriptions.c.channel_id, subscriptions.c.app], set_=values))
 
     def delete_watch(self, channel_id: str, app: str) -> bool:
-        result = self._write(sa.delete(subscriptions).where(
+        result = self.write(sa.delete(subscriptions).where(
             (subscriptions.c.channel_id == channel_id) & (subscriptions.c.app == app)))
         return bool(result.rowcount)
 
@@ -201,7 +180,7 @@ class WatchStore:
             sa.update(subscriptions).where(key & subscriptions.c.enabled.is_(True))
             .values(enabled=False, disabled_reason=reason[:200]).returning(subscriptions.c.channel_id)
         )
-        return self._won(statement)
+        return self.won(statement)
 
     # --- polls and per-app state ----------------------------------------------------------------
 
@@ -211,13 +190,13 @@ class WatchStore:
             self._insert(polls).values(app=app, slot=slot, owner=owner, claimed_at=now)
             .on_conflict_do_nothing(index_elements=[polls.c.app, polls.c.slot]).returning(polls.c.app)
         )
-        return self._won(statement)
+        return self.won(statement)
 
     def poll_count(self, app: str) -> int:
-        return len(self._rows(sa.select(polls.c.slot).where(polls.c.app == app)))
+        return len(self.rows(sa.select(polls.c.slot).where(polls.c.app == app)))
 
     def get_state(self, app: str) -> AppState:
-        rows = self._rows(sa.select(state_table).where(state_table.c.app == app))
+        rows = self.rows(sa.select(state_table).where(state_table.c.app == app))
         if not rows:
             return AppState(app)
         r = rows[0]
@@ -230,13 +209,12 @@ class WatchStore:
         (change_id, kind, message) with it, in one transaction. False when another process changed
         the list since `seen` was read (compare and set): the caller reads again and compares anew,
         so two processes seeing the same new list record its change once."""
-        self.ensure_tables()
         where = state_table.c.app == app
         where &= (state_table.c.list_json.is_(None) if seen.list_json is None
                   else state_table.c.list_json == seen.list_json)
         where &= (state_table.c.list_since.is_(None) if seen.list_since is None
                   else state_table.c.list_since == seen.list_since)
-        with self.engine.begin() as conn:
+        with self.connection(begin=True) as conn:
             conn.execute(self._insert(state_table).values(app=app, failures=0, updated_at=now)
                          .on_conflict_do_nothing(index_elements=[state_table.c.app]))
             won = conn.execute(
@@ -253,13 +231,13 @@ class WatchStore:
         values = dict(failures=state.failures, failing_since=state.failing_since, error_code=state.error_code,
                       error_hint=(state.error_hint or "")[:400] or None, outage_id=state.outage_id, updated_at=now)
         statement = self._insert(state_table).values(app=state.app, **values)
-        self._write(statement.on_conflict_do_update(index_elements=[state_table.c.app], set_=values))
+        self.write(statement.on_conflict_do_update(index_elements=[state_table.c.app], set_=values))
 
     # --- events and alerts ----------------------------------------------------------------------
 
     def add_event(self, app: str, change_id: str, kind: str, message: dict[str, Any], now: float) -> bool:
         """Record a change once (a poller that crashed before saving the state finds it there)."""
-        return self._won(self._event(app, change_id, kind, message, now))
+        return self.won(self._event(app, change_id, kind, message, now))
 
     def _event(self, app: str, change_id: str, kind: str, message: dict[str, Any], now: float) -> Any:
         return (
@@ -271,8 +249,7 @@ class WatchStore:
     def prune(self, *, events_before: float, polls_before: float) -> int:
         """Forget events and their alert records older than `events_before` (long past delivery), and
         poll slots claimed before `polls_before`. Idempotent, so any process may run it at any time."""
-        self.ensure_tables()
-        with self.engine.begin() as conn:
+        with self.connection(begin=True) as conn:
             removed = conn.execute(sa.delete(alerts).where(alerts.c.claimed_at < events_before)).rowcount
             removed += conn.execute(sa.delete(events).where(events.c.created_at < events_before)).rowcount
             removed += conn.execute(sa.delete(polls).where(polls.c.claimed_at < polls_before)).rowcount
@@ -280,14 +257,14 @@ class WatchStore:
 
     def events_since(self, oldest: float) -> list[Event]:
         query = sa.select(events).where(events.c.created_at >= oldest).order_by(events.c.created_at)
-        return [Event(r.app, r.change_id, r.kind, json.loads(r.message), r.created_at) for r in self._rows(query)]
+        return [Event(r.app, r.change_id, r.kind, json.loads(r.message), r.created_at) for r in self.rows(query)]
 
     def get_alerts(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], AlertRecord]:
         wanted = set(keys)
         if not wanted:
             return {}
         change_ids = {change for _, _, change in wanted}
-        rows = self._rows(sa.select(alerts).where(alerts.c.change_id.in_(change_ids)))
+        rows = self.rows(sa.select(alerts).where(alerts.c.change_id.in_(change_ids)))
         found = {(r.channel_id, r.app, r.change_id): _alert(r) for r in rows}
         return {key: record for key, record in found.items() if key in wanted}
 
@@ -295,7 +272,7 @@ class WatchStore:
         return self.get_alerts([(channel_id, app, change_id)]).get((channel_id, app, change_id))
 
     def all_alerts(self) -> list[AlertRecord]:
-        return [_alert(r) for r in self._rows(sa.select(alerts))]
+        return [_alert(r) for r in self.rows(sa.select(alerts))]
 
     def _key(self, channel_id: str, app: str, change_id: str) -> Any:
         return (alerts.c.channel_id == channel_id) & (alerts.c.app == app) & (alerts.c.change_id == change_id)
@@ -311,7 +288,7 @@ class WatchStore:
             return (record.state.value, record.claimed_at) if record is not None else None
 
         return claim_row(
-            won=self._won, seen=seen, insert=self._insert, table=alerts, key=self._key(channel_id, app, change_id),
+            won=self.won, seen=seen, insert=self._insert, table=alerts, key=self._key(channel_id, app, change_id),
             new_row={"channel_id": channel_id, "app": app, "change_id": change_id},
             index_elements=[alerts.c.channel_id, alerts.c.app, alerts.c.change_id],
             owner=owner, now=now, lease=lease,
@@ -321,19 +298,19 @@ class WatchStore:
         where = self._key(channel_id, app, change_id)
         if owner is not None:  # only the current holder may change a claim's fate
             where = where & (alerts.c.owner == owner) & (alerts.c.state == ClaimState.CLAIMED.value)
-        self._write(sa.update(alerts).where(where).values(**values))
+        self.write(sa.update(alerts).where(where).values(**values))
 
     def mark_posted(self, channel_id: str, app: str, change_id: str, ts: str, now: float) -> None:
         self._set(channel_id, app, change_id, None, state=ClaimState.POSTED.value, ts=ts, posted_at=now, error=None)
 
     def release(self, channel_id: str, app: str, change_id: str, owner: str, error: str) -> None:
-        self._set(channel_id, app, change_id, owner, state=ClaimState.RELEASED.value, error=error[:500])
+        self._set(channel_id, app, change_id, owner, state=ClaimState.RELEASED.value, error=error[:ERROR_LENGTH])
 
     def skip(self, channel_id: str, app: str, change_id: str, owner: str, reason: str) -> None:
-        self._set(channel_id, app, change_id, owner, state=ClaimState.SKIPPED.value, error=reason[:500])
+        self._set(channel_id, app, change_id, owner, state=ClaimState.SKIPPED.value, error=reason[:ERROR_LENGTH])
 
     def note_error(self, channel_id: str, app: str, change_id: str, owner: str, error: str) -> None:
-        self._set(channel_id, app, change_id, owner, error=error[:500])
+        self._set(channel_id, app, change_id, owner, error=error[:ERROR_LENGTH])
 
 
 def _watch(row: Any) -> Watch:

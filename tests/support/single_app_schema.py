@@ -1,19 +1,18 @@
-"""The digest tables as the single-app version made them, with rows, and that version's claim and post
-written word for word: the adoption and rolling-deploy tests of digests build on them."""
+"""The digest tables as the single-app version made them, with rows: the migration tests adopt them."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from bot.database import connect
 from bot.desk.models import Language, LanguageList
-from bot.digests.store import create_db_engine
 
 SHOWN = LanguageList.build([Language.of("en", True), Language.of("ja")], 1700000000.0)
 
 
 def create_single_app_schema(database_url: str) -> sa.Engine:
     """The tables as the version before several apps created them (keyed by channel), with rows."""
-    engine = create_db_engine(database_url)
+    engine = connect(database_url)
     old = sa.MetaData()
     subs = sa.Table(
         "digest_subscriptions", old,
@@ -67,28 +66,3 @@ def create_single_app_schema(database_url: str) -> sa.Engine:
             scheduled_for=49.0, attempts=2, error="could not check the channel",
         ))  # fmt: skip
     return engine
-
-
-def old_process_claims(engine: sa.Engine, channel: str, period: str, now: float) -> bool:
-    """The single-app version's claim of a period nobody touched, word for word."""
-    with engine.begin() as conn:
-        won = conn.execute(
-            sa.text(
-                "INSERT INTO digest_posts (channel_id, period, state, owner, claimed_at, scheduled_for, attempts) "
-                "VALUES (:c, :p, 'claimed', 'old', :now, :now, 1) "
-                "ON CONFLICT (channel_id, period) DO NOTHING RETURNING channel_id"
-            ),
-            {"c": channel, "p": period, "now": now},
-        ).first()
-    return won is not None
-
-
-def old_process_posts(engine: sa.Engine, channel: str, period: str, ts: str, shown: LanguageList) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "UPDATE digest_posts SET state='posted', ts=:ts, posted_at=1.0, shown=:shown "
-                "WHERE channel_id=:c AND period=:p"
-            ),
-            {"c": channel, "p": period, "ts": ts, "shown": shown.to_json()},
-        )

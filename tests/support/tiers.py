@@ -49,7 +49,8 @@ def is_e2e(item: pytest.Item) -> bool:
     if any(("", name) in _E2E_FIXTURES or (module, name) in _E2E_FIXTURES for name in names):
         return True
     callspec = getattr(item, "callspec", None)
-    return callspec is not None and callspec.params.get("database_url") == "postgres"
+    params = callspec.params if callspec is not None else {}
+    return "postgres" in (params.get("database_url"), params.get("empty_database_url"))
 
 
 def mark_end_to_end(items: list[pytest.Item]) -> None:
