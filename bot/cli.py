@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from bot.config import AppT, ConfigError, DeskApps, Settings, UnknownApp
 
 if TYPE_CHECKING:
     from bot.desk import DeskError, LanguageList
-    from bot.desk.readiness import FaqCount, ReadinessReport, RobotConfig
+    from bot.desk.readiness import FaqCount, ReadinessReport, RobotSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DESK = 0, 1, 2, 3
 
@@ -133,12 +134,63 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_DESK if failed else EXIT_OK
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    """One language's chatbot settings, read from Desk now (read-only): a table, or JSON with
+    --json. Exit 2 for a tag the app does not serve (with the tag it most likely means), 3 if
+    Desk failed. An empty TAG ("") is the default language."""
+    from bot.boot import build_desk_apps, load_configuration
+    from bot.desk import DeskError
+    from bot.terminal import settings_table
+
+    apps = build_desk_apps(load_configuration())
+    app = chosen_app(apps, args.app)
+    typed = args.tag.strip()
+    try:
+        listed = app.client.get_languages()
+        tag = listed.default.tag if not typed and listed.default is not None else typed
+        problem = _not_served(listed, tag, app.render.title)
+        if problem is not None:
+            print(f"error: {problem}", file=sys.stderr)
+            return EXIT_CONFIG
+        settings = app.client.robot_settings(tag)
+    except DeskError as error:
+        print(f"error: {error}\nwhat to do: {error.hint}", file=sys.stderr)
+        return EXIT_DESK
+    if args.json:
+        from dataclasses import asdict
+
+        document = {"app": app.name, "sdkappid": app.client.sdkappid, "tag": tag, "settings": asdict(settings)}
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        print(settings_table(tag, settings))
+    return EXIT_OK
+
+
+def _not_served(listed: LanguageList, tag: str, title: str) -> str | None:
+    """Why `tag` names none of the app's languages (plain text), or None. An unsupported tag gets
+    the answer `add` gives, with the tag it most likely means."""
+    from bot.management.messages import unsupported_tag_problem
+
+    if listed.has(tag):
+        return None
+    unsupported = unsupported_tag_problem(tag) if tag else None
+    if unsupported is not None:
+        return _plain(unsupported)
+    served = ", ".join(lang.tag or '""' for lang in listed.languages) or "none"
+    return f"{tag or 'the default language'} is not one of {title}'s languages (it has: {served})."
+
+
+def _plain(mrkdwn: str) -> str:
+    """A message written for Slack, for the terminal: no code or bold marks, entities decoded."""
+    return re.sub(r"[`*_]", "", mrkdwn).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def _readiness_json(report: ReadinessReport) -> dict[str, object]:
     from dataclasses import asdict
 
     from bot.desk import DeskError
 
-    def result(value: FaqCount | RobotConfig | DeskError) -> object:
+    def result(value: FaqCount | RobotSettings | DeskError) -> object:
         return {"error": _error_json(value)} if isinstance(value, DeskError) else asdict(value)
 
     return {
@@ -165,7 +217,6 @@ def cmd_change(args: argparse.Namespace) -> int:
     """`add TAG` / `remove TAG`: the same checks as in Slack, a confirmation on the terminal
     (or --yes), one write, recorded in the audit trail with the OS user as who."""
     import getpass
-    import re
 
     from bot.boot import build_cli_manager, load_configuration
 
@@ -173,12 +224,9 @@ def cmd_change(args: argparse.Namespace) -> int:
     manager, apps, watch = build_cli_manager(settings)
     app = chosen_app(apps, args.app)
 
-    def plain(mrkdwn: str) -> str:
-        return re.sub(r"[`*_]", "", mrkdwn).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
     tag, problem = manager.check(app, args.command, args.tag)
     if problem is not None or tag is None:
-        print(f"error: {plain(problem or 'nothing to change')}", file=sys.stderr)
+        print(f"error: {_plain(problem or 'nothing to change')}", file=sys.stderr)
         return EXIT_DESK if problem and problem.startswith("Couldn't read") else EXIT_CONFIG
     verb, preposition = ("Add", "to") if args.command == "add" else ("Remove", "from")
     question = (
@@ -351,6 +399,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "languages": (cmd_languages, "print the Desk chatbot's languages (--app X, --all)"),
     "apps": (cmd_apps, "print every configured Desk app with its language count and default"),
     "status": (cmd_status, "is each language ready? FAQ questions, welcome card, fallback message"),
+    "settings": (cmd_settings, "print one language's chatbot settings: fallback message, welcome card, thresholds"),
     "add": (cmd_change, "add a language to the chatbot (asks to confirm; --yes to skip)"),
     "remove": (cmd_change, "remove a language from the chatbot (asks to confirm; --yes to skip)"),
     "serve": (cmd_serve, "serve Slack over HTTP (granian) on $PORT"),
@@ -378,6 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--app", help="the app's name (DESK_APPS); default: the first")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.add_argument("--refresh", action="store_true", help="check again now, bypassing the cache")
+    settings_ = sub.choices["settings"]
+    settings_.add_argument("tag", help='the language tag, e.g. fil ("" for the default language)')
+    settings_.add_argument("--app", help="the app's name (DESK_APPS); default: the first")
+    settings_.add_argument("--json", action="store_true", help="print JSON instead of a table")
     for change in ("add", "remove"):
         parser_ = sub.choices[change]
         parser_.add_argument("tag", help="the language tag, e.g. vi")

@@ -1,5 +1,6 @@
-"""Terminal rendering: a language list as a table (`python -m bot languages`), and Block Kit
-messages as plain text, so the demo shows what a Slack user would see."""
+"""Terminal rendering: a language list as a table (`python -m bot languages`), one language's
+chatbot settings (`python -m bot settings`), and Block Kit messages as plain text, so the demo
+shows what a Slack user would see."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.desk.models import LanguageList
+from bot.desk.models import LanguageList, language_name
+from bot.desk.readiness import RobotSettings
 
 _DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
 _LINK = re.compile(r"<([^|>]+)\|([^>]+)>")
@@ -56,4 +58,39 @@ def languages_table(lst: LanguageList) -> str:
         + (f"{lst.default.name} ({lst.default.tag or 'no tag'})" if lst.default else "none set")
         + f"; fetched {when}{' (cached)' if lst.from_cache else ''}"
     )
+    return "\n".join(lines)
+
+
+def _on_off(value: bool | None) -> str:
+    return "(not returned)" if value is None else "on" if value else "off"
+
+
+def _shown(value: object) -> str:
+    return "(not returned)" if value is None else repr(value) if value == "" else str(value)
+
+
+def settings_table(tag: str, settings: RobotSettings) -> str:
+    """One language's settings: what people change first, then the values kept as Desk has them."""
+    questions = settings.welcome_card_questions
+    rows = [
+        ("Fallback message", settings.fallback_message or "(none)"),
+        ("Welcome card", _on_off(settings.welcome_card_enabled)),
+        ("Welcome card title", settings.welcome_card_title or "(none)"),
+        ("Welcome card questions", f"{len(questions)}" if questions else "(none)"),
+        *((f"  {number}.", question) for number, question in enumerate(questions, start=1)),
+        ("Transfer to an agent", _on_off(settings.to_agent_enabled)),
+        ("Direct answer threshold", _shown(settings.direct_answering_reaches)),
+        ("Chitchat", _on_off(settings.chitchat_enabled)),
+        ("Chitchat threshold", _shown(settings.chitchat_reaches)),
+        ("Clarify", _on_off(settings.clarify_enabled)),
+        ("Clarify threshold", _shown(settings.clarify_reaches)),
+        ("Clarify message", _shown(settings.clarify_message)),
+        ("Clarify number", _shown(settings.clarify_number)),
+    ]
+    width = max(len(label) for label, _ in rows)
+    heading = f"{language_name(tag)} ({tag})" if tag else language_name(tag)
+    lines = [heading, "=" * len(heading)]
+    for label, value in rows:
+        # One line per setting: a multi-line message is shown with its line breaks as \n.
+        lines.append(f"{label.ljust(width)}  {value.replace(chr(10), chr(92) + 'n')}".rstrip())
     return "\n".join(lines)

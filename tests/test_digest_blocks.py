@@ -114,9 +114,9 @@ def test_a_long_or_hostile_label_stays_inside_the_header() -> None:
 
 
 def test_a_digest_carries_one_readiness_line_naming_the_flagged_languages() -> None:
-    from bot.desk.readiness import FaqCount, ReadinessReport, RobotConfig
+    from bot.desk.readiness import FaqCount, ReadinessReport, RobotSettings
 
-    config = RobotConfig(welcome_card_enabled=True, welcome_card_questions=("Hi",), fallback_message="Sorry",
+    config = RobotSettings(welcome_card_enabled=True, welcome_card_questions=("Hi",), fallback_message="Sorry",
                          to_agent_enabled=True)
     languages = list(AFTER.languages)
     report = ReadinessReport.build(

@@ -23,7 +23,7 @@ from bot.desk import DeskClient, DeskError, InProcessCache, InProcessLimiter, La
 from bot.desk.changes import Changes, diff
 from bot.desk.errors import ErrorSpec, RetryClass, TransportCode, desk_error, transport_error
 from bot.desk.models import Language
-from bot.desk.readiness import FaqCount, ReadinessReport, RobotConfig
+from bot.desk.readiness import FaqCount, ReadinessReport, RobotSettings
 from bot.desk.usersig import UserSigSource
 from bot.desk.writes import WriteAction, WriteOutcome, WriteStatus
 from bot.digests import messages as digest_messages
@@ -136,7 +136,7 @@ def test_no_message_builder_lets_hostile_text_through_as_a_live_token(
     report = ReadinessReport.build(
         langs,
         [FaqCount(standard=0, all=0), *[failure] * (len(langs) - 1)],
-        [RobotConfig(False, (info,), info, False, info), *[RobotConfig(True, (), "", False)] * (len(langs) - 1)],
+        [RobotSettings(False, (info,), info, False, info), *[RobotSettings(True, (), "", False)] * (len(langs) - 1)],
         NOW - 30,
     )
     stale_report = report.as_stale(failure)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 
@@ -20,7 +21,7 @@ from bot.desk.readiness import (
     FaqCount,
     Flag,
     ReadinessReport,
-    RobotConfig,
+    RobotSettings,
     parse_faq_count,
     parse_robot_config,
 )
@@ -52,7 +53,7 @@ def test_the_default_sample_shows_both_problems(client: DeskClient, emulator: De
     assert flags(report)["vi"] == (Flag.NO_FAQ,) and flags(report)["fil"] == (Flag.NO_FALLBACK,)
     english = report.languages[0]
     assert english.language.is_default and english.faq == FaqCount(12, 24)
-    assert isinstance(english.config, RobotConfig) and english.config.direct_answering_reaches == 0.8
+    assert isinstance(english.config, RobotSettings) and english.config.direct_answering_reaches == "0.8"
     # One call per language to each API, with the documented bodies.
     assert len(emulator.calls_of(LIST)) == 1
     assert sorted(json.loads(call.body)["LanguageTag"] for call in emulator.calls_of(FAQ)) == sorted(
@@ -285,6 +286,10 @@ config_answers = st.fixed_dictionaries(
             "DirectAnsweringReaches",
             "ChitchatEnable",
             "ClarifyEnable",
+            "ChitchatReaches",
+            "ClarifyReaches",
+            "ClarifyMessage",
+            "ClarifyNumber",
             "FallbackMsg",
             "Unknown",
         )
@@ -312,7 +317,9 @@ def test_any_json_becomes_a_robot_config_or_a_desk_error(payload: object) -> Non
         return
     assert isinstance(config.welcome_card_enabled, bool) and isinstance(config.fallback_message, str)
     assert all(isinstance(question, str) for question in config.welcome_card_questions)
-    assert config.direct_answering_reaches is None or isinstance(config.direct_answering_reaches, float)
+    for kept in (config.direct_answering_reaches, config.chitchat_reaches, config.clarify_reaches):
+        assert kept is None or kept == "" or math.isfinite(float(kept))
+    assert parse_robot_config({**OK, **config.to_desk("vi")}) == config  # what is written reads back the same
 
 
 def test_numbers_as_strings_missing_and_unknown_fields_are_tolerated() -> None:
@@ -322,8 +329,8 @@ def test_numbers_as_strings_missing_and_unknown_fields_are_tolerated() -> None:
     config = parse_robot_config(
         {**OK, "WelcomeCardEnable": "1", "DirectAnsweringReaches": 0.8, "FallbackMsg": 404, "New": {}}
     )
-    assert config.welcome_card_enabled and config.direct_answering_reaches == 0.8 and config.fallback_message == "404"
-    assert parse_robot_config({**OK, "DirectAnsweringReaches": "0.8"}).direct_answering_reaches == 0.8
+    assert config.welcome_card_enabled and config.direct_answering_reaches == "0.8" and config.fallback_message == "404"
+    assert parse_robot_config({**OK, "DirectAnsweringReaches": "0.80"}).direct_answering_reaches == "0.80"  # verbatim
     empty = parse_robot_config(OK)
     assert (empty.welcome_card_enabled, empty.welcome_card_questions, empty.fallback_message) == (False, (), "")
 
@@ -355,7 +362,7 @@ def test_an_error_envelope_is_that_error() -> None:
 
 def test_a_report_survives_the_shared_cache_with_its_errors() -> None:
     languages = [Language.of("en", True), Language.of("vi")]
-    config = RobotConfig(True, ("Hi?",), "Sorry", True, "Title", 0.8, True, False)
+    config = RobotSettings(True, ("Hi?",), "Sorry", True, "Title", "0.8", True, False)
     failed = desk_error(60006, "bad app", "req-1")
     report = ReadinessReport.build(languages, [FaqCount(4, 6), failed], [config, config], 123.5)
     again = ReadinessReport.from_json(report.to_json())

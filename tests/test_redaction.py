@@ -271,3 +271,52 @@ def test_the_text_format_shows_the_request_id(log_output: tuple[logging.Logger, 
     inside, outside = buffer.getvalue().splitlines()
     assert inside.endswith("INFO tests.redaction: [req=ab12cd34] inside")
     assert outside.endswith("INFO tests.redaction: outside")
+
+
+# --- (e) the Desk client's settings paths at DEBUG, text and JSON -----------------------------------
+@pytest.mark.e2e
+@pytest.mark.usefixtures("debug_logging")
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_no_secret_in_logs_of_the_settings_read_and_write(log_format: str, caplog: pytest.LogCaptureFixture) -> None:
+    """desc_robot_config and update_robot_config, answered, refused and lost, logged at DEBUG
+    (urllib3's request lines included): neither the SecretKey nor any UserSig sent shows."""
+    from urllib.parse import parse_qs
+
+    from bot.boot import build_desk_client
+    from bot.desk import DeskError
+    from bot.logs import configure_logging
+    from bot.sandbox.desk_emulator import SANDBOX_KEY, DeskEmulator, Fault
+    from tests.support.environment import make_settings
+
+    with DeskEmulator() as emu:
+        settings = make_settings(emu, DESK_TIMEOUT="0.5")
+        configure_logging("DEBUG", settings.secrets(), log_format=log_format)
+        buffer = io.StringIO()
+        handler = logging.StreamHandler(buffer)
+        handler.setFormatter(logs.RedactingJsonFormatter() if log_format == "json" else logs.TextFormatter())
+        logging.getLogger().addHandler(handler)
+        caplog.set_level(logging.DEBUG)
+        try:
+            client = build_desk_client(settings)
+            current = client.robot_settings("fil")
+            client.update_robot_settings("fil", current)
+            shown: list[str] = []
+            for fault in (Fault(late=2.0, api="update_robot_config"), Fault(drop=True, api="update_robot_config"),
+                          Fault(code=70009, api="update_robot_config"), Fault(code=60006, api="desc_robot_config")):
+                emu.inject(fault)
+                try:
+                    client.update_robot_settings("fil", current) if fault.api == "update_robot_config" else (
+                        client.robot_settings("fil"))
+                except DeskError as error:
+                    shown += [str(error), repr(error), error.hint]
+        finally:
+            logging.getLogger().removeHandler(handler)
+        sigs = {parse_qs(call.raw_query)["usersig"][0] for call in emu.calls}
+    written = buffer.getvalue() + caplog.text
+    assert "update_robot_config" in written and "in doubt" in written  # the paths were logged …
+    assert "openim_console_http_svc/update_robot_config" in written  # … urllib3's DEBUG line too
+    if log_format == "json":
+        assert all(json.loads(line)["message"] for line in buffer.getvalue().splitlines())
+    assert sigs
+    for secret in [SANDBOX_KEY, *sigs]:
+        assert secret not in written and secret not in "\n".join(shown)

@@ -221,10 +221,11 @@ def test_samples_differ() -> None:
 def test_each_api_has_its_own_five_calls_per_second() -> None:
     clock = Dial(float(int(time.time())))
     with DeskEmulator(clock=clock) as emu:
-        bodies = {LIST: {}, ADD: {"LanguageTag": "en"}, DELETE: {"LanguageTag": "xx"}, FAQ: LIVE_FAQ, CONFIG: {}}
+        bodies = {LIST: {}, ADD: {"LanguageTag": "en"}, DELETE: {"LanguageTag": "xx"}, FAQ: LIVE_FAQ, CONFIG: {},
+                  "update_robot_config": {"LanguageTag": "en"}}
         codes = {api: [error_code(desk(emu, api, bodies[api])) for _ in range(6)] for api in APIS}
         assert codes == {api: [0, 0, 0, 0, 0, -14] for api in APIS}
-        assert emu.max_calls_in_window(1.0) == 30
+        assert emu.max_calls_in_window(1.0) == 6 * len(APIS)
         assert all(emu.max_calls_in_window(1.0, api=api) == 6 for api in APIS)
         assert {record.api for record in emu.calls} == set(APIS)
 
@@ -313,3 +314,52 @@ def test_control_faq_settings_edition_and_api_faults(staging: DeskEmulator) -> N
 )
 def test_control_refuses_bad_state(staging: DeskEmulator, path: str, payload: object) -> None:
     assert control(staging, "PUT" if path != "faults" else "POST", path, payload).status_code == 400
+
+
+# --- update_robot_config (docs/desk-api.md §12) ------------------------------------------------------
+UPDATE = "update_robot_config"
+
+
+def test_update_changes_one_language_and_keeps_what_it_leaves_out(sample: DeskEmulator) -> None:
+    before = answer(sample, CONFIG, {"LanguageTag": "fil"})
+    assert error_code(desk(sample, UPDATE, {"LanguageTag": "fil", "FallbackMsg": "Pasensya na."})) == 0
+    after = answer(sample, CONFIG, {"LanguageTag": "fil"})
+    changed = {name for name in after if after[name] != before.get(name)} - {"RequestId"}
+    assert changed == {"FallbackMsg"} and after["FallbackMsg"] == "Pasensya na."  # the others kept
+    assert answer(sample, CONFIG, {"LanguageTag": "vi"})["FallbackMsg"] != "Pasensya na."
+    assert "LanguageTag" not in after
+
+
+def test_update_of_the_default_by_its_empty_tag(sample: DeskEmulator) -> None:
+    assert error_code(desk(sample, UPDATE, {"LanguageTag": "", "WelcomeCardTitle": "Welcome"})) == 0
+    assert answer(sample, CONFIG, {"LanguageTag": "en"})["WelcomeCardTitle"] == "Welcome"  # en is the default
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({"LanguageTag": "th", "FallbackMsg": "x"}, 141004),  # not one of the chatbot's languages
+        ({"LanguageTag": 7, "FallbackMsg": "x"}, -7),
+        ({"LanguageTag": "fil", "WelcomeCardEnable": 2}, -7),
+        ({"LanguageTag": "fil", "WelcomeCardEnable": True}, -7),
+        ({"LanguageTag": "fil", "WelcomeCardQuestions": "Hi?"}, -7),
+        ({"LanguageTag": "fil", "FallbackMsg": 404}, -7),
+        ({"LanguageTag": "fil", "ClarifyNumber": "3"}, -7),
+        ({"LanguageTag": "fil", "WelcomeCardQuestions": [f"Q{n}?" for n in range(21)]}, 141004),
+    ],
+    ids=["not-added", "tag-not-a-string", "switch-2", "switch-bool", "questions-not-a-list", "message-number",
+         "count-string", "21-questions"],
+)
+def test_update_refuses_and_changes_nothing(sample: DeskEmulator, payload: dict[str, Any], code: int) -> None:
+    before = answer(sample, CONFIG, {"LanguageTag": "fil"})
+    assert error_code(desk(sample, UPDATE, payload)) == code
+    after = answer(sample, CONFIG, {"LanguageTag": "fil"})
+    assert {**after, "RequestId": ""} == {**before, "RequestId": ""}
+
+
+def test_a_fault_for_update_applies_the_write_then_loses_the_answer(sample: DeskEmulator) -> None:
+    sample.inject(Fault(drop=True, api=UPDATE))
+    with pytest.raises(requests.exceptions.ConnectionError):
+        desk(sample, UPDATE, {"LanguageTag": "fil", "FallbackMsg": "Pasensya na."})
+    assert answer(sample, CONFIG, {"LanguageTag": "fil"})["FallbackMsg"] == "Pasensya na."
+    assert [call.outcome for call in sample.calls_of(UPDATE)] == ["dropped"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.desk import Language
-from bot.desk.readiness import FaqCount, ReadinessReport, RobotConfig
+from bot.desk.readiness import FaqCount, ReadinessReport, RobotSettings
 from bot.sandbox.desk_emulator import DeskEmulator, Fault
 from bot.sandbox.slack_emulator import FakeSlack
 from bot.slack.blocks import MAX_BLOCKS, TEXT_LIMIT, RenderContext, readiness_message, slack_len
@@ -94,7 +94,7 @@ def test_a_stale_report_says_how_old_it_is(desk: DeskEmulator) -> None:
 def test_230_languages_stay_within_block_kit_limits() -> None:
     # Rendering only: Desk's 5 calls/s per API would take 90 s to check 230 languages for real.
     languages = [Language.of("en", True)] + [Language.of(f"x{i:03d}") for i in range(229)]
-    config = RobotConfig(welcome_card_enabled=True, welcome_card_questions=("Hi",), fallback_message="",
+    config = RobotSettings(welcome_card_enabled=True, welcome_card_questions=("Hi",), fallback_message="",
                          to_agent_enabled=True)
     report = ReadinessReport.build(languages, [FaqCount(i % 3, 5) for i in range(230)], [config] * 230, 1.7e9)
     message = readiness_message(report, RenderContext(sdkappid=1400000001, region="Singapore"))

@@ -1,5 +1,5 @@
-"""The Desk client: a Tencent Cloud Desk chatbot's languages (read, add, delete) and whether each
-is ready to serve. Knows nothing about Slack.
+"""The Desk client: a Tencent Cloud Desk chatbot's languages (read, add, delete), whether each
+is ready to serve, and each language's chatbot settings (read, write). Knows nothing about Slack.
 
 It takes plain arguments (no bot settings), so it can be used on its own: build a
 `UserSigSource`, a limiter and a cache, and pass them to `DeskClient`. The bot's
@@ -13,7 +13,7 @@ from bot.desk.errors import DeskError, RetryClass, TransportCode
 from bot.desk.languages import ADVANCED_EDITION_LANGUAGE_LIMIT, SUPPORTED_TAGS, suggest_tag
 from bot.desk.limiter import InProcessLimiter, RateLimiter
 from bot.desk.models import Language, LanguageList
-from bot.desk.readiness import FaqCount, Flag, LanguageReadiness, ReadinessReport, RobotConfig
+from bot.desk.readiness import FaqCount, Flag, LanguageReadiness, ReadinessReport, RobotSettings
 from bot.desk.usersig import UserSigSource
 from bot.desk.writes import WriteAction, WriteOutcome, WriteStatus
 
@@ -35,7 +35,7 @@ __all__ = [
     "RateLimiter",
     "ReadinessReport",
     "RetryClass",
-    "RobotConfig",
+    "RobotSettings",
     "TransportCode",
     "UserSigSource",
     "WriteAction",

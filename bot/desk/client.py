@@ -10,8 +10,8 @@
    over to the region's backup domain when the primary cannot be reached.
 
 Every API (`bot/desk/apis.py`) goes through the same layers 2 and 3 (`_run`).
-The writes (`add_language`, `remove_language`) are never repeated after a lost
-answer (`bot/desk/writes.py`). `readiness()` checks every language's FAQ and
+The writes (`add_language`, `remove_language`, `update_robot_settings`) are never
+repeated after a lost answer (`bot/desk/writes.py`). `readiness()` checks every language's FAQ and
 settings concurrently, each API under its own limiter (`bot/desk/readiness.py`).
 
 The client knows nothing about Slack. It never logs or raises anything that
@@ -45,7 +45,7 @@ from bot.desk.readiness import (
     DEFAULT_STATUS_TTL,
     FaqCount,
     ReadinessReport,
-    RobotConfig,
+    RobotSettings,
     parse_faq_count,
     parse_robot_config,
 )
@@ -286,6 +286,38 @@ class DeskClient:
             return None, copy.copy(result)
         return result, None
 
+    # --- one language's chatbot settings (docs/desk-api.md §9.2, §12) -------------------------
+    def robot_settings(self, tag: str) -> RobotSettings:
+        """The chatbot's settings for the language `tag` ("" for the default) as Desk has them
+        now (`desc_robot_config`), read from Desk every time (a read before a write must be
+        fresh). Retried like any read; raises `DeskError`."""
+        return self._run(Api.ROBOT_CONFIG, json.dumps({"LanguageTag": tag}).encode(), _parse_config)
+
+    def update_robot_settings(self, tag: str, settings: RobotSettings) -> str | None:
+        """Write the whole of `settings` for the language `tag` (`update_robot_config`): every
+        field, the ones kept verbatim included. Reading first and changing only what the person
+        changed is the caller's job (docs/desk-api.md §12.2). Returns Desk's request id, if any.
+
+        Sent under the API's own limiter and repeated only when it certainly did not run, as the
+        language writes are (`write_may_repeat`). Raises `DeskError` on failure: a refusal (Desk's
+        code, mapped through the catalogue) certainly changed nothing; after an ambiguous one (a
+        read timeout, a reset, an HTTP 5xx, a garbled answer, a transient code) the write may
+        have run, which `write_may_have_run(error)` tells, and it is never sent again: read the
+        settings to learn what Desk has. The readiness report is invalidated in every process
+        after any write that may have run.
+        """
+        body = json.dumps(settings.to_desk(tag)).encode()
+        try:
+            request_id = self._run(Api.UPDATE_ROBOT_CONFIG, body, _parse_write, may_repeat=write_may_repeat)
+        except DeskError as error:
+            if write_may_have_run(error):
+                log.warning("Desk's answer to %s %r was lost (%s): in doubt", Api.UPDATE_ROBOT_CONFIG.value, tag, error)
+                self._readiness_cache.invalidate()
+            raise
+        log.info("Desk %s %r done", Api.UPDATE_ROBOT_CONFIG.value, tag)
+        self._readiness_cache.invalidate()  # the report shows these settings
+        return request_id
+
     # --- one call, with retries ----------------------------------------------------------
     def _run(
         self,
@@ -444,7 +476,7 @@ def _parse_faq(payload: Any, fetched_at: float) -> FaqCount:
     return parse_faq_count(payload)
 
 
-def _parse_config(payload: Any, fetched_at: float) -> RobotConfig:
+def _parse_config(payload: Any, fetched_at: float) -> RobotSettings:
     return parse_robot_config(payload)
 
 

@@ -37,17 +37,52 @@ class FaqCount:
 
 
 @dataclass(frozen=True)
-class RobotConfig:
-    """The chatbot's settings for one language, as far as readiness needs them."""
+class RobotSettings:
+    """The chatbot's settings for one language (`desc_robot_config`, docs/desk-api.md §9.2, §12).
+
+    The first five are what the bot reads for readiness and lets people change: the fallback
+    message, the welcome card (on/off, title, questions) and transfer to an agent. The others
+    (the thresholds, chitchat and clarify) are kept verbatim as Desk sent them, so that a write
+    (`to_desk`) sends them back unchanged: the thresholds as their text (`"0.8"`, whether Desk
+    sent a string or a number), None for a field Desk's answer left out (and the write leaves
+    it out too: nothing can be sent back that was never read).
+    """
 
     welcome_card_enabled: bool
     welcome_card_questions: tuple[str, ...]
     fallback_message: str
     to_agent_enabled: bool
     welcome_card_title: str = ""
-    direct_answering_reaches: float | None = None
-    chitchat_enabled: bool = False
-    clarify_enabled: bool = False
+    direct_answering_reaches: str | None = None
+    chitchat_enabled: bool | None = None
+    clarify_enabled: bool | None = None
+    chitchat_reaches: str | None = None
+    clarify_reaches: str | None = None
+    clarify_message: str | None = None
+    clarify_number: int | None = None
+
+    def to_desk(self, tag: str) -> dict[str, Any]:
+        """The body of `update_robot_config` for the language `tag` ("" for the default): every
+        field, in the documented types (docs/desk-api.md §12.1), the kept ones as they were read."""
+        body: dict[str, Any] = {
+            "WelcomeCardQuestions": list(self.welcome_card_questions),
+            "WelcomeCardEnable": int(self.welcome_card_enabled),
+            "WelcomeCardTitle": self.welcome_card_title,
+            "ToAgentEnable": int(self.to_agent_enabled),
+        }
+        kept: dict[str, Any] = {
+            "DirectAnsweringReaches": self.direct_answering_reaches,
+            "ChitchatEnable": None if self.chitchat_enabled is None else int(self.chitchat_enabled),
+            "ChitchatReaches": self.chitchat_reaches,
+            "ClarifyEnable": None if self.clarify_enabled is None else int(self.clarify_enabled),
+            "ClarifyReaches": self.clarify_reaches,
+            "ClarifyMessage": self.clarify_message,
+            "ClarifyNumber": self.clarify_number,
+        }
+        body.update({name: value for name, value in kept.items() if value is not None})
+        body["FallbackMsg"] = self.fallback_message
+        body["LanguageTag"] = tag
+        return body
 
 
 # --- tolerant field readers ---------------------------------------------------------------------
@@ -83,22 +118,34 @@ def _text(value: Any, name: str) -> str:
     raise bad_response(f"{name} is not a string")
 
 
-def _number(body: dict[str, Any], name: str) -> float | None:
+def _threshold(body: dict[str, Any], name: str) -> str | None:
+    """A similarity threshold, documented as a string but sent as a number too (§9.2): its text
+    exactly as Desk wrote it ("0.80" stays "0.80"; a number becomes its shortest text), "" kept as
+    "", None when missing. Anything but a finite number is a malformed answer."""
     value = body.get(name)
     if value is None or value == "":
-        return None
+        return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
+        text = str(value)
     elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            raise bad_response(f"{name} is not a number") from None
+        text = value
     else:
         raise bad_response(f"{name} is not a number")
-    if not math.isfinite(number):
+    try:
+        finite = math.isfinite(float(text))
+    except ValueError:
+        finite = False
+    if not finite:
         raise bad_response(f"{name} is not a number")
-    return number
+    return text
+
+
+def _kept_flag(body: dict[str, Any], name: str) -> bool | None:
+    return None if body.get(name) is None else _flag(body, name)
+
+
+def _kept_count(body: dict[str, Any], name: str) -> int | None:
+    return None if body.get(name) is None else _count(body, name, 0)
 
 
 def parse_faq_count(payload: Any) -> FaqCount:
@@ -111,19 +158,24 @@ def parse_faq_count(payload: Any) -> FaqCount:
     return FaqCount(standard=standard, all=_count(body, "AllQuestionCount", standard))
 
 
-def parse_robot_config(payload: Any) -> RobotConfig:
-    """A decoded `desc_robot_config` answer as a `RobotConfig`, or raise `DeskError`."""
+def parse_robot_config(payload: Any) -> RobotSettings:
+    """A decoded `desc_robot_config` answer as `RobotSettings`, or raise `DeskError`."""
     body, _ = read_envelope(payload)
     questions = list_field(body, "WelcomeCardQuestions")
-    return RobotConfig(
+    clarify_message = body.get("ClarifyMessage")
+    return RobotSettings(
         welcome_card_enabled=_flag(body, "WelcomeCardEnable"),
         welcome_card_questions=tuple(_text(item, "a WelcomeCardQuestions item") for item in questions),
         fallback_message=_text(body.get("FallbackMsg"), "FallbackMsg"),
         to_agent_enabled=_flag(body, "ToAgentEnable"),
         welcome_card_title=_text(body.get("WelcomeCardTitle"), "WelcomeCardTitle"),
-        direct_answering_reaches=_number(body, "DirectAnsweringReaches"),
-        chitchat_enabled=_flag(body, "ChitchatEnable"),
-        clarify_enabled=_flag(body, "ClarifyEnable"),
+        direct_answering_reaches=_threshold(body, "DirectAnsweringReaches"),
+        chitchat_enabled=_kept_flag(body, "ChitchatEnable"),
+        clarify_enabled=_kept_flag(body, "ClarifyEnable"),
+        chitchat_reaches=_threshold(body, "ChitchatReaches"),
+        clarify_reaches=_threshold(body, "ClarifyReaches"),
+        clarify_message=None if clarify_message is None else _text(clarify_message, "ClarifyMessage"),
+        clarify_number=_kept_count(body, "ClarifyNumber"),
     )
 
 
@@ -143,7 +195,7 @@ class LanguageReadiness:
 
     language: Language
     faq: FaqCount | DeskError
-    config: RobotConfig | DeskError
+    config: RobotSettings | DeskError
     flags: tuple[Flag, ...] = ()
     default_questions: int | None = None  # the default language's live questions, when known
 
@@ -172,7 +224,7 @@ class LanguageReadiness:
                 )
             elif flag is Flag.NO_FALLBACK:
                 said.append("has no fallback message")
-            elif flag is Flag.NO_WELCOME_CARD and isinstance(self.config, RobotConfig):
+            elif flag is Flag.NO_WELCOME_CARD and isinstance(self.config, RobotSettings):
                 enabled = self.config.welcome_card_enabled
                 said.append("has an empty welcome card" if enabled else "has the welcome card off")
         failed = [
@@ -185,14 +237,14 @@ class LanguageReadiness:
         return said
 
 
-def _flags(faq: FaqCount | DeskError, config: RobotConfig | DeskError, default: int | None) -> tuple[Flag, ...]:
+def _flags(faq: FaqCount | DeskError, config: RobotSettings | DeskError, default: int | None) -> tuple[Flag, ...]:
     flags: list[Flag] = []
     if isinstance(faq, FaqCount):
         if faq.standard == 0:
             flags.append(Flag.NO_FAQ)
         elif default is not None and faq.standard * 2 < default:
             flags.append(Flag.FEW_FAQ)
-    if isinstance(config, RobotConfig):
+    if isinstance(config, RobotSettings):
         if not config.fallback_message.strip():
             flags.append(Flag.NO_FALLBACK)
         if not config.welcome_card_enabled or not any(q.strip() for q in config.welcome_card_questions):
@@ -218,7 +270,7 @@ class ReadinessReport:
         cls,
         languages: Sequence[Language],
         faq: Sequence[FaqCount | DeskError],
-        config: Sequence[RobotConfig | DeskError],
+        config: Sequence[RobotSettings | DeskError],
         fetched_at: float,
     ) -> ReadinessReport:
         """The report for `languages` (in list order) and their checks, in the same order."""
@@ -269,7 +321,7 @@ class ReadinessReport:
     def to_json(self) -> str:
         """The checks' results (flags are worked out again when read back), for a shared cache."""
 
-        def result(value: FaqCount | RobotConfig | DeskError) -> dict[str, Any]:
+        def result(value: FaqCount | RobotSettings | DeskError) -> dict[str, Any]:
             return {"error": error_to_dict(value)} if isinstance(value, DeskError) else {"value": asdict(value)}
 
         return json.dumps(
@@ -302,8 +354,12 @@ def _faq_count(value: dict[str, Any]) -> FaqCount:
     return FaqCount(**value)
 
 
-def _robot_config(value: dict[str, Any]) -> RobotConfig:
-    return RobotConfig(**{**value, "welcome_card_questions": tuple(value["welcome_card_questions"])})
+def _robot_config(value: dict[str, Any]) -> RobotSettings:
+    fields = {**value, "welcome_card_questions": tuple(value["welcome_card_questions"])}
+    for name in ("direct_answering_reaches", "chitchat_reaches", "clarify_reaches"):
+        if isinstance(fields.get(name), int | float):  # a report an older version cached as a number
+            fields[name] = str(fields[name])
+    return RobotSettings(**fields)
 
 
 def _stored(entry: dict[str, Any], build: Callable[[dict[str, Any]], T]) -> T | DeskError:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ConfirmObject, PlainTextObject
 
+from bot.desk.languages import SUPPORTED_TAGS, suggest_tag
 from bot.desk.models import language_name
 from bot.desk.writes import WriteOutcome, WriteStatus
 from bot.management.store import AuditEntry
@@ -32,6 +33,24 @@ VERBS = {"add": ("add", "added", "to"), "remove": ("remove", "removed", "from")}
 
 def language_text(tag: str) -> str:
     return f"{escape(language_name(tag))} ({code_text(tag)})" if tag else escape(language_name(tag))
+
+
+def supported_tags_text() -> str:
+    return ", ".join(f"`{tag}`" for tag in SUPPORTED_TAGS)
+
+
+def unsupported_tag_problem(typed: str) -> str | None:
+    """Why `typed` is not a tag Desk's chatbot supports, with the tag it most likely means, as
+    mrkdwn; None for a supported tag. The same answer for every command that takes a tag."""
+    if typed in SUPPORTED_TAGS:
+        return None
+    suggested = suggest_tag(typed)
+    if suggested is not None:
+        return (
+            f"{code_text(typed[:40])} is not a tag Desk uses. Did you mean `{suggested}` "
+            f"({language_name(suggested)})? Desk supports {supported_tags_text()}."
+        )
+    return f"{code_text(typed[:40])} is not a language Desk's chatbot supports. Supported: {supported_tags_text()}."
 
 
 def _where(ctx: RenderContext) -> str:

@@ -33,13 +33,13 @@ from bot import metrics
 from bot.config import DeskApps
 from bot.database import DB_DOWN_ERRORS
 from bot.desk import DeskClient, DeskError, LanguageList
-from bot.desk.languages import ADVANCED_EDITION_LANGUAGE_LIMIT, SUPPORTED_TAGS, suggest_tag
+from bot.desk.languages import ADVANCED_EDITION_LANGUAGE_LIMIT
 from bot.desk.models import language_name
 from bot.desk.writes import WriteAction, WriteOutcome, WriteStatus
 from bot.management import messages
 from bot.management.admins import AdminDirectory
 from bot.management.store import AuditEntry, ChangeRequest, ChangeStore, RequestState
-from bot.slack.blocks import ConfiguredApp, Message, code_text, escape, mention
+from bot.slack.blocks import ConfiguredApp, Message, escape, mention
 
 log = logging.getLogger(__name__)
 
@@ -93,17 +93,11 @@ class LanguageManager:
         """(the supported tag, None), or (None, why not) as mrkdwn: everything checked before a
         write is offered — the tag, then the change against the app's current list."""
         typed = text.strip()
-        supported = ", ".join(f"`{t}`" for t in SUPPORTED_TAGS)
         if not typed:
-            return None, f"Name the language to {action}, e.g. `{action} vi`: {supported}."
-        if typed not in SUPPORTED_TAGS:
-            suggested = suggest_tag(typed)
-            if suggested is not None:
-                return None, (
-                    f"{code_text(typed[:40])} is not a tag Desk uses. Did you mean `{suggested}` "
-                    f"({language_name(suggested)})? Desk supports {supported}."
-                )
-            return None, f"{code_text(typed[:40])} is not a language Desk's chatbot supports. Supported: {supported}."
+            return None, f"Name the language to {action}, e.g. `{action} vi`: {messages.supported_tags_text()}."
+        unsupported = messages.unsupported_tag_problem(typed)
+        if unsupported is not None:
+            return None, unsupported
         try:
             current = app.client.get_languages()
         except DeskError as error:

@@ -10,9 +10,19 @@ and error handling are exercised.
 It serves `robot_get_language_list`, the writes `robot_add_language` and
 `robot_del_language` (§8: the supported tags, the edition's language limit, the
 default that cannot be deleted, a language that still has questions; the list
-changes for real), and the readiness reads `list_faq` and `desc_robot_config`
-(§9: a FAQ library and settings per language). Its starting state is a `Sample`
-(`bot/sandbox/desk_samples.py`), or languages, FAQ and settings passed in.
+changes for real), the readiness reads `list_faq` and `desc_robot_config`
+(§9: a FAQ library and settings per language), and `update_robot_config` (§12), which
+changes one language's settings for real (`desc_robot_config` then shows them). Its
+starting state is a `Sample` (`bot/sandbox/desk_samples.py`), or languages, FAQ and
+settings passed in.
+
+`update_robot_config` (docs/desk-api.md §12): the language must be one of the chatbot's
+(an empty or missing `LanguageTag` is the default language), else 141004, the code
+`desc_robot_config` gives for the same mistake; a field of the wrong type is -7; more
+than 20 welcome card questions is 141004 (the console's limit; what the API does is not
+documented). A field the request leaves out KEEPS its value. Whether Desk keeps or
+resets omitted fields is not documented; the bot always sends every field it read, so
+it works either way, and tests never depend on the choice.
 
 Misbehaviour is injected with `Fault`s (an error code, a hang, an HTTP 502, a
 truncated body, a late or dropped answer), for any call or for one API, either
@@ -76,14 +86,16 @@ def sample_for_app(index: int) -> list[tuple[str, int]]:
 
 # Spelled out here rather than imported from the client, so a typo in one is caught by the other.
 SERVICE_PATH = "/v4/openim_console_http_svc/"
-LIST, ADD, DELETE, FAQ, CONFIG = (
+LIST, ADD, DELETE, FAQ, CONFIG, UPDATE_CONFIG = (
     "robot_get_language_list",
     "robot_add_language",
     "robot_del_language",
     "list_faq",
     "desc_robot_config",
+    "update_robot_config",
 )
-APIS: tuple[str, ...] = (LIST, ADD, DELETE, FAQ, CONFIG)
+APIS: tuple[str, ...] = (LIST, ADD, DELETE, FAQ, CONFIG, UPDATE_CONFIG)
+WELCOME_CARD_QUESTION_LIMIT = 20  # the console's limit (docs/desk-api.md §9.2)
 API_PATH = SERVICE_PATH + LIST
 CONTROL_PREFIX = "/_emulator/"
 MAX_RANDOM = 2**32 - 1
@@ -245,6 +257,39 @@ def _tagged(data: Any, name: str, kind: type) -> tuple[str, Any]:
     if not isinstance(tag, str) or not isinstance(value, kind):
         raise ValueError(f"send {{\"LanguageTag\": a string, \"{name}\": a {kind.__name__}}}")
     return tag, value
+
+
+def _switch(value: object) -> bool:
+    return value in (0, 1) and not isinstance(value, bool)
+
+
+def _string(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _threshold(value: object) -> bool:
+    return isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _string_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+# The fields `update_robot_config` takes (docs/desk-api.md §12.1) and what each must be.
+_SETTING_TYPES: Mapping[str, Callable[[object], bool]] = {
+    "WelcomeCardQuestions": _string_list,
+    "WelcomeCardEnable": _switch,
+    "WelcomeCardTitle": _string,
+    "ToAgentEnable": _switch,
+    "DirectAnsweringReaches": _threshold,
+    "ChitchatEnable": _switch,
+    "ChitchatReaches": _threshold,
+    "ClarifyEnable": _switch,
+    "ClarifyReaches": _threshold,
+    "ClarifyMessage": _string,
+    "ClarifyNumber": lambda value: _positive(value) or value == 0,
+    "FallbackMsg": _string,
+}
 
 
 def max_in_window(times: Iterable[float], window: float = 1.0) -> int:
@@ -706,12 +751,30 @@ class DeskEmulator:
             return 141004, f"language {tag} is not a language of this chatbot", {}
         return 0, "", copy.deepcopy(self._settings.get(resolved, dict(NEW_LANGUAGE_SETTINGS)))
 
+    def _update_robot_config(self, payload: dict[str, Any]) -> _Handled:
+        tag = payload.get("LanguageTag")
+        if tag is not None and not isinstance(tag, str):
+            return -7, "LanguageTag must be a string", {}
+        resolved = self._resolve(tag)
+        if resolved is None:
+            return 141004, f"language {tag} is not a language of this chatbot: add it first", {}
+        changes = {name: payload[name] for name in _SETTING_TYPES if name in payload}
+        for name, value in changes.items():
+            if not _SETTING_TYPES[name](value):
+                return -7, f"{name} has the wrong type", {}
+        if len(changes.get("WelcomeCardQuestions", ())) > WELCOME_CARD_QUESTION_LIMIT:
+            return 141004, f"the welcome card takes at most {WELCOME_CARD_QUESTION_LIMIT} questions", {}
+        # Omitted fields keep their values (the module docstring says why that is a choice).
+        self._settings.setdefault(resolved, dict(NEW_LANGUAGE_SETTINGS)).update(copy.deepcopy(changes))
+        return 0, "", {}
+
     _apis: Mapping[str, Callable[[DeskEmulator, dict[str, Any]], _Handled]] = {
         LIST: _list_languages,
         ADD: _add_language,
         DELETE: _del_language,
         FAQ: _list_faq,
         CONFIG: _desc_robot_config,
+        UPDATE_CONFIG: _update_robot_config,
     }
 
     # --- the control API -----------------------------------------------------------------------

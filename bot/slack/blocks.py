@@ -41,7 +41,7 @@ from slack_sdk.models.blocks import (
 from bot.desk.changes import Changes
 from bot.desk.errors import DeskError
 from bot.desk.models import DEFAULT_TAG_NAME, Language, LanguageList
-from bot.desk.readiness import FaqCount, LanguageReadiness, ReadinessReport, RobotConfig
+from bot.desk.readiness import FaqCount, LanguageReadiness, ReadinessReport, RobotSettings
 from bot.slack.grammar import COMMAND
 
 Message = dict[str, Any]
@@ -530,7 +530,7 @@ def _readiness_line(row: LanguageReadiness) -> str:
     parts = []
     if isinstance(row.faq, FaqCount):
         parts.append(_plural(row.faq.standard, "FAQ question"))
-    if isinstance(row.config, RobotConfig):
+    if isinstance(row.config, RobotSettings):
         card = row.config.welcome_card_questions
         parts.append(f"welcome card on, {_plural(len(card), 'question')}" if row.config.welcome_card_enabled
                      else "welcome card off")
