@@ -44,7 +44,7 @@ def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) ->
         )
         with LoopbackServer(build_bot(settings).wsgi) as server:
             response_url = slack.response_url("demo")
-            body = slash_command_body(text, response_url=response_url)
+            body = slash_command_body(text, response_url=response_url, trigger_id=slack.trigger_id())
             started = time.monotonic()
             ack = requests.post(f"{server.url}/slack/events", data=body, headers=sign(signing_secret, body), timeout=5)
             ack_ms = (time.monotonic() - started) * 1000
@@ -62,7 +62,12 @@ def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) ->
             confirm = _confirm_button(reply)
             result = None
             if confirm is not None:  # `add`/`remove`: click Confirm as the admin, signed as Slack signs it
-                clicked = block_action_body(CONFIRM_ACTION, response_url=slack.response_url("click"), value=confirm)
+                clicked = block_action_body(
+                    CONFIRM_ACTION,
+                    response_url=slack.response_url("click"),
+                    value=confirm,
+                    trigger_id=slack.trigger_id(),
+                )
                 signed = sign(signing_secret, clicked)
                 requests.post(f"{server.url}/slack/events", data=clicked, headers=signed, timeout=5)
                 if slack.wait_for(lambda s: bool(s.responses("click")), timeout=timeout):

@@ -13,6 +13,11 @@ What the fake does when nothing is scripted:
   `chat.update`, `conversations.history` (newest first, `oldest`/`latest`/`inclusive`/`limit`/
   `cursor`, `metadata` only with `include_all_metadata`), `chat.postEphemeral`, `views.publish`
   behave like Slack's happy path; any other method answers `{"ok": true}`;
+- `views.open`, `views.update` and `views.push` hold modals to Slack's rules
+  (bot/sandbox/slack_views.py, docs/slack-platform.md §16): a trigger_id the fake issued
+  (`trigger_id()`, stamped by the injectable `clock`) works once and for 3 s, views are
+  validated, `hash` guards updates, a stack holds 3 views; `modal_stack()` and `view()` show
+  them, `answer_submission()` applies a `view_submission`'s answer;
 - `/response/<name>` records the JSON post and answers 200 `ok`;
 - `apps.connections.open` answers with `socket_mode_url()`, none here; the tests' subclass
   (tests/support/socket_mode_server.py `SocketModeFakeSlack`) starts a loopback Socket Mode
@@ -53,6 +58,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from slack_sdk.signature import SignatureVerifier
 
+from bot.sandbox.slack_views import ModalViews, SubmissionOutcome, new_trigger_id, state_values
+
 __all__ = [
     "RESPONSE_URL",
     "SANDBOX_APP_ID",
@@ -66,6 +73,8 @@ __all__ = [
     "sign",
     "slash_command_body",
     "slash_command_fields",
+    "view_submission_body",
+    "view_submission_payload",
 ]
 
 RESPONSE_URL = "response_url"  # the pseudo method name of the response_url catcher
@@ -183,7 +192,7 @@ class FakeSlack:
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self._requested_port = port
-        self._clock = clock  # source of message `ts` values (digests compare them to periods)
+        self._clock = clock  # message `ts` values (digests compare them to periods), trigger_id ages
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -194,6 +203,7 @@ class FakeSlack:
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self.usergroups: dict[str, list[str]] = {}  # usergroups.users.list: group ID -> member IDs
         self._last_ts_micros = 0
+        self._modals = ModalViews(clock=clock, team_id=team_id, app_id=SANDBOX_APP_ID, bot_id=bot_id)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -335,11 +345,38 @@ class FakeSlack:
                 self._changed.wait(min(left, 0.02))
 
     def reset(self) -> None:
-        """Forget calls, scripts and stored messages (`ts` values keep increasing)."""
+        """Forget calls, scripts, stored messages and modals (`ts` values keep increasing)."""
         with self._lock:
             self._calls.clear()
             self._scripts.clear()
             self._messages.clear()
+            self._modals.clear()
+
+    # -- modals ----------------------------------------------------------------------------
+
+    def trigger_id(self, user_id: str = SANDBOX_USER_ID) -> str:
+        """A trigger_id issued now to `user_id`, for a command or click to carry: `views.open`
+        and `views.push` take it once, within 3 s of the fake's clock."""
+        with self._lock:
+            return self._modals.mint_trigger(user_id)
+
+    def modal_stack(self, user_id: str = SANDBOX_USER_ID) -> list[dict[str, Any]]:
+        """The views of `user_id`'s open modal, root first, as Slack last returned them."""
+        with self._lock:
+            return self._modals.stack(user_id)
+
+    def view(self, view_id: str) -> dict[str, Any] | None:
+        """An open view by its id (`V…`), or None."""
+        with self._lock:
+            return self._modals.view(view_id)
+
+    def answer_submission(self, view_id: str, answer: dict[str, Any] | None) -> SubmissionOutcome:
+        """What the user sees once the app answered a `view_submission` of `view_id` with
+        `answer` (the ack's JSON body; None for an empty ack), applied to the stack as Slack does."""
+        with self._lock:
+            outcome = self._modals.answer_submission(view_id, answer)
+            self._changed.notify_all()
+            return outcome
 
     # -- request handling (called from server threads) ------------------------------------
 
@@ -555,6 +592,15 @@ class FakeSlack:
             },
         }
 
+    def _views_open(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._modals.open(body)
+
+    def _views_update(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._modals.update(body)
+
+    def _views_push(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._modals.push(body)
+
     def _connections_open(self, body: dict[str, Any]) -> dict[str, Any]:
         url = self.socket_mode_url()
         if url is None:
@@ -576,6 +622,9 @@ class FakeSlack:
         "conversations.history": _history,
         "chat.postEphemeral": _post_ephemeral,
         "views.publish": _views_publish,
+        "views.open": _views_open,
+        "views.update": _views_update,
+        "views.push": _views_push,
     }
 
 
@@ -691,12 +740,6 @@ def sign(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]
     }
 
 
-def _trigger_id() -> str:
-    # Slack's shape: "<digits>.<digits>.<hex>"
-    hexpart = uuid.uuid4().hex
-    return f"{int(time.time() * 1000)}.{int(hexpart[:8], 16)}.{hexpart}"
-
-
 def slash_command_fields(
     text: str,
     *,
@@ -722,7 +765,7 @@ def slash_command_fields(
         "api_app_id": SANDBOX_APP_ID,
         "is_enterprise_install": "false",
         "response_url": response_url,
-        "trigger_id": trigger_id or _trigger_id(),
+        "trigger_id": trigger_id or new_trigger_id(time.time()),
     }
 
 
@@ -746,20 +789,27 @@ def _find_action(message: dict[str, Any] | None, action_id: str) -> tuple[str, d
 def block_action_payload(
     action_id: str,
     *,
-    response_url: str,
+    response_url: str | None = None,
     value: str = "",
     channel_id: str = SANDBOX_CHANNEL_ID,
     user_id: str = SANDBOX_USER_ID,
     team_id: str = SANDBOX_TEAM_ID,
     message: dict[str, Any] | None = None,
+    view: dict[str, Any] | None = None,
+    entered: dict[str, Any] | None = None,
+    trigger_id: str | None = None,
 ) -> dict[str, Any]:
     """A button click (block_actions) as Slack sends it: the JSON of an HTTP request's `payload`
     field, and the payload of a Socket Mode `interactive` envelope.
 
-    Without `message` the click is on an ephemeral message (the kind a slash command's
-    reply is): Slack then sends no `message`, only `container.is_ephemeral: true`.
+    Without `message` or `view` the click is on an ephemeral message (the kind a slash
+    command's reply is): Slack then sends no `message`, only `container.is_ephemeral: true`.
+    With `view` (a modal, as the fake returned it) the click is inside the modal: the
+    container is the view, the payload carries the view with its inputs' state (`entered`, as
+    `state_values` takes it), and there is neither channel nor `response_url`.
     """
-    block_id, element = _find_action(message, action_id)
+    surface = view if view is not None else message
+    block_id, element = _find_action(surface, action_id)
     now = f"{time.time():.6f}"
     action: dict[str, Any] = {
         "action_id": action_id,
@@ -769,38 +819,80 @@ def block_action_payload(
         "type": element.get("type") or "button",
         "action_ts": now,
     }
-    container: dict[str, Any] = {
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": _payload_user(user_id, team_id),
+        "api_app_id": SANDBOX_APP_ID,
+        "token": SANDBOX_VERIFICATION_TOKEN,
+        "container": {},
+        "trigger_id": trigger_id or new_trigger_id(time.time()),
+        "team": {"id": team_id, "domain": SANDBOX_TEAM_DOMAIN},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "state": {"values": {}},
+        "actions": [action],
+    }
+    if view is not None:
+        payload["container"] = {"type": "view", "view_id": view.get("id")}
+        payload["view"] = _submitted_view(view, entered)
+        payload["state"] = copy.deepcopy(payload["view"]["state"])
+        return payload
+    payload["container"] = {
         "type": "message",
         "message_ts": str((message or {}).get("ts") or now),
         "channel_id": channel_id,
         "is_ephemeral": message is None,
     }
-    payload: dict[str, Any] = {
-        "type": "block_actions",
-        "user": {
-            "id": user_id,
-            "username": SANDBOX_USER_NAME,
-            "name": SANDBOX_USER_NAME,
-            "team_id": team_id,
-        },
-        "api_app_id": SANDBOX_APP_ID,
-        "token": SANDBOX_VERIFICATION_TOKEN,
-        "container": container,
-        "trigger_id": _trigger_id(),
-        "team": {"id": team_id, "domain": SANDBOX_TEAM_DOMAIN},
-        "enterprise": None,
-        "is_enterprise_install": False,
-        "channel": {"id": channel_id, "name": SANDBOX_CHANNEL_NAME},
-        "state": {"values": {}},
-        "response_url": response_url,
-        "actions": [action],
-    }
+    payload["channel"] = {"id": channel_id, "name": SANDBOX_CHANNEL_NAME}
+    payload["response_url"] = response_url or ""
     if message is not None:
         payload["message"] = copy.deepcopy(message)
     return payload
 
 
-def block_action_body(action_id: str, *, response_url: str, **fields: Any) -> str:
+def block_action_body(action_id: str, **fields: Any) -> str:
     """The form-encoded `payload=<json>` of a button click over HTTP (`block_action_payload`'s keywords)."""
-    payload = block_action_payload(action_id, response_url=response_url, **fields)
+    return _payload_body(block_action_payload(action_id, **fields))
+
+
+def view_submission_payload(
+    view: dict[str, Any],
+    entered: dict[str, Any] | None = None,
+    *,
+    user_id: str = SANDBOX_USER_ID,
+    team_id: str = SANDBOX_TEAM_ID,
+    trigger_id: str | None = None,
+) -> dict[str, Any]:
+    """A modal's submission (view_submission) as Slack sends it, for `view` as the fake returned
+    it (`FakeSlack.view`, `modal_stack`) with `entered` in its inputs (`state_values`' values,
+    by block_id; untouched inputs keep their initial values)."""
+    return {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": SANDBOX_TEAM_DOMAIN},
+        "user": _payload_user(user_id, team_id),
+        "api_app_id": SANDBOX_APP_ID,
+        "token": SANDBOX_VERIFICATION_TOKEN,
+        "trigger_id": trigger_id or new_trigger_id(time.time()),
+        "view": _submitted_view(view, entered),
+        "response_urls": [],
+        "enterprise": None,
+        "is_enterprise_install": False,
+    }
+
+
+def view_submission_body(view: dict[str, Any], entered: dict[str, Any] | None = None, **fields: Any) -> str:
+    """The form-encoded `payload=<json>` of a view_submission over HTTP (`view_submission_payload`'s arguments)."""
+    return _payload_body(view_submission_payload(view, entered, **fields))
+
+
+def _payload_user(user_id: str, team_id: str) -> dict[str, str]:
+    return {"id": user_id, "username": SANDBOX_USER_NAME, "name": SANDBOX_USER_NAME, "team_id": team_id}
+
+
+def _submitted_view(view: dict[str, Any], entered: dict[str, Any] | None) -> dict[str, Any]:
+    """`view` as an interaction payload carries it: with the state of its inputs."""
+    return {**copy.deepcopy(view), "state": {"values": state_values(view, entered)}}
+
+
+def _payload_body(payload: dict[str, Any]) -> str:
     return urlencode({"payload": json.dumps(payload, separators=(",", ":"))})

@@ -23,7 +23,14 @@ from bot.boot import build_bot
 from bot.config import Settings
 from bot.deps import BotDeps
 from bot.sandbox.desk_emulator import DeskEmulator
-from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack, block_action_body, sign, slash_command_body
+from bot.sandbox.slack_emulator import (
+    SANDBOX_USER_ID,
+    FakeSlack,
+    block_action_body,
+    sign,
+    slash_command_body,
+    view_submission_body,
+)
 from bot.slack.loopback import LoopbackServer
 from tests.support.environment import make_settings
 
@@ -105,14 +112,38 @@ class BotUnderTest:
     def command(self, text: str, *, name: str | None = None, **signing: Any) -> Reply:
         """`/desk-languages <text>`, signed; its follow-ups arrive at `response_url(name)`."""
         name = name or self.new_name("cmd")
-        body = slash_command_body(text, response_url=self.slack.response_url(name))
+        body = slash_command_body(text, response_url=self.slack.response_url(name), trigger_id=self.slack.trigger_id())
         return self.send(body, name, **signing)
 
     def click(self, action_id: str, *, message: dict[str, Any] | None = None) -> Reply:
         """A button click (block_actions) on `message`, or on an ephemeral reply when None."""
         name = self.new_name("click")
-        body = block_action_body(action_id, response_url=self.slack.response_url(name), message=message)
+        body = block_action_body(
+            action_id, response_url=self.slack.response_url(name), message=message, trigger_id=self.slack.trigger_id()
+        )
         return self.send(body, name)
+
+    def click_in_view(
+        self,
+        view: dict[str, Any],
+        action_id: str,
+        *,
+        user: str = SANDBOX_USER_ID,
+        value: str = "",
+        entered: dict[str, Any] | None = None,
+    ) -> Reply:
+        """A click by `user` on the button `action_id` inside the modal `view` (as FakeSlack holds it)."""
+        body = block_action_body(
+            action_id, view=view, value=value, entered=entered, user_id=user, trigger_id=self.slack.trigger_id(user)
+        )
+        return self.send(body, self.new_name("view-click"))
+
+    def submit(
+        self, view: dict[str, Any], entered: dict[str, Any] | None = None, *, user: str = SANDBOX_USER_ID
+    ) -> Reply:
+        """`user` submits the modal `view` with `entered` in its inputs (by block_id), signed."""
+        body = view_submission_body(view, entered, user_id=user, trigger_id=self.slack.trigger_id(user))
+        return self.send(body, self.new_name("submit"))
 
     def replies(self, name: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
         """What reached `response_url(name)`, once at least `count` posts arrived (else fail)."""
@@ -150,7 +181,9 @@ def running_bot(desk: DeskEmulator, **env: Any) -> Iterator[BotUnderTest]:
 def command_as(bot: BotUnderTest, user: str, text: str, prefix: str = "cmd") -> dict[str, Any]:
     """`/desk-languages <text>` from `user`, acked empty; the one reply to its response_url."""
     name = bot.new_name(prefix)
-    body = slash_command_body(text, response_url=bot.slack.response_url(name), user_id=user)
+    body = slash_command_body(
+        text, response_url=bot.slack.response_url(name), user_id=user, trigger_id=bot.slack.trigger_id(user)
+    )
     reply = bot.send(body, name)
     assert reply.status == 200 and reply.ack is None  # acked at once, answered later
     return bot.reply(name)
@@ -171,7 +204,13 @@ def click(
     """A click by `user` on the button `action_id` of `message`, carrying its value, signed."""
     name = bot.new_name(prefix)
     value = button(message, action_id)["value"]
-    body = block_action_body(action_id, response_url=bot.slack.response_url(name), value=value, user_id=user)
+    body = block_action_body(
+        action_id,
+        response_url=bot.slack.response_url(name),
+        value=value,
+        user_id=user,
+        trigger_id=bot.slack.trigger_id(user),
+    )
     return bot.send(body, name)
 
 
