@@ -181,8 +181,10 @@ def _not_served(listed: LanguageList, tag: str, title: str) -> str | None:
 
 
 def _plain(mrkdwn: str) -> str:
-    """A message written for Slack, for the terminal: no code or bold marks, entities decoded."""
-    return re.sub(r"[`*_]", "", mrkdwn).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    """A message written for Slack, for the terminal: no code, bold or italic marks (an underscore
+    inside a word, as in DESK_IDENTIFIER, stays), entities decoded."""
+    text = re.sub(r"(?<!\w)([*_])([^*_\n]+)\1(?!\w)", r"\2", mrkdwn.replace("`", ""))
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _readiness_json(report: ReadinessReport) -> dict[str, object]:

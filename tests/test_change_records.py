@@ -171,6 +171,7 @@ def test_another_admin_confirming_is_shown_and_audited_beside_who_asked(
 def test_a_refused_write_is_audited_as_tried_and_refused(desk: DeskEmulator, slack: FakeSlack, tmp_path: Path) -> None:
     bot = start(desk, slack, tmp_path / "bot.db")
     try:
+        desk.set_faq("ja", [])  # none live, so the removal is offered; Desk refuses it all the same
         confirmation = command_as(bot, ADMIN, "remove ja")
         desk.inject(Fault(code=-50056, api="robot_del_language"))
         bot.reply(click(bot, confirmation, CONFIRM_ACTION).name, timeout=10)

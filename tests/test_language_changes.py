@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from bot.desk.errors import desk_error
 from bot.management.messages import CANCEL_ACTION, CONFIRM_ACTION
 from bot.sandbox.desk_emulator import SANDBOX_KEY, DeskEmulator, Fault
+from bot.sandbox.desk_samples import questions
 from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack, block_action_body, sign
+from bot.slack.blocks import escape
 from tests.support.environment import make_settings
 from tests.support.slack_harness import (
     BOT_TOKEN,
@@ -87,11 +90,64 @@ def test_an_admin_adds_a_language_end_to_end(bot: BotUnderTest, desk: DeskEmulat
 def test_removing_asks_for_a_danger_confirmation_and_removes(bot: BotUnderTest, desk: DeskEmulator) -> None:
     desk.set_faq("ja", [])  # Desk refuses to delete a language that still has FAQ questions (-50056)
     confirmation = command_as(bot, ADMIN, "remove ja")
+    assert len(faq_reads(desk, "ja")) == 1  # counted before offering: none live, so it is offered
     confirm = button(confirmation, CONFIRM_ACTION)
     assert confirm["style"] == "danger" and confirm["confirm"]["title"]["text"] == "Remove a language?"
     result = bot.reply(click(bot, confirmation, CONFIRM_ACTION).name)
     assert "Japanese (ja) was deleted." in texts(result)
     assert ("ja", 0) not in desk.languages and writes(desk) == ["robot_del_language"]
+
+
+def faq_reads(desk: DeskEmulator, tag: str) -> list[dict[str, object]]:
+    """The list_faq bodies the bot sent for the language `tag`."""
+    bodies = [json.loads(call.body) for call in desk.calls_of("list_faq")]
+    return [body for body in bodies if body.get("LanguageTag") == tag]
+
+
+def has_button(message: dict[str, object], action_id: str) -> bool:
+    return action_id in json.dumps(message)
+
+
+def test_removing_a_language_with_live_faq_questions_is_refused_before_any_confirmation(
+    bot: BotUnderTest, desk: DeskEmulator
+) -> None:
+    desk.set_faq("ja", [*questions("ja", 3), *questions("ja", 0, disabled=2)])  # 3 live, 2 disabled
+    answer = command_as(bot, ADMIN, "remove ja")
+    shown = texts(answer)
+    assert "Japanese (`ja`) still has 3 live FAQ questions" in shown and "-50056" in shown
+    assert "Remove or disable its FAQ questions in the Tencent console" in shown
+    assert not has_button(answer, CONFIRM_ACTION) and not has_button(answer, CANCEL_ACTION)
+    assert faq_reads(desk, "ja") == [{"PageIndex": 1, "PageSize": 1, "Status": 4, "LanguageTag": "ja"}]
+    assert writes(desk) == [] and ("ja", 0) in desk.languages
+
+
+def test_removing_is_not_offered_when_the_faq_questions_cannot_be_counted(
+    bot: BotUnderTest, desk: DeskEmulator
+) -> None:
+    desk.set_faq("ja", [])
+    desk.inject(Fault(code=-20, api="list_faq"))
+    answer = command_as(bot, ADMIN, "remove ja")
+    shown = texts(answer)
+    assert "Couldn't read Japanese (`ja`)'s FAQ questions" in shown and escape(desk_error(-20).hint) in shown
+    assert not has_button(answer, CONFIRM_ACTION) and writes(desk) == []
+
+
+def test_the_click_counts_the_faq_questions_again(bot: BotUnderTest, desk: DeskEmulator) -> None:
+    desk.set_faq("ja", [])
+    cannot_count, added_since = command_as(bot, ADMIN, "remove ja"), command_as(bot, ADMIN, "remove ja")
+    desk.inject(Fault(code=-20, api="list_faq"))
+    shown = texts(bot.reply(click(bot, cannot_count, CONFIRM_ACTION).name))
+    assert "Couldn't read Japanese (`ja`)'s FAQ questions to check again" in shown
+    assert "this confirmation still works" in shown and writes(desk) == []
+    desk.set_faq("ja", questions("ja", 1))  # someone adds a question in the console meanwhile
+    shown = texts(bot.reply(click(bot, added_since, CONFIRM_ACTION).name))
+    assert "Japanese (`ja`) still has 1 live FAQ question," in shown and "Nothing was sent to Desk" in shown
+    assert writes(desk) == [] and ("ja", 0) in desk.languages
+    spent = texts(bot.reply(click(bot, added_since, CONFIRM_ACTION).name))
+    assert "the language's FAQ questions, changed since this was asked" in spent
+    desk.set_faq("ja", [])  # the questions removed again: the confirmation the failed read left usable works
+    assert "Japanese (ja) was deleted." in texts(bot.reply(click(bot, cannot_count, CONFIRM_ACTION).name))
+    assert writes(desk) == ["robot_del_language"]
 
 
 def test_a_group_member_is_an_admin_through_usergroups(bot: BotUnderTest, desk: DeskEmulator, slack: FakeSlack) -> None:
@@ -238,6 +294,7 @@ def test_an_expired_confirmation_is_refused(desk: DeskEmulator, slack: FakeSlack
 
 
 def test_cancel_sends_nothing_and_the_confirmation_is_spent(bot: BotUnderTest, desk: DeskEmulator) -> None:
+    desk.set_faq("ja", [])
     confirmation = command_as(bot, ADMIN, "remove ja")
     assert "nothing was sent to Desk" in texts(bot.reply(click(bot, confirmation, CANCEL_ACTION).name))
     assert ("ja", 0) in desk.languages
@@ -338,3 +395,32 @@ def test_cli_add_with_yes_applies_once_and_is_audited(desk: DeskEmulator, tmp_pa
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT who, action, tag, result FROM language_changes")).all()
     assert len(rows) == 1 and rows[0][0].startswith("cli:") and tuple(rows[0][1:]) == ("add", "vi", "applied")
+
+
+def test_cli_remove_refuses_a_language_with_faq_questions_and_one_it_cannot_count(
+    desk: DeskEmulator, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.support.environment import desk_env
+    from tests.support.served import clean_env
+
+    env = clean_env(**desk_env(desk, DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}"))
+
+    def remove_ja() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", "remove", "ja", "--yes"], cwd=tmp_path, env=env, capture_output=True,
+            text=True, timeout=60, check=False,
+        )
+
+    desk.set_faq("ja", questions("ja", 2))
+    refused = remove_ja()
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "Japanese (ja) still has 2 live FAQ questions" in refused.stderr and "console" in refused.stderr
+    desk.set_faq("ja", [])
+    desk.inject(Fault(code=-20, api="list_faq"))
+    unknown = remove_ja()
+    assert unknown.returncode == 3 and "Couldn't read Japanese (ja)'s FAQ questions" in unknown.stderr
+    assert desk_error(-20).hint in unknown.stderr
+    assert writes(desk) == [] and ("ja", 0) in desk.languages

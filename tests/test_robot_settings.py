@@ -23,7 +23,7 @@ import urllib3.exceptions
 from bot.boot import build_desk_client
 from bot.desk import Api, DeskClient, DeskError, InProcessCache, InProcessLimiter, RobotSettings, UserSigSource
 from bot.desk.errors import TransportCode
-from bot.desk.readiness import Flag, parse_robot_config
+from bot.desk.readiness import FaqCount, Flag, parse_robot_config
 from bot.desk.writes import write_may_have_run
 from bot.sandbox.desk_emulator import SANDBOX_KEY, SANDBOX_SDKAPPID, DeskEmulator, Fault
 from bot.sandbox.desk_samples import CONFIGURED_SETTINGS
@@ -115,6 +115,15 @@ def test_reading_one_language_sends_its_tag() -> None:
     desk = ScriptedDesk(DESK_ANSWER)
     assert client_over(desk).robot_settings("vi") == SETTINGS
     assert [(sent.api, sent.body) for sent in desk.sent] == [(READ, {"LanguageTag": "vi"})]
+
+
+def test_counting_one_language_s_faq_questions_reads_desk_every_time() -> None:
+    desk = ScriptedDesk({**OK, "StandardQuestionCount": 3, "AllQuestionCount": 5}, {**OK, "StandardQuestionCount": 0})
+    client = client_over(desk)
+    assert client.faq_count("ja") == FaqCount(standard=3, all=5)
+    assert client.faq_count("ja") == FaqCount(standard=0, all=0)  # not a cached count: a removal's check
+    query = {"PageIndex": 1, "PageSize": 1, "Status": 4, "LanguageTag": "ja"}
+    assert [(sent.api, sent.body) for sent in desk.sent] == [("list_faq", query)] * 2
 
 
 def test_the_write_sends_every_field_in_the_documented_types() -> None:

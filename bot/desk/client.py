@@ -222,7 +222,7 @@ class DeskClient:
         ) as pool:
             checks = [
                 (
-                    pool.submit(self._check, Api.LIST_FAQ, {**FAQ_QUERY, "LanguageTag": lang.tag}, _parse_faq),
+                    pool.submit(self._check, Api.LIST_FAQ, faq_query(lang.tag), _parse_faq),
                     pool.submit(self._check, Api.ROBOT_CONFIG, {"LanguageTag": lang.tag}, _parse_config),
                 )
                 for lang in languages
@@ -286,7 +286,13 @@ class DeskClient:
             return None, copy.copy(result)
         return result, None
 
-    # --- one language's chatbot settings (docs/desk-api.md §9.2, §12) -------------------------
+    # --- one language's FAQ and chatbot settings (docs/desk-api.md §9, §12) -------------------
+    def faq_count(self, tag: str) -> FaqCount:
+        """The live FAQ questions of the language `tag` as Desk has them now: the readiness
+        report's `list_faq` read (§9.1), made again every time (a check before a write must not
+        trust a report cached up to `status_ttl` ago). Retried like any read; raises `DeskError`."""
+        return self._run(Api.LIST_FAQ, json.dumps(faq_query(tag)).encode(), _parse_faq)
+
     def robot_settings(self, tag: str) -> RobotSettings:
         """The chatbot's settings for the language `tag` ("" for the default) as Desk has them
         now (`desc_robot_config`), read from Desk every time (a read before a write must be
@@ -470,6 +476,11 @@ def _parse_languages(payload: Any, fetched_at: float) -> LanguageList:
 
 # One live standard question is enough: the count comes in StandardQuestionCount (§9.1).
 FAQ_QUERY: dict[str, Any] = {"PageIndex": 1, "PageSize": 1, "Status": 4}
+
+
+def faq_query(tag: str) -> dict[str, Any]:
+    """The `list_faq` body counting the live questions of the language `tag` ("" for the default)."""
+    return {**FAQ_QUERY, "LanguageTag": tag}
 
 
 def _parse_faq(payload: Any, fetched_at: float) -> FaqCount:

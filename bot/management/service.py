@@ -3,10 +3,12 @@ confirmation, exactly one write per intent, and the audit trail.
 
 1. `request()` checks that management is on for the app and the user is an admin, then that
    the tag is one Desk supports (suggesting one for near-misses), that the change makes sense
-   against the current list (already present, absent, the default, over the limit) — all
+   against the current list (already present, absent, the default, over the limit) and, for a
+   removal, that the language has no live FAQ questions (Desk would refuse, -50056) — all
    before anything is sent — and stores a confirmation (single-use, 10 minutes).
-2. `confirm()` checks the clicker is an admin too, reads the app's list from Desk afresh and
-   refuses what no longer applies (another process, or person, may have made the change since),
+2. `confirm()` checks the clicker is an admin too, reads the app's list (and a removal's FAQ
+   count) from Desk afresh and refuses what no longer applies (another process, or person, may
+   have made the change, or added questions, since),
    then claims the confirmation in the database (one statement: only one click, in one process,
    wins), calls Desk once (the client never repeats a write whose answer was lost; it reads the
    list again instead), records the outcome, posts it to DESK_AUDIT_CHANNEL, and returns it.
@@ -106,6 +108,9 @@ class LanguageManager:
                 f"{escape(error.hint)}"
             )
         problem = _change_problem(action, typed, current)
+        if problem is None:
+            questions = self._questions_problem(app, action, typed)
+            problem = questions.text if questions is not None else None
         return (None, problem) if problem is not None else (typed, None)
 
     # --- step 2: the click -------------------------------------------------------------------------
@@ -158,9 +163,38 @@ class LanguageManager:
                 superseded=False,
             )
         problem = _change_problem(action, tag, current)
-        if problem is None:
+        if problem is not None:
+            changed = f"The list changed since this was asked: {problem} Nothing was sent to Desk."
+            return _Stale(changed, superseded=True)
+        return self._questions_problem(app, action, tag, again=True)
+
+    def _questions_problem(self, app: ManagedApp, action: str, tag: str, *, again: bool = False) -> _Stale | None:
+        """Why a language cannot be removed for its FAQ questions, read from Desk now (live ones
+        are still there, or they could not be counted), or None. Desk refuses to delete a
+        language that has questions (-50056, docs/desk-api.md §8), so that is said up front."""
+        if action != "remove":
             return None
-        return _Stale(f"The list changed since this was asked: {problem} Nothing was sent to Desk.", superseded=True)
+        name = _named(tag)
+        try:
+            count = app.client.faq_count(tag)
+        except DeskError as error:
+            when = "again before sending it" if again else "before offering to remove it"
+            usable = " Nothing was sent to Desk; this confirmation still works until it expires." if again else ""
+            return _Stale(
+                f"Couldn't read {name}'s FAQ questions to check {when}: {escape(error.meaning)}. "
+                f"{escape(error.hint)}{usable}",
+                superseded=False,
+            )
+        if count.standard == 0:
+            return None
+        questions = f"{count.standard} live FAQ question{'' if count.standard == 1 else 's'}"
+        sent = " Nothing was sent to Desk." if again else ""
+        return _Stale(
+            f"{name} still has {questions}, and Desk does not delete a language that has questions (-50056). "
+            f"Remove or disable its FAQ questions in the Tencent console's knowledge base (FAQ) first, then ask again."
+            f"{sent}",
+            superseded=True,
+        )
 
     def cancel(self, request_id: str, user: str) -> Message:
         request = self.store.get_request(request_id)
@@ -202,7 +236,10 @@ class LanguageManager:
         if request.state is RequestState.CANCELLED:
             return "This change was cancelled; nothing was sent to Desk."
         if request.state is RequestState.SUPERSEDED:
-            return "The list changed since this was asked, so nothing was sent to Desk. Ask again with the command."
+            return (
+                "The list, or the language's FAQ questions, changed since this was asked, so nothing was sent "
+                "to Desk. Ask again with the command."
+            )
         if request.state in (RequestState.APPLYING, RequestState.DONE):
             decider = request.decided_by
             by = f" by {mention(decider)}" if decider and decider[:1] in "UW" else ""
@@ -327,7 +364,7 @@ class LanguageManager:
 
 @dataclass(frozen=True)
 class _Stale:
-    text: str  # mrkdwn for the person who clicked
+    text: str  # mrkdwn for the person who asked or clicked
     superseded: bool  # the change no longer applies (spent); False: could not check (still usable)
 
 
@@ -355,9 +392,13 @@ def _title(app: ManagedApp) -> str:
     return escape(app.render.title)
 
 
+def _named(tag: str) -> str:
+    return f"{language_name(tag)} (`{tag}`)"
+
+
 def _change_problem(action: str, tag: str, current: LanguageList) -> str | None:
     """Why `action tag` makes no sense against the current list, or None."""
-    name = f"{language_name(tag)} (`{tag}`)"
+    name = _named(tag)
     present = any(lang.tag == tag for lang in current.languages)
     if action == "add":
         if present:
