@@ -377,3 +377,36 @@ def test_the_ticker_polls_each_interval_and_posts(harness: Harness) -> None:
         ticker.stop()
     assert not ticker.running and ticker.ticks >= 2
     assert "Removed Japanese" in harness.texts()[0]
+
+
+UNUSED_RENDER = RenderContext(sdkappid=1, region="Singapore", label="Desk", app="default")
+
+
+@dataclass(frozen=True)
+class _UnusedDeskApp:
+    name: str = "default"
+    render: RenderContext = UNUSED_RENDER
+
+    @property
+    def client(self) -> Any:
+        raise AssertionError("the database is asked first: Desk is not polled")
+
+
+def test_a_database_that_cannot_be_opened_is_one_warning_per_outage_without_a_traceback(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from slack_sdk import WebClient
+
+    from bot.watch.ticker import WatchTicker
+
+    unreachable = connect(f"sqlite:///{tmp_path / 'no-such-folder' / 'bot.db'}")  # cannot be opened
+    service = WatchService(WatchStore(unreachable), [_UnusedDeskApp()], WebClient(token="xoxb-unused"),
+                           interval=INTERVAL)
+    ticker = WatchTicker(service)
+    with caplog.at_level(logging.INFO, logger="bot.watch"):
+        ticker.tick_once()
+        ticker.tick_once()
+    failed = [record for record in caplog.records if "watch tick failed" in record.getMessage()]
+    assert len(failed) == 1  # once per outage
+    assert failed[0].levelno == logging.WARNING and failed[0].exc_info is None
+    assert "DatabaseUnavailable" in failed[0].getMessage() and "Check DATABASE_URL" in failed[0].getMessage()

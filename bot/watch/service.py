@@ -43,11 +43,10 @@ from functools import partial
 from typing import Protocol
 
 from slack_sdk import WebClient
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot import metrics
 from bot.config import DeskApps
-from bot.database import ClaimState
+from bot.database import DB_DOWN_ERRORS, ClaimState
 from bot.desk.changes import Changes, diff
 from bot.desk.errors import DeskError
 from bot.desk.models import LanguageList
@@ -280,7 +279,7 @@ class WatchService:
             now = self.timer()
             if self.observe(self.apps.app(app_name), listed, now)[1]:
                 self.deliver(now)
-        except SQLAlchemyError as error:  # the database is down: one line per outage, no driver text
+        except DB_DOWN_ERRORS as error:  # the database is down: one line per outage, no driver text
             if not self._notice_failing:
                 log.warning("watch: a list seen outside the polls could not be compared (%s); the next poll "
                             "will. Check DATABASE_URL.", type(error).__name__)

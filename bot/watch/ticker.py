@@ -11,8 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy.exc import SQLAlchemyError
-
+from bot.database import DB_DOWN_ERRORS
 from bot.ticking import Ticker
 from bot.watch.service import WatchService
 
@@ -35,7 +34,7 @@ class WatchTicker(Ticker):
     def tick_once(self) -> None:
         try:
             self.service.tick()
-        except SQLAlchemyError as error:  # the database is down: one line per outage, no driver text
+        except DB_DOWN_ERRORS as error:  # the database is down: one line per outage, no driver text
             if not self._failing:
                 log.warning("watch tick failed (%s); trying again next interval. Check DATABASE_URL.",
                             type(error).__name__)
