@@ -32,7 +32,7 @@ from tests.support.environment import make_settings
 
 FAQ, CONFIG, LIST = "list_faq", "desc_robot_config", "robot_get_language_list"
 OK = {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
-SAMPLE_SUMMARY = "5 of 7 languages ready; Vietnamese has no FAQ questions, Filipino has no fallback message"
+SAMPLE_SUMMARY = "3 of 5 languages ready; Vietnamese has the welcome card off, Filipino has no fallback message"
 
 
 pytestmark = pytest.mark.usefixtures("no_registered_connections")
@@ -48,21 +48,21 @@ def flags(report: ReadinessReport) -> dict[str, tuple[Flag, ...]]:
 def test_the_default_sample_shows_both_problems(client: DeskClient, emulator: DeskEmulator) -> None:
     report = client.readiness()
     assert report.summary() == SAMPLE_SUMMARY
-    assert not report.ready and report.ready_count == 5 and not report.stale and not report.from_cache
-    assert [row.language.tag for row in report.languages] == ["en", "zh", "zh-TW", "ja", "id", "vi", "fil"]
-    assert flags(report)["vi"] == (Flag.NO_FAQ,) and flags(report)["fil"] == (Flag.NO_FALLBACK,)
+    assert not report.ready and report.ready_count == 3 and not report.stale and not report.from_cache
+    assert [row.language.tag for row in report.languages] == ["en", "zh", "ja", "vi", "fil"]
+    assert flags(report)["vi"] == (Flag.NO_WELCOME_CARD,) and flags(report)["fil"] == (Flag.NO_FALLBACK,)
     english = report.languages[0]
     assert english.language.is_default and english.faq == FaqCount(12, 24)
     assert isinstance(english.config, RobotSettings) and english.config.direct_answering_reaches == "0.8"
     # One call per language to each API, with the documented bodies.
     assert len(emulator.calls_of(LIST)) == 1
     assert sorted(json.loads(call.body)["LanguageTag"] for call in emulator.calls_of(FAQ)) == sorted(
-        ["en", "zh", "zh-TW", "ja", "id", "vi", "fil"]
+        ["en", "zh", "ja", "vi", "fil"]
     )
     vi_faq = next(call for call in emulator.calls_of(FAQ) if b'"vi"' in call.body)
     assert vi_faq.body == b'{"PageIndex": 1, "PageSize": 1, "Status": 4, "LanguageTag": "vi"}'
     assert sorted(call.body for call in emulator.calls_of(CONFIG))[0] == b'{"LanguageTag": "en"}'
-    assert len(emulator.calls_of(CONFIG)) == 7 and all(call.outcome == 0 for call in emulator.calls)
+    assert len(emulator.calls_of(CONFIG)) == 5 and all(call.outcome == 0 for call in emulator.calls)
 
 
 @pytest.mark.e2e
@@ -79,6 +79,7 @@ def test_a_mixed_report_flags_each_problem() -> None:
             "zh-TW": questions("zh-TW", 10),
         },
         settings={
+            "vi": {"WelcomeCardEnable": 1},  # on here (the default sample's is off)
             "fil": {"FallbackMsg": "   "},
             "zh": {"WelcomeCardEnable": "0"},
             "zh-TW": {"WelcomeCardQuestions": []},
@@ -117,19 +118,25 @@ def test_the_default_languages_empty_tag_is_sent_as_it_came() -> None:
     )
 
 
-def test_checks_run_concurrently_within_each_apis_limit(emulator: DeskEmulator) -> None:
-    client = build_desk_client(make_settings(emulator))
-    client.get_languages()
-    emulator.inject(Fault(late=0.25, api=FAQ), times=-1)  # every check takes a quarter second
-    emulator.inject(Fault(late=0.25, api=CONFIG), times=-1)
-    started = time.monotonic()
-    report = client.readiness()
-    elapsed = time.monotonic() - started
+@pytest.mark.e2e
+def test_checks_run_concurrently_within_each_apis_limit() -> None:
+    # Every supported tag, 7 languages (a larger package than the sample's): two rate windows of checks.
+    seven = [("en", 1), ("zh", 0), ("zh-TW", 0), ("ja", 0), ("id", 0), ("vi", 0), ("fil", 0)]
+    with DeskEmulator(languages=seven, faq={"zh-TW": questions("zh-TW", 8), "id": questions("id", 6)}) as emulator:
+        client = build_desk_client(make_settings(emulator))
+        client.get_languages()
+        emulator.inject(Fault(late=0.25, api=FAQ), times=-1)  # every check takes a quarter second
+        emulator.inject(Fault(late=0.25, api=CONFIG), times=-1)
+        started = time.monotonic()
+        report = client.readiness()
+        elapsed = time.monotonic() - started
+        faq_window, config_window = (emulator.max_calls_in_window(1.0, api=api) for api in (FAQ, CONFIG))
+        both_at_once = emulator.max_calls_in_window(0.1)
     assert report.ready_count == 5
     # 14 calls one after another would take 3.5 s; at 5 per 1.25 s per API the last two of each wait.
     assert 1.1 <= elapsed < 2.3, elapsed
-    assert emulator.max_calls_in_window(1.0, api=FAQ) == 5 and emulator.max_calls_in_window(1.0, api=CONFIG) == 5
-    assert emulator.max_calls_in_window(0.1) >= 8  # both APIs at once, not one after the other
+    assert faq_window == 5 and config_window == 5
+    assert both_at_once >= 8  # both APIs at once, not one after the other
 
 
 def test_one_failed_check_marks_only_its_language(client: DeskClient, emulator: DeskEmulator) -> None:
@@ -141,7 +148,7 @@ def test_one_failed_check_marks_only_its_language(client: DeskClient, emulator: 
     assert isinstance(row.config, DeskError) and row.config.code == 60006 and row.config.hint
     assert isinstance(row.faq, FaqCount) and not row.ready and row.errors == (row.config,)
     assert "could not be checked: the settings check failed (60006)" in report.summary()
-    assert sum(other.checked for other in report.languages) == 6
+    assert sum(other.checked for other in report.languages) == 4
 
 
 # --- the cache -------------------------------------------------------------------------------------
@@ -156,7 +163,7 @@ def test_the_report_is_cached_and_peeked(client: DeskClient, emulator: DeskEmula
     peeked = client.peek_readiness()
     assert peeked is not None and peeked.from_cache and peeked == again
     time.sleep(1.05)
-    assert not client.readiness(refresh=True).from_cache and len(emulator.calls) == calls + 15  # list too
+    assert not client.readiness(refresh=True).from_cache and len(emulator.calls) == calls + 11  # list too
 
 
 def test_the_report_is_shared_by_processes_through_redis(emulator: DeskEmulator, redis_url: str) -> None:
@@ -177,7 +184,7 @@ def test_cold_processes_make_one_report_between_them(emulator: DeskEmulator, red
     clients = [build_desk_client(settings) for _ in range(3)]
     results = together([clients[index % 3].readiness for index in range(30)])
     assert all(isinstance(result, ReadinessReport) for result in results), results[:3]
-    assert len(emulator.calls_of(FAQ)) == 7 and len(emulator.calls_of(CONFIG)) == 7
+    assert len(emulator.calls_of(FAQ)) == 5 and len(emulator.calls_of(CONFIG)) == 5
 
 
 def test_stale_if_error_serves_the_last_good_report(client: DeskClient, emulator: DeskEmulator) -> None:

@@ -278,7 +278,10 @@ def test_the_write_has_its_own_rate_limit(emulator: DeskEmulator) -> None:
     assert -14 not in {call.outcome for call in emulator.calls}
 
 
-def test_a_write_invalidates_the_readiness_report(client: DeskClient) -> None:
+def test_a_write_invalidates_the_readiness_report(emulator: DeskEmulator) -> None:
+    # The report just took the settings API's 5 permits of this second: the read waits for the
+    # next window, as it may with the default DESK_TIMEOUT (2 s; the tests' 1 s is too short).
+    client = build_desk_client(make_settings(emulator, DESK_TIMEOUT="2.0"))
     (filipino,) = [row for row in client.readiness().languages if row.language.tag == "fil"]
     assert filipino.flags == (Flag.NO_FALLBACK,)
     client.update_robot_settings("fil", replace(client.robot_settings("fil"), fallback_message="Pasensya na."))

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import requests
 
-from bot.desk.languages import SUPPORTED_TAGS
+from bot.desk.languages import ADVANCED_EDITION_LANGUAGE_LIMIT, SUPPORTED_TAGS
 from bot.sandbox.desk_emulator import APIS, DeskEmulator, Fault
-from bot.sandbox.desk_samples import SAMPLES, FaqQuestion
+from bot.sandbox.desk_samples import SAMPLES, FaqQuestion, Sample, questions
 from tests.support.clocks import Dial
 from tests.support.emulator_http import control, error_code, query
 from tests.support.tiers import e2e_fixture
@@ -107,7 +107,10 @@ def test_the_default_language_cannot_be_deleted(staging: DeskEmulator, sample: D
 
 
 def test_a_language_with_questions_cannot_be_deleted(sample: DeskEmulator) -> None:
-    # Vietnamese has no live question, but two disabled ones: still questions.
+    assert answer(sample, FAQ, {**LIVE_FAQ, "LanguageTag": "vi"})["StandardQuestionCount"] == 6
+    assert error_code(desk(sample, DELETE, {"LanguageTag": "vi"})) == -50056
+    # No live question, but two disabled ones: still questions.
+    sample.set_faq("vi", questions("vi", 0, disabled=2))
     assert answer(sample, FAQ, {**LIVE_FAQ, "LanguageTag": "vi"})["StandardQuestionCount"] == 0
     assert error_code(desk(sample, DELETE, {"LanguageTag": "vi"})) == -50056
     sample.set_faq("vi", [])
@@ -140,7 +143,7 @@ def test_faq_counts_of_the_default_sample(sample: DeskEmulator) -> None:
     counts = {
         tag: answer(sample, FAQ, {**LIVE_FAQ, "LanguageTag": tag})["StandardQuestionCount"] for tag in tags(sample)
     }
-    assert counts == {"en": 12, "zh": 10, "zh-TW": 8, "ja": 7, "id": 6, "vi": 0, "fil": 6}
+    assert counts == {"en": 12, "zh": 10, "ja": 7, "vi": 6, "fil": 6}
     english = answer(sample, FAQ, {**LIVE_FAQ, "LanguageTag": "en"})
     assert english["AllQuestionCount"] == 24  # each live question has one similar question
     assert len(english["QuestionList"]) == 1
@@ -205,6 +208,14 @@ def test_constructor_options_replace_the_sample() -> None:
         assert (vi["StandardQuestionCount"], vi["AllQuestionCount"]) == (1, 3)
         assert answer(emu, CONFIG, {"LanguageTag": "vi"})["FallbackMsg"] == "Xin lỗi"
         assert error_code(desk(emu, ADD, {"LanguageTag": "ja"})) == -50052
+
+
+def test_every_sample_is_within_the_edition_s_limit_of_languages() -> None:
+    for sample in SAMPLES.values():  # 5 in the advanced edition, the default included (docs/desk-api.md §8)
+        assert sample.language_limit == ADVANCED_EDITION_LANGUAGE_LIMIT == 5
+        assert len(sample.languages) <= sample.language_limit
+    with pytest.raises(ValueError, match="over the edition's limit of 5"):
+        Sample(languages=tuple((tag, int(tag == "en")) for tag in SUPPORTED_TAGS))
 
 
 @pytest.mark.e2e

@@ -78,7 +78,7 @@ def sample_for_app(index: int) -> list[tuple[str, int]]:
     sample above; the others differ from it, so comparing two emulated apps shows something."""
     variants = (
         SAMPLE_LANGUAGES,
-        [("en", 1), ("zh", 0), ("ja", 0), ("th", 0)],  # no zh-TW, id, vi, fil; Thai added; room for one more
+        [("en", 1), ("zh", 0), ("ja", 0), ("th", 0)],  # no vi, fil; Thai added; room for one more
         [("ja", 1), ("en", 0), ("zh", 0), ("zh-TW", 0)],  # another default
     )
     return list(variants[index % len(variants)])

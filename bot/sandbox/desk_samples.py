@@ -1,10 +1,11 @@
 """What the Desk emulator (`bot/sandbox/desk_emulator.py`) starts with: languages, FAQ and chatbot settings.
 
-A `Sample` is one made-up Desk app. `"default"` is what `DESK_SANDBOX=1` shows: seven languages
-(all of Desk's supported tags, docs/desk-api.md §3.4), five of them ready to serve, one with no
-live FAQ question (Vietnamese: its two questions are disabled) and one with no fallback message
-(Filipino), so a status view shows both problems. `"staging"` is a smaller app with room for two
-more languages whose default language has the empty tag of Tencent's own example (§3.2).
+A `Sample` is one made-up Desk app, within its edition's limit of languages (5 in the advanced
+edition, the default included, docs/desk-api.md §8). `"default"` is what `DESK_SANDBOX=1` shows:
+five languages, three of them ready to serve, Vietnamese with its welcome card off and Filipino
+with no fallback message, so a status view has something to fix. `"staging"` is a smaller app
+with room for two more languages whose default language has the empty tag of Tencent's own
+example (§3.2).
 
 Settings use Desk's own field names (docs/desk-api.md §9.2), with the thresholds as strings the
 way the documentation types them.
@@ -121,23 +122,25 @@ class Sample:
     language_limit: int = ADVANCED_EDITION_LANGUAGE_LIMIT
     multilingual: bool = True
 
+    def __post_init__(self) -> None:
+        if len(self.languages) > self.language_limit:
+            raise ValueError(
+                f"{len(self.languages)} languages, over the edition's limit of {self.language_limit} "
+                "(the default included), which Desk would not allow"
+            )
+
 
 SAMPLES: Mapping[str, Sample] = {
     "default": Sample(
-        languages=(("en", 1), ("zh", 0), ("zh-TW", 0), ("ja", 0), ("id", 0), ("vi", 0), ("fil", 0)),
+        languages=(("en", 1), ("zh", 0), ("ja", 0), ("vi", 0), ("fil", 0)),
         faq={
             "en": questions("en", 12, disabled=1),
             "zh": questions("zh", 10),
-            "zh-TW": questions("zh-TW", 8),
             "ja": questions("ja", 7),
-            "id": questions("id", 6),
-            "vi": questions("vi", 0, disabled=2),  # none live, and still not deletable (-50056)
+            "vi": questions("vi", 6, disabled=2),
             "fil": questions("fil", 6),
         },
-        settings={"fil": {"FallbackMsg": ""}},
-        # This app's package holds all seven (the edition's default allows 5, docs/desk-api.md §8),
-        # so a language deleted in the demo can be added back.
-        language_limit=7,
+        settings={"vi": {"WelcomeCardEnable": 0}, "fil": {"FallbackMsg": ""}},
     ),
     "staging": Sample(
         languages=(("", 1), ("en", 0), ("ja", 0)),
