@@ -14,6 +14,7 @@ claim protocol, one small base for every store, and the secret-free `DatabaseUna
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import weakref
@@ -152,8 +153,14 @@ def _alembic_config(conn: Connection | None = None, default_app: str = DEFAULT_A
     return config
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """The migration scripts, read from bot/migrations/ once per process (they do not change while it runs)."""
+    return ScriptDirectory.from_config(_alembic_config())
+
+
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    head = _scripts().get_current_head()
     assert head is not None
     return head
 
@@ -188,7 +195,7 @@ def require_current_schema(engine: Engine) -> None:
         return
     if current is None:
         problem = "the database has no schema of this version yet (it was never migrated)"
-    elif current in {script.revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}:
+    elif current in {script.revision for script in _scripts().walk_revisions()}:
         problem = f"the database's schema is behind (revision {current}, this version needs {head})"
     else:
         problem = f"the database's schema (revision {current}) is of a newer version than this one ({head})"
@@ -234,9 +241,6 @@ class SqlStore:
         with connection(self.engine, begin=False) as conn:
             return list(conn.execute(query).all())
 
-    def scalar(self, query: Any) -> Any:
-        with connection(self.engine, begin=False) as conn:
-            return conn.execute(query).scalar()
 
 
 def upsert_insert(engine: Engine) -> Callable[[sa.Table], Any]:

@@ -212,10 +212,6 @@ class DigestStore(SqlStore):
         with self.connection(begin=False) as conn:
             return work(conn)
 
-    def _write(self, work: Any) -> Any:
-        with self.connection(begin=True) as conn:
-            return work(conn)
-
     # --- subscriptions ------------------------------------------------------------------
 
     @staticmethod
@@ -269,11 +265,11 @@ class DigestStore(SqlStore):
         stmt = stmt.on_conflict_do_update(
             index_elements=[subscriptions.c.channel_id, subscriptions.c.app], set_=changes
         )
-        self._write(lambda c: c.execute(stmt))
+        self.write(stmt)
 
     def delete_subscription(self, channel_id: str, app: str) -> bool:
         where = self._subscription_key(channel_id, app)
-        result = self._write(lambda c: c.execute(sa.delete(subscriptions).where(where)))
+        result = self.write(sa.delete(subscriptions).where(where))
         return bool(result.rowcount)
 
     def set_hint(self, channel_id: str, app: str, hint: str) -> None:
@@ -281,14 +277,14 @@ class DigestStore(SqlStore):
 
     def clear_hint(self, channel_id: str, app: str) -> None:
         where = self._subscription_key(channel_id, app) & subscriptions.c.hint.is_not(None)
-        self._write(lambda c: c.execute(sa.update(subscriptions).where(where).values(hint=None)))
+        self.write(sa.update(subscriptions).where(where).values(hint=None))
 
     def disable(self, channel_id: str, app: str, reason: str, now: float) -> None:
         self._update_subscription(channel_id, app, enabled=False, disabled_reason=reason, updated_at=now)
 
     def _update_subscription(self, channel_id: str, app: str, **values: Any) -> None:
         where = self._subscription_key(channel_id, app)
-        self._write(lambda c: c.execute(sa.update(subscriptions).where(where).values(**values)))
+        self.write(sa.update(subscriptions).where(where).values(**values))
 
     # --- snapshots ------------------------------------------------------------------------
 
@@ -301,7 +297,7 @@ class DigestStore(SqlStore):
         values = {"languages": shown.to_json(), "period": period, "shown_at": now}
         stmt = self._insert(snapshots).values(channel_id=channel_id, app=app, **values)
         stmt = stmt.on_conflict_do_update(index_elements=[snapshots.c.channel_id, snapshots.c.app], set_=values)
-        self._write(lambda c: c.execute(stmt))
+        self.write(stmt)
 
     # --- posting records and claims ------------------------------------------------------
 
