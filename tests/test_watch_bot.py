@@ -11,6 +11,7 @@ here: only the fetches' lists handed to the watch service.
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 import subprocess
@@ -199,12 +200,14 @@ def test_old_events_alerts_and_poll_slots_are_pruned_by_the_hourly_tick(
     assert store.events_since(0) and store.all_alerts() and store.poll_count("default") == 1
     watch.tick(now)  # a poll now: its slot stays, the day-old one goes; the change is not old yet
     assert len(store.events_since(0)) == 1 and len(store.all_alerts()) == 1 and store.poll_count("default") == 1
-    later = now + KEEP_EVENTS + 60
+    # a slot's start, so that `within` below falls in the same slot (a boundary crossed would claim a new one)
+    later = math.ceil((now + KEEP_EVENTS + 60) / watch.interval) * watch.interval
+    within = later + min(60.0, watch.interval / 2)
     watch.tick(later)  # past the hour and past a week: the change and its alert go; the old slot too
     assert store.events_since(0) == [] and store.all_alerts() == []
     assert store.poll_count("default") == 1  # the slot polled just now stays
     store.claim_poll("default", 2, "old", later - KEEP_POLLS - 60)
-    watch.tick(later + 60)  # within the hour: not pruned again
+    watch.tick(within)  # the same slot, within the hour: not pruned again
     assert store.poll_count("default") == 2
     assert len(alerts(bot.slack)) == 1
 
