@@ -50,6 +50,7 @@ from bot.logs import configure_logging
 from bot.management.admins import AdminDirectory, AdminList
 from bot.management.reconciler import ChangeReconciler
 from bot.management.service import LanguageManager
+from bot.management.settings_editor import SettingsEditor
 from bot.management.store import ChangeStore
 from bot.metrics import MetricsEndpoint
 from bot.regions import REGIONS
@@ -367,13 +368,15 @@ def build_deps(settings: Settings, web_client: WebClient) -> BotDeps:
     digests = build_digest_service(settings, apps, web_client, engine)
     watch = build_watch_service(settings, apps, web_client, engine)
     observe_fetches(apps, watch)
+    manager = build_language_manager(settings, apps, web_client, ChangeStore(engine))
     return BotDeps(
         settings=settings,
         apps=apps,
         responder=ResponseSender(settings.slack_api_url),
         digests=digests,
-        manager=build_language_manager(settings, apps, web_client, ChangeStore(engine)),
+        manager=manager,
         watch=watch,
+        settings_editor=SettingsEditor(manager, on_change=watch.settings_changed if watch is not None else None),
     )
 
 

@@ -15,6 +15,7 @@ from bot.config import DeskApps, Settings
 from bot.desk import DeskClient, DeskError, LanguageList
 from bot.digests.service import DigestService
 from bot.management.service import LanguageManager
+from bot.management.settings_editor import SettingsEditor
 from bot.slack.blocks import AppResult, RenderContext
 from bot.slack.response_url import ResponseSender
 from bot.watch.service import WatchService
@@ -39,6 +40,7 @@ class BotDeps:
     digests: DigestService | None = None
     manager: LanguageManager | None = None
     watch: WatchService | None = None
+    settings_editor: SettingsEditor | None = None
 
     @property
     def default_app(self) -> DeskApp:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.deps import BotDeps
-from handlers import actions, commands, home
+from handlers import actions, commands, home, settings
 
 
 def register_all(app: App, deps: BotDeps) -> None:
     commands.register(app, deps)
     actions.register(app, deps)
     home.register(app, deps)
+    settings.register(app, deps)

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
+from slack_sdk import WebClient
 
 from bot.deps import BotDeps, DeskApp
 from bot.slack import blocks
 from bot.slack.grammar import COMMAND, Action, parse_command
 from handlers.answers import UNEXPECTED, apps_reply, compare_reply, languages_reply, readiness_reply
+from handlers.settings import open_settings_modal
 
 log = logging.getLogger(__name__)
 IN_ACK = "desk_answer_in_ack"  # context key: what the matcher found the ack can answer with
@@ -71,9 +73,12 @@ def register(app: App, deps: BotDeps) -> None:
         else:
             ack()
 
-    def answer_command(command: dict[str, Any]) -> None:
+    def answer_command(command: dict[str, Any], client: WebClient) -> None:
         parsed = parse_command(command.get("text"), names)
         listed = False
+        if parsed.action is Action.SETTINGS:  # a modal, or an ephemeral refusal
+            open_settings_modal(deps, client, command, deps.app(parsed.app), parsed.args)
+            return
         if parsed.action is Action.DIGEST:
             message = digest_answer(deps, command, deps.app(parsed.app), parsed.args)
         elif parsed.action is Action.WATCH:

@@ -260,11 +260,11 @@ def test_a_database_one_migration_behind_is_refused_and_migrate_brings_it_curren
 
     engine = connect(empty_database_url)
     with engine.connect() as conn:
-        command.upgrade(_alembic_config(conn), "0002_same_widths")
+        command.upgrade(_alembic_config(conn), "0003_adopt_single_app_tables")
         conn.commit()
-    with pytest.raises(SchemaBehind, match=r"behind \(revision 0002_same_widths, this version needs 0003"):
+    with pytest.raises(SchemaBehind, match=r"behind \(revision 0003_adopt_single_app_tables, this version needs 0004"):
         open_database(empty_database_url)
-    assert migrate(engine) == "0002_same_widths"
+    assert migrate(engine) == "0003_adopt_single_app_tables"
     open_database(empty_database_url).dispose()
     engine.dispose()
 

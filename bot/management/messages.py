@@ -28,7 +28,11 @@ from bot.slack.blocks import (
 
 CONFIRM_ACTION = "desk_languages_change_confirm"
 CANCEL_ACTION = "desk_languages_change_cancel"
-VERBS = {"add": ("add", "added", "to"), "remove": ("remove", "removed", "from")}
+VERBS = {
+    "add": ("add", "added", "to"),
+    "remove": ("remove", "removed", "from"),
+    "settings": ("change the chatbot settings of", "changed the chatbot settings of", "of"),
+}
 
 
 def language_text(tag: str) -> str:
@@ -151,7 +155,8 @@ def change_text(entry: AuditEntry) -> str:
     elif entry.result == WriteStatus.NOT_APPLIED:
         did = f"tried to {verb} {what}; Desk refused" + (f": {detail}" if detail else "")
     elif entry.result == WriteStatus.NOT_SEEN:
-        did = f"asked Desk to {verb} {what}; the list read again does not show it" + (f" ({detail})" if detail else "")
+        read_again = "the settings read again do not" if entry.action == "settings" else "the list read again does not"
+        did = f"asked Desk to {verb} {what}; {read_again} show it" + (f" ({detail})" if detail else "")
     else:
         did = f"asked Desk to {verb} {what}; whether it was done is unknown" + (f" ({detail})" if detail else "")
     asked = f" · requested by {_person(entry.requested_by)}" if entry.requested_by not in (None, entry.who) else ""

@@ -40,7 +40,8 @@ from bot.desk.models import language_name
 from bot.desk.writes import WriteAction, WriteOutcome, WriteStatus
 from bot.management import messages
 from bot.management.admins import AdminDirectory
-from bot.management.store import AuditEntry, ChangeRequest, ChangeStore, RequestState
+from bot.management.settings_form import EditableSettings, audit_detail, outcome_of
+from bot.management.store import SETTINGS_ACTION, AuditEntry, ChangeRequest, ChangeStore, RequestState
 from bot.slack.blocks import ConfiguredApp, Message, escape, mention
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class LanguageManager:
     def request(self, app: ManagedApp, user: str, action: str, text: str, *, check_admin: bool = True) -> Message:
         """The confirmation to show, or why there is none. `text` is what the user typed."""
         if check_admin:
-            refused = self._permission_problem(app, user)
+            refused = self.permission_problem(app, user)
             if refused is not None:
                 return messages.refusal_message(refused)
         tag, problem = self.check(app, action, text)
@@ -124,7 +125,7 @@ class LanguageManager:
         if request is None or app is None:
             return messages.refusal_message("This confirmation is not known (any more). Ask again with the command.")
         if check_admin:
-            refused = self._permission_problem(app, user)
+            refused = self.permission_problem(app, user)
             if refused is not None:
                 return messages.refusal_message(refused)
         if request.state is RequestState.PENDING:
@@ -138,10 +139,10 @@ class LanguageManager:
         except DB_DOWN_ERRORS as error:
             return messages.refusal_message(_database_down_before_write(error))
         if not won:
-            return messages.refusal_message(self._why_not_pending(request_id))
+            return messages.refusal_message(self.why_not_pending(request_id))
         outcome = self._write(app, request.action, request.tag)
         entry = self._entry(app, user, outcome, requested_by=request.requested_by)
-        recorded = self._settle(app, request_id, entry)
+        recorded = self.record_outcome(app, request_id, entry)
         return messages.result_message(
             outcome, app.render, user, requested_by=request.requested_by, recorded=recorded
         )
@@ -208,7 +209,7 @@ class LanguageManager:
                 f"{_title(app) if app is not None else escape(request.app)} can cancel this."
             )
         if not self.store.decide(request_id, to=RequestState.CANCELLED, user=user, now=self._clock()):
-            return messages.refusal_message(self._why_not_pending(request_id))
+            return messages.refusal_message(self.why_not_pending(request_id))
         verb = messages.VERBS[request.action][0]
         return messages.notice_message(f"Cancelled: nothing was sent to Desk (not {verb}ing `{request.tag}`).")
 
@@ -217,7 +218,7 @@ class LanguageManager:
 
     # --- what every path shares ----------------------------------------------------------------------
 
-    def _permission_problem(self, app: ManagedApp, user: str) -> str | None:
+    def permission_problem(self, app: ManagedApp, user: str) -> str | None:
         admins = self.admins.admins(app.name)
         if not admins.enabled:
             instead = " instead of `none`" if admins.off else ""
@@ -229,7 +230,7 @@ class LanguageManager:
             return f"Only these people can change {_title(app)}'s languages: {admins.mentions()}."
         return None
 
-    def _why_not_pending(self, request_id: str) -> str:
+    def why_not_pending(self, request_id: str) -> str:
         request = self.store.get_request(request_id)
         if request is None:
             return "This confirmation is not known (any more)."
@@ -268,7 +269,7 @@ class LanguageManager:
             requested_by=requested_by,
         )
 
-    def _settle(self, app: ManagedApp, request_id: str, entry: AuditEntry) -> bool:
+    def record_outcome(self, app: ManagedApp, request_id: str, entry: AuditEntry) -> bool:
         """Record a request's outcome, retrying briefly; if the database still fails, keep it for
         `reconcile()`. True when it is recorded (by us, or already by another process)."""
         try:
@@ -338,6 +339,8 @@ class LanguageManager:
 
     def _reconciled_entry(self, app: ManagedApp, request: ChangeRequest) -> AuditEntry | None:
         """The outcome of a request whose writer died, as the list shows it now; None if it cannot be read."""
+        if request.action == SETTINGS_ACTION:
+            return self._reconciled_settings(app, request)
         try:
             current = app.client.get_languages(max_age=0)  # read now, not a recent refresh
         except DeskError:
@@ -352,6 +355,25 @@ class LanguageManager:
         detail = f"reconciled: the bot stopped before recording Desk's answer; the list read again {shows} the change"
         return self._entry(app, request.decided_by or request.requested_by, outcome,
                            requested_by=request.requested_by, detail=detail)
+
+    def _reconciled_settings(self, app: ManagedApp, request: ChangeRequest) -> AuditEntry | None:
+        """A settings change whose writer died: the settings read again against what was asked."""
+        if not request.read_values or not request.new_values:
+            return None
+        read = EditableSettings.of_json_settings(request.read_values)
+        wanted = EditableSettings.from_json(request.new_values)
+        try:
+            now = EditableSettings.of(app.client.robot_settings(request.tag))
+        except DeskError:
+            return None
+        result = outcome_of(read, wanted, now)
+        detail = f"reconciled: the bot stopped before recording Desk's answer; the settings read again: {result}; " \
+                 f"{audit_detail(read, wanted)}"
+        return AuditEntry(
+            at=self._clock(), who=request.decided_by or request.requested_by, app=app.name,
+            sdkappid=app.client.sdkappid, action=SETTINGS_ACTION, tag=request.tag, result=result,
+            detail=detail[:300], requested_by=request.requested_by,
+        )
 
     # --- the command line ------------------------------------------------------------------------------
 

@@ -39,6 +39,10 @@ requests_table = sa.Table(
     user_column("decided_by"),
     sa.Column("decided_at", sa.Double),
     sa.Column("outcome", sa.String(16)),  # the write's status, once it has one
+    # `settings` requests only (JSON, bot/management/settings_form.py): the values the modal was
+    # filled with, and those asked for at the review (migration 0004)
+    sa.Column("read_values", sa.Text),
+    sa.Column("new_values", sa.Text),
 )
 
 audit_table = sa.Table(
@@ -56,6 +60,9 @@ audit_table = sa.Table(
     sa.Column("request_id", sa.String(32)),
 )
 sa.Index("language_changes_by_app", audit_table.c.app, audit_table.c.at)
+
+
+SETTINGS_ACTION = "settings"  # a request to change one language's chatbot settings
 
 
 class RequestState(StrEnum):
@@ -79,6 +86,8 @@ class ChangeRequest:
     decided_by: str | None
     decided_at: float | None
     outcome: str | None
+    read_values: str | None = None  # `settings` requests: JSON of what the modal was filled with
+    new_values: str | None = None  # … and of what was asked for at the review
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,8 @@ def _request(row: Any) -> ChangeRequest:
         decided_by=row.decided_by,
         decided_at=row.decided_at,
         outcome=row.outcome,
+        read_values=row.read_values,
+        new_values=row.new_values,
     )
 
 
@@ -115,16 +126,37 @@ class ChangeStore(SqlStore):
 
     # --- confirmations ---------------------------------------------------------------------------
 
-    def create_request(self, *, app: str, action: str, tag: str, user: str, now: float, ttl: float) -> str:
+    def create_request(
+        self, *, app: str, action: str, tag: str, user: str, now: float, ttl: float, read_values: str | None = None
+    ) -> str:
         request_id = secrets.token_urlsafe(16)[:22]
         with self.connection(begin=True) as conn:
             conn.execute(
                 sa.insert(requests_table).values(
                     id=request_id, app=app, action=action, tag=tag, requested_by=user,
                     requested_at=now, expires_at=now + ttl, state=RequestState.PENDING.value,
+                    read_values=read_values,
                 )
             )
         return request_id
+
+    def propose(self, request_id: str, *, user: str, new_values: str, now: float) -> bool:
+        """Set what a pending `settings` request asks for (the review; again after Back): True when
+        it did, False when the request was decided, expired, or is someone else's."""
+        table = requests_table
+        statement = (
+            sa.update(table)
+            .where(
+                (table.c.id == request_id[:32])
+                & (table.c.state == RequestState.PENDING.value)
+                & (table.c.expires_at > now)
+                & (table.c.requested_by == user)
+            )
+            .values(new_values=new_values)
+            .returning(table.c.id)
+        )
+        with self.connection(begin=True) as conn:
+            return conn.execute(statement).first() is not None
 
     def get_request(self, request_id: str) -> ChangeRequest | None:
         with self.connection(begin=False) as conn:

@@ -612,6 +612,7 @@ _STATUS_USAGE = (
 _MANAGE_USAGE = (
     ("add TAG", "add a language to the chatbot (admins; asks to confirm)"),
     ("remove TAG", "remove a language (admins; asks to confirm)"),
+    ("settings TAG", "change a language's fallback message and welcome card in a modal (admins; shows a review)"),
     ("history", "the last 20 language changes made through the bot"),
 )
 _APPS_USAGE = (

@@ -34,13 +34,16 @@ class Action(StrEnum):
     HISTORY = "history"
     STATUS = "status"
     WATCH = "watch"
+    SETTINGS = "settings"
     UNKNOWN = "unknown"
 
 
 OPTIONS = (
     "share", "refresh", "default", "help", "digest", "apps", "compare", "add", "remove", "history", "status", "watch",
+    "settings",
 )
-TAKES_ARGS = (Action.DIGEST, Action.COMPARE, Action.ADD, Action.REMOVE, Action.WATCH)  # the rest of the text is theirs
+# the rest of the text is theirs
+TAKES_ARGS = (Action.DIGEST, Action.COMPARE, Action.ADD, Action.REMOVE, Action.WATCH, Action.SETTINGS)
 
 
 @dataclass(frozen=True)

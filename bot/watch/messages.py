@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.desk.changes import Changes
-from bot.desk.models import Language
+from bot.desk.models import Language, language_name
 from bot.slack.blocks import (
     Block,
     Message,
@@ -54,6 +54,19 @@ def change_alert(render: RenderContext, changes: Changes, seen_at: float, who: d
     return message_of(text, [
         section(f":bell: *The Desk chatbot languages of {name} changed*\n" + "\n".join(lines)),
         context(f"Seen by the bot {slack_date(seen_at)}"),
+    ])
+
+
+def settings_alert(render: RenderContext, tag: str, detail: str, who: str, result: str, at: float) -> Message:
+    """A language's chatbot settings changed through the bot: which fields, by whom."""
+    name = escape(title(render))
+    language = f"{escape(language_name(tag))} (`{escape(tag)}`)"
+    by = mention(who) if who[:1] in ("U", "W") else f"`{escape(who)}`"
+    outcome = "" if result == "applied" else f" ({escape(result)}: Desk's answer was lost)"
+    text = f"{language_name(tag)}: chatbot settings of {name} changed by {by}{outcome}: {escape(detail)}"
+    return message_of(text[:300], [
+        section(f":gear: *{language}: chatbot settings of {name} changed* by {by}{outcome}\n{escape(detail)}"),
+        context(f"Through the bot, {slack_date(at)}"),
     ])
 
 

@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor, TimeoutError
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from slack_sdk import WebClient
 
@@ -289,6 +289,31 @@ class WatchService:
             self._notice_failing = True
         else:
             self._notice_failing = False
+
+    def settings_changed(self, app: Any, entry: Any, change_id: str) -> None:
+        """A language's chatbot settings changed through the bot (bot/management/settings_editor.py):
+        one event per change (keyed by its request), delivered to the channels watching the app
+        exactly once, like a change of the list, on this service's own thread."""
+        if app.name not in self.apps:
+            return
+        alert = messages.settings_alert(self.apps.app(app.name).render, entry.tag, entry.detail or "", entry.who,
+                                        entry.result, entry.at)
+
+        def record_and_deliver() -> None:
+            try:
+                now = self.timer()
+                self.store.add_event(app.name, f"settings-{change_id}", "settings", alert, now)
+                self.deliver(now)
+            except DB_DOWN_ERRORS as error:
+                log.warning("watch: the alert of a settings change could not be recorded (%s). Check DATABASE_URL.",
+                            type(error).__name__)
+            except Exception:
+                log.exception("watch: the alert of a settings change could not be delivered")
+
+        with self._notice_lock:
+            if self._noticer is None:
+                self._noticer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watch-notice")
+            self._noticer.submit(record_and_deliver)
 
     def wait_noticed(self, timeout: float = 10.0) -> bool:
         """Wait until every list noticed so far has been compared and delivered (tests, shutdown).
