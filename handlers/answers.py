@@ -68,7 +68,7 @@ def compare_reply(apps: tuple[DeskApp, ...], args: str) -> blocks.Message:
     return blocks.compare_message(first, second, changes)
 
 
-def readiness_reply(app: DeskApp, *, refresh: bool = False) -> blocks.Message:
+def readiness_reply(app: DeskApp, *, refresh: bool = False, fix: bool = False) -> blocks.Message:
     """Is each language ready? A failed check shows in its language's line; only a failure to
     read the list itself (nothing to check) becomes the error message."""
     try:
@@ -78,4 +78,4 @@ def readiness_reply(app: DeskApp, *, refresh: bool = False) -> blocks.Message:
     except Exception:
         log.exception("Unexpected failure while checking the Desk languages")
         return blocks.notice_message(UNEXPECTED)
-    return blocks.readiness_message(report, app.render)
+    return blocks.readiness_message(report, app.render, fix=fix)

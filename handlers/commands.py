@@ -57,8 +57,8 @@ def register(app: App, deps: BotDeps) -> None:
             ack(**blocks.unknown_option_message(parsed.raw, parsed.suggestion, name, names))
         else:
             render = deps.app(parsed.app).render
-            if parsed.action is Action.STATUS:
-                message = blocks.readiness_message(held, render)
+            if parsed.action is Action.STATUS:  # Fix buttons for admins listed by ID (no I/O here)
+                message = blocks.readiness_message(held, render, fix=may_fix(deps, parsed.app, command, listed=True))
             elif parsed.action is Action.DEFAULT:
                 message = blocks.default_message(held, render)
             else:
@@ -88,7 +88,8 @@ def register(app: App, deps: BotDeps) -> None:
         elif parsed.action is Action.COMPARE:
             message = compare_reply(deps.apps, parsed.args)
         elif parsed.action is Action.STATUS:
-            message = readiness_reply(deps.app(parsed.app), refresh=parsed.args == "refresh")
+            message = readiness_reply(deps.app(parsed.app), refresh=parsed.args == "refresh",
+                                      fix=may_fix(deps, parsed.app, command))
         elif parsed.action in (Action.ADD, Action.REMOVE, Action.HISTORY):
             message = change_answer(deps, command, parsed.action, deps.app(parsed.app), parsed.args)
         else:
@@ -104,6 +105,18 @@ def register(app: App, deps: BotDeps) -> None:
 
     app.command(COMMAND, matchers=[answerable_in_ack])(ack_with_answer)
     app.command(COMMAND)(ack=ack_silently, lazy=[answer_command])
+
+
+def may_fix(deps: BotDeps, app: str | None, command: dict[str, Any], *, listed: bool = False) -> bool:
+    """Whether `status` shows Fix buttons: the user may change the app's settings. In the ack
+    (`listed`) only admins named by their user ID count: a user group's members are asked of Slack,
+    which the ack never waits for (they get the buttons on `status refresh`)."""
+    if deps.manager is None or deps.settings_editor is None:
+        return False
+    name, user = deps.app(app).name, str(command.get("user_id") or "")
+    if listed:
+        return user in deps.manager.admins.admins(name).users
+    return deps.manager.admins.is_admin(name, user)
 
 
 def _answer(work: Callable[[], dict[str, Any]], doing: str) -> dict[str, Any]:

@@ -185,6 +185,19 @@ def register(app: App, deps: BotDeps) -> None:
     def ack_now(ack: Ack) -> None:
         ack()
 
+    def fix(body: dict[str, Any], client: WebClient) -> None:
+        """Fix on a flagged language of `status`: the same modal as `settings TAG`, for that app."""
+        action = (body.get("actions") or [{}])[0]
+        app_name, _, tag = str(action.get("value") or "").partition(" ")
+        target = deps.configured.get(app_name) if app_name else deps.default_app
+        response_url = body.get("response_url")
+        if target is None or not response_url:
+            return
+        clicked = {"user_id": (body.get("user") or {}).get("id"), "trigger_id": body.get("trigger_id"),
+                   "response_url": response_url}
+        open_settings_modal(deps, client, clicked, target, tag)
+
     app.view_submission(FORM_CALLBACK)(review)
     app.view_submission(REVIEW_CALLBACK)(ack=applying, lazy=[apply])
     app.action(BACK_ACTION)(ack=ack_now, lazy=[back])
+    app.action(blocks.FIX_SETTINGS_ACTION)(ack=ack_now, lazy=[fix])

@@ -21,7 +21,8 @@ from bot.management.settings_form import (
 )
 from bot.management.settings_views import BACK_ACTION, FORM_CALLBACK, REVIEW_CALLBACK
 from bot.sandbox.desk_emulator import DeskEmulator, Fault
-from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack, slash_command_body
+from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack, block_action_body, slash_command_body
+from bot.slack.blocks import FIX_SETTINGS_ACTION as FIX
 from tests.support.environment import make_settings
 from tests.support.slack_harness import BOT_TOKEN, BotUnderTest, Reply, slack_env, texts
 from tests.support.tiers import e2e_fixture
@@ -293,3 +294,35 @@ def test_the_modal_texts_carry_no_secret(bot: BotUnderTest, desk: DeskEmulator, 
     every = json.dumps([call.body for call in slack.calls()])
     for secret in bot.settings.secrets():
         assert secret and secret not in every
+
+
+def test_status_puts_a_fix_button_on_flagged_languages_for_admins_and_it_opens_the_modal(
+    bot: BotUnderTest, desk: DeskEmulator
+) -> None:
+    status = bot.reply(bot.command("status").name)
+    fixes = [b["accessory"] for b in status["blocks"] if (b.get("accessory") or {}).get("action_id") == FIX]
+    assert " fil" in [f["value"][-4:] for f in fixes]  # Filipino has no fallback message
+    assert all(not f["value"].endswith(" en") for f in fixes)  # the default language is ready here
+    fil = next(f for f in fixes if f["value"].endswith(" fil"))
+    reply = bot.click(FIX, message={"blocks": [{"type": "section", "block_id": "b", "accessory": fil}]})
+    assert reply.status == 200
+    form = top(bot, FORM_CALLBACK)
+    assert json.loads(form["private_metadata"])["tag"] == "fil"
+    assert update_writes(desk) == []
+
+
+def test_a_non_admin_sees_no_fix_button_and_a_forged_fix_click_opens_nothing(bot: BotUnderTest) -> None:
+    name = bot.new_name("status")
+    body = slash_command_body("status", response_url=bot.slack.response_url(name), user_id=OTHER,
+                              trigger_id=bot.slack.trigger_id(OTHER))
+    bot.send(body, name)
+    status = bot.reply(name)
+    assert FIX not in json.dumps(status)
+    forged = {"type": "button", "action_id": FIX, "value": " fil", "text": {"type": "plain_text", "text": "Fix"}}
+    click_name = bot.new_name("fix")
+    reply = bot.send(block_action_body(FIX, response_url=bot.slack.response_url(click_name), user_id=OTHER,
+                                       message={"blocks": [{"type": "section", "accessory": forged}]},
+                                       trigger_id=bot.slack.trigger_id(OTHER)), click_name)
+    assert reply.status == 200
+    assert "Only these people" in texts(bot.reply(click_name))
+    assert bot.slack.calls("views.open") == []

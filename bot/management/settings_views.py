@@ -49,7 +49,6 @@ FORM_CALLBACK = "desk_settings_form"
 REVIEW_CALLBACK = "desk_settings_review"
 NOTICE_CALLBACK = "desk_settings_notice"
 BACK_ACTION = "desk_settings_back"
-FIX_ACTION = "desk_settings_fix"  # the Fix button of `status` and the Home tab: value "app tag"
 TITLE = "Chatbot settings"  # a modal's title: at most 24 characters
 SHOWN_LIMIT = 900  # characters of one value shown in the review (each side of the arrow)
 

@@ -815,7 +815,7 @@ def block_action_payload(
         "action_id": action_id,
         "block_id": block_id,
         "text": element.get("text") or {"type": "plain_text", "text": action_id, "emoji": True},
-        "value": value,
+        "value": value or str(element.get("value") or ""),  # Slack sends the clicked button's value
         "type": element.get("type") or "button",
         "action_ts": now,
     }

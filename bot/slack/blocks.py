@@ -41,7 +41,7 @@ from slack_sdk.models.blocks import (
 from bot.desk.changes import Changes
 from bot.desk.errors import DeskError
 from bot.desk.models import DEFAULT_TAG_NAME, Language, LanguageList
-from bot.desk.readiness import FaqCount, LanguageReadiness, ReadinessReport, RobotSettings
+from bot.desk.readiness import FaqCount, Flag, LanguageReadiness, ReadinessReport, RobotSettings
 from bot.slack.grammar import COMMAND
 
 Message = dict[str, Any]
@@ -544,8 +544,23 @@ def _readiness_line(row: LanguageReadiness) -> str:
     return line
 
 
-def readiness_message(report: ReadinessReport, ctx: RenderContext) -> Message:
-    """Is each language ready? The summary first, then one line per language (the default first)."""
+FIX_SETTINGS_ACTION = "desk_settings_fix"  # a Fix button on a flagged language: value "APP TAG" (APP may be "")
+_FIXABLE = (Flag.NO_FALLBACK, Flag.NO_WELCOME_CARD)  # what the settings modal can fix
+
+
+def _fix_button(row: LanguageReadiness, ctx: RenderContext) -> Block:
+    """A flagged language's line with a Fix button that opens the settings modal at it."""
+    button = ButtonElement(
+        text=PlainTextObject(text="Fix"), action_id=FIX_SETTINGS_ACTION,
+        value=f"{ctx.app or ''} {row.language.tag}"[:150],
+    )
+    return SectionBlock(text=_mrkdwn(fit(_readiness_line(row))), accessory=button).to_dict()
+
+
+def readiness_message(report: ReadinessReport, ctx: RenderContext, *, fix: bool = False) -> Message:
+    """Is each language ready? The summary first, then one line per language (the default first).
+    With `fix` (an admin asked), a language the settings modal can fix has its own line with a Fix
+    button."""
     head = [header("Desk chatbot readiness")]
     if report.stale:
         code = code_text(str(report.error.code)) if report.error else "?"
@@ -554,9 +569,12 @@ def readiness_message(report: ReadinessReport, ctx: RenderContext) -> Message:
     summary = escape(report.summary())
     head.append(section(f"*{summary}*" if report.languages else "*The chatbot has no languages to check.*"))
     tail = [context(_about_report(report, ctx))]
-    lines = [_readiness_line(row) for row in report.languages[:MAX_LISTED]]
-    texts, shown = _pack(lines, MAX_BLOCKS - len(head) - len(tail) - 1)
-    body = [section(text) for text in texts]
+    rows = report.languages[:MAX_LISTED]
+    fixable = [row for row in rows if fix and row.language.tag and any(f in _FIXABLE for f in row.flags)]
+    lines = [_readiness_line(row) for row in rows if row not in fixable]
+    texts, shown = _pack(lines, MAX_BLOCKS - len(head) - len(tail) - 1 - len(fixable))
+    body = [section(text) for text in texts] + [_fix_button(row, ctx) for row in fixable]
+    shown += len(fixable)
     hidden = len(report.languages) - shown
     if hidden:
         body.append(context(f"…and {hidden} more"))
