@@ -16,7 +16,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.config import AppT, ConfigError, DeskApps, Settings, UnknownApp
 
@@ -134,10 +134,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_DESK if failed else EXIT_OK
 
 
+SETTINGS_FLAGS = ("fallback", "welcome_card", "welcome_title", "welcome_question", "to_agent")
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
-    """One language's chatbot settings, read from Desk now (read-only): a table, or JSON with
-    --json. Exit 2 for a tag the app does not serve (with the tag it most likely means), 3 if
-    Desk failed. An empty TAG ("") is the default language."""
+    """One language's chatbot settings, read from Desk now: a table, or JSON with --json. With
+    --fallback, --welcome-card, --welcome-title, --welcome-question or --to-agent, changes them
+    (`_change_settings`). Exit 2 for a tag the app does not serve (with the tag it most likely
+    means), 3 if Desk failed. An empty TAG ("") is the default language."""
+    if any(getattr(args, flag) is not None for flag in SETTINGS_FLAGS):
+        return _change_settings(args)
     from bot.boot import build_desk_apps, load_configuration
     from bot.desk import DeskError
     from bot.terminal import settings_table
@@ -164,6 +170,69 @@ def cmd_settings(args: argparse.Namespace) -> int:
     else:
         print(settings_table(tag, settings))
     return EXIT_OK
+
+
+def _change_settings(args: argparse.Namespace) -> int:
+    """`settings TAG --fallback …`: the modal's checks, review and write on the terminal: the values
+    read now, the fields given replaced, old → new shown, a confirmation (or --yes), Desk read
+    again before the one write, audited as cli:<OS user>. Exit 0 applied, 2 refused before Desk
+    (configuration, a limit, nothing to change, changed meanwhile), 3 Desk failed or in doubt."""
+    import getpass
+    from dataclasses import replace
+
+    from bot.boot import build_cli_manager, load_configuration
+    from bot.management.settings_editor import Loaded, SettingsEditor
+    from bot.management.settings_form import EditableSettings, change_lines, check_values
+
+    manager, apps, watch = build_cli_manager(load_configuration())
+    editor = SettingsEditor(manager, on_change=watch.settings_changed if watch is not None else None)
+    app = chosen_app(apps, args.app)
+    who, tag = f"cli:{getpass.getuser()}", args.tag.strip()
+    problem = _plain(editor.refusal_for_cli(app, tag) or "")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    loaded = editor.load(app, who, tag)
+    if not isinstance(loaded, Loaded):
+        print(f"error: {_plain(loaded)}", file=sys.stderr)
+        return EXIT_DESK if loaded.startswith("Couldn't read") else EXIT_CONFIG
+    read = EditableSettings.of(loaded.settings)
+    given: dict[str, Any] = {
+        name: value for name, value in (
+            ("fallback_message", args.fallback),
+            ("welcome_card_enabled", None if args.welcome_card is None else args.welcome_card == "on"),
+            ("welcome_card_title", args.welcome_title),
+            ("welcome_card_questions", None if args.welcome_question is None else tuple(args.welcome_question)),
+            ("to_agent_enabled", None if args.to_agent is None else args.to_agent == "on"),
+        ) if value is not None
+    }
+    wanted = replace(read, **given)
+    invalid = check_values(wanted)
+    lines = change_lines(read, wanted)
+    if invalid is not None or not lines:
+        print(f"error: {invalid or 'nothing to change: these are the settings Desk has'}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"Change the chatbot settings of {tag} in {app.render.title} (SDKAppID {app.client.sdkappid}):")
+    for label, old, new in lines:
+        print(f"  {label}: {old} -> {new}")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("error: not on a terminal, so nothing to confirm with: add --yes to go ahead", file=sys.stderr)
+            return EXIT_CONFIG
+        if input("It takes effect in production at once. [y/N] ").strip().lower() not in ("y", "yes"):
+            print("cancelled: nothing was sent to Desk")
+            return EXIT_OK
+    proposed = editor.propose(app, loaded.request_id, who, wanted, check_admin=False)
+    if isinstance(proposed, str):
+        print(f"error: {_plain(proposed)}", file=sys.stderr)
+        return EXIT_CONFIG
+    applied = editor.apply(app, loaded.request_id, who, check_admin=False)
+    print(_plain(applied.text.replace(":white_check_mark: ", "").replace(":x: ", "").replace(":grey_question: ", "")))
+    if watch is not None and not watch.wait_noticed(timeout=15):
+        print("note: the change alert is still on its way; the next watch poll sends it", file=sys.stderr)
+    if applied.result is None:
+        return EXIT_CONFIG
+    return EXIT_OK if applied.result == "applied" else EXIT_DESK
 
 
 def _not_served(listed: LanguageList, tag: str, title: str) -> str | None:
@@ -433,6 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
     settings_.add_argument("tag", help='the language tag, e.g. fil ("" for the default language)')
     settings_.add_argument("--app", help="the app's name (DESK_APPS); default: the first")
     settings_.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    settings_.add_argument("--fallback", metavar="TEXT", help="change: the fallback message")
+    settings_.add_argument("--welcome-card", choices=("on", "off"), help="change: show the welcome card or not")
+    settings_.add_argument("--welcome-title", metavar="TEXT", help="change: the welcome card's title")
+    settings_.add_argument("--welcome-question", metavar="Q", action="append",
+                           help="change: the welcome card's questions (repeat, in order; they replace all)")
+    settings_.add_argument("--to-agent", choices=("on", "off"), help="change: transfer to an agent")
+    settings_.add_argument("--yes", action="store_true", help="with a change: do not ask for confirmation")
     for change in ("add", "remove"):
         parser_ = sub.choices[change]
         parser_.add_argument("tag", help="the language tag, e.g. vi")

@@ -328,3 +328,34 @@ def test_cli_settings_exits_3_with_the_hint_when_desk_fails(emulator: DeskEmulat
     assert failed.returncode == 3 and failed.stdout == "" and "Traceback" not in failed.stderr
     assert "error: Desk error 60006" in failed.stderr
     assert "what to do: Compare DESK_SDKAPPID with the SDKAppID shown in the Chat console." in failed.stderr
+
+
+def test_cli_settings_changes_the_fields_given_after_the_review(
+    emulator: DeskEmulator, tmp_path: Path
+) -> None:
+    before = run_cli(emulator, tmp_path, "fil", "--json")
+    kept = json.loads(before.stdout)["settings"]
+    changed = run_cli(emulator, tmp_path, "fil", "--fallback", "Pasensya na.", "--welcome-question", "Saan?",
+                      "--welcome-question", "Kailan?", "--yes")
+    assert changed.returncode == 0, changed.stderr
+    assert "fallback message: (empty) -> \"Pasensya na.\"" in changed.stdout
+    assert "welcome card questions:" in changed.stdout and "Changed the chatbot settings of Filipino" in changed.stdout
+    (write,) = emulator.calls_of(WRITE)
+    sent = json.loads(write.body)
+    assert sent["FallbackMsg"] == "Pasensya na." and sent["WelcomeCardQuestions"] == ["Saan?", "Kailan?"]
+    assert sent["WelcomeCardTitle"] == kept["welcome_card_title"]  # what was not given is sent as Desk had it
+    after = json.loads(run_cli(emulator, tmp_path, "fil", "--json").stdout)["settings"]
+    assert after["fallback_message"] == "Pasensya na."
+    again = run_cli(emulator, tmp_path, "fil", "--fallback", "Pasensya na.", "--yes")  # nothing to change
+    assert again.returncode == 2 and "nothing to change" in again.stderr and len(emulator.calls_of(WRITE)) == 1
+
+
+def test_cli_settings_refuses_over_a_limit_or_without_a_terminal_and_writes_nothing(
+    emulator: DeskEmulator, tmp_path: Path
+) -> None:
+    many = [arg for i in range(21) for arg in ("--welcome-question", f"Q{i}")]
+    over = run_cli(emulator, tmp_path, "fil", *many, "--yes")
+    assert over.returncode == 2 and "at most 20" in over.stderr and "Traceback" not in over.stderr
+    unconfirmed = run_cli(emulator, tmp_path, "fil", "--to-agent", "off")
+    assert unconfirmed.returncode == 2 and "add --yes" in unconfirmed.stderr
+    assert not emulator.calls_of(WRITE)

@@ -108,6 +108,13 @@ class SettingsEditor:
             return _not_served(app, tag)
         return None
 
+    def refusal_for_cli(self, app: ManagedApp, typed: str) -> str | None:
+        """`refusal()` without the admin check: whoever runs the command line holds the app's secrets."""
+        tag = typed.strip()
+        if not tag:
+            return "Name the language whose chatbot settings to change, e.g. `settings fil --fallback …`."
+        return messages.unsupported_tag_problem(tag)
+
     def load(self, app: ManagedApp, user: str, tag: str) -> Loaded | str:
         """The settings to fill the form with and the request that holds them, or why not (mrkdwn)."""
         try:
@@ -131,9 +138,10 @@ class SettingsEditor:
 
     # --- the review ------------------------------------------------------------------------------
 
-    def proposal(self, app: ManagedApp, change: str, user: str) -> Proposal | str:
-        """The pending request `change` of `user` with what it read and asks for, or why not."""
-        refused = self.manager.permission_problem(app, user)
+    def proposal(self, app: ManagedApp, change: str, user: str, *, check_admin: bool = True) -> Proposal | str:
+        """The pending request `change` of `user` with what it read and asks for, or why not.
+        `check_admin=False` only for the command line (whoever runs it holds the app's secrets)."""
+        refused = self.manager.permission_problem(app, user) if check_admin else None
         if refused is not None:
             return refused
         request = self.store.get_request(change)
@@ -147,9 +155,11 @@ class SettingsEditor:
         wanted = EditableSettings.from_json(request.new_values) if request.new_values else EditableSettings.of(read)
         return Proposal(request, read, wanted)
 
-    def propose(self, app: ManagedApp, change: str, user: str, wanted: EditableSettings) -> Proposal | str:
+    def propose(
+        self, app: ManagedApp, change: str, user: str, wanted: EditableSettings, *, check_admin: bool = True
+    ) -> Proposal | str:
         """Record what the review asks for; the review to show, or why not (mrkdwn)."""
-        found = self.proposal(app, change, user)
+        found = self.proposal(app, change, user, check_admin=check_admin)
         if isinstance(found, str):
             return found
         problem = check_values(wanted)
@@ -161,9 +171,9 @@ class SettingsEditor:
 
     # --- the Apply --------------------------------------------------------------------------------
 
-    def apply(self, app: ManagedApp, change: str, user: str) -> Applied:
+    def apply(self, app: ManagedApp, change: str, user: str, *, check_admin: bool = True) -> Applied:
         try:
-            found = self.proposal(app, change, user)
+            found = self.proposal(app, change, user, check_admin=check_admin)
         except DB_DOWN_ERRORS as error:
             return Applied(_database_down(error))
         if isinstance(found, str):
