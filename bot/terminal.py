@@ -40,9 +40,26 @@ def message_to_text(message: dict[str, Any]) -> str:
             lines.append("  ".join(f"[{e['text']['text']}]" for e in block.get("elements", []) if "text" in e))
         elif kind == "divider":
             lines.append("-" * 40)
+        elif kind == "input":  # a modal's input, with what it holds
+            lines.append(f"{block['label']['text']}: {_input_text(block.get('element') or {})}")
     if not lines:
         lines.append(_plain(message.get("text") or ""))
     return "\n".join(lines)
+
+
+def _input_text(element: dict[str, Any]) -> str:
+    if element.get("type") == "plain_text_input":
+        value = str(element.get("initial_value") or "")
+        return "\n    " + value.replace("\n", "\n    ") if "\n" in value else f"[{value}]"
+    chosen = element.get("initial_option") or {}
+    return f"({(chosen.get('text') or {}).get('text', 'none chosen')})"
+
+
+def view_to_text(view: dict[str, Any]) -> str:
+    """A modal as the terminal shows it: its title, its blocks, and its buttons."""
+    title = (view.get("title") or {}).get("text", "")
+    buttons = [f"[{(view.get(key) or {}).get('text')}]" for key in ("submit", "close") if view.get(key)]
+    return f"+-- {title} --\n{message_to_text(view)}\n{'  '.join(buttons)}".rstrip()
 
 
 def languages_table(lst: LanguageList) -> str:

@@ -168,3 +168,17 @@ def test_demo_add_confirms_as_the_admin_and_shows_the_new_list(tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     assert "Add Vietnamese (`vi`) to Staging (sandbox)" in done.stdout
     assert "Vietnamese (vi) was added." in done.stdout and "• Vietnamese (`vi`)" in done.stdout
+
+
+@pytest.mark.e2e
+def test_demo_settings_fil_shows_the_modal_applies_a_fallback_and_status_shows_filipino_ready(tmp_path: Path) -> None:
+    done = run_bot("demo", "settings", "fil", cwd=tmp_path, env=clean_env())
+    assert done.returncode == 0, done.stderr
+    form, review, result = done.stdout.split("+-- Chatbot settings --")[1:4]
+    status = done.stdout.split("status refresh")[-1]
+    assert "Fallback message: []" in form and "Welcome card questions:" in form and "[Review]" in form
+    assert "now: (empty)" in review and "Pasensya na" in review and "[Apply]" in review
+    assert "Changed the chatbot settings of Filipino" in result
+    filipino = next(line for line in status.splitlines() if "Filipino" in line)
+    assert filipino.startswith(":white_check_mark:") and "fallback message set" in filipino
+    assert list(tmp_path.iterdir()) == []

@@ -12,15 +12,25 @@ import os
 import secrets
 import sys
 import time
+from typing import Any
 
 import requests
 
 from bot.boot import build_bot, load_configuration
 from bot.management.messages import CONFIRM_ACTION
-from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack, block_action_body, sign, slash_command_body
+from bot.management.settings_form import FALLBACK_BLOCK
+from bot.management.settings_views import FORM_CALLBACK
+from bot.sandbox.slack_emulator import (
+    SANDBOX_USER_ID,
+    FakeSlack,
+    block_action_body,
+    sign,
+    slash_command_body,
+    view_submission_body,
+)
 from bot.slack import blocks
 from bot.slack.loopback import LoopbackServer
-from bot.terminal import message_to_text
+from bot.terminal import message_to_text, view_to_text
 
 
 def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) -> int:
@@ -55,9 +65,11 @@ def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) ->
             if ack.content and blocks.PROGRESS not in ack.json().get("text", ""):
                 reply, via = ack.json(), "in the ack"
             else:
-                if not slack.wait_for(lambda s: bool(s.responses("demo")), timeout=timeout):
+                if not slack.wait_for(lambda s: bool(s.responses("demo") or s.modal_stack()), timeout=timeout):
                     print("demo: no reply arrived at the response_url", file=sys.stderr)
                     return 1
+                if not slack.responses("demo"):  # `settings TAG` opened a modal
+                    return _settings_walkthrough(text, slack, server.url, signing_secret, ack_ms, timeout)
                 reply, via = slack.responses("demo")[0].body, "through the response_url"
             confirm = _confirm_button(reply)
             result = None
@@ -84,7 +96,7 @@ def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) ->
         print(message_to_text(result))
     print(
         "\nTry also: python -m bot demo share | default | refresh | help | apps | compare | staging"
-        " | status | staging add vi | history | digest daily 09:00 | anything"
+        " | status | staging add vi | settings fil | history | digest daily 09:00 | anything"
     )
     return 0
 
@@ -96,3 +108,49 @@ def _confirm_button(message: dict[str, object]) -> str | None:
             if element.get("action_id") == CONFIRM_ACTION:
                 return str(element.get("value"))
     return None
+
+
+DEMO_FALLBACK = "Pasensya na, hindi ko naintindihan. Subukan muli o humingi ng tulong sa isang tao."
+
+
+def _settings_walkthrough(text: str, slack: FakeSlack, url: str, secret: str, ack_ms: float, timeout: float) -> int:
+    """`demo settings TAG`: the modal as text, a fallback message filled in and reviewed, Apply
+    pressed, each step signed as Slack signs it; then `status refresh` in the same run (the
+    emulator's state lives as long as the demo)."""
+    def post(body: str) -> requests.Response:
+        return requests.post(f"{url}/slack/events", data=body, headers=sign(secret, body), timeout=5)
+
+    def top(callback: str | None = None) -> dict[str, Any] | None:
+        def ready(fake: FakeSlack) -> bool:
+            stack = fake.modal_stack()
+            return bool(stack) and (callback is None or stack[-1].get("callback_id") == callback)
+        return slack.modal_stack()[-1] if slack.wait_for(ready, timeout=timeout) else None
+
+    print(f"$ /desk-languages {text}".rstrip())
+    print(f"(acknowledged in {ack_ms:.0f} ms; a modal opened at once, then filled from Desk)\n")
+    form = top(FORM_CALLBACK)
+    if form is None:
+        shown = slack.modal_stack()
+        print(view_to_text(shown[-1]) if shown else "demo: the modal did not open", file=sys.stderr)
+        return 1
+    print(view_to_text(form))
+    print(f"\n(The admin types a fallback message and presses Review:)\n  {DEMO_FALLBACK}\n")
+    answer = post(view_submission_body(form, {FALLBACK_BLOCK: DEMO_FALLBACK}, trigger_id=slack.trigger_id()))
+    outcome = slack.answer_submission(form["id"], answer.json() if answer.content else None)
+    if outcome.action != "update" or outcome.view is None:
+        print(f"demo: the review was not shown ({outcome.errors or outcome.problems})", file=sys.stderr)
+        return 1
+    print(view_to_text(outcome.view))
+    print("\n(Apply pressed:)\n")
+    applied = post(view_submission_body(outcome.view, trigger_id=slack.trigger_id()))
+    slack.answer_submission(outcome.view["id"], applied.json() if applied.content else None)
+    slack.wait_for(lambda fake: bool(fake.modal_stack()) and "Applying" not in json.dumps(fake.modal_stack()[-1]),
+                   timeout=timeout)
+    print(view_to_text(slack.modal_stack()[-1]))
+    status = slash_command_body("status refresh", response_url=slack.response_url("status"),
+                                trigger_id=slack.trigger_id())
+    post(status)
+    if slack.wait_for(lambda fake: bool(fake.responses("status")), timeout=timeout):
+        print("\n$ /desk-languages status refresh   (in the same demo run)\n")
+        print(message_to_text(slack.responses("status")[0].body))
+    return 0
