@@ -32,7 +32,10 @@ def publish_home(
     for desk_app in deps.apps:
         again = refresh and (app is None or desk_app.name == app)
         listing += without_share_button(languages_reply(desk_app, refresh=again).message["blocks"])
-        listing.append(blocks.context(readiness_line(desk_app)))
+        line, fixes = readiness_line(desk_app, fix=may_fix_on_home(deps, desk_app, user_id))
+        listing.append(blocks.context(line))
+        if fixes is not None:
+            listing.append(fixes)
         listing.append(home_subscriptions(deps, desk_app))
         listing.append({"type": "divider"})
     help_blocks = blocks.help_message(apps=deps.app_names)["blocks"]
@@ -43,14 +46,22 @@ def publish_home(
         log.warning("Publishing the home tab failed: %s", error.response.get("error"))
 
 
-def readiness_line(app: DeskApp) -> str:
-    """One line on the app's readiness for the Home tab (its report is cached for DESK_STATUS_TTL)."""
+def may_fix_on_home(deps: BotDeps, app: DeskApp, user: str) -> bool:
+    """Whether the Home tab shows Fix buttons: the user may change the app's settings (a lazy path)."""
+    return deps.manager is not None and deps.settings_editor is not None and deps.manager.admins.is_admin(
+        app.name, user)
+
+
+def readiness_line(app: DeskApp, *, fix: bool = False) -> tuple[str, blocks.Block | None]:
+    """One line on the app's readiness for the Home tab (its report is cached for DESK_STATUS_TTL),
+    and, with `fix` (an admin), a Fix button per language the settings modal can fix."""
     try:
         report = app.client.readiness()
     except DeskError as error:
-        return f":grey_question: *Readiness* could not be checked: {blocks.escape(error.meaning)}."
+        return f":grey_question: *Readiness* could not be checked: {blocks.escape(error.meaning)}.", None
     icon = ":white_check_mark:" if report.ready else ":warning:"
-    return f"{icon} *Readiness:* {blocks.escape(report.summary())} (`status` for details)"
+    line = f"{icon} *Readiness:* {blocks.escape(report.summary())} (`status` for details)"
+    return line, blocks.fix_buttons(report, app.render) if fix else None
 
 
 def home_subscriptions(deps: BotDeps, app: DeskApp) -> blocks.Block:

@@ -56,13 +56,24 @@ UNEXPECTED = (
 def open_settings_modal(deps: BotDeps, client: WebClient, command: dict[str, Any], app: DeskApp, args: str) -> None:
     """`settings TAG`: refused in an ephemeral reply, or a modal opened at once and filled later."""
     editor, user = deps.settings_editor, str(command.get("user_id") or "")
-    reply_to = command["response_url"]
+    reply_to = command.get("response_url")
+
+    def refuse(text: str) -> None:
+        """Ephemeral where there is a response_url; a Home tab click has none: a small modal then."""
+        if reply_to:
+            deps.responder.send(reply_to, refusal_message(text))
+            return
+        try:
+            client.views_open(trigger_id=command.get("trigger_id", ""), view=notice_view(f":no_entry: {text}"))
+        except SlackApiError as error:
+            log.info("a settings refusal could not be shown (%s)", error.response.get("error", "error"))
+
     if editor is None:
-        deps.responder.send(reply_to, blocks.notice_message("Changing chatbot settings is not available here."))
+        refuse("Changing chatbot settings is not available in this installation.")
         return
     refused = editor.refusal(app, user, args)
     if refused is not None:
-        deps.responder.send(reply_to, refusal_message(refused))
+        refuse(refused)
         return
     tag = args.strip()
     try:
@@ -70,10 +81,11 @@ def open_settings_modal(deps: BotDeps, client: WebClient, command: dict[str, Any
     except SlackApiError as error:
         code = error.response.get("error", "error") if error.response is not None else "error"
         log.warning("the settings modal could not be opened (%s)", code)
-        deps.responder.send(reply_to, refusal_message(
-            f"Slack did not open the modal ({blocks.code_text(str(code))}): it must open within 3 seconds of the "
-            "command. Run the command again."
-        ))
+        if reply_to:
+            deps.responder.send(reply_to, refusal_message(
+                f"Slack did not open the modal ({blocks.code_text(str(code))}): it must open within 3 seconds of "
+                "the command. Run the command again."
+            ))
         return
     view_id = opened["view"]["id"]
     try:
@@ -190,11 +202,10 @@ def register(app: App, deps: BotDeps) -> None:
         action = (body.get("actions") or [{}])[0]
         app_name, _, tag = str(action.get("value") or "").partition(" ")
         target = deps.configured.get(app_name) if app_name else deps.default_app
-        response_url = body.get("response_url")
-        if target is None or not response_url:
+        if target is None:
             return
         clicked = {"user_id": (body.get("user") or {}).get("id"), "trigger_id": body.get("trigger_id"),
-                   "response_url": response_url}
+                   "response_url": body.get("response_url")}  # none on the Home tab
         open_settings_modal(deps, client, clicked, target, tag)
 
     app.view_submission(FORM_CALLBACK)(review)

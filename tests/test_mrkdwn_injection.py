@@ -240,6 +240,6 @@ def test_no_message_builder_lets_hostile_text_through_as_a_live_token(
     set_up = [SetUp("C0WATCH", ADMIN, NOW), SetUp(text, text, NOW, text)]
     assert_no_live_hostile_token(
         *[without_share_button(languages_reply(desk).message["blocks"]) for desk in home],
-        *[blocks.context(readiness_line(desk)) for desk in home],
+        *[blocks.context(readiness_line(desk)[0]) for desk in home],
         watch_messages.subscriptions_block(set_up, set_up),
     )

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import pytest
 
@@ -21,10 +22,19 @@ from bot.management.settings_form import (
 )
 from bot.management.settings_views import BACK_ACTION, FORM_CALLBACK, REVIEW_CALLBACK
 from bot.sandbox.desk_emulator import DeskEmulator, Fault
-from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack, block_action_body, slash_command_body
+from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack, block_action_body, sign, slash_command_body
 from bot.slack.blocks import FIX_SETTINGS_ACTION as FIX
 from tests.support.environment import make_settings
-from tests.support.slack_harness import BOT_TOKEN, BotUnderTest, Reply, slack_env, texts
+from tests.support.slack_harness import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    BotUnderTest,
+    Reply,
+    event_body,
+    home_tab_click,
+    slack_env,
+    texts,
+)
 from tests.support.tiers import e2e_fixture
 
 ADMIN = SANDBOX_USER_ID
@@ -326,3 +336,20 @@ def test_a_non_admin_sees_no_fix_button_and_a_forged_fix_click_opens_nothing(bot
     assert reply.status == 200
     assert "Only these people" in texts(bot.reply(click_name))
     assert bot.slack.calls("views.open") == []
+
+
+def test_the_home_tab_has_fix_buttons_for_admins_that_open_the_modal(bot: BotUnderTest) -> None:
+    body = event_body({"type": "app_home_opened", "user": ADMIN, "channel": "D0SANDBOX", "tab": "home"})
+    assert bot.post(body, {**sign(SIGNING_SECRET, body), "Content-Type": "application/json"}).status_code == 200
+    assert bot.slack.wait_for(lambda fake: bool(fake.calls("views.publish")), timeout=SOON)
+    view = bot.slack.calls("views.publish")[0].body["view"]
+    fixes = [e for b in view["blocks"] if b.get("type") == "actions" for e in b["elements"]
+             if e.get("action_id") == FIX]
+    assert [e["text"]["text"] for e in fixes if e["value"].endswith(" fil")] == ["Fix Filipino"]
+    payload = json.loads(parse_qs(home_tab_click(FIX, view))["payload"][0])
+    payload["actions"][0]["value"] = next(e["value"] for e in fixes if e["value"].endswith(" fil"))
+    payload["trigger_id"] = bot.slack.trigger_id(ADMIN)
+    click = urlencode({"payload": json.dumps(payload)})
+    assert bot.post(click, sign(SIGNING_SECRET, click)).status_code == 200
+    form = top(bot, FORM_CALLBACK)
+    assert json.loads(form["private_metadata"])["tag"] == "fil"

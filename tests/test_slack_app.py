@@ -9,19 +9,17 @@ as Slack signs it; replies are read where Slack would get them (the ack body, or
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import parse_qs, urlencode
 
 import pytest
 
 from bot.desk.client import REFRESH_COALESCE
 from bot.sandbox.desk_emulator import DeskEmulator, Fault
-from bot.sandbox.slack_emulator import SANDBOX_USER_ID, block_action_body, sign
+from bot.sandbox.slack_emulator import SANDBOX_USER_ID, sign
 from bot.slack.blocks import MAX_BLOCKS, REFRESH_ACTION, SHARE_ACTION
 from tests.support.slack_harness import (
     ACK_LIMIT,
@@ -30,6 +28,7 @@ from tests.support.slack_harness import (
     action_ids,
     as_json,
     event_body,
+    home_tab_click,
     running_bot,
     strings,
     texts,
@@ -268,15 +267,6 @@ def test_opening_the_home_tab_publishes_the_list(bot: BotUnderTest) -> None:
     refresh = home_tab_click(REFRESH_ACTION, view)
     assert bot.post(refresh, sign(SIGNING_SECRET, refresh)).status_code == 200
     assert bot.slack.wait_for(lambda fake: len(fake.calls("views.publish")) == 2)
-
-
-def home_tab_click(action_id: str, view: dict[str, Any]) -> str:
-    """A click on the home tab: its container is the view, and Slack sends no response_url."""
-    payload = json.loads(parse_qs(block_action_body(action_id, response_url=""))["payload"][0])
-    payload["container"] = {"type": "view", "view_id": "V0SANDBOX"}
-    payload["view"] = {"id": "V0SANDBOX", "type": "home", "blocks": view.get("blocks", [])}
-    del payload["response_url"]
-    return urlencode({"payload": json.dumps(payload)})
 
 
 def test_a_share_click_on_an_older_home_tab_is_ignored_quietly(

@@ -548,13 +548,31 @@ FIX_SETTINGS_ACTION = "desk_settings_fix"  # a Fix button on a flagged language:
 _FIXABLE = (Flag.NO_FALLBACK, Flag.NO_WELCOME_CARD)  # what the settings modal can fix
 
 
-def _fix_button(row: LanguageReadiness, ctx: RenderContext) -> Block:
-    """A flagged language's line with a Fix button that opens the settings modal at it."""
-    button = ButtonElement(
-        text=PlainTextObject(text="Fix"), action_id=FIX_SETTINGS_ACTION,
+def _fix(row: LanguageReadiness, ctx: RenderContext, text: str = "Fix") -> ButtonElement:
+    return ButtonElement(
+        text=PlainTextObject(text=text[:75]), action_id=FIX_SETTINGS_ACTION,
         value=f"{ctx.app or ''} {row.language.tag}"[:150],
     )
-    return SectionBlock(text=_mrkdwn(fit(_readiness_line(row))), accessory=button).to_dict()
+
+
+def fixable(report: ReadinessReport) -> list[LanguageReadiness]:
+    """The languages whose flags the settings modal can fix (the default language's too)."""
+    return [row for row in report.languages[:MAX_LISTED]
+            if row.language.tag and any(flag in _FIXABLE for flag in row.flags)]
+
+
+def _fix_button(row: LanguageReadiness, ctx: RenderContext) -> Block:
+    """A flagged language's line with a Fix button that opens the settings modal at it."""
+    return SectionBlock(text=_mrkdwn(fit(_readiness_line(row))), accessory=_fix(row, ctx)).to_dict()
+
+
+def fix_buttons(report: ReadinessReport, ctx: RenderContext) -> Block | None:
+    """One Fix button per fixable language ("Fix Filipino"), for the Home tab; None when none is."""
+    rows = fixable(report)[:25]  # an actions block holds 25 elements
+    if not rows:
+        return None
+    return ActionsBlock(elements=[_fix(row, ctx, f"Fix {row.language.name or row.language.tag}")
+                                  for row in rows]).to_dict()
 
 
 def readiness_message(report: ReadinessReport, ctx: RenderContext, *, fix: bool = False) -> Message:
@@ -570,11 +588,11 @@ def readiness_message(report: ReadinessReport, ctx: RenderContext, *, fix: bool 
     head.append(section(f"*{summary}*" if report.languages else "*The chatbot has no languages to check.*"))
     tail = [context(_about_report(report, ctx))]
     rows = report.languages[:MAX_LISTED]
-    fixable = [row for row in rows if fix and row.language.tag and any(f in _FIXABLE for f in row.flags)]
-    lines = [_readiness_line(row) for row in rows if row not in fixable]
-    texts, shown = _pack(lines, MAX_BLOCKS - len(head) - len(tail) - 1 - len(fixable))
-    body = [section(text) for text in texts] + [_fix_button(row, ctx) for row in fixable]
-    shown += len(fixable)
+    fixed = fixable(report) if fix else []
+    lines = [_readiness_line(row) for row in rows if row not in fixed]
+    texts, shown = _pack(lines, MAX_BLOCKS - len(head) - len(tail) - 1 - len(fixed))
+    body = [section(text) for text in texts] + [_fix_button(row, ctx) for row in fixed]
+    shown += len(fixed)
     hidden = len(report.languages) - shown
     if hidden:
         body.append(context(f"…and {hidden} more"))

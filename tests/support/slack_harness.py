@@ -15,6 +15,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from itertools import count
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import requests
 from slack_bolt import App
@@ -263,3 +264,12 @@ def action_ids(message: dict[str, Any]) -> list[str]:
 
 def as_json(message: dict[str, Any]) -> str:
     return json.dumps(message, ensure_ascii=False)
+
+
+def home_tab_click(action_id: str, view: dict[str, Any]) -> str:
+    """A click on the home tab: its container is the view, and Slack sends no response_url."""
+    payload = json.loads(parse_qs(block_action_body(action_id, response_url=""))["payload"][0])
+    payload["container"] = {"type": "view", "view_id": "V0SANDBOX"}
+    payload["view"] = {"id": "V0SANDBOX", "type": "home", "blocks": view.get("blocks", [])}
+    del payload["response_url"]
+    return urlencode({"payload": json.dumps(payload)})
