@@ -5,6 +5,7 @@ once and for 3 s, view ids and hashes), signed commands, clicks and view submiss
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from bot.management.settings_form import (
     TITLE_BLOCK,
 )
 from bot.management.settings_views import BACK_ACTION, FORM_CALLBACK, REVIEW_CALLBACK
+from bot.management.store import RequestState
 from bot.sandbox.desk_emulator import DeskEmulator, Fault
 from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack, block_action_body, sign, slash_command_body
 from bot.slack.blocks import FIX_SETTINGS_ACTION as FIX
@@ -353,3 +355,24 @@ def test_the_home_tab_has_fix_buttons_for_admins_that_open_the_modal(bot: BotUnd
     assert bot.post(click, sign(SIGNING_SECRET, click)).status_code == 200
     form = top(bot, FORM_CALLBACK)
     assert json.loads(form["private_metadata"])["tag"] == "fil"
+
+
+@pytest.mark.parametrize(("desk_has", "result"), [("Crashed after the write", "applied"), ("", "not-seen")])
+def test_an_apply_whose_process_died_is_reconciled_from_the_settings_read_again(
+    bot: BotUnderTest, desk: DeskEmulator, slack: FakeSlack, desk_has: str, result: str
+) -> None:
+    form = open_form(bot)
+    submit(bot, form, {FALLBACK_BLOCK: "Crashed after the write"})
+    change = json.loads(top(bot, REVIEW_CALLBACK)["private_metadata"])["change"]
+    manager = bot.deps.manager
+    assert manager is not None
+    # The process claimed the Apply and died around Desk's write: the request stays `applying`.
+    assert manager.store.decide(change, to=RequestState.APPLYING, user=ADMIN, now=time.time() - 600)
+    desk.set_settings("fil", {"FallbackMsg": desk_has})
+    assert manager.reconcile(now=time.time()) == 1
+    assert manager.reconcile(now=time.time()) == 0  # recorded once
+    (entry,) = manager.store.history("default")
+    assert entry.action == "settings" and entry.result == result and entry.who == ADMIN
+    assert entry.detail is not None and entry.detail.startswith("reconciled")
+    assert slack.wait_for(lambda fake: any("reconciled" in texts(m) for m in fake.messages(AUDIT)), timeout=SOON)
+    assert update_writes(desk) == []  # reconciling reads; it never writes
