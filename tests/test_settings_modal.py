@@ -5,6 +5,7 @@ once and for 3 s, view ids and hashes), signed commands, clicks and view submiss
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -376,3 +377,60 @@ def test_an_apply_whose_process_died_is_reconciled_from_the_settings_read_again(
     assert entry.detail is not None and entry.detail.startswith("reconciled")
     assert slack.wait_for(lambda fake: any("reconciled" in texts(m) for m in fake.messages(AUDIT)), timeout=SOON)
     assert update_writes(desk) == []  # reconciling reads; it never writes
+
+
+@pytest.mark.usefixtures("debug_logging")
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_no_secret_reaches_the_logs_of_the_modal_paths_at_debug(
+    desk: DeskEmulator, slack: FakeSlack, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+    log_format: str,
+) -> None:
+    """Every step of the modal at DEBUG (Bolt's, slack_sdk's and urllib3's lines included): the command,
+    a Fix click, Desk failing while the modal loads, a validation error, Back, Apply with a lost
+    answer, a forged submission and Slack refusing a views.update. No token, signing secret,
+    SecretKey or UserSig shows, in text or in JSON lines."""
+    from bot.logs import configure_logging
+    from bot.sandbox.desk_emulator import SANDBOX_KEY
+
+    bot = start(desk, slack, LOG_LEVEL="DEBUG", LOG_FORMAT=log_format,
+                DESK_TIMEOUT="3")  # the read before Apply waits for a permit: status just spent five
+    try:
+        configure_logging(bot.settings.log_level, bot.settings.secrets(), bot.settings.log_format)
+        caplog.set_level(logging.DEBUG)
+        desk.inject(Fault(code=-50040, api="desc_robot_config"))  # the modal says what failed
+        settings_command(bot, "settings fil")
+        settled(bot, lambda view: "Couldn't read the chatbot settings" in texts(view))
+        status = bot.reply(bot.command("status").name)
+        fil = next(b["accessory"] for b in status["blocks"]
+                   if (b.get("accessory") or {}).get("value", "").endswith(" fil"))
+        bot.click(FIX, message={"blocks": [{"type": "section", "block_id": "b", "accessory": fil}]})
+        form = top(bot, FORM_CALLBACK)
+        assert submit(bot, form, {QUESTIONS_BLOCK: "one\n\nthree"})["response_action"] == "errors"
+        submit(bot, form, {FALLBACK_BLOCK: "Logged at DEBUG"})
+        review = top(bot, REVIEW_CALLBACK)
+        bot.click_in_view(review, BACK_ACTION)
+        form = top(bot, FORM_CALLBACK)
+        submit(bot, form, {FALLBACK_BLOCK: "Logged at DEBUG"})
+        review = top(bot, REVIEW_CALLBACK)
+        assert bot.submit(review, user=OTHER).status == 200  # forged: refused, nothing written
+        desk.inject(Fault(drop=True, api="update_robot_config"))
+        slack.script("views.update", body={"ok": False, "error": "not_found"})  # Slack refuses once
+        submit(bot, review)
+        assert bot.slack.wait_for(lambda _: len(update_writes(desk)) == 1, timeout=SOON)
+        assert bot.slack.wait_for(lambda _: "could not be updated" in caplog.text
+                                  or "Changed the chatbot settings" in texts(bot.slack.modal_stack(ADMIN)[-1]),
+                                  timeout=SOON)
+        time.sleep(0.2)  # the lazy listener's last lines
+    finally:
+        bot.close()
+    err = capsys.readouterr().err
+    logged = caplog.text + "\n".join(record.exc_text or "" for record in caplog.records) + err
+    if log_format == "json":
+        lines = [json.loads(line) for line in err.splitlines() if line.strip()]
+        assert lines and all("message" in line for line in lines)
+    assert "views.open" in logged and "update_robot_config" in logged  # the paths were logged
+    assert any(r.levelno == logging.DEBUG and r.name.startswith("slack_bolt") for r in caplog.records)
+    sigs = {parse_qs(call.raw_query)["usersig"][0] for call in desk.calls}
+    for secret in (BOT_TOKEN, SIGNING_SECRET, SANDBOX_KEY, *sigs):
+        assert secret not in logged
+    assert "usersig=" not in logged.replace("usersig=<redacted>", "")
