@@ -189,21 +189,27 @@ def questions_of(text: str) -> tuple[tuple[str, ...], str | None]:
     return tuple(lines), None
 
 
-def read_submission(values: Mapping[str, Any]) -> tuple[EditableSettings | None, dict[str, str]]:
-    """The settings a modal's `view.state.values` asks for, or the errors to show under each input
-    (`response_action: errors`, by block_id). A missing or forged input is an error, not a default."""
+def _text_problems(fallback: str, title: str, questions_text: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The questions, and what is wrong with the text fields, by block_id: the one set of checks
+    the modal and the command line share."""
     errors: dict[str, str] = {}
-    fallback = _text(values, FALLBACK_BLOCK)
     if len(fallback) > FALLBACK_LIMIT:
         errors[FALLBACK_BLOCK] = f"{len(fallback)} characters; at most {FALLBACK_LIMIT}."
-    title = _text(values, TITLE_BLOCK)
     if "\n" in title:
         errors[TITLE_BLOCK] = "The title is one line."
     elif len(title) > TITLE_LIMIT:
         errors[TITLE_BLOCK] = f"{len(title)} characters; at most {TITLE_LIMIT}."
-    questions, problem = questions_of(_text(values, QUESTIONS_BLOCK))
+    questions, problem = questions_of(questions_text)
     if problem is not None:
         errors[QUESTIONS_BLOCK] = problem
+    return questions, errors
+
+
+def read_submission(values: Mapping[str, Any]) -> tuple[EditableSettings | None, dict[str, str]]:
+    """The settings a modal's `view.state.values` asks for, or the errors to show under each input
+    (`response_action: errors`, by block_id). A missing or forged input is an error, not a default."""
+    fallback, title = _text(values, FALLBACK_BLOCK), _text(values, TITLE_BLOCK)
+    questions, errors = _text_problems(fallback, title, _text(values, QUESTIONS_BLOCK))
     card, agent = _switch(values, CARD_BLOCK), _switch(values, AGENT_BLOCK)
     if card is None:
         errors[CARD_BLOCK] = "Choose on or off."
@@ -214,14 +220,16 @@ def read_submission(values: Mapping[str, Any]) -> tuple[EditableSettings | None,
     return EditableSettings(fallback, card, title, questions, agent), {}
 
 
+BLOCK_LABELS = {FALLBACK_BLOCK: "The fallback message", TITLE_BLOCK: "The welcome card title",
+                QUESTIONS_BLOCK: "The welcome card questions"}
+
+
 def check_values(wanted: EditableSettings) -> str | None:
-    """The same limits for settings given another way (the command line), as one line."""
-    if len(wanted.fallback_message) > FALLBACK_LIMIT:
-        return f"The fallback message has {len(wanted.fallback_message)} characters; at most {FALLBACK_LIMIT}."
-    if len(wanted.welcome_card_title) > TITLE_LIMIT:
-        return f"The welcome card title has {len(wanted.welcome_card_title)} characters; at most {TITLE_LIMIT}."
-    _, problem = questions_of("\n".join(wanted.welcome_card_questions))
-    return problem
+    """The modal's limits for settings given another way (the command line), as one line."""
+    _, errors = _text_problems(
+        wanted.fallback_message, wanted.welcome_card_title, "\n".join(wanted.welcome_card_questions)
+    )
+    return next((f"{BLOCK_LABELS[block]}: {problem}" for block, problem in errors.items()), None)
 
 
 def outcome_of(read: EditableSettings, wanted: EditableSettings, now: EditableSettings) -> str:

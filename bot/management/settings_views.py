@@ -88,7 +88,10 @@ def language_title(tag: str) -> str:
 
 
 def _where(ctx: RenderContext) -> str:
-    return f"*{clean_text(ctx.title, 80)}* (SDKAppID {ctx.sdkappid})"
+    """The app: its label and SDKAppID, or the SDKAppID alone (not twice) when it has no label."""
+    if not ctx.label:
+        return f"*SDKAppID {ctx.sdkappid}*"
+    return f"*{clean_text(ctx.label, 80)}* (SDKAppID {ctx.sdkappid})"
 
 
 def _view(blocks: list[dict[str, Any]], *, callback_id: str, metadata: str = "", submit: str | None = None,
