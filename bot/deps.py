@@ -8,17 +8,34 @@ process and hands it to every `register()`.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from bot.config import DeskApps, Settings
 from bot.desk import DeskClient, DeskError, LanguageList
 from bot.digests.service import DigestService
+from bot.logs import ContextExecutor
 from bot.management.service import LanguageManager
 from bot.management.settings_editor import SettingsEditor
 from bot.slack.blocks import AppResult, RenderContext
 from bot.slack.response_url import ResponseSender
 from bot.watch.service import WatchService
+
+MODAL_OPENERS = 4  # threads that only call Slack (views.open): a trigger_id lives about 3 s
+MODAL_FILLERS = 16  # threads that read Desk for an open modal and update it
+
+
+@dataclass
+class ModalThreads:
+    """The settings modal's own threads. Opening a modal must happen within the trigger_id's
+    ~3 s, so it never queues behind Desk work: the lazy listeners' threads may all be waiting
+    on a slow Desk (docs/benchmarks.md §10 measured trigger_ids expiring that way). `openers`
+    only call Slack; `fillers` read Desk and fill the open modal."""
+
+    openers: ThreadPoolExecutor = field(
+        default_factory=lambda: ContextExecutor(max_workers=MODAL_OPENERS, thread_name_prefix="modal-open"))
+    fillers: ThreadPoolExecutor = field(
+        default_factory=lambda: ContextExecutor(max_workers=MODAL_FILLERS, thread_name_prefix="modal-fill"))
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,7 @@ class BotDeps:
     manager: LanguageManager | None = None
     watch: WatchService | None = None
     settings_editor: SettingsEditor | None = None
+    modal_threads: ModalThreads = field(default_factory=ModalThreads)
 
     @property
     def default_app(self) -> DeskApp:

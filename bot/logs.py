@@ -49,15 +49,17 @@ request; lazy listeners get a copy of it (bot/slack/bolt_app.py hands the contex
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import secrets
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
@@ -244,3 +246,14 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = (), log_form
     root.setLevel(level)
     # urllib3 logs every request URL at DEBUG; keep it at WARNING unless asked for.
     logging.getLogger("urllib3").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+
+
+_T = TypeVar("_T")
+
+
+class ContextExecutor(ThreadPoolExecutor):
+    """A thread pool whose tasks run in a copy of the submitter's contextvars: the request's log
+    context (request id, app, user) follows the work into the thread that does it."""
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)

@@ -73,12 +73,20 @@ def register(app: App, deps: BotDeps) -> None:
         else:
             ack()
 
+    def is_settings(command: dict[str, Any]) -> bool:
+        return parse_command(command.get("text"), names).action is Action.SETTINGS
+
+    def open_settings(ack: Ack, command: dict[str, Any], client: WebClient) -> None:
+        """`settings TAG`: a modal (or an ephemeral refusal), opened on the modal's own threads, not
+        a lazy listener's: those may all be waiting on Desk, and the trigger_id lives about 3 s."""
+        ack()
+        parsed = parse_command(command.get("text"), names)
+        deps.modal_threads.openers.submit(open_settings_modal, deps, client, command, deps.app(parsed.app),
+                                          parsed.args)
+
     def answer_command(command: dict[str, Any], client: WebClient) -> None:
         parsed = parse_command(command.get("text"), names)
         listed = False
-        if parsed.action is Action.SETTINGS:  # a modal, or an ephemeral refusal
-            open_settings_modal(deps, client, command, deps.app(parsed.app), parsed.args)
-            return
         if parsed.action is Action.DIGEST:
             message = digest_answer(deps, command, deps.app(parsed.app), parsed.args)
         elif parsed.action is Action.WATCH:
@@ -104,6 +112,7 @@ def register(app: App, deps: BotDeps) -> None:
         deps.responder.send(command["response_url"], message, response_type=response_type, replace_original=False)
 
     app.command(COMMAND, matchers=[answerable_in_ack])(ack_with_answer)
+    app.command(COMMAND, matchers=[is_settings])(open_settings)
     app.command(COMMAND)(ack=ack_silently, lazy=[answer_command])
 
 

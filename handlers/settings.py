@@ -2,9 +2,10 @@
 review), Back, and Apply (bot/management/settings_editor.py does the work; views in
 bot/management/settings_views.py).
 
-- The command is acked empty. Its lazy listener checks what needs no Desk call (admin, tag), opens
-  a loading view at once with the trigger_id (it lives about 3 s; Desk may be slower), then fills
-  it with `views.update` when Desk answers, or says what failed.
+- The command (and a Fix click) is acked empty. A thread of the modal's own (`ModalThreads` in
+  bot/deps.py, never busy with Desk) checks what needs no Desk call (admin, tag) and opens a
+  loading view at once with the trigger_id (it lives about 3 s; Desk may be slower); a filler
+  thread then reads Desk and fills it with `views.update`, or says what failed.
 - The form's submission is answered in its ack (Slack shows the answer, so a later update could
   race it): the errors under each field, or the review. That ack reads and updates the request row
   by its key in the bot's own database; it never calls Desk.
@@ -87,7 +88,13 @@ def open_settings_modal(deps: BotDeps, client: WebClient, command: dict[str, Any
                 "the command. Run the command again."
             ))
         return
-    view_id = opened["view"]["id"]
+    deps.modal_threads.fillers.submit(_fill, deps, client, app, user, tag, opened["view"]["id"])
+
+
+def _fill(deps: BotDeps, client: WebClient, app: DeskApp, user: str, tag: str, view_id: str) -> None:
+    """Read Desk (it may take seconds) and fill the open modal: the form, or what failed."""
+    editor = deps.settings_editor
+    assert editor is not None  # checked before the modal opened
     try:
         loaded = editor.load(app, user, tag)
         if isinstance(loaded, Loaded):
@@ -197,8 +204,10 @@ def register(app: App, deps: BotDeps) -> None:
     def ack_now(ack: Ack) -> None:
         ack()
 
-    def fix(body: dict[str, Any], client: WebClient) -> None:
-        """Fix on a flagged language of `status`: the same modal as `settings TAG`, for that app."""
+    def fix(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        """Fix on a flagged language of `status`: the same modal as `settings TAG`, for that app,
+        opened on the modal's own threads (see open_settings in handlers/commands.py)."""
+        ack()
         action = (body.get("actions") or [{}])[0]
         app_name, _, tag = str(action.get("value") or "").partition(" ")
         target = deps.configured.get(app_name) if app_name else deps.default_app
@@ -206,9 +215,9 @@ def register(app: App, deps: BotDeps) -> None:
             return
         clicked = {"user_id": (body.get("user") or {}).get("id"), "trigger_id": body.get("trigger_id"),
                    "response_url": body.get("response_url")}  # none on the Home tab
-        open_settings_modal(deps, client, clicked, target, tag)
+        deps.modal_threads.openers.submit(open_settings_modal, deps, client, clicked, target, tag)
 
     app.view_submission(FORM_CALLBACK)(review)
     app.view_submission(REVIEW_CALLBACK)(ack=applying, lazy=[apply])
     app.action(BACK_ACTION)(ack=ack_now, lazy=[back])
-    app.action(blocks.FIX_SETTINGS_ACTION)(ack=ack_now, lazy=[fix])
+    app.action(blocks.FIX_SETTINGS_ACTION)(fix)

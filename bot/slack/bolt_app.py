@@ -16,11 +16,8 @@ Design choices that matter in production (docs/slack-platform.md §4.3-§4.6):
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from slack_bolt import App
@@ -30,7 +27,7 @@ from slack_sdk import WebClient
 
 from bot import metrics
 from bot.deps import BotDeps
-from bot.logs import bind_request, new_request_id
+from bot.logs import ContextExecutor, bind_request, new_request_id
 from handlers import register_all
 from handlers.requests import describe_request
 
@@ -81,13 +78,6 @@ class _DropMessage(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.getMessage() != self.message
-
-
-class ContextExecutor(ThreadPoolExecutor):
-    """A thread pool whose tasks run in a copy of the submitter's contextvars (the log context)."""
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
 
 
 def outcome_of(status: int) -> str:
