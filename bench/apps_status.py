@@ -38,7 +38,7 @@ from typing import Any
 
 from bench.figures import Options, main_for, print_table, print_targets, spread_ms, target
 from bench.load import CommandClient, deliveries, message_text, run_wrk, wait_for_answers, wrk_available
-from bench.processes import ServerProcess, bot_environment, fake_slack, tracebacks, workspace
+from bench.processes import ServerProcess, bot_environment, fake_slack, fresh_round, tracebacks, workspace
 from bot.desk.languages import SUPPORTED_TAGS
 from bot.sandbox.desk_emulator import CONFIG, FAQ, LIST, DeskEmulator, Fault, sample_for_app
 from bot.sandbox.slack_emulator import FakeSlack, slash_command_body
@@ -204,9 +204,7 @@ def _status(options: Options, desk_timeout: float, starts: int, fake: FakeSlack,
         emulator.start()
         env = bot_environment(emulator, fake, work, DESK_TIMEOUT=desk_timeout)  # type: ignore[arg-type]
         for number in range(1, starts + 1):
-            fake.reset()
-            emulator.clear_faults()
-            emulator.reset_calls()
+            fresh_round(fake, emulator)
             for api in (FAQ, CONFIG):
                 emulator.inject(Fault(late=CHECK_LATENCY_S, api=api), times=-1)
             last = number == starts

@@ -24,7 +24,15 @@ from typing import Any
 
 from bench.figures import Options, main_for, print_table, print_targets, spread_ms, target
 from bench.load import CommandClient, deliveries, message_text, send_at_rate, wait_for_answers
-from bench.processes import EmulatorProcess, ServerProcess, bot_environment, fake_slack, tracebacks, workspace
+from bench.processes import (
+    EmulatorProcess,
+    ServerProcess,
+    bot_environment,
+    fake_slack,
+    fresh_round,
+    tracebacks,
+    workspace,
+)
 from bot.sandbox.slack_emulator import FakeSlack
 
 NAME = "hung_upstream"
@@ -55,9 +63,7 @@ def run(options: Options) -> dict[str, Any]:
     results = []
     with workspace(NAME) as work, fake_slack() as fake, EmulatorProcess() as emulator:
         for scenario in scenarios:
-            fake.reset()
-            emulator.clear_faults()
-            emulator.reset_calls()
+            fresh_round(fake, emulator)
             emulator.inject(times=-1, hang=HANG_S)
             rate = scenario.rate * (0.4 if options.smoke else 1.0)
             results.append(_one(scenario, rate, seconds, desk_timeout, emulator, fake, work))

@@ -373,6 +373,13 @@ def _end(process: subprocess.Popen[Any], *, timeout: float, group: bool = False)
         process.stdout.close()
 
 
+def fresh_round(fake: FakeSlack, emulator: EmulatorProcess) -> None:
+    """Between a benchmark's scenarios: nothing recorded at the fake Slack, no fault, no call counted."""
+    fake.reset()
+    emulator.clear_faults()
+    emulator.reset_calls()
+
+
 def tracebacks(log: str) -> int:
     return log.count("Traceback (most recent call last)")
 

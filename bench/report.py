@@ -31,7 +31,7 @@ from bench.figures import DEFAULT_RESULTS
 
 BENCHMARKS = (
     "ack_path", "hung_upstream", "cold_burst", "refresh_storm", "start_size", "soak", "front_door", "apps_status",
-    "watch_load",
+    "watch_load", "views_open",
 )
 TITLES = {
     "ack_path": "1. Ack path",
@@ -43,6 +43,7 @@ TITLES = {
     "front_door": "7. Front door",
     "apps_status": "8. Several apps and readiness",
     "watch_load": "9. Change alerts under load",
+    "views_open": "10. Settings modal opens while Desk is slow",
 }
 DOC = REPO / "docs" / "benchmarks.md"
 PROSE = REPO / "docs" / "benchmarks.prose.md"
@@ -134,6 +135,7 @@ def render(results_dir: Path, smoke: bool = False) -> str:
         "front_door": _front_door,
         "apps_status": _apps_status,
         "watch_load": _watch_load,
+        "views_open": _views_open,
     }
     for name in BENCHMARKS:
         if name not in results:
@@ -648,3 +650,21 @@ def _watch_load(f: dict[str, Any]) -> list[str]:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _views_open(f: dict[str, Any]) -> list[str]:
+    s = f["settings"]
+    rows = [
+        [r["scenario"], r["rate_per_s"], r["commands"], r["ack"]["p99_ms"], r["opened"], r["views_open"]["p50_ms"],
+         r["views_open"]["p99_ms"], r["views_open"]["max_ms"], r["filled"], r["fill"]["p50_ms"], r["fill"]["p99_ms"],
+         ", ".join(f"{kind} {count}" for kind, count in sorted(r["shown"].items()))]
+        for r in f["scenarios"]
+    ]
+    return [
+        f"Desk answers desc_robot_config in {s['desk_answers_in_s']:g} s; DESK_TIMEOUT {s['desk_timeout_s']:g} s; "
+        f"the bot's limit for that API {s['desk_rate_limit_per_s']} calls/s; the modal's threads: "
+        f"{s['openers']} openers, {s['fillers']} fillers. Times from the command leaving the client.",
+        "",
+        *_table(["scenario", "rate/s", "commands", "ack p99 ms", "opened", "views.open p50 ms", "p99 ms", "max ms",
+                 "filled", "filled p50 ms", "p99 ms", "the modal at the end"], rows),
+    ]

@@ -185,6 +185,18 @@ def test_watch_load(tmp_path: Path) -> None:
     assert all(t["met"] for t in figures["targets"])
 
 
+@pytest.mark.e2e
+def test_views_open(tmp_path: Path) -> None:
+    """Ten settings commands while Desk answers in 0.5 s: each modal opened with its trigger_id, then filled."""
+    figures = run_smoke("views_open", tmp_path)
+    (scenario,) = figures["scenarios"]
+    assert scenario["commands"] == scenario["acked_200"] == scenario["opened"] == 10
+    assert scenario["refused_opens"] == 0 and scenario["shown"] == {"form": 10}  # every modal filled with the form
+    assert scenario["desk_calls"]["desc_robot_config"] == 10  # one read per modal, the list from the cache
+    assert scenario["views_open"]["max_ms"] < scenario["fill"]["p50_ms"]  # opened before Desk answered
+    assert scenario["tracebacks_in_log"] == 0
+
+
 def test_report_renders_the_document_from_the_figures(tmp_path: Path) -> None:
     """The document is built from whatever figures exist; here, from hand-made ones of each kind."""
     from bench import report
@@ -240,7 +252,7 @@ def test_the_prose_passages_are_the_ones_the_report_asks_for() -> None:
 @pytest.mark.parametrize(
     "name",
     ["ack_path", "hung_upstream", "cold_burst", "refresh_storm", "start_size", "soak", "front_door", "apps_status",
-     "watch_load"],
+     "watch_load", "views_open"],
 )
 def test_every_benchmark_is_in_the_report(name: str) -> None:
     from bench import report
