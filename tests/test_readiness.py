@@ -379,3 +379,31 @@ def test_a_report_survives_the_shared_cache_with_its_errors() -> None:
     assert isinstance(again.languages[1].faq, DeskError) and again.languages[1].faq.error_info == "bad app"
     with pytest.raises((ValueError, KeyError, TypeError)):
         ReadinessReport.from_json('{"languages": [{"tag": "en"}], "fetched_at": 1}')
+
+
+# --- declared requirements (ReadinessRules) ----------------------------------------------------------
+
+
+def _rules_report() -> ReadinessReport:
+    from bot.desk.readiness import FaqCount, RobotSettings
+
+    bare = RobotSettings(welcome_card_enabled=False, welcome_card_questions=(), fallback_message="",
+                         to_agent_enabled=False)
+    languages = [Language.of("en", True), Language.of("ja", False)]
+    return ReadinessReport.build(languages, [FaqCount(40, 40), FaqCount(30, 30)], [bare, bare], time.time())
+
+
+def test_declared_rules_replace_the_built_in_thresholds() -> None:
+    from bot.desk.readiness import BUILT_IN_RULES, Flag, ReadinessRules
+
+    built_in = _rules_report()
+    (_, japanese) = built_in.languages
+    assert japanese.flags == (Flag.NO_FALLBACK, Flag.NO_WELCOME_CARD)  # 30 of 40: over half
+    strict = built_in.judged(ReadinessRules(faq_ratio=0.8, fallback=False, welcome_card=False))
+    (english, japanese) = strict.languages
+    assert japanese.flags == (Flag.FEW_FAQ,)
+    assert "under 80% of the default language's 40" in japanese.problems()[0]
+    assert english.ready  # the default language is never compared with itself
+    assert strict.judged(BUILT_IN_RULES).languages == built_in.languages
+    lenient = built_in.judged(ReadinessRules(faq_ratio=0, fallback=False, welcome_card=False))
+    assert lenient.ready and lenient.summary() == "2 of 2 languages ready"

@@ -13,7 +13,7 @@ from bot.desk.errors import DeskError, RetryClass, TransportCode
 from bot.desk.languages import ADVANCED_EDITION_LANGUAGE_LIMIT, SUPPORTED_TAGS, suggest_tag
 from bot.desk.limiter import InProcessLimiter, RateLimiter
 from bot.desk.models import Language, LanguageList
-from bot.desk.readiness import FaqCount, Flag, LanguageReadiness, ReadinessReport, RobotSettings
+from bot.desk.readiness import FaqCount, Flag, LanguageReadiness, ReadinessReport, ReadinessRules, RobotSettings
 from bot.desk.usersig import UserSigSource
 from bot.desk.writes import WriteAction, WriteOutcome, WriteStatus
 
@@ -34,6 +34,7 @@ __all__ = [
     "LanguageReadiness",
     "RateLimiter",
     "ReadinessReport",
+    "ReadinessRules",
     "RetryClass",
     "RobotSettings",
     "TransportCode",

@@ -42,9 +42,11 @@ from bot.desk.errors import CATALOGUE, DeskError, RetryClass, TransportCode, tra
 from bot.desk.limiter import InProcessLimiter, RateLimiter
 from bot.desk.models import LanguageList, decode_json, parse_envelope, read_envelope
 from bot.desk.readiness import (
+    BUILT_IN_RULES,
     DEFAULT_STATUS_TTL,
     FaqCount,
     ReadinessReport,
+    ReadinessRules,
     RobotSettings,
     parse_faq_count,
     parse_robot_config,
@@ -103,6 +105,7 @@ class DeskClient:
         shared_state_health: Callable[[], str] | None = None,
         name: str = "default",
         observer: Callable[[LanguageList], None] | None = None,
+        readiness_rules: ReadinessRules = BUILT_IN_RULES,
     ) -> None:
         if not base_urls:
             raise ValueError("at least one base URL is needed")
@@ -137,6 +140,8 @@ class DeskClient:
         # Called with every list just fetched from Desk (not a cached, stale or failed one), in the
         # fetching thread: it must return at once. Settable after construction (the composition root).
         self.observer = observer
+        # What `readiness()` judges the checks by (a team's declared requirements, or the built-in).
+        self.readiness_rules = readiness_rules
 
     # --- public --------------------------------------------------------------------------
     def get_languages(self, refresh: bool = False, max_age: float | None = None) -> LanguageList:
@@ -153,8 +158,10 @@ class DeskClient:
         settings, checked concurrently. Cached like the list (fresh for `status_ttl`, shared by
         concurrent callers and through Redis, the last good report served stale when Desk fails);
         `refresh` also refreshes the list. Raises `DeskError` only when no usable report exists.
+        Judged by `readiness_rules` (the cache holds the checks; the flags follow the rules).
         """
-        return self._through(self._readiness_cache, lambda: self._load_readiness(refresh), refresh, "readiness")
+        report = self._through(self._readiness_cache, lambda: self._load_readiness(refresh), refresh, "readiness")
+        return report.judged(self.readiness_rules)
 
     def peek_readiness(self) -> ReadinessReport | None:
         """The fresh cached readiness report, without any I/O, or None (for a Slack ack)."""
@@ -162,7 +169,7 @@ class DeskClient:
         if held is None:
             return None  # not counted: the lookup that follows (readiness()) is
         metrics.desk_cache_lookup(self.name, "readiness", "fresh")
-        return held.as_cached()
+        return held.as_cached().judged(self.readiness_rules)
 
     def _through(
         self, cache: Cache[V], load: Callable[[], V], refresh: bool, kind: str, max_age: float | None = None

@@ -7,8 +7,9 @@ missing counts and lists are empty, unknown fields are ignored, and anything els
 `DeskClient.readiness()` does the I/O.
 
 A language is flagged when it has no live FAQ question, fewer than half of the default
-language's, no fallback message, or its welcome card off or empty. A language whose check
-failed carries that check's `DeskError` and is not counted as ready.
+language's, no fallback message, or its welcome card off or empty: the built-in
+`ReadinessRules`, which a team's declared state may replace (docs/change-control.md). A
+language whose check failed carries that check's `DeskError` and is not counted as ready.
 """
 
 from __future__ import annotations
@@ -190,6 +191,27 @@ class Flag(StrEnum):
 
 
 @dataclass(frozen=True)
+class ReadinessRules:
+    """What a language needs to be ready, besides one live FAQ question: at least `faq_ratio` of
+    the default language's live questions (0 turns the comparison off), a fallback message when
+    `fallback`, a welcome card with a question when `welcome_card`."""
+
+    faq_ratio: float = 0.5
+    fallback: bool = True
+    welcome_card: bool = True
+
+    def few_faq(self, questions: int, default: int) -> bool:
+        return questions < self.faq_ratio * default
+
+    def ratio_text(self) -> str:
+        """"half of", "80% of": how the requirement reads before "the default language's 40"."""
+        return "half of" if self.faq_ratio == 0.5 else f"{self.faq_ratio * 100:g}% of"
+
+
+BUILT_IN_RULES = ReadinessRules()
+
+
+@dataclass(frozen=True)
 class LanguageReadiness:
     """One language's checks: each a result or, when it failed, its `DeskError`."""
 
@@ -198,6 +220,7 @@ class LanguageReadiness:
     config: RobotSettings | DeskError
     flags: tuple[Flag, ...] = ()
     default_questions: int | None = None  # the default language's live questions, when known
+    rules: ReadinessRules = BUILT_IN_RULES
 
     @property
     def checked(self) -> bool:
@@ -219,8 +242,8 @@ class LanguageReadiness:
                 said.append("has no FAQ questions")
             elif flag is Flag.FEW_FAQ and isinstance(self.faq, FaqCount):
                 said.append(
-                    f"has {self.faq.standard} FAQ questions, under half of the default language's "
-                    f"{self.default_questions}"
+                    f"has {self.faq.standard} FAQ questions, under {self.rules.ratio_text()} the default "
+                    f"language's {self.default_questions}"
                 )
             elif flag is Flag.NO_FALLBACK:
                 said.append("has no fallback message")
@@ -237,17 +260,20 @@ class LanguageReadiness:
         return said
 
 
-def _flags(faq: FaqCount | DeskError, config: RobotSettings | DeskError, default: int | None) -> tuple[Flag, ...]:
+def _flags(
+    faq: FaqCount | DeskError, config: RobotSettings | DeskError, default: int | None, rules: ReadinessRules
+) -> tuple[Flag, ...]:
     flags: list[Flag] = []
     if isinstance(faq, FaqCount):
         if faq.standard == 0:
             flags.append(Flag.NO_FAQ)
-        elif default is not None and faq.standard * 2 < default:
+        elif default is not None and rules.few_faq(faq.standard, default):
             flags.append(Flag.FEW_FAQ)
     if isinstance(config, RobotSettings):
-        if not config.fallback_message.strip():
+        if rules.fallback and not config.fallback_message.strip():
             flags.append(Flag.NO_FALLBACK)
-        if not config.welcome_card_enabled or not any(q.strip() for q in config.welcome_card_questions):
+        card_empty = not config.welcome_card_enabled or not any(q.strip() for q in config.welcome_card_questions)
+        if rules.welcome_card and card_empty:
             flags.append(Flag.NO_WELCOME_CARD)
     return tuple(flags)
 
@@ -272,8 +298,10 @@ class ReadinessReport:
         faq: Sequence[FaqCount | DeskError],
         config: Sequence[RobotSettings | DeskError],
         fetched_at: float,
+        rules: ReadinessRules = BUILT_IN_RULES,
     ) -> ReadinessReport:
-        """The report for `languages` (in list order) and their checks, in the same order."""
+        """The report for `languages` (in list order) and their checks, in the same order, judged
+        by `rules`."""
         if not len(languages) == len(faq) == len(config):
             raise ValueError("one FAQ count and one config per language")
         rows = sorted(zip(languages, faq, config, strict=True), key=lambda row: not row[0].is_default)
@@ -285,8 +313,9 @@ class ReadinessReport:
                     language,
                     count,
                     settings,
-                    _flags(count, settings, None if language.is_default else default_count),
+                    _flags(count, settings, None if language.is_default else default_count, rules),
                     default_count,
+                    rules,
                 )
                 for language, count, settings in rows
             ),
@@ -311,6 +340,17 @@ class ReadinessReport:
             if not language.ready
         ]
         return "; ".join([text, ", ".join(issues)]) if issues else text
+
+    def judged(self, rules: ReadinessRules) -> ReadinessReport:
+        """The same checks judged by other rules (a team's declared requirements)."""
+        if all(row.rules == rules for row in self.languages):
+            return self
+        rows = self.languages
+        rebuilt = ReadinessReport.build(
+            [row.language for row in rows], [row.faq for row in rows], [row.config for row in rows],
+            self.fetched_at, rules,
+        )
+        return replace(rebuilt, stale=self.stale, error=self.error, from_cache=self.from_cache)
 
     def as_stale(self, error: DeskError) -> ReadinessReport:
         return replace(self, stale=True, error=error, from_cache=True)
