@@ -648,10 +648,6 @@ def _watch_load(f: dict[str, Any]) -> list[str]:
     ]
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _views_open(f: dict[str, Any]) -> list[str]:
     s = f["settings"]
     rows = [
@@ -668,3 +664,7 @@ def _views_open(f: dict[str, Any]) -> list[str]:
         *_table(["scenario", "rate/s", "commands", "ack p99 ms", "opened", "views.open p50 ms", "p99 ms", "max ms",
                  "filled", "filled p50 ms", "p99 ms", "the modal at the end"], rows),
     ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

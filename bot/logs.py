@@ -253,7 +253,17 @@ _T = TypeVar("_T")
 
 class ContextExecutor(ThreadPoolExecutor):
     """A thread pool whose tasks run in a copy of the submitter's contextvars: the request's log
-    context (request id, app, user) follows the work into the thread that does it."""
+    context (request id, app, user) follows the work into the thread that does it. A task that
+    raises is logged (a plain pool keeps the exception in a Future nobody reads)."""
 
     def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
-        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+        return super().submit(contextvars.copy_context().run, _logging_failure, fn, *args, **kwargs)
+
+
+def _logging_failure(fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+    """`fn(…)`, its failure logged in the submitter's log context, then raised into the Future."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as error:
+        logging.getLogger(__name__).error("background work failed: %s", type(error).__name__, exc_info=True)
+        raise

@@ -320,3 +320,24 @@ def test_no_secret_in_logs_of_the_settings_read_and_write(log_format: str, caplo
     assert sigs
     for secret in [SANDBOX_KEY, *sigs]:
         assert secret not in written and secret not in "\n".join(shown)
+
+
+def test_work_that_fails_on_a_context_executor_is_logged_with_the_request(caplog: pytest.LogCaptureFixture) -> None:
+    """A plain thread pool keeps a task's exception in a Future nobody reads: the settings modal's
+    threads (ModalThreads) would fail silently."""
+    from bot.logs import ContextExecutor, bind_request, request_fields
+
+    seen: list[dict[str, str]] = []
+
+    def fails() -> None:
+        seen.append(request_fields())
+        raise LookupError("no such view")
+
+    with ContextExecutor(max_workers=1) as pool, caplog.at_level(logging.ERROR, logger="bot.logs"):
+        with bind_request(slack_request_id="abc12345"):
+            future = pool.submit(fails)
+        assert isinstance(future.exception(timeout=5), LookupError)
+        assert pool.submit(lambda: 7).result(timeout=5) == 7
+    (record,) = [r for r in caplog.records if "background work failed" in r.getMessage()]
+    assert "LookupError" in record.getMessage() and record.exc_info is not None
+    assert seen == [{"slack_request_id": "abc12345"}]
