@@ -29,6 +29,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from sqlalchemy.engine import Engine
 
+from bot.changecontrol.declared import DeclaredState, load_declared
 from bot.config import ConfigError, DeskAppSettings, Secret, Settings, load_settings
 from bot.database import (
     DB_DOWN_ERRORS,
@@ -179,9 +180,13 @@ def build_desk_apps(settings: Settings) -> tuple[DeskApp, ...]:
     """Every Desk app this bot serves, the default first, each with its own client: its own
     UserSig, cache and rate limit (Tencent's 5 calls/s is per SDKAppID)."""
     several = len(settings.apps) > 1
+    declared = load_declared_state(settings)
     built = []
     for app in settings.apps:
         client = build_desk_client(settings, app)
+        declared_app = declared.app(app.name) if declared is not None else None
+        if declared_app is not None and declared_app.rules is not None:  # `status` judges by the team's rules
+            client.readiness_rules = declared_app.rules
         render = RenderContext(
             sdkappid=client.sdkappid,
             region=region_label(settings, app),
@@ -190,6 +195,14 @@ def build_desk_apps(settings: Settings) -> tuple[DeskApp, ...]:
         )
         built.append(DeskApp(name=app.name, client=client, render=render))
     return tuple(built)
+
+
+def load_declared_state(settings: Settings) -> DeclaredState | None:
+    """The declared state (DESK_STATE_FILE, or desk-languages.toml here), checked against the
+    configured apps; None without a file. A mistake in it is a ConfigError: the bot does not start."""
+    if settings.state_file is None:
+        return None
+    return load_declared(settings.state_file, [app.name for app in settings.apps])
 
 
 # --- Slack ---------------------------------------------------------------------------------------

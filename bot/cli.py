@@ -4,7 +4,7 @@ Each command imports what it needs only when it runs (the function-local imports
 below), so that `--help` and the light commands start without loading Bolt, the
 Desk client or SQLAlchemy. Exit codes: 0 success, 1 a digest or the Socket Mode
 connection failed, 2 bad configuration or usage (one line on stderr, no
-traceback), 3 Desk failed.
+traceback), 3 Desk failed, 4 (`plan`) Desk differs from the declared state.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -21,10 +20,13 @@ from typing import TYPE_CHECKING, Any
 from bot.config import AppT, ConfigError, DeskApps, Settings, UnknownApp
 
 if TYPE_CHECKING:
+    from bot.changecontrol.declared import DeclaredState
+    from bot.changecontrol.plan import AppPlan
+    from bot.deps import DeskApp
     from bot.desk import DeskError, LanguageList
     from bot.desk.readiness import FaqCount, ReadinessReport, RobotSettings
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DESK = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DESK, EXIT_DRIFT = 0, 1, 2, 3, 4
 
 
 def chosen_app(apps: Iterable[AppT], name: str | None) -> AppT:
@@ -250,10 +252,9 @@ def _not_served(listed: LanguageList, tag: str, title: str) -> str | None:
 
 
 def _plain(mrkdwn: str) -> str:
-    """A message written for Slack, for the terminal: no code, bold or italic marks (an underscore
-    inside a word, as in DESK_IDENTIFIER, stays), entities decoded."""
-    text = re.sub(r"(?<!\w)([*_])([^*_\n]+)\1(?!\w)", r"\2", mrkdwn.replace("`", ""))
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    from bot.terminal import plain_text
+
+    return plain_text(mrkdwn)
 
 
 def _readiness_json(report: ReadinessReport) -> dict[str, object]:
@@ -318,6 +319,119 @@ def cmd_change(args: argparse.Namespace) -> int:
     if outcome.error is not None and not outcome.applied:
         print(f"what to do: {outcome.error.hint}", file=sys.stderr)
     return EXIT_OK if outcome.applied else EXIT_DESK
+
+
+def _declared_state(settings: Settings) -> DeclaredState:
+    from bot.boot import load_declared_state
+
+    state = load_declared_state(settings)
+    if state is None:
+        raise ConfigError(
+            "DESK_STATE_FILE", "is not set and there is no desk-languages.toml here",
+            "Write one (docs/change-control.md) or set DESK_STATE_FILE to its path.",
+        )
+    return state
+
+
+def _app_heading(app: DeskApp) -> str:
+    label = app.render.label
+    return f"{app.name} ({label})" if label and label != app.name else app.name
+
+
+def _read_plans(apps: Sequence[DeskApp], state: DeclaredState) -> list[AppPlan]:
+    """Every chosen app's plan, read concurrently (each app's reads wait on its own rate limit)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.changecontrol.plan import read_plan
+
+    with ThreadPoolExecutor(max_workers=len(apps), thread_name_prefix="plan") as pool:
+        return list(pool.map(lambda app: read_plan(app, state.app(app.name)), apps))
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """What differs between Desk and the declared state, per app (--app X: one). Exit codes: 0 in
+    sync, 2 configuration, 3 Desk failed, 4 changes pending (console-only ones included)."""
+    from bot.boot import build_desk_apps, load_configuration
+    from bot.changecontrol.plan import plan_document, plan_lines
+
+    settings = load_configuration()
+    state = _declared_state(settings)
+    apps = build_desk_apps(settings)
+    chosen = (chosen_app(apps, args.app),) if args.app else apps
+    plans = _read_plans(chosen, state)
+    if args.json:
+        print(json.dumps(plan_document(state, plans), indent=2, ensure_ascii=False))
+    else:
+        print(f"Plan: Desk against {state.path}\n")
+        for app, plan in zip(chosen, plans, strict=True):
+            print("\n".join(plan_lines(plan, _app_heading(app))))
+    for plan in plans:
+        if plan.error is not None and args.json:
+            print(f"error: {plan.app}: {plan.error}\nwhat to do: {plan.error.hint}", file=sys.stderr)
+    if any(plan.error is not None for plan in plans):
+        return EXIT_DESK
+    return EXIT_OK if all(plan.in_sync for plan in plans) else EXIT_DRIFT
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """The plan's applicable changes, after a confirmation (or --yes), through the write path of
+    `add`, `remove` and `settings`, audited as apply:<OS user>. Stops at the first refusal and says
+    what was applied and what remains. Exit codes: 0 nothing applicable remains, 2 configuration,
+    3 Desk failed or refused (or the plan could not be read)."""
+    import getpass
+
+    from bot.boot import build_cli_manager, load_configuration
+    from bot.changecontrol.apply import apply_plan
+    from bot.changecontrol.plan import plan_lines
+    from bot.management.settings_editor import SettingsEditor
+
+    settings = load_configuration()
+    state = _declared_state(settings)
+    manager, apps, watch = build_cli_manager(settings)
+    editor = SettingsEditor(manager, on_change=watch.settings_changed if watch is not None else None)
+    chosen = (chosen_app(apps, args.app),) if args.app else apps
+    plans = _read_plans(chosen, state)
+    print(f"Plan: Desk against {state.path}\n")
+    for app, plan in zip(chosen, plans, strict=True):
+        print("\n".join(plan_lines(plan, _app_heading(app))))
+    if any(plan.error is not None for plan in plans):
+        print("error: Desk failed, so nothing was applied; run it again when Desk answers", file=sys.stderr)
+        return EXIT_DESK
+    work = [(app, plan) for app, plan in zip(chosen, plans, strict=True) if plan.applicable]
+    console_only = any(not change.applies for plan in plans for change in plan.changes)
+    if not work:
+        print("\nNothing to apply." + (" What is left needs the Tencent console (the lines above)." if console_only
+                                       else ""))
+        return EXIT_OK
+    count = sum(len(plan.applicable) for _, plan in work)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("error: not on a terminal, so nothing to confirm with: add --yes to go ahead", file=sys.stderr)
+            return EXIT_CONFIG
+        question = f"\nApply {count} change{'' if count == 1 else 's'}? They take effect in production at once. [y/N] "
+        if input(question).strip().lower() not in ("y", "yes"):
+            print("cancelled: nothing was sent to Desk")
+            return EXIT_OK
+    who = f"apply:{getpass.getuser()}"
+    applied, stopped = 0, False
+    for index, (app, plan) in enumerate(work):
+        print(f"\nApplying to {_app_heading(app)}:")
+        result = apply_plan(app, plan, manager, editor, who, say=print)
+        applied += len(result.done)
+        if result.stopped is not None:
+            remaining = result.remaining + [change for _, later in work[index + 1:] for change in later.applicable]
+            print(f"\nStopped after {applied} step{'' if applied == 1 else 's'}; "
+                  f"{len(remaining)} change{'' if len(remaining) == 1 else 's'} remain:")
+            print("\n".join(f"  {change.text}" for change in remaining))
+            stopped = True
+            break
+    if watch is not None and applied and not watch.wait_noticed(timeout=15):
+        print("note: the change alerts are still on their way; the next watch poll sends them", file=sys.stderr)
+    if stopped:
+        return EXIT_DESK
+    left = " Left for the Tencent console: the lines marked (console only) or not by apply." if console_only else ""
+    print(f"\nApplied.{left}")
+    return EXIT_OK
 
 
 def _error_json(error: DeskError) -> dict[str, object]:
@@ -473,6 +587,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "settings": (cmd_settings, "print one language's chatbot settings: fallback message, welcome card, thresholds"),
     "add": (cmd_change, "add a language to the chatbot (asks to confirm; --yes to skip)"),
     "remove": (cmd_change, "remove a language from the chatbot (asks to confirm; --yes to skip)"),
+    "plan": (cmd_plan, "what differs between Desk and desk-languages.toml (--app X, --json; exit 4: changes)"),
+    "apply": (cmd_apply, "make Desk what desk-languages.toml declares (asks to confirm; --yes to skip)"),
     "serve": (cmd_serve, "serve Slack over HTTP (granian) on $PORT"),
     "socket": (cmd_socket, "serve Slack over Socket Mode (no public URL needed)"),
     "digest": (cmd_digest, "post due channel digests (--due) or one now (--channel C123)"),
@@ -514,6 +630,12 @@ def build_parser() -> argparse.ArgumentParser:
         parser_.add_argument("tag", help="the language tag, e.g. vi")
         parser_.add_argument("--app", help="the app's name (DESK_APPS); default: the first")
         parser_.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    plan = sub.choices["plan"]
+    plan.add_argument("--app", help="one app's plan (DESK_APPS); default: every app")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON (docs/change-control.md)")
+    apply = sub.choices["apply"]
+    apply.add_argument("--app", help="apply to one app only (DESK_APPS); default: every app")
+    apply.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     demo = sub.choices["demo"]
     demo.add_argument("text", nargs="*", help="what follows /desk-languages, e.g. share or help")
     demo.add_argument("--json", action="store_true", help="print the Block Kit payload")

@@ -52,6 +52,7 @@ FALSE_WORDS = {"0", "false", "no", "off", ""}
 APP_NAME = re.compile(r"[a-z0-9-]{1,20}")
 PRINCIPAL_ID_FORMAT = re.compile(r"[UWS][A-Z0-9]{2,20}")
 CHANNEL_ID_FORMAT = re.compile(r"[CG][A-Z0-9]{2,20}")
+STATE_FILE_NAME = "desk-languages.toml"  # the declared state, looked for in the working directory
 DEFAULT_APP_NAME = "default"  # the one app of a bot without DESK_APPS
 # Words of the slash command, which an app name may not be (`/desk-languages share` must stay an
 # option). bot/slack/grammar.py's options are a subset; tests/test_config_cli.py keeps the two in step.
@@ -195,6 +196,10 @@ class Settings:
     watch_interval: float = 300.0  # DESK_WATCH_INTERVAL: seconds between two polls of an app for `watch`
     # --- Language management -------------------------------------------------------------
     audit_channel: str | None = None  # DESK_AUDIT_CHANNEL: one line per change reaching Desk
+    # --- Change control ---------------------------------------------------------------------------
+    # DESK_STATE_FILE: the declared state (docs/change-control.md); unset: desk-languages.toml in the
+    # working directory when there is one; `none`: no declared state even if there is.
+    state_file: Path | None = None
     # --- Scaling out ----------------------------------------------------------------
     redis_url: Secret | None = None  # carries a password on most platforms
     redis_tls_verify: bool = True
@@ -580,6 +585,7 @@ class _Reader:
         if redis_url is not None:
             _refuse_clear_text("REDIS_URL", redis_url.value, "redis", "rediss", "its password and the cached data")
 
+        state_file = self.state_file()
         port = self.integer("PORT", 3000, minimum=1, maximum=65535)
         host = self.raw("HOST")
         if host is not None and not re.fullmatch(r"[A-Za-z0-9.:-]+", host.strip("[]")):
@@ -622,4 +628,22 @@ class _Reader:
             redis_url=redis_url,
             redis_tls_verify=self.boolean("REDIS_TLS_VERIFY", True),
             audit_channel=audit_channel,
+            state_file=state_file,
         )
+
+    def state_file(self) -> Path | None:
+        """DESK_STATE_FILE, which must name a file; unset, desk-languages.toml here if there is one."""
+        named = self.raw("DESK_STATE_FILE")
+        if named is None:
+            here = Path(STATE_FILE_NAME)
+            return here if "DESK_STATE_FILE" not in self.env and here.is_file() else None
+        if named.lower() == "none":
+            return None
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(
+                "DESK_STATE_FILE",
+                f"{named[:200]!r} is not a file",
+                "Set it to the path of the declared state (a desk-languages.toml), or to none, or unset it.",
+            )
+        return path

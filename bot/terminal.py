@@ -22,6 +22,13 @@ def _plain(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
+def plain_text(mrkdwn: str) -> str:
+    """A sentence written for Slack, for the terminal: no code, bold or italic marks (an underscore
+    inside a word, as in DESK_IDENTIFIER, stays), entities decoded."""
+    text = re.sub(r"(?<!\w)([*_])([^*_\n]+)\1(?!\w)", r"\2", mrkdwn.replace("`", ""))
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def message_to_text(message: dict[str, Any]) -> str:
     lines: list[str] = []
     for block in message.get("blocks") or []:

@@ -1,0 +1,118 @@
+"""Apply: a plan's applicable changes made through the bot's one write path.
+
+Removals first (room under the edition's limit), then additions, then settings (a language's
+settings after it exists). Each language change goes through `LanguageManager.check` (the list read
+again, FAQ questions counted) and `apply_from_cli` (one write, never repeated after a lost answer,
+audited); each language's settings through `SettingsEditor` (read, compared, one write of every
+declared field, audited). The first refusal or failure stops the run: what was applied and what
+remains are said, and the next run plans again from Desk as it is then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bot.changecontrol.declared import SETTING_KEYS
+from bot.changecontrol.plan import AppPlan, ChangeKind, PlannedChange
+from bot.desk import DeskClient
+from bot.management.service import LanguageManager
+from bot.management.settings_editor import Loaded, SettingsEditor
+from bot.management.settings_form import EditableSettings, change_lines
+from bot.slack.blocks import ConfiguredApp
+from bot.terminal import plain_text
+
+
+@dataclass
+class ApplyResult:
+    """What one app's apply did: `done` (one line per step), and, when it stopped, why and what
+    remains."""
+
+    done: list[str] = field(default_factory=list)
+    stopped: str | None = None
+    remaining: list[PlannedChange] = field(default_factory=list)
+
+
+def apply_plan(
+    app: ConfiguredApp[DeskClient], plan: AppPlan, manager: LanguageManager, editor: SettingsEditor, who: str,
+    *, say: Callable[[str], None] = lambda line: None,
+) -> ApplyResult:
+    """Make `plan`'s applicable changes to `app`, audited as `who` (`apply:<user>`). `say` hears
+    each step as it happens."""
+    result = ApplyResult()
+    steps: list[tuple[list[PlannedChange], Callable[[], str | None]]] = []
+    for kind in (ChangeKind.REMOVE, ChangeKind.ADD):
+        for change in plan.applicable:
+            if change.kind is kind:
+                steps.append(([change], _language_step(app, manager, who, change, result)))
+    by_tag: dict[str, list[PlannedChange]] = {}
+    for change in plan.applicable:
+        if change.kind is ChangeKind.SETTINGS:
+            by_tag.setdefault(change.tag, []).append(change)
+    for tag, changes in by_tag.items():
+        steps.append((changes, _settings_step(app, editor, who, tag, changes, result)))
+
+    for index, (_, step) in enumerate(steps):
+        problem = step()
+        if problem is not None:
+            result.stopped = problem
+            result.remaining = [change for later, _ in steps[index:] for change in later]
+            say(f"  stopped: {problem}")
+            break
+        say(f"  {result.done[-1]}")
+    return result
+
+
+def _language_step(
+    app: ConfiguredApp[DeskClient], manager: LanguageManager, who: str, change: PlannedChange, result: ApplyResult
+) -> Callable[[], str | None]:
+    action = change.kind.value  # add | remove
+
+    def step() -> str | None:
+        tag, problem = manager.check(app, action, change.tag)
+        if problem is not None or tag is None:
+            return plain_text(problem or "nothing to change")
+        outcome = manager.apply_from_cli(app, who, action, tag)
+        if not outcome.applied:
+            hint = f" What to do: {outcome.error.hint}" if outcome.error is not None else ""
+            return outcome.describe() + hint
+        result.done.append(f"{change.text[:2]}{outcome.describe()}")
+        return None
+
+    return step
+
+
+def _settings_step(
+    app: ConfiguredApp[DeskClient], editor: SettingsEditor, who: str, tag: str, changes: list[PlannedChange],
+    result: ApplyResult,
+) -> Callable[[], str | None]:
+    declared: dict[str, Any] = {SETTING_KEYS[change.field or ""]: change.new for change in changes}
+
+    def step() -> str | None:
+        loaded = editor.load(app, who, tag)
+        if not isinstance(loaded, Loaded):
+            return plain_text(loaded)
+        read = EditableSettings.of(loaded.settings)
+        wanted = replace(read, **declared)
+        lines = change_lines(read, wanted)
+        if not lines:
+            result.done.append(f"~ {tag or '(default)'}: the settings are already as declared")
+            return None
+        proposed = editor.propose(app, loaded.request_id, who, wanted, check_admin=False)
+        if isinstance(proposed, str):
+            return plain_text(proposed)
+        applied = editor.apply(app, loaded.request_id, who, check_admin=False)
+        if applied.result != "applied":
+            return _unmarked(applied.text)
+        result.done.append("~ " + " ".join(_unmarked(applied.text).splitlines()))
+        return None
+
+    return step
+
+
+def _unmarked(mrkdwn: str) -> str:
+    """An editor's answer for the terminal, without its emoji."""
+    for mark in (":white_check_mark: ", ":x: ", ":grey_question: "):
+        mrkdwn = mrkdwn.replace(mark, "")
+    return plain_text(mrkdwn)
