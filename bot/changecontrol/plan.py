@@ -60,6 +60,9 @@ class PlannedChange:
             label = LABELS[SETTING_KEYS[self.field or ""]]
             before = "(once it is added)" if self.old is None else _shown(self.field, self.old)
             line = f"~ {self.tag or '(default)'} {label}: {before} -> {_shown(self.field, self.new)}"
+        elif self.field in ("fallback", "welcome_card"):  # the file can meet it, or the console
+            noun = "a fallback message" if self.field == "fallback" else "a welcome card with questions"
+            return f"! {self.why_not} (declare {noun} under [settings.{self.tag}], or set it in the console)"
         else:
             return f"! {self.why_not} (console only)"
         return line if self.applies else f"{line}: not by apply: {self.why_not}"
@@ -210,9 +213,8 @@ def _readiness_gaps(
         for flag, problem in zip(row.flags, row.problems(), strict=False):
             what = {Flag.NO_FAQ: "faq", Flag.FEW_FAQ: "faq", Flag.NO_FALLBACK: "fallback",
                     Flag.NO_WELCOME_CARD: "welcome_card"}[flag]
-            where = "" if what == "faq" else f", or declare it under [{declared.name}.settings.{row.language.tag}]"
             gaps.append(PlannedChange(ChangeKind.ATTENTION, row.language.tag, what, applies=False,
-                                      why_not=f"{row.language.tag or '(default)'} {problem}{where}"))
+                                      why_not=f"{row.language.tag or '(default)'} {problem}"))
     return gaps
 
 

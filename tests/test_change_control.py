@@ -1,0 +1,331 @@
+"""Change control over real sockets: `python -m bot plan` and `apply` as processes, against the
+Desk emulator, with a desk-languages.toml in their working directory (docs/change-control.md).
+
+The file's every validation error (one line, exit 2, Desk never called); the plan's lines and exit
+codes (in sync, additions, removals, settings, console-only drift, Desk failing); the JSON form's
+schema, pinned; apply in Desk's order, stopping at a refusal, and a second apply that does nothing;
+`status` judging by a declared app's requirements.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.sandbox.desk_emulator import DeskEmulator, Fault
+from tests.support.environment import desk_env
+from tests.support.served import clean_env
+
+pytestmark = pytest.mark.e2e
+
+WRITES = ("robot_add_language", "robot_del_language", "update_robot_config")
+
+
+def run(
+    emulator: DeskEmulator, cwd: Path, *args: str, toml: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    if toml is not None:
+        (cwd / "desk-languages.toml").write_text(toml, encoding="utf-8")
+    # DESK_TIMEOUT as in production: the plan's reads use a second of the rate limit that the
+    # writes' checks then wait out (tests elsewhere use 1 s, shorter than the limiter's window)
+    environ = clean_env(**desk_env(emulator, DATABASE_URL=f"sqlite:///{cwd / 'bot.db'}", DESK_TIMEOUT="2.0", **env))
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, env=environ, capture_output=True,
+                          text=True, timeout=90, stdin=subprocess.DEVNULL, check=False)
+
+
+def writes(emulator: DeskEmulator) -> list[tuple[str, str]]:
+    """(api, tag) of every write the emulator received, in order."""
+    made = []
+    for call in emulator.calls:
+        if call.api in WRITES:
+            body = json.loads(call.body)
+            made.append((call.api, str(body.get("LanguageTag"))))
+    return made
+
+
+def audit(cwd: Path) -> list[tuple[str, str, str, str]]:
+    with sqlite3.connect(cwd / "bot.db") as db:
+        return [tuple(row) for row in db.execute("SELECT who, action, tag, result FROM language_changes ORDER BY id")]
+
+
+# The default sample: en (default, 12 FAQ questions), zh 10, ja 7, vi 6 (welcome card off), fil 6 (no fallback).
+IN_SYNC = """
+[default]
+languages = ["en", "zh", "ja", "vi", "fil"]
+default = "en"
+"""
+
+
+# --- the file -------------------------------------------------------------------------------------
+
+
+VALID_APP = '[default]\nlanguages = ["en", "zh", "ja", "vi", "fil"]\n'
+BAD_FILES = {
+    "unknown app": ('[defualt]\nlanguages = ["en"]\n',
+                    "desk-languages.toml: defualt: is not one of this bot's apps (DESK_APPS). Did you mean 'default'?"),
+    "unsupported tag": ('[default]\nlanguages = ["en", "tl"]\n',
+                        "desk-languages.toml: default.languages[1]: 'tl' is not a tag Desk uses. "
+                        "Did you mean 'fil' (Filipino)?"),
+    "not a language": ('[default]\nlanguages = ["en", "klingon"]\n',
+                       "default.languages[1]: 'klingon' is not a language Desk's chatbot supports. Use one of id, zh,"),
+    "twice": ('[default]\nlanguages = ["en", "vi", "vi"]\n', "default.languages[2]: 'vi' is listed twice."),
+    "over the edition": ('[default]\nlanguages = ["en", "zh", "ja", "vi", "fil", "id"]\n',
+                         "default.languages: lists 6 languages, and Desk allows 5 (the default counted). "
+                         "Keep at most 5."),
+    "default not listed": ('[default]\nlanguages = ["en", "zh"]\ndefault = "ja"\n',
+                           "default.default: 'ja' is not in default.languages."),
+    "no languages": ('[default]\ndefault = "en"\n', "default.languages: is missing."),
+    "unknown key": ('[default]\nlangauges = ["en"]\n', "default.langauges: is not a key this file knows. "
+                    "Did you mean 'languages'?"),
+    "unknown requirement": (VALID_APP + "[default.require]\nfaq_ration = 0.5\n",
+                            "default.require.faq_ration: is not a key this file knows. Did you mean 'faq_ratio'?"),
+    "ratio out of range": (VALID_APP + "[default.require]\nfaq_ratio = 2\n",
+                           "default.require.faq_ratio: 2 is not a number from 0 to 1."),
+    "unknown setting": (VALID_APP + '[default.settings.fil]\nfallback = "Pasensya na"\n',
+                        "default.settings.fil.fallback: is not a key this file knows. "
+                        "Did you mean 'fallback_message'?"),
+    "setting too long": (VALID_APP + f'[default.settings.fil]\nfallback_message = "{"x" * 1001}"\n',
+                         "default.settings.fil.fallback_message: The fallback message: 1001 characters; "
+                         "at most 1000."),
+    "settings of an undeclared language": (VALID_APP + '[default.settings.id]\nto_agent = true\n',
+                                           "default.settings.id: 'id' is not in default.languages."),
+    "a quoted boolean": (VALID_APP + '[default.settings.vi]\nwelcome_card = "yes"\n',
+                         "default.settings.vi.welcome_card: 'yes' is not true or false."),
+    "not TOML": ('[default\nlanguages = ["en"]\n', "desk-languages.toml: is not valid TOML: "),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_every_mistake_in_the_file_is_one_line_naming_its_key_exit_2(
+    case: str, emulator: DeskEmulator, tmp_path: Path
+) -> None:
+    text, expected = BAD_FILES[case]
+    result = run(emulator, tmp_path, "plan", toml=text)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()  # one line, no traceback
+    assert line.startswith("configuration error: desk-languages.toml")
+    assert expected in line
+    assert emulator.calls == []  # checked before Desk is asked anything
+
+
+def test_the_bot_does_not_start_with_a_broken_file_and_works_as_today_without_one(
+    emulator: DeskEmulator, tmp_path: Path
+) -> None:
+    broken = run(emulator, tmp_path, "languages", toml='[default]\nlanguages = ["en", "tl"]\n')
+    assert broken.returncode == 2 and "default.languages[1]" in broken.stderr
+    (tmp_path / "desk-languages.toml").unlink()
+    assert run(emulator, tmp_path, "languages").returncode == 0
+    missing = run(emulator, tmp_path, "plan")
+    assert missing.returncode == 2
+    assert missing.stderr.startswith(
+        "configuration error: DESK_STATE_FILE: is not set and there is no desk-languages.toml here")
+    elsewhere = run(emulator, tmp_path, "plan", DESK_STATE_FILE=str(tmp_path / "nowhere.toml"))
+    assert elsewhere.returncode == 2 and "DESK_STATE_FILE: " in elsewhere.stderr and "is not a file" in elsewhere.stderr
+
+
+# --- plan -----------------------------------------------------------------------------------------
+
+
+def test_plan_in_sync_exits_0(emulator: DeskEmulator, tmp_path: Path) -> None:
+    result = run(emulator, tmp_path, "plan", toml=IN_SYNC)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "default: in sync"
+    assert writes(emulator) == []
+
+
+DRIFTED = """
+[default]
+languages = ["en", "zh", "ja", "fil", "id"]
+default = "zh"
+
+[default.require]
+faq_ratio = 0.8
+
+[default.settings.fil]
+fallback_message = "Pasensya na, hindi ko naintindihan."
+"""
+
+
+def test_plan_lists_removals_additions_settings_and_console_only_drift_exit_4(
+    emulator: DeskEmulator, tmp_path: Path
+) -> None:
+    result = run(emulator, tmp_path, "plan", toml=DRIFTED)
+    assert result.returncode == 4, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Plan: Desk against desk-languages.toml"
+    assert lines[2:] == [
+        "default: 6 differences, 1 for apply",
+        "  - vi (Vietnamese): not by apply: it has 6 live FAQ questions, and Desk removes no language that has "
+        "questions: remove or disable them in the console first",
+        "  + id (Indonesian): not by apply: Desk allows 5 languages (the default counted), and a language above "
+        "stays until it can be removed",
+        '  ~ fil fallback message: (empty) -> "Pasensya na, hindi ko naintindihan."',
+        "  ! default is en, declared zh (console only)",
+        "  ! ja has 7 FAQ questions, under 80% of the default language's 12 (console only)",
+        "  ! fil has 6 FAQ questions, under 80% of the default language's 12 (console only)",
+    ]
+    assert writes(emulator) == []  # plan never writes
+
+
+def test_plan_of_a_removable_language_and_an_addition_that_fits(emulator: DeskEmulator, tmp_path: Path) -> None:
+    emulator.set_faq("fil", [])
+    result = run(emulator, tmp_path, "plan", toml='[default]\nlanguages = ["en", "zh", "ja", "vi", "id"]\n')
+    assert result.returncode == 4, result.stderr
+    assert result.stdout.splitlines()[2:] == [
+        "default: 2 differences, 2 for apply", "  - fil (Filipino)", "  + id (Indonesian)",
+    ]
+
+
+def test_plan_when_desk_fails_exits_3_and_says_what_to_do(emulator: DeskEmulator, tmp_path: Path) -> None:
+    emulator.inject(Fault(code=-50040), times=-1)
+    result = run(emulator, tmp_path, "plan", toml=IN_SYNC)
+    assert result.returncode == 3
+    assert "default: Desk failed, so there is no plan: " in result.stdout and "what to do: " in result.stdout
+    as_json = json.loads(run(emulator, tmp_path, "plan", "--json").stdout)
+    assert as_json["apps"][0]["error"]["code"] == -50040 and as_json["in_sync"] is False
+
+
+def test_an_app_the_file_does_not_declare_is_not_compared(emulator: DeskEmulator, tmp_path: Path) -> None:
+    with DeskEmulator(sdkappid=1400000777, key=STAGING_KEY, sample="staging") as staging:
+        two_apps = {
+            "DESK_APPS": "prod,staging", "DESK_PROD_LABEL": "Production",
+            "DESK_PROD_SDKAPPID": str(emulator.sdkappid), "DESK_PROD_API_URL": emulator.base_url,
+            "DESK_STAGING_SDKAPPID": "1400000777", "DESK_STAGING_SECRET_KEY": STAGING_KEY,
+            "DESK_STAGING_API_URL": staging.base_url,
+        }
+        result = run(emulator, tmp_path, "plan", toml=IN_SYNC.replace("[default]", "[prod]"), **two_apps)
+        assert staging.calls == []  # not declared: not read
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[2:] == ["prod (Production): in sync",
+                                              "staging: not declared in the file; nothing to compare"]
+
+
+STAGING_KEY = "staging-key-0123456789abcdef"
+SCHEMA_CHANGE_KEYS = ["kind", "tag", "field", "old", "new", "applies", "why_not", "text"]
+
+
+def test_the_json_plan_schema_is_stable(emulator: DeskEmulator, tmp_path: Path) -> None:
+    """Pinned: CI jobs read it. A change here is a change of `schema` (docs/change-control.md)."""
+    result = run(emulator, tmp_path, "plan", "--json", toml=DRIFTED)
+    assert result.returncode == 4
+    document = json.loads(result.stdout)
+    assert list(document) == ["schema", "file", "in_sync", "apps"]
+    assert document["schema"] == 1 and document["file"] == "desk-languages.toml" and document["in_sync"] is False
+    (app,) = document["apps"]
+    assert list(app) == ["app", "sdkappid", "declared", "in_sync", "checked_at", "error", "changes"]
+    assert app["app"] == "default" and app["declared"] is True and app["error"] is None
+    assert isinstance(app["sdkappid"], int) and isinstance(app["checked_at"], float)
+    kinds: list[tuple[Any, ...]] = []
+    for change in app["changes"]:
+        assert list(change) == SCHEMA_CHANGE_KEYS
+        assert isinstance(change["applies"], bool) and isinstance(change["text"], str)
+        kinds.append((change["kind"], change["tag"], change["field"], change["applies"]))
+    assert kinds == [
+        ("remove", "vi", None, False), ("add", "id", None, False), ("settings", "fil", "fallback_message", True),
+        ("attention", "zh", "default", False), ("attention", "ja", "faq", False), ("attention", "fil", "faq", False),
+    ]
+    settings = app["changes"][2]
+    assert settings["old"] == "" and settings["new"] == "Pasensya na, hindi ko naintindihan."
+    assert app["changes"][3]["old"] == "en" and app["changes"][3]["new"] == "zh"
+
+
+# --- apply ----------------------------------------------------------------------------------------
+
+
+ORDERED = """
+[default]
+languages = ["en", "zh", "ja", "vi", "id"]
+
+[default.settings.id]
+fallback_message = "Maaf, saya tidak mengerti."
+welcome_card = true
+welcome_card_questions = ["Di mana pesanan saya?"]
+
+[default.settings.vi]
+welcome_card = true
+"""
+
+
+def test_apply_removes_then_adds_then_sets_and_a_second_apply_does_nothing(
+    emulator: DeskEmulator, tmp_path: Path
+) -> None:
+    emulator.set_faq("fil", [])  # removable; the app is at the edition's limit of 5
+    refused = run(emulator, tmp_path, "apply", toml=ORDERED)
+    assert refused.returncode == 2 and "--yes" in refused.stderr and writes(emulator) == []
+
+    first = run(emulator, tmp_path, "apply", "--yes")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert writes(emulator) == [
+        ("robot_del_language", "fil"), ("robot_add_language", "id"),
+        ("update_robot_config", "id"), ("update_robot_config", "vi"),  # settings in the file's order
+    ]
+    assert [tag for tag, _ in emulator.languages] == ["en", "zh", "ja", "vi", "id"]
+    assert "Applying to default:" in first.stdout and "Applied." in first.stdout
+    who = {row[0] for row in audit(tmp_path)}
+    assert len(who) == 1 and next(iter(who)).startswith("apply:")
+    assert [row[1:] for row in audit(tmp_path)] == [
+        ("remove", "fil", "applied"), ("add", "id", "applied"),
+        ("settings", "id", "applied"), ("settings", "vi", "applied"),
+    ]
+
+    again = run(emulator, tmp_path, "apply", "--yes")
+    assert again.returncode == 0, again.stderr
+    assert "default: in sync" in again.stdout and "Nothing to apply." in again.stdout
+    assert len(writes(emulator)) == 4 and len(audit(tmp_path)) == 4
+    assert run(emulator, tmp_path, "plan").returncode == 0
+
+
+def test_apply_stops_at_the_first_refusal_and_says_what_remains(emulator: DeskEmulator, tmp_path: Path) -> None:
+    emulator.set_faq("fil", [])
+    emulator.inject(Fault(code=-50052, api="robot_add_language"))
+    stopped = run(emulator, tmp_path, "apply", "--yes", toml=ORDERED)
+    assert stopped.returncode == 3, stopped.stdout + stopped.stderr
+    assert writes(emulator) == [("robot_del_language", "fil"), ("robot_add_language", "id")]
+    out = stopped.stdout
+    assert "stopped: Indonesian (id) was not added: Over the number of languages this edition allows." in out
+    assert "Stopped after 1 step; 5 changes remain:" in out
+    remaining = out[out.index("changes remain:"):].splitlines()[1:]
+    assert [line.split(":")[0] for line in remaining] == [
+        "  + id (Indonesian)", "  ~ id fallback message", "  ~ id welcome card", "  ~ id welcome card questions",
+        "  ~ vi welcome card",
+    ]
+    assert [row[1:] for row in audit(tmp_path)] == [("remove", "fil", "applied"), ("add", "id", "not-applied")]
+
+    resumed = run(emulator, tmp_path, "apply", "--yes")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert writes(emulator)[2:] == [
+        ("robot_add_language", "id"), ("update_robot_config", "id"), ("update_robot_config", "vi"),
+    ]
+    assert run(emulator, tmp_path, "plan").returncode == 0
+
+
+def test_apply_leaves_console_only_drift_and_exits_0(emulator: DeskEmulator, tmp_path: Path) -> None:
+    result = run(emulator, tmp_path, "apply", "--yes", toml=DRIFTED)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert writes(emulator) == [("update_robot_config", "fil")]
+    assert "Left for the Tencent console" in result.stdout
+    after = run(emulator, tmp_path, "plan")
+    assert after.returncode == 4 and "for apply" in after.stdout and ", 0 for apply" in after.stdout
+
+
+# --- status ---------------------------------------------------------------------------------------
+
+
+def test_status_judges_by_the_declared_requirements(emulator: DeskEmulator, tmp_path: Path) -> None:
+    def flags() -> dict[str, list[str]]:
+        result = run(emulator, tmp_path, "status", "--json")
+        return {row["tag"]: row["flags"] for row in json.loads(result.stdout)["languages"]}
+
+    assert flags()["ja"] == []  # the built-in rules: half of en's 12
+    (tmp_path / "desk-languages.toml").write_text(
+        IN_SYNC + "[default.require]\nfaq_ratio = 0.8\nwelcome_card = false\n", encoding="utf-8")
+    judged = flags()
+    assert judged["ja"] == ["few-faq"] and judged["vi"] == ["few-faq"]  # 7 and 6 of 12, under 80%
+    assert "no-welcome-card" not in judged["vi"]  # not required any more
