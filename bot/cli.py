@@ -352,7 +352,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """What differs between Desk and the declared state, per app (--app X: one). Exit codes: 0 in
     sync, 2 configuration, 3 Desk failed, 4 changes pending (console-only ones included)."""
     from bot.boot import build_desk_apps, load_configuration
-    from bot.changecontrol.plan import plan_document, plan_lines
+    from bot.changecontrol.plan import plan_document, plan_text
 
     settings = load_configuration()
     state = _declared_state(settings)
@@ -362,9 +362,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(plan_document(state, plans), indent=2, ensure_ascii=False))
     else:
-        print(f"Plan: Desk against {state.path}\n")
-        for app, plan in zip(chosen, plans, strict=True):
-            print("\n".join(plan_lines(plan, _app_heading(app))))
+        print(plan_text(state, [(_app_heading(app), plan) for app, plan in zip(chosen, plans, strict=True)]))
     for plan in plans:
         if plan.error is not None and args.json:
             print(f"error: {plan.app}: {plan.error}\nwhat to do: {plan.error.hint}", file=sys.stderr)
@@ -381,8 +379,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
     import getpass
 
     from bot.boot import build_cli_manager, load_configuration
-    from bot.changecontrol.apply import apply_plan
-    from bot.changecontrol.plan import plan_lines
+    from bot.changecontrol.apply import apply_plans
+    from bot.changecontrol.plan import plan_text
     from bot.management.settings_editor import SettingsEditor
 
     settings = load_configuration()
@@ -391,9 +389,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     editor = SettingsEditor(manager, on_change=watch.settings_changed if watch is not None else None)
     chosen = (chosen_app(apps, args.app),) if args.app else apps
     plans = _read_plans(chosen, state)
-    print(f"Plan: Desk against {state.path}\n")
-    for app, plan in zip(chosen, plans, strict=True):
-        print("\n".join(plan_lines(plan, _app_heading(app))))
+    print(plan_text(state, [(_app_heading(app), plan) for app, plan in zip(chosen, plans, strict=True)]))
     if any(plan.error is not None for plan in plans):
         print("error: Desk failed, so nothing was applied; run it again when Desk answers", file=sys.stderr)
         return EXIT_DESK
@@ -413,18 +409,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
             print("cancelled: nothing was sent to Desk")
             return EXIT_OK
     who = f"apply:{getpass.getuser()}"
-    applied, stopped = 0, False
-    for index, (app, plan) in enumerate(work):
-        print(f"\nApplying to {_app_heading(app)}:")
-        result = apply_plan(app, plan, manager, editor, who, say=print)
-        applied += len(result.done)
-        if result.stopped is not None:
-            remaining = result.remaining + [change for _, later in work[index + 1:] for change in later.applicable]
-            print(f"\nStopped after {applied} step{'' if applied == 1 else 's'}; "
-                  f"{len(remaining)} change{'' if len(remaining) == 1 else 's'} remain:")
-            print("\n".join(f"  {change.text}" for change in remaining))
-            stopped = True
-            break
+    applied, stopped = apply_plans([(_app_heading(app), app, plan) for app, plan in work], manager, editor, who,
+                                   say=print)
     if watch is not None and applied and not watch.wait_noticed(timeout=15):
         print("note: the change alerts are still on their way; the next watch poll sends them", file=sys.stderr)
     if stopped:

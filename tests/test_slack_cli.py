@@ -182,3 +182,24 @@ def test_demo_settings_fil_shows_the_modal_applies_a_fallback_and_status_shows_f
     filipino = next(line for line in status.splitlines() if "Filipino" in line)
     assert filipino.startswith(":white_check_mark:") and "fallback message set" in filipino
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.e2e
+def test_demo_plan_shows_drift_and_demo_apply_brings_staging_in_sync(tmp_path: Path) -> None:
+    planned = run_bot("demo", "plan", cwd=tmp_path, env=clean_env())
+    assert planned.returncode == 0, planned.stderr
+    plan = planned.stdout[planned.stdout.index("$ python -m bot plan"):]
+    assert "prod (Production (sandbox)): 3 differences, 1 for apply" in plan
+    assert "  - fil (Filipino): not by apply: it has 6 live FAQ questions" in plan
+    assert "staging (Staging (sandbox)): 5 differences, 5 for apply\n  - th (Thai)\n  + vi (Vietnamese)\n" in plan
+
+    applied = run_bot("demo", "apply", cwd=tmp_path, env=clean_env())
+    assert applied.returncode == 0, applied.stderr
+    after_apply = applied.stdout.split("$ python -m bot apply --app staging --yes")[1]
+    steps, again = after_apply.split("$ python -m bot plan   (in the same demo run)")
+    # Thai, a language Desk lists though the bot does not know its tag, can be removed
+    made = "  - Thai (th) was deleted.\n  + Vietnamese (vi) was added.\n  ~ Changed the chatbot settings of Vietnamese"
+    assert made in steps
+    assert "staging (Staging (sandbox)): in sync" in again
+    assert "prod (Production (sandbox)): 3 differences" in again  # apply --app staging left prod alone
+    assert list(tmp_path.iterdir()) == []  # the sample file lived in a temporary directory

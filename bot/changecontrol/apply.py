@@ -10,12 +10,12 @@ remains are said, and the next run plans again from Desk as it is then.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.changecontrol.declared import SETTING_KEYS
-from bot.changecontrol.plan import AppPlan, ChangeKind, PlannedChange
+from bot.changecontrol.plan import AppPlan, ChangeKind, PlannedChange, counted
 from bot.desk import DeskClient
 from bot.management.service import LanguageManager
 from bot.management.settings_editor import Loaded, SettingsEditor
@@ -62,6 +62,25 @@ def apply_plan(
             break
         say(f"  {result.done[-1]}")
     return result
+
+
+def apply_plans(
+    work: Sequence[tuple[str, ConfiguredApp[DeskClient], AppPlan]], manager: LanguageManager,
+    editor: SettingsEditor, who: str, *, say: Callable[[str], None],
+) -> tuple[int, bool]:
+    """Each (heading, app, plan) in turn, until one stops: (the steps made, whether it stopped).
+    `say` hears the progress and, when it stopped, what remains of every app's plan."""
+    made = 0
+    for index, (heading, app, plan) in enumerate(work):
+        say(f"\nApplying to {heading}:")
+        result = apply_plan(app, plan, manager, editor, who, say=say)
+        made += len(result.done)
+        if result.stopped is not None:
+            remaining = result.remaining + [change for _, _, later in work[index + 1:] for change in later.applicable]
+            say(f"\nStopped after {counted(made, 'step')}; {counted(len(remaining), 'change')} remain:")
+            say("\n".join(f"  {change.text}" for change in remaining))
+            return made, True
+    return made, False
 
 
 def _language_step(

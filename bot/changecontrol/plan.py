@@ -228,6 +228,14 @@ def plan_document(state: DeclaredState, plans: Sequence[AppPlan]) -> dict[str, A
     }
 
 
+def plan_text(state: DeclaredState, plans: Sequence[tuple[str, AppPlan]]) -> str:
+    """`python -m bot plan` on a terminal: each app's plan under its heading."""
+    lines = [f"Plan: Desk against {state.path}", ""]
+    for heading, plan in plans:
+        lines += plan_lines(plan, heading)
+    return "\n".join(lines)
+
+
 def plan_lines(plan: AppPlan, title: str) -> list[str]:
     """The plan of one app for a terminal: a heading, then one line per change."""
     if not plan.declared:
@@ -237,7 +245,7 @@ def plan_lines(plan: AppPlan, title: str) -> list[str]:
     if not plan.changes:
         return [f"{title}: in sync"]
     pending = len(plan.applicable)
-    heading = f"{title}: {_count(len(plan.changes), 'difference')}, {pending} for apply"
+    heading = f"{title}: {counted(len(plan.changes), 'difference')}, {pending} for apply"
     return [heading, *(f"  {change.text}" for change in plan.changes)]
 
 
@@ -249,7 +257,8 @@ def _questions(count: int) -> str:
     return f"{count} live FAQ question{'' if count == 1 else 's'}"
 
 
-def _count(number: int, noun: str) -> str:
+def counted(number: int, noun: str) -> str:
+    """"1 change", "3 changes"."""
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 

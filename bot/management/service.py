@@ -99,7 +99,7 @@ class LanguageManager:
         if not typed:
             return None, f"Name the language to {action}, e.g. `{action} vi`: {messages.supported_tags_text()}."
         unsupported = messages.unsupported_tag_problem(typed)
-        if unsupported is not None:
+        if unsupported is not None and action != "remove":
             return None, unsupported
         try:
             current = app.client.get_languages()
@@ -108,6 +108,8 @@ class LanguageManager:
                 f"Couldn't read {_title(app)}'s languages to check the change: {escape(error.meaning)}. "
                 f"{escape(error.hint)}"
             )
+        if unsupported is not None and not current.has(typed):  # one Desk lists can go, known to the bot or not
+            return None, unsupported
         problem = _change_problem(action, typed, current)
         if problem is None:
             questions = self._questions_problem(app, action, typed)

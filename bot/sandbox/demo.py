@@ -11,13 +11,19 @@ import json
 import os
 import secrets
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import requests
 
-from bot.boot import build_bot, load_configuration
+from bot.boot import build_bot, build_cli_manager, load_configuration, load_declared_state
+from bot.changecontrol.apply import apply_plans
+from bot.changecontrol.plan import AppPlan, plan_text, read_plan
+from bot.deps import DeskApp
 from bot.management.messages import CONFIRM_ACTION
+from bot.management.settings_editor import SettingsEditor
 from bot.management.settings_form import FALLBACK_BLOCK
 from bot.management.settings_views import FORM_CALLBACK
 from bot.sandbox.slack_emulator import (
@@ -34,6 +40,8 @@ from bot.terminal import message_to_text, view_to_text
 
 
 def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) -> int:
+    if text.strip() in ("plan", "apply"):
+        return change_control_demo(apply=text.strip() == "apply")
     signing_secret = secrets.token_hex(16)
     with FakeSlack() as slack:
         settings = load_configuration(
@@ -96,7 +104,7 @@ def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) ->
         print(message_to_text(result))
     print(
         "\nTry also: python -m bot demo share | default | refresh | help | apps | compare | staging"
-        " | status | staging add vi | settings fil | history | digest daily 09:00 | anything"
+        " | status | staging add vi | settings fil | history | digest daily 09:00 | plan | apply | anything"
     )
     return 0
 
@@ -153,4 +161,71 @@ def _settings_walkthrough(text: str, slack: FakeSlack, url: str, secret: str, ac
     if slack.wait_for(lambda fake: bool(fake.responses("status")), timeout=timeout):
         print("\n$ /desk-languages status refresh   (in the same demo run)\n")
         print(message_to_text(slack.responses("status")[0].body))
+    return 0
+
+
+# What the demo's team agreed its two emulated apps serve (docs/change-control.md). Production
+# differs from its emulator in ways apply can and cannot change; staging in ways it can.
+SAMPLE_STATE = """\
+# desk-languages.toml: the languages each Desk app serves, reviewed in Git (docs/change-control.md)
+
+[prod]
+languages = ["en", "zh", "ja", "vi", "id"]   # Filipino out, Indonesian in
+default = "en"
+
+[prod.require]        # what status and plan require of every language
+faq_ratio = 0.5
+
+[prod.settings.vi]
+welcome_card = true
+
+[staging]
+languages = ["en", "zh", "ja", "vi"]         # Thai out, Vietnamese in
+
+[staging.settings.vi]
+fallback_message = "Xin lỗi, tôi chưa hiểu. Bạn hãy hỏi cách khác, hoặc gặp nhân viên."
+welcome_card = true
+welcome_card_questions = ["Đơn hàng của tôi ở đâu?", "Gặp nhân viên"]
+"""
+
+
+def change_control_demo(*, apply: bool) -> int:
+    """`demo plan`: the two emulated apps against a sample desk-languages.toml written to a
+    temporary directory; `demo apply`: the plan, `apply --app staging --yes`, and the plan again."""
+    with tempfile.TemporaryDirectory(prefix="desk-languages-demo-") as directory:
+        path = Path(directory) / "desk-languages.toml"
+        path.write_text(SAMPLE_STATE, encoding="utf-8")
+        settings = load_configuration({
+            "DESK_SANDBOX": "1",
+            "DESK_APPS": "prod,staging",
+            "DESK_PROD_LABEL": "Production (sandbox)",
+            "DESK_STAGING_LABEL": "Staging (sandbox)",
+            "DATABASE_URL": "sqlite://",
+            "DIGEST_TICKER": "0",
+            "DESK_STATE_FILE": str(path),
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+        })
+        state = load_declared_state(settings)
+        assert state is not None
+        manager, apps, _ = build_cli_manager(settings)  # no Slack token: the audit stays in the database
+
+        def show() -> list[tuple[str, DeskApp, AppPlan]]:
+            plans = [(f"{app.name} ({app.render.title})", app, read_plan(app, state.app(app.name))) for app in apps]
+            print(plan_text(state, [(heading, plan) for heading, _, plan in plans]))
+            return plans
+
+        print(f"{path.name} (written to a temporary directory for this demo):\n")
+        print("\n".join(f"  {line}" for line in SAMPLE_STATE.splitlines()))
+        print("\n$ python -m bot plan\n")
+        plans = show()
+        if not apply:
+            print("\n(Exit code 4: changes pending. Try also: python -m bot demo apply)")
+            return 0
+        staging = [(heading, app, plan) for heading, app, plan in plans if app.name == "staging"]
+        print("\n$ python -m bot apply --app staging --yes")
+        _, stopped = apply_plans(staging, manager, SettingsEditor(manager), "apply:demo", say=print)
+        if stopped:
+            return 1
+        print("\n$ python -m bot plan   (in the same demo run)\n")
+        show()
     return 0
