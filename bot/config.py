@@ -198,7 +198,7 @@ class Settings:
     audit_channel: str | None = None  # DESK_AUDIT_CHANNEL: one line per change reaching Desk
     # --- Change control ---------------------------------------------------------------------------
     # DESK_STATE_FILE: the declared state (docs/change-control.md); unset: desk-languages.toml in the
-    # working directory when there is one; `none`: no declared state even if there is.
+    # working directory when there is one (blank is unset); `none`: no declared state even if there is.
     state_file: Path | None = None
     # --- Scaling out ----------------------------------------------------------------
     redis_url: Secret | None = None  # carries a password on most platforms
@@ -636,7 +636,7 @@ class _Reader:
         named = self.raw("DESK_STATE_FILE")
         if named is None:
             here = Path(STATE_FILE_NAME)
-            return here if "DESK_STATE_FILE" not in self.env and here.is_file() else None
+            return here if here.is_file() else None
         if named.lower() == "none":
             return None
         path = Path(named)

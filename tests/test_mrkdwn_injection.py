@@ -112,7 +112,8 @@ def desk_app(ctx: RenderContext, lst: LanguageList | DeskError, report: Readines
 
 @settings(max_examples=60, deadline=None)
 @given(
-    tags=st.lists(hostile, min_size=1, max_size=4),
+    # never "vi": `remove vi` below must find it absent, or it would count vi's FAQ questions at Desk
+    tags=st.lists(hostile.filter(lambda tag: tag != "vi"), min_size=1, max_size=4),
     names=st.lists(hostile, min_size=1, max_size=4),
     label=hostile,
     region=hostile,

@@ -57,6 +57,7 @@ def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) ->
                 "DATABASE_URL": "sqlite://",  # in memory: the demo leaves nothing behind
                 "DIGEST_TICKER": "0",
                 "DESK_ADMINS": SANDBOX_USER_ID,  # the demo's user may add and remove languages
+                "DESK_STATE_FILE": "none",  # a desk-languages.toml where the demo runs is not the sample apps'
                 "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
             }
         )
