@@ -176,11 +176,12 @@ def build_desk_client(
     )
 
 
-def build_desk_apps(settings: Settings) -> tuple[DeskApp, ...]:
+def build_desk_apps(settings: Settings, declared: DeclaredState | None = None) -> tuple[DeskApp, ...]:
     """Every Desk app this bot serves, the default first, each with its own client: its own
-    UserSig, cache and rate limit (Tencent's 5 calls/s is per SDKAppID)."""
+    UserSig, cache and rate limit (Tencent's 5 calls/s is per SDKAppID), and `status` judging by
+    the declared state's requirements (read from its file unless given)."""
     several = len(settings.apps) > 1
-    declared = load_declared_state(settings)
+    declared = declared or load_declared_state(settings)
     built = []
     for app in settings.apps:
         client = build_desk_client(settings, app)
@@ -376,7 +377,8 @@ def build_language_manager(
 
 
 def build_deps(settings: Settings, web_client: WebClient) -> BotDeps:
-    apps = build_desk_apps(settings)
+    declared = load_declared_state(settings)
+    apps = build_desk_apps(settings, declared)
     engine = build_database(settings, apps)
     digests = build_digest_service(settings, apps, web_client, engine)
     watch = build_watch_service(settings, apps, web_client, engine)
@@ -390,6 +392,7 @@ def build_deps(settings: Settings, web_client: WebClient) -> BotDeps:
         manager=manager,
         watch=watch,
         settings_editor=SettingsEditor(manager, on_change=watch.settings_changed if watch is not None else None),
+        declared=declared,
     )
 
 

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from bot.changecontrol.declared import DeclaredState
 from bot.config import DeskApps, Settings
 from bot.desk import DeskClient, DeskError, LanguageList
 from bot.digests.service import DigestService
@@ -58,6 +59,7 @@ class BotDeps:
     manager: LanguageManager | None = None
     watch: WatchService | None = None
     settings_editor: SettingsEditor | None = None
+    declared: DeclaredState | None = None  # desk-languages.toml (docs/change-control.md), when there is one
     modal_threads: ModalThreads = field(default_factory=ModalThreads)
 
     @property

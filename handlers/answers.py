@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from bot.deps import DeskApp, fetch_all
-from bot.desk import DeskError, LanguageList
+from bot.changecontrol.messages import drift_line, plan_message
+from bot.changecontrol.plan import read_plan
+from bot.deps import BotDeps, DeskApp, fetch_all
+from bot.desk import DeskError, LanguageList, ReadinessReport
 from bot.desk.changes import diff
 from bot.slack import blocks
 from bot.slack.grammar import compare_pair
@@ -68,9 +70,12 @@ def compare_reply(apps: tuple[DeskApp, ...], args: str) -> blocks.Message:
     return blocks.compare_message(first, second, changes)
 
 
-def readiness_reply(app: DeskApp, *, refresh: bool = False, fix: bool = False) -> blocks.Message:
+def readiness_reply(
+    app: DeskApp, *, refresh: bool = False, fix: bool = False, deps: BotDeps | None = None
+) -> blocks.Message:
     """Is each language ready? A failed check shows in its language's line; only a failure to
-    read the list itself (nothing to check) becomes the error message."""
+    read the list itself (nothing to check) becomes the error message. With `deps` holding a
+    declared state, a line says whether the app is in sync with it."""
     try:
         report = app.client.readiness(refresh=refresh)
     except DeskError as error:
@@ -78,4 +83,30 @@ def readiness_reply(app: DeskApp, *, refresh: bool = False, fix: bool = False) -
     except Exception:
         log.exception("Unexpected failure while checking the Desk languages")
         return blocks.notice_message(UNEXPECTED)
-    return blocks.readiness_message(report, app.render, fix=fix)
+    return blocks.readiness_message(report, app.render, fix=fix, drift=drift_of(deps, app, report))
+
+
+def drift_of(deps: BotDeps | None, app: DeskApp, report: ReadinessReport) -> str | None:
+    """The line on the declared state for `app`'s report (pure: no Desk call), or None without one."""
+    declared = deps.declared if deps is not None else None
+    if declared is None:
+        return None
+    return drift_line(declared.app(app.name), report, declared.path.name)
+
+
+def plan_reply(deps: BotDeps, app: str | None, *, refresh: bool = False) -> blocks.Message:
+    """`[APP] plan`: what differs from the declared state, for one app or every app."""
+    declared = deps.declared
+    if declared is None:
+        return blocks.notice_message(
+            "No languages are declared for this bot: `plan` compares Desk with a `desk-languages.toml` "
+            "that the bot's operators keep in Git (docs/change-control.md)."
+        )
+    chosen = (deps.app(app),) if app is not None else deps.apps
+    try:
+        plans = [(desk_app.render, read_plan(desk_app, declared.app(desk_app.name), refresh=refresh))
+                 for desk_app in chosen]
+    except Exception:
+        log.exception("Unexpected failure while planning")
+        return blocks.notice_message(UNEXPECTED.replace("fetching the Desk languages", "comparing with the file"))
+    return plan_message(plans, declared.path.name)

@@ -18,7 +18,15 @@ from slack_sdk import WebClient
 from bot.deps import BotDeps, DeskApp
 from bot.slack import blocks
 from bot.slack.grammar import COMMAND, Action, parse_command
-from handlers.answers import UNEXPECTED, apps_reply, compare_reply, languages_reply, readiness_reply
+from handlers.answers import (
+    UNEXPECTED,
+    apps_reply,
+    compare_reply,
+    drift_of,
+    languages_reply,
+    plan_reply,
+    readiness_reply,
+)
 from handlers.settings import open_settings_modal
 
 log = logging.getLogger(__name__)
@@ -56,9 +64,11 @@ def register(app: App, deps: BotDeps) -> None:
         elif parsed.action is Action.UNKNOWN:
             ack(**blocks.unknown_option_message(parsed.raw, parsed.suggestion, name, names))
         else:
-            render = deps.app(parsed.app).render
+            target = deps.app(parsed.app)
+            render = target.render
             if parsed.action is Action.STATUS:  # Fix buttons for admins listed by ID (no I/O here)
-                message = blocks.readiness_message(held, render, fix=may_fix(deps, parsed.app, command, listed=True))
+                message = blocks.readiness_message(held, render, fix=may_fix(deps, parsed.app, command, listed=True),
+                                                   drift=drift_of(deps, target, held))
             elif parsed.action is Action.DEFAULT:
                 message = blocks.default_message(held, render)
             else:
@@ -70,6 +80,9 @@ def register(app: App, deps: BotDeps) -> None:
         parsed = parse_command(command.get("text"), names)
         if parsed.action is Action.STATUS:
             ack(**blocks.checking_message(deps.app(parsed.app).render))
+        elif parsed.action is Action.PLAN:
+            ack(**blocks.notice_message(f"{blocks.PROGRESS} Comparing Desk with the declared languages… "
+                                        "the answer follows here."))
         else:
             ack()
 
@@ -97,7 +110,9 @@ def register(app: App, deps: BotDeps) -> None:
             message = compare_reply(deps.apps, parsed.args)
         elif parsed.action is Action.STATUS:
             message = readiness_reply(deps.app(parsed.app), refresh=parsed.args == "refresh",
-                                      fix=may_fix(deps, parsed.app, command))
+                                      fix=may_fix(deps, parsed.app, command), deps=deps)
+        elif parsed.action is Action.PLAN:
+            message = plan_reply(deps, parsed.app, refresh=parsed.args == "refresh")
         elif parsed.action in (Action.ADD, Action.REMOVE, Action.HISTORY):
             message = change_answer(deps, command, parsed.action, deps.app(parsed.app), parsed.args)
         else:

@@ -16,7 +16,7 @@ from bot.desk import DeskError
 from bot.slack import blocks
 from bot.watch import messages as watch_messages
 from bot.watch.messages import SUBSCRIPTIONS_UNREADABLE, SetUp
-from handlers.answers import languages_reply
+from handlers.answers import drift_of, languages_reply
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def publish_home(
     for desk_app in deps.apps:
         again = refresh and (app is None or desk_app.name == app)
         listing += without_share_button(languages_reply(desk_app, refresh=again).message["blocks"])
-        line, fixes = readiness_line(desk_app, fix=may_fix_on_home(deps, desk_app, user_id))
+        line, fixes = readiness_line(desk_app, fix=may_fix_on_home(deps, desk_app, user_id), deps=deps)
         listing.append(blocks.context(line))
         if fixes is not None:
             listing.append(fixes)
@@ -52,15 +52,21 @@ def may_fix_on_home(deps: BotDeps, app: DeskApp, user: str) -> bool:
         app.name, user)
 
 
-def readiness_line(app: DeskApp, *, fix: bool = False) -> tuple[str, blocks.Block | None]:
+def readiness_line(
+    app: DeskApp, *, fix: bool = False, deps: BotDeps | None = None
+) -> tuple[str, blocks.Block | None]:
     """One line on the app's readiness for the Home tab (its report is cached for DESK_STATUS_TTL),
-    and, with `fix` (an admin), a Fix button per language the settings modal can fix."""
+    the declared state's line under it when there is one, and, with `fix` (an admin), a Fix button
+    per language the settings modal can fix."""
     try:
         report = app.client.readiness()
     except DeskError as error:
         return f":grey_question: *Readiness* could not be checked: {blocks.escape(error.meaning)}.", None
     icon = ":white_check_mark:" if report.ready else ":warning:"
     line = f"{icon} *Readiness:* {blocks.escape(report.summary())} (`status` for details)"
+    drift = drift_of(deps, app, report)
+    if drift is not None:
+        line = f"{line}\n{drift}"
     return line, blocks.fix_buttons(report, app.render) if fix else None
 
 

@@ -13,6 +13,8 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import pytest
 from bot.sandbox.desk_emulator import DeskEmulator, Fault
 from tests.support.environment import desk_env
 from tests.support.served import clean_env
+from tests.support.slack_harness import BotUnderTest, running_bot, texts
 
 pytestmark = pytest.mark.e2e
 
@@ -329,3 +332,70 @@ def test_status_judges_by_the_declared_requirements(emulator: DeskEmulator, tmp_
     judged = flags()
     assert judged["ja"] == ["few-faq"] and judged["vi"] == ["few-faq"]  # 7 and 6 of 12, under 80%
     assert "no-welcome-card" not in judged["vi"]  # not required any more
+
+
+# --- in Slack -------------------------------------------------------------------------------------
+
+
+def slack_bot(desk: DeskEmulator, state: Path | None, **env: str) -> Iterator[BotUnderTest]:
+    yield from running_bot(desk, DESK_STATE_FILE=str(state) if state else "none", **env)
+
+
+@pytest.fixture
+def declared_file(tmp_path: Path) -> Path:
+    path = tmp_path / "desk-languages.toml"
+    path.write_text(IN_SYNC + '\n[default.settings.fil]\nfallback_message = "Pasensya na."\n', encoding="utf-8")
+    return path
+
+
+def answer(bot: BotUnderTest, text: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    reply = bot.command(text)
+    assert reply.status == 200 and reply.elapsed < 3.0
+    if reply.ack is not None and "Comparing" not in str(reply.ack) and "Checking" not in str(reply.ack):
+        return reply.ack, reply.ack
+    return reply.ack, bot.reply(reply.name, timeout=15)
+
+
+def test_slack_plan_lists_the_differences_and_keeps_desk_text_as_data(
+    emulator: DeskEmulator, declared_file: Path
+) -> None:
+    emulator.set_settings("fil", {"FallbackMsg": "<!channel> <https://evil.example|click> *now*"})
+    for bot in slack_bot(emulator, declared_file):
+        ack, plan = answer(bot, "plan")
+        assert ack is not None and "Comparing Desk with the declared languages" in texts(ack)
+        shown = texts(plan)
+        assert "*SDKAppID 1400000001*: :warning: 1 difference, 1 for apply" in shown
+        assert '`~` fil fallback message: "&lt;!channel&gt; &lt;https://evil.example|click&gt; *now*" → ' \
+               '"Pasensya na."' in shown
+        assert "<!channel>" not in json.dumps(plan) and "<https://evil" not in json.dumps(plan)
+        assert "`desk-languages.toml`" in shown and "python -m bot apply" in shown
+        assert writes(emulator) == []
+
+
+def test_status_and_the_home_tab_say_whether_the_app_is_in_sync(emulator: DeskEmulator, tmp_path: Path) -> None:
+    from bot.sandbox.slack_emulator import SANDBOX_USER_ID, sign
+    from tests.support.slack_harness import SIGNING_SECRET, event_body
+
+    path = tmp_path / "desk-languages.toml"
+    path.write_text(IN_SYNC, encoding="utf-8")
+    for bot in slack_bot(emulator, path):
+        _, report = answer(bot, "status")
+        assert ":white_check_mark: In sync with `desk-languages.toml`." in texts(report)
+        emulator.set_languages([("en", 1), ("zh", 0), ("ja", 0), ("vi", 0)])  # fil removed in the console
+        time.sleep(1.1)  # a refresh accepts a report made less than a second ago
+        _, drifted = answer(bot, "status refresh")
+        assert ":warning: Differs from `desk-languages.toml`: `+ fil`. `plan` shows the details." in texts(drifted)
+
+        body = event_body({"type": "app_home_opened", "user": SANDBOX_USER_ID, "channel": "D0X", "tab": "home"})
+        assert bot.post(body, {**sign(SIGNING_SECRET, body), "Content-Type": "application/json"}).status_code == 200
+        assert bot.slack.wait_for(lambda fake: bool(fake.calls("views.publish")), timeout=10)
+        view = json.dumps(bot.slack.calls("views.publish")[0].body["view"])
+        assert "Differs from `desk-languages.toml`: `+ fil`" in view
+
+
+def test_without_a_file_slack_plan_says_so_and_status_has_no_drift_line(emulator: DeskEmulator) -> None:
+    for bot in slack_bot(emulator, None):
+        _, plan = answer(bot, "plan")
+        assert "No languages are declared for this bot" in texts(plan)
+        _, report = answer(bot, "status")
+        assert "desk-languages.toml" not in texts(report) and "3 of 5 languages ready" in texts(report)

@@ -18,6 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from slack_sdk import WebClient
 
+from bot.changecontrol.declared import DeclaredApp
+from bot.changecontrol.messages import drift_line, plan_message
+from bot.changecontrol.plan import AppPlan, ChangeKind, PlannedChange
 from bot.deps import DeskApp
 from bot.desk import DeskClient, DeskError, InProcessCache, InProcessLimiter, LanguageList
 from bot.desk.changes import Changes, diff
@@ -243,4 +246,22 @@ def test_no_message_builder_lets_hostile_text_through_as_a_live_token(
         *[without_share_button(languages_reply(desk).message["blocks"]) for desk in home],
         *[blocks.context(readiness_line(desk)[0]) for desk in home],
         watch_messages.subscriptions_block(set_up, set_up),
+    )
+
+    # change control: the plan of hostile tags and settings, and the drift line of status and Home
+    hostile_changes = (
+        PlannedChange(ChangeKind.REMOVE, tags[0], applies=False, why_not=text),
+        PlannedChange(ChangeKind.ADD, tags[-1]),
+        PlannedChange(ChangeKind.SETTINGS, tags[0], "fallback_message", info, text),
+        PlannedChange(ChangeKind.SETTINGS, tags[0], "welcome_card_questions", (info, text), ()),
+        PlannedChange(ChangeKind.ATTENTION, tags[0], "faq", applies=False, why_not=f"{tags[0]} {text}"),
+    )
+    declared = DeclaredApp("default", ("en", "vi"), settings={"vi": {"fallback_message": text}})
+    assert_no_live_hostile_token(
+        plan_message([(ctx, AppPlan(app, 1, True, hostile_changes, checked_at=NOW)),
+                      (ctx, AppPlan(app, 1, True, error=failure)), (plain, AppPlan(app, 2, False))], text),
+        blocks.context(drift_line(declared, report, text) or ""),
+        blocks.context(drift_line(declared, ReadinessReport.build(
+            langs, [FaqCount(0, 0)] * len(langs), [RobotSettings(True, (), info, False)] * len(langs), NOW,
+        ), text) or ""),
     )

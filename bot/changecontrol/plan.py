@@ -112,13 +112,14 @@ class AppPlan:
         }
 
 
-def read_plan(app: ConfiguredApp[DeskClient], declared: DeclaredApp | None) -> AppPlan:
-    """The app's plan from Desk as it is now (the list and every language's checks, read again)."""
+def read_plan(app: ConfiguredApp[DeskClient], declared: DeclaredApp | None, *, refresh: bool = True) -> AppPlan:
+    """The app's plan from Desk as it is now (the list and every language's checks, read again), or,
+    with `refresh=False`, as the readiness report in the cache has it (Slack's `plan`)."""
     sdkappid = app.client.sdkappid
     if declared is None:
         return AppPlan(app.name, sdkappid, declared=False)
     try:
-        report = app.client.readiness(refresh=True)
+        report = app.client.readiness(refresh=refresh)
     except DeskError as error:
         return AppPlan(app.name, sdkappid, True, error=error)
     failed = report.error if report.stale else next((e for row in report.languages for e in row.errors), None)

@@ -321,7 +321,7 @@ def _stale_warning(lst: LanguageList) -> Block:
     return section("\n".join(lines))
 
 
-def _pack(lines: list[str], max_sections: int) -> tuple[list[str], int]:
+def pack_lines(lines: list[str], max_sections: int) -> tuple[list[str], int]:
     """Join lines into as few section texts as fit; returns the texts and how many lines they hold."""
     texts: list[str] = []
     current: list[str] = []
@@ -385,7 +385,7 @@ def _languages_frozen(
 
     lines = [_line(lang) for lang in lst.languages[:MAX_LISTED]]
     room = MAX_BLOCKS - len(head) - len(tail) - 1  # one kept for "…and N more"
-    texts, shown = _pack(lines, room)
+    texts, shown = pack_lines(lines, room)
     body = [section(text) for text in texts]
     hidden = len(lst.languages) - shown
     if hidden:
@@ -575,10 +575,13 @@ def fix_buttons(report: ReadinessReport, ctx: RenderContext) -> Block | None:
                                   for row in rows]).to_dict()
 
 
-def readiness_message(report: ReadinessReport, ctx: RenderContext, *, fix: bool = False) -> Message:
+def readiness_message(
+    report: ReadinessReport, ctx: RenderContext, *, fix: bool = False, drift: str | None = None
+) -> Message:
     """Is each language ready? The summary first, then one line per language (the default first).
     With `fix` (an admin asked), a language the settings modal can fix has its own line with a Fix
-    button."""
+    button. `drift`: the line on the declared state (mrkdwn, made safe by its maker), before the
+    report's source."""
     head = [header("Desk chatbot readiness")]
     if report.stale:
         code = code_text(str(report.error.code)) if report.error else "?"
@@ -586,11 +589,12 @@ def readiness_message(report: ReadinessReport, ctx: RenderContext, *, fix: bool 
         head.append(context(f":warning: Desk failed just now ({code}); these are the checks of {when}."))
     summary = escape(report.summary())
     head.append(section(f"*{summary}*" if report.languages else "*The chatbot has no languages to check.*"))
-    tail = [context(_about_report(report, ctx))]
+    tail = [context(drift)] if drift else []
+    tail.append(context(_about_report(report, ctx)))
     rows = report.languages[:MAX_LISTED]
     fixed = fixable(report) if fix else []
     lines = [_readiness_line(row) for row in rows if row not in fixed]
-    texts, shown = _pack(lines, MAX_BLOCKS - len(head) - len(tail) - 1 - len(fixed))
+    texts, shown = pack_lines(lines, MAX_BLOCKS - len(head) - len(tail) - 1 - len(fixed))
     body = [section(text) for text in texts] + [_fix_button(row, ctx) for row in fixed]
     shown += len(fixed)
     hidden = len(report.languages) - shown
@@ -644,6 +648,7 @@ _WATCH_USAGE = (
 _STATUS_USAGE = (
     ("status", "is each language ready? FAQ questions, welcome card and fallback message per language"),
     ("status refresh", "the same, checked again now"),
+    ("plan", "what differs from the languages declared in desk-languages.toml (`plan refresh`: read again)"),
 )
 _MANAGE_USAGE = (
     ("add TAG", "add a language to the chatbot (admins; asks to confirm)"),

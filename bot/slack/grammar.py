@@ -35,12 +35,13 @@ class Action(StrEnum):
     STATUS = "status"
     WATCH = "watch"
     SETTINGS = "settings"
+    PLAN = "plan"
     UNKNOWN = "unknown"
 
 
 OPTIONS = (
     "share", "refresh", "default", "help", "digest", "apps", "compare", "add", "remove", "history", "status", "watch",
-    "settings",
+    "settings", "plan",
 )
 # the rest of the text is theirs
 TAKES_ARGS = (Action.DIGEST, Action.COMPARE, Action.ADD, Action.REMOVE, Action.WATCH, Action.SETTINGS)
@@ -85,7 +86,7 @@ def parse_command(text: str | None, apps: Sequence[str] = ()) -> ParsedCommand:
     option = word.lower()
     if option in OPTIONS:
         action = Action(option)
-        if action is Action.STATUS and rest.lower() in ("", "refresh"):  # `status refresh` bypasses freshness
+        if action in (Action.STATUS, Action.PLAN) and rest.lower() in ("", "refresh"):  # `… refresh`: read again
             return ParsedCommand(action, args=rest.lower(), raw=cleaned, app=app)
         if action is Action.COMPARE and app is not None:  # `staging compare` = `compare staging`
             return ParsedCommand(action, args=f"{app} {rest}".strip(), raw=cleaned)
