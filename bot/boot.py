@@ -30,6 +30,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from sqlalchemy.engine import Engine
 
 from bot.changecontrol.declared import DeclaredState, load_declared
+from bot.changecontrol.messages import drift_note
 from bot.config import ConfigError, DeskAppSettings, Secret, Settings, load_settings
 from bot.database import (
     DB_DOWN_ERRORS,
@@ -362,10 +363,12 @@ def start_watch_ticker(service: WatchService, settings: Settings) -> WatchTicker
 
 
 def build_language_manager(
-    settings: Settings, apps: tuple[DeskApp, ...], web_client: WebClient, store: ChangeStore
+    settings: Settings, apps: tuple[DeskApp, ...], web_client: WebClient, store: ChangeStore,
+    declared: DeclaredState | None = None,
 ) -> LanguageManager:
     """Adding and removing languages: each app's admins (DESK_ADMINS or DESK_<APP>_ADMINS), the
-    confirmations and audit in the database, audit lines to DESK_AUDIT_CHANNEL."""
+    confirmations and audit in the database, audit lines to DESK_AUDIT_CHANNEL, and what a change
+    does to the declared state said in its confirmation."""
     admins = {app.name: AdminList(app.admins, app.admins_variable, app.admins_off) for app in settings.apps}
     return LanguageManager(
         apps,
@@ -373,6 +376,7 @@ def build_language_manager(
         AdminDirectory(admins, web_client),
         posting_client(web_client),
         settings.audit_channel,
+        declared_note=drift_note(declared) if declared is not None else None,
     )
 
 
@@ -383,7 +387,7 @@ def build_deps(settings: Settings, web_client: WebClient) -> BotDeps:
     digests = build_digest_service(settings, apps, web_client, engine)
     watch = build_watch_service(settings, apps, web_client, engine)
     observe_fetches(apps, watch)
-    manager = build_language_manager(settings, apps, web_client, ChangeStore(engine))
+    manager = build_language_manager(settings, apps, web_client, ChangeStore(engine), declared)
     return BotDeps(
         settings=settings,
         apps=apps,
@@ -484,13 +488,14 @@ def build_cli_manager(
     """The language manager for `python -m bot add|remove` (no Bolt app; audit lines need a token),
     and, with a token, the watch service that alerts watching channels of the change at once
     (the caller waits for it before exiting: `wait_noticed`)."""
-    apps = build_desk_apps(settings)
+    declared = load_declared_state(settings)
+    apps = build_desk_apps(settings, declared)
     web_client = build_web_client(settings)
     engine = build_database(settings, apps)
     store = ChangeStore(engine)
-    manager = build_language_manager(settings, apps, web_client, store)
-    if settings.slack_bot_token is None:
-        manager = LanguageManager(apps, store, manager.admins)  # no token: the audit stays in the database
+    manager = build_language_manager(settings, apps, web_client, store, declared)
+    if settings.slack_bot_token is None:  # no token: the audit stays in the database
+        manager = LanguageManager(apps, store, manager.admins, declared_note=manager.declared_note)
         return manager, apps, None
     watch = build_watch_service(settings, apps, web_client, engine)
     observe_fetches(apps, watch)

@@ -300,6 +300,9 @@ def cmd_change(args: argparse.Namespace) -> int:
     if problem is not None or tag is None:
         print(f"error: {_plain(problem or 'nothing to change')}", file=sys.stderr)
         return EXIT_DESK if problem and problem.startswith("Couldn't read") else EXIT_CONFIG
+    note = manager.declared_note(app.name, args.command, tag)
+    if note is not None:
+        print(f"note: {_plain(note)}")
     verb, preposition = ("Add", "to") if args.command == "add" else ("Remove", "from")
     question = (
         f"{verb} {tag} {preposition} {app.render.title} (SDKAppID {app.client.sdkappid}, {app.render.region})? "

@@ -399,3 +399,27 @@ def test_without_a_file_slack_plan_says_so_and_status_has_no_drift_line(emulator
         assert "No languages are declared for this bot" in texts(plan)
         _, report = answer(bot, "status")
         assert "desk-languages.toml" not in texts(report) and "3 of 5 languages ready" in texts(report)
+
+
+def test_a_change_from_slack_or_the_command_line_that_drifts_says_so_in_its_confirmation(
+    emulator: DeskEmulator, tmp_path: Path
+) -> None:
+    from bot.sandbox.slack_emulator import SANDBOX_USER_ID
+    from tests.support.slack_harness import command_as
+
+    emulator.set_languages([("en", 1), ("zh", 0), ("ja", 0), ("vi", 0)])  # fil removed in the console
+    emulator.set_faq("vi", [])  # removable
+    path = tmp_path / "desk-languages.toml"
+    path.write_text('[default]\nlanguages = ["en", "zh", "ja", "vi", "fil"]\n', encoding="utf-8")
+    for bot in slack_bot(emulator, path, DESK_ADMINS=SANDBOX_USER_ID):
+        removal = texts(command_as(bot, SANDBOX_USER_ID, "remove vi"))
+        assert "`desk-languages.toml` declares it: the next `apply` adds it back." in removal
+        addition = texts(command_as(bot, SANDBOX_USER_ID, "add id"))
+        assert "Not in `desk-languages.toml`: the next `apply` removes it." in addition
+        in_line = texts(command_as(bot, SANDBOX_USER_ID, "add fil"))
+        assert "Add Filipino" in in_line and "desk-languages.toml" not in in_line  # as declared: no note
+    assert writes(emulator) == []  # nothing confirmed
+
+    cli = run(emulator, tmp_path, "add", "id", "--yes")
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.startswith("note: Not in desk-languages.toml: the next apply removes it.")

@@ -4,9 +4,9 @@ fallback message, a tag) is escaped, so a `<!channel>` in either is shown, never
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from bot.changecontrol.declared import SETTING_KEYS, DeclaredApp
+from bot.changecontrol.declared import SETTING_KEYS, DeclaredApp, DeclaredState
 from bot.changecontrol.plan import AppPlan, ChangeKind, PlannedChange, counted, plan_changes
 from bot.desk.readiness import ReadinessReport
 from bot.management.settings_form import LABELS
@@ -55,6 +55,24 @@ def drift_line(declared: DeclaredApp | None, report: ReadinessReport, file_name:
     shown = ", ".join(code_text(short_text(change)) for change in changes[:NAMED_IN_SUMMARY])
     more = f" and {len(changes) - NAMED_IN_SUMMARY} more" if len(changes) > NAMED_IN_SUMMARY else ""
     return f":warning: Differs from {named}: {shown}{more}. `plan` shows the details."
+
+
+def drift_note(state: DeclaredState) -> Callable[[str, str, str], str | None]:
+    """What adding or removing a language from Slack does to the declared state, for its
+    confirmation (mrkdwn): the next `apply` undoes a change the file does not declare."""
+    named = code_text(state.path.name, 80)
+
+    def note(app: str, action: str, tag: str) -> str | None:
+        declared = state.app(app)
+        if declared is None:
+            return None
+        if action == "add" and tag not in declared.languages:
+            return f"Not in {named}: the next `apply` removes it. Declare it there too, to keep it."
+        if action == "remove" and tag in declared.languages:
+            return f"{named} declares it: the next `apply` adds it back. Remove it there too."
+        return None
+
+    return note
 
 
 def plan_message(plans: Sequence[tuple[RenderContext, AppPlan]], file_name: str) -> Message:

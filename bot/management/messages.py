@@ -61,8 +61,11 @@ def _where(ctx: RenderContext) -> str:
     return f"*{clean_text(ctx.title, 80)}* (SDKAppID {ctx.sdkappid}, {clean_text(ctx.region, 80)})"
 
 
-def confirmation_message(action: str, tag: str, ctx: RenderContext, request_id: str, minutes: int) -> Message:
-    """What will happen, to which app, that it is live at once; Confirm and Cancel."""
+def confirmation_message(
+    action: str, tag: str, ctx: RenderContext, request_id: str, minutes: int, note: str | None = None
+) -> Message:
+    """What will happen, to which app, that it is live at once; Confirm and Cancel. `note`: what
+    the change does to the declared state (mrkdwn, made safe by its maker)."""
     verb, _, preposition = VERBS[action]
     plain = f"{escape(language_name(tag))} ({escape(tag)})"  # the buttons' and the fallback's words
     what = f"{verb.capitalize()} {language_text(tag)} {preposition} {_where(ctx)}?"
@@ -91,6 +94,7 @@ def confirmation_message(action: str, tag: str, ctx: RenderContext, request_id: 
         f"{verb.capitalize()} {plain}? Confirm or cancel.",
         [
             section(f":warning: {what}\n{effect}"),
+            *([context(f":information_source: {note}")] if note else []),
             ActionsBlock(elements=[confirm, cancel]).to_dict(),
             context(f"Only an admin can confirm. This confirmation works once and expires in {minutes} minutes."),
         ],

@@ -53,6 +53,9 @@ RECONCILE_AFTER = 120.0
 
 
 ManagedApp = ConfiguredApp[DeskClient]  # `bot.deps.DeskApp` is one
+# (app, action, tag) -> what the change does to the declared state (mrkdwn), or None: change control's
+# `drift_note`, given by the composition root (this package knows nothing of the file).
+DeclaredNote = Callable[[str, str, str], str | None]
 
 
 class LanguageManager:
@@ -65,8 +68,10 @@ class LanguageManager:
         audit_channel: str | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        declared_note: DeclaredNote | None = None,
     ) -> None:
         self._apps = DeskApps(apps)  # `get`: a stored request may be of an app no longer configured
+        self.declared_note: DeclaredNote = declared_note or (lambda app, action, tag: None)
         self.store = store
         self.admins = admins
         self._poster = poster
@@ -90,7 +95,8 @@ class LanguageManager:
         request_id = self.store.create_request(
             app=app.name, action=action, tag=tag, user=user, now=self._clock(), ttl=CONFIRMATION_TTL
         )
-        return messages.confirmation_message(action, tag, app.render, request_id, int(CONFIRMATION_TTL // 60))
+        return messages.confirmation_message(action, tag, app.render, request_id, int(CONFIRMATION_TTL // 60),
+                                             note=self.declared_note(app.name, action, tag))
 
     def check(self, app: ManagedApp, action: str, text: str) -> tuple[str | None, str | None]:
         """(the supported tag, None), or (None, why not) as mrkdwn: everything checked before a
