@@ -30,7 +30,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from sqlalchemy.engine import Engine
 
 from bot.changecontrol.declared import DeclaredState, load_declared
-from bot.changecontrol.messages import drift_note
+from bot.changecontrol.messages import drift_alert_line, drift_note
 from bot.config import ConfigError, DeskAppSettings, Secret, Settings, load_settings
 from bot.database import (
     DB_DOWN_ERRORS,
@@ -336,12 +336,15 @@ def start_digest_ticker(service: DigestService, settings: Settings) -> DigestTic
 
 
 def build_watch_service(
-    settings: Settings, apps: Sequence[DeskApp], web_client: WebClient, engine: Engine
+    settings: Settings, apps: Sequence[DeskApp], web_client: WebClient, engine: Engine,
+    declared: DeclaredState | None = None,
 ) -> WatchService:
-    """Change alerts of every Desk app, in the bot's database."""
+    """Change alerts of every Desk app, in the bot's database, saying when a change makes an app
+    differ from its declared state or brings it back in sync."""
     return WatchService(
         WatchStore(engine), apps, web_client, interval=settings.watch_interval,
         who_changed=ChangeStore(engine).who_changed,
+        drift_of_change=drift_alert_line(declared) if declared is not None else None,
     )
 
 
@@ -385,7 +388,7 @@ def build_deps(settings: Settings, web_client: WebClient) -> BotDeps:
     apps = build_desk_apps(settings, declared)
     engine = build_database(settings, apps)
     digests = build_digest_service(settings, apps, web_client, engine)
-    watch = build_watch_service(settings, apps, web_client, engine)
+    watch = build_watch_service(settings, apps, web_client, engine, declared)
     observe_fetches(apps, watch)
     manager = build_language_manager(settings, apps, web_client, ChangeStore(engine), declared)
     return BotDeps(
@@ -497,7 +500,7 @@ def build_cli_manager(
     if settings.slack_bot_token is None:  # no token: the audit stays in the database
         manager = LanguageManager(apps, store, manager.admins, declared_note=manager.declared_note)
         return manager, apps, None
-    watch = build_watch_service(settings, apps, web_client, engine)
+    watch = build_watch_service(settings, apps, web_client, engine, declared)
     observe_fetches(apps, watch)
     return manager, apps, watch
 
@@ -514,5 +517,6 @@ def build_cli_watch(settings: Settings) -> WatchService:
     """The watch service for `python -m bot watch --due` (no Bolt app, no ticker)."""
     if settings.slack_bot_token is None:
         raise ConfigError("SLACK_BOT_TOKEN", "is not set", "Set it to the app's Bot User OAuth Token (xoxb-…).")
-    apps = build_desk_apps(settings)
-    return build_watch_service(settings, apps, build_web_client(settings), build_database(settings, apps))
+    declared = load_declared_state(settings)
+    apps = build_desk_apps(settings, declared)
+    return build_watch_service(settings, apps, build_web_client(settings), build_database(settings, apps), declared)

@@ -144,3 +144,25 @@ def test_what_apply_would_make_stays_within_the_edition_and_moves_toward_the_fil
     left = set(declared) ^ set(tags)
     unmade = {change.tag for change in changes if not change.applies}
     assert left <= unmade and all(change.why_not for change in changes if not change.applies)
+
+
+def test_a_change_alert_says_only_when_the_change_makes_or_ends_a_drift() -> None:
+    from pathlib import Path
+
+    from bot.changecontrol.declared import DeclaredState
+    from bot.changecontrol.messages import drift_alert_line
+    from bot.desk.models import LanguageList
+
+    declared = DeclaredApp("prod", ("en", "ja"), default="en")
+    line = drift_alert_line(DeclaredState(Path("desk-languages.toml"), {"prod": declared}))
+
+    def listed(*tags: str, default: str = "en") -> LanguageList:
+        return LanguageList.build([Language.of(tag, tag == default) for tag in tags], 1.0)
+
+    in_sync, plus_vi, plus_zh = listed("en", "ja"), listed("en", "ja", "vi"), listed("en", "ja", "vi", "zh")
+    assert line("prod", in_sync, plus_vi) == (
+        ":warning: Now differs from `desk-languages.toml`: `- vi`. `plan` shows what `apply` would change.")
+    assert line("prod", plus_vi, plus_zh) is None  # drifted before and after: the alert's own lines say it
+    assert line("prod", plus_zh, in_sync) == ":white_check_mark: Back in sync with `desk-languages.toml`."
+    assert line("prod", in_sync, listed("en", "ja", default="ja")) is not None  # the default moved
+    assert line("staging", in_sync, plus_vi) is None  # not declared

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -410,3 +411,46 @@ def test_a_database_that_cannot_be_opened_is_one_warning_per_outage_without_a_tr
     assert len(failed) == 1  # once per outage
     assert failed[0].levelno == logging.WARNING and failed[0].exc_info is None
     assert "DatabaseUnavailable" in failed[0].getMessage() and "Check DATABASE_URL" in failed[0].getMessage()
+
+
+def test_a_drift_from_the_declared_state_and_back_in_sync_are_each_said_once_across_processes(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """The alert of the change that made the app differ from desk-languages.toml says so, and the
+    alert of the change that undid it says it is back in sync: carried by the change alerts, so
+    exactly once per channel, from two `watch --due` processes at once, then two tickers."""
+    from bot.changecontrol.declared import load_declared
+    from bot.changecontrol.messages import drift_alert_line
+
+    state_file = tmp_path / "desk-languages.toml"
+    state_file.write_text('[default]\nlanguages = ["en", "ja"]\n', encoding="utf-8")
+    harness.timer.value = time.time() - 5  # the children run on the real clock
+    harness.watch(CHANNEL)
+    harness.watch(OTHER)
+    before = harness.app.client.get_languages()
+    assert harness.service.store.advance_list(APP, AppState(APP), before.to_json(), 1, harness.timer.value)
+    harness.emu.set_languages([("en", 1), ("ja", 0), ("vi", 0)])  # added in the console
+    env = child_env(harness.database_url, harness.fake, harness.emu, DESK_WATCH_INTERVAL="3600",
+                    DESK_STATE_FILE=str(state_file))
+    workers = [subprocess.Popen([sys.executable, "-m", "bot", "watch", "--due"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [worker.communicate(timeout=60) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    drifted = ":warning: Now differs from `desk-languages.toml`: `- vi`. `plan` shows what `apply` would change."
+    for channel in (CHANNEL, OTHER):
+        (alert,) = harness.alerts(channel)
+        assert drifted in json.dumps(alert["blocks"], ensure_ascii=False)
+
+    declared = load_declared(state_file, [APP])
+    tickers = [harness.new_service(drift_of_change=drift_alert_line(declared)) for _ in range(2)]
+    harness.emu.set_languages([("en", 1), ("ja", 0)])  # removed again
+    harness.timer.value += INTERVAL
+    threads = [threading.Thread(target=ticker.tick) for ticker in tickers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for channel in (CHANNEL, OTHER):
+        first, second = harness.alerts(channel)
+        assert "Back in sync with `desk-languages.toml`." in json.dumps(second["blocks"])
+        assert "Back in sync" not in json.dumps(first["blocks"])

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from bot.changecontrol.declared import SETTING_KEYS, DeclaredApp, DeclaredState
 from bot.changecontrol.plan import AppPlan, ChangeKind, PlannedChange, counted, plan_changes
+from bot.desk.models import LanguageList
 from bot.desk.readiness import ReadinessReport
 from bot.management.settings_form import LABELS
 from bot.slack.blocks import (
@@ -73,6 +74,39 @@ def drift_note(state: DeclaredState) -> Callable[[str, str, str], str | None]:
         return None
 
     return note
+
+
+def list_drift(declared: DeclaredApp, listed: LanguageList) -> tuple[str, ...]:
+    """What differs between the declared languages (and default) and a list, in short texts."""
+    tags = [language.tag for language in listed.languages]
+    drift = [f"+ {tag or chr(34) * 2}" for tag in declared.languages if tag not in tags]
+    drift += [f"- {tag or chr(34) * 2}" for tag in tags if tag not in declared.languages]
+    if declared.default is not None and listed.default is not None and listed.default.tag != declared.default:
+        drift.append("! default")
+    return tuple(drift)
+
+
+def drift_alert_line(state: DeclaredState) -> Callable[[str, LanguageList, LanguageList], str | None]:
+    """For a change alert: whether the change made the app's languages differ from the declared
+    state (":warning: Now differs from …") or brought them back in sync; None when it changed
+    neither. Alerts carry it, so it is posted exactly once per change, as they are; settings and
+    readiness drift need more than the list, and are in `status` and `plan` instead."""
+    named = code_text(state.path.name, 80)
+
+    def line(app: str, before: LanguageList, after: LanguageList) -> str | None:
+        declared = state.app(app)
+        if declared is None:
+            return None
+        was, now = list_drift(declared, before), list_drift(declared, after)
+        if bool(was) == bool(now):
+            return None
+        if not now:
+            return f":white_check_mark: Back in sync with {named}."
+        shown = ", ".join(code_text(text) for text in now[:NAMED_IN_SUMMARY])
+        more = f" and {len(now) - NAMED_IN_SUMMARY} more" if len(now) > NAMED_IN_SUMMARY else ""
+        return f":warning: Now differs from {named}: {shown}{more}. `plan` shows what `apply` would change."
+
+    return line
 
 
 def plan_message(plans: Sequence[tuple[RenderContext, AppPlan]], file_name: str) -> Message:

@@ -47,12 +47,17 @@ def change_lines(changes: Changes, who: dict[str, str | None]) -> list[str]:
     return lines
 
 
-def change_alert(render: RenderContext, changes: Changes, seen_at: float, who: dict[str, str | None]) -> Message:
+def change_alert(
+    render: RenderContext, changes: Changes, seen_at: float, who: dict[str, str | None], drift: str | None = None
+) -> Message:
+    """The alert of a list change; `drift`: the line saying the change made the app differ from its
+    declared state, or brought it back in sync (mrkdwn, made safe by change control)."""
     name = escape(title(render))
     lines = change_lines(changes, who)
     text = f"The Desk languages of {name} changed: " + "; ".join(line.removeprefix("• ") for line in lines)
     return message_of(text, [
         section(f":bell: *The Desk chatbot languages of {name} changed*\n" + "\n".join(lines)),
+        *([context(drift)] if drift else []),
         context(f"Seen by the bot {slack_date(seen_at)}"),
     ])
 

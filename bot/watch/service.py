@@ -71,6 +71,9 @@ PRUNE_EVERY = 3600.0
 NOTICE_SETTLE = 0.5  # seconds a noticed list waits before it is compared (see `_noticed`)
 
 WhoChanged = Callable[[str, str, str, float], str | None]  # (app, "add"|"remove", tag, since) -> who
+# (app, before, after) -> the line saying a change made the app drift from its declared state or
+# brought it back in sync (change control's `drift_alert_line`), or None: no difference in that.
+DriftOfChange = Callable[[str, LanguageList, LanguageList], str | None]
 
 
 class LanguageSource(Protocol):
@@ -130,6 +133,7 @@ class WatchService:
         *,
         interval: float,
         who_changed: WhoChanged | None = None,
+        drift_of_change: DriftOfChange | None = None,
         timer: Callable[[], float] = time.time,
         lease: float = DEFAULT_LEASE,
         owner: str | None = None,
@@ -143,6 +147,7 @@ class WatchService:
         self.poster = posting_client(slack)
         self.interval = interval
         self.who_changed = who_changed
+        self.drift_of_change = drift_of_change
         self.timer = timer
         self.lease = lease
         self.owner = owner or process_owner()
@@ -238,7 +243,8 @@ class WatchService:
             elif listed.fingerprint != previous.fingerprint:
                 change_id = f"{fingerprint(previous)}-{fingerprint(listed)}-{since}"
                 changes = diff(previous, listed)
-                alert = messages.change_alert(app.render, changes, now, self._who(app.name, changes, previous))
+                drift = self.drift_of_change(app.name, previous, listed) if self.drift_of_change else None
+                alert = messages.change_alert(app.render, changes, now, self._who(app.name, changes, previous), drift)
                 event, outcome, since = (change_id, "change", alert), Poll.CHANGED, slot
             if self.store.advance_list(app.name, state, listed.to_json(), since, now, event):
                 if event is not None:
