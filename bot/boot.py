@@ -30,7 +30,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from sqlalchemy.engine import Engine
 
 from bot.changecontrol.declared import DeclaredState, load_declared
-from bot.changecontrol.messages import drift_alert_line, drift_note
+from bot.changecontrol.messages import drift_alert_line, drift_line, drift_note
 from bot.config import ConfigError, DeskAppSettings, Secret, Settings, load_settings
 from bot.database import (
     DB_DOWN_ERRORS,
@@ -310,11 +310,20 @@ def migrate_database(settings: Settings) -> tuple[str | None, str]:
 
 
 def build_digest_service(
-    settings: Settings, apps: Sequence[DeskApp], web_client: WebClient, engine: Engine
+    settings: Settings, apps: Sequence[DeskApp], web_client: WebClient, engine: Engine,
+    declared: DeclaredState | None = None,
 ) -> DigestService:
-    """The digest service of every Desk app (`apps[0]` the default), on the bot's database."""
+    """The digest service of every Desk app (`apps[0]` the default), on the bot's database; a
+    digest carries one line on the declared state when there is one."""
     store = DigestStore(engine, apps=[app.name for app in apps])
-    return DigestService(store, apps, web_client, DigestSettings.of(settings))
+    drift_of = None
+    if declared is not None:
+        state = declared
+
+        def drift_of(app: str, report: ReadinessReport) -> str | None:
+            return drift_line(state.app(app), report, state.path.name)
+
+    return DigestService(store, apps, web_client, DigestSettings.of(settings), drift_of=drift_of)
 
 
 def start_digest_ticker(service: DigestService, settings: Settings) -> DigestTicker | None:
@@ -387,7 +396,7 @@ def build_deps(settings: Settings, web_client: WebClient) -> BotDeps:
     declared = load_declared_state(settings)
     apps = build_desk_apps(settings, declared)
     engine = build_database(settings, apps)
-    digests = build_digest_service(settings, apps, web_client, engine)
+    digests = build_digest_service(settings, apps, web_client, engine, declared)
     watch = build_watch_service(settings, apps, web_client, engine, declared)
     observe_fetches(apps, watch)
     manager = build_language_manager(settings, apps, web_client, ChangeStore(engine), declared)
@@ -509,8 +518,9 @@ def build_cli_digests(settings: Settings) -> DigestService:
     """The digest service for `python -m bot digest` (no Bolt app, no ticker)."""
     if settings.slack_bot_token is None:
         raise ConfigError("SLACK_BOT_TOKEN", "is not set", "Set it to the app's Bot User OAuth Token (xoxb-…).")
-    apps = build_desk_apps(settings)
-    return build_digest_service(settings, apps, build_web_client(settings), build_database(settings, apps))
+    declared = load_declared_state(settings)
+    apps = build_desk_apps(settings, declared)
+    return build_digest_service(settings, apps, build_web_client(settings), build_database(settings, apps), declared)
 
 
 def build_cli_watch(settings: Settings) -> WatchService:

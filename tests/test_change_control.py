@@ -423,3 +423,21 @@ def test_a_change_from_slack_or_the_command_line_that_drifts_says_so_in_its_conf
     cli = run(emulator, tmp_path, "add", "id", "--yes")
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout.startswith("note: Not in desk-languages.toml: the next apply removes it.")
+
+
+def test_a_digest_carries_one_drift_line(emulator: DeskEmulator, tmp_path: Path) -> None:
+    from bot.boot import build_cli_digests
+    from bot.sandbox.slack_emulator import FakeSlack
+    from tests.support.environment import make_settings
+
+    path = tmp_path / "desk-languages.toml"
+    path.write_text('[default]\nlanguages = ["en", "zh", "ja", "vi", "id"]\n', encoding="utf-8")
+    with FakeSlack() as slack:
+        settings = make_settings(emulator, DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}", SLACK_BOT_TOKEN=slack.token,
+                                 SLACK_API_URL=slack.api_url, DESK_STATE_FILE=str(path))
+        service = build_cli_digests(settings)
+        assert service.post_now("C0DIGEST", None).ts
+        (digest,) = slack.messages("C0DIGEST")
+    drift = [block for block in digest["blocks"] if "desk-languages.toml" in json.dumps(block)]
+    assert len(drift) == 1
+    assert ":warning: Differs from `desk-languages.toml`: `- fil`, `+ id`." in json.dumps(drift[0], ensure_ascii=False)

@@ -220,11 +220,13 @@ def digest_message(
     *,
     named: bool = False,
     readiness: ReadinessReport | None = None,
+    drift: str | None = None,
 ) -> Message:
     """A channel digest: what changed since the channel's previous digest, then the list
     as the command shows it (stale warning included), without the buttons, and one line on
     readiness naming the flagged languages when a report is known. `named` (the bot serves
-    several Desk apps) puts the app's label in the header and the fallback text."""
+    several Desk apps) puts the app's label in the header and the fallback text. `drift`: the
+    line on the declared state (mrkdwn, made safe by change control)."""
     listing = languages_message(lst, ctx, buttons=False)
     change_lines, summary = _change_lines(changes)
     blocks = listing["blocks"]
@@ -236,5 +238,7 @@ def digest_message(
     if readiness is not None and readiness.languages:
         icon = ":white_check_mark:" if readiness.ready else ":warning:"
         body = [*body, context(f"{icon} *Readiness:* {escape(readiness.summary())} (`status` for details)")]
+    if drift:
+        body = [*body, context(drift)]
     fallback = f"Desk languages digest{f' — {label}' if named else ''} ({summary}). " + listing["text"]
     return message_of(fallback, [head, changes_block, *body])

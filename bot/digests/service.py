@@ -63,7 +63,9 @@ EVENT_TYPE = "desk_languages_digest"
 DEFAULT_LEASE = 600.0  # seconds a claim protects a post in progress; far above one post's worst case
 INVITE_HINT = "The last digest could not be posted: invite the bot to this channel (`/invite`, then pick the bot)."
 OFF_WORDS = ("off", "stop", "unsubscribe", "cancel")
-
+# (app, its readiness report) -> the digest's line on the declared state (change control's
+# `drift_line`), or None: the app is not declared.
+DriftOf = Callable[[str, ReadinessReport], str | None]
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,10 @@ class DigestService:
         timer: Callable[[], float] = time.time,
         lease: float = DEFAULT_LEASE,
         owner: str | None = None,
+        drift_of: DriftOf | None = None,
     ) -> None:
         self.apps = DeskApps(apps)
+        self.drift_of = drift_of
         if store.apps != self.apps.names:
             raise ValueError(
                 f"the digest store was built for the apps {list(store.apps)}, the service for {list(self.apps.names)}: "
@@ -376,7 +380,9 @@ class DigestService:
         except DeskError as error:
             raise NothingToPost(f"Desk failed and no earlier list is known: {error}") from None
         changes = diff(self.store.get_snapshot(channel_id, app.name), languages)
-        message = digest_message(languages, changes, app.render, named=self.named, readiness=_readiness(app))
+        report = _readiness(app)
+        drift = self.drift_of(app.name, report) if self.drift_of is not None and report is not None else None
+        message = digest_message(languages, changes, app.render, named=self.named, readiness=report, drift=drift)
         self.store.set_shown(channel_id, app.name, period, self.owner, languages)
         return message
 
