@@ -58,7 +58,7 @@ DEFAULT_APP_NAME = "default"  # the one app of a bot without DESK_APPS
 # option). bot/slack/grammar.py's options are a subset; tests/test_config_cli.py keeps the two in step.
 RESERVED_APP_NAMES = frozenset(
     {"share", "refresh", "default", "help", "digest", "apps", "compare", "add", "remove", "history",
-     "status", "watch", "off", "all", "settings"}
+     "status", "watch", "off", "all", "settings", "plan", "apply"}
 )
 
 
