@@ -35,9 +35,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     if toml is not None:
         (cwd / "desk-languages.toml").write_text(toml, encoding="utf-8")
-    # DESK_TIMEOUT as in production: the plan's reads use a second of the rate limit that the
-    # writes' checks then wait out (tests elsewhere use 1 s, shorter than the limiter's window)
-    environ = clean_env(**desk_env(emulator, DATABASE_URL=f"sqlite:///{cwd / 'bot.db'}", DESK_TIMEOUT="2.0", **env))
+    environ = clean_env(**desk_env(emulator, DATABASE_URL=f"sqlite:///{cwd / 'bot.db'}", **env))
     return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, env=environ, capture_output=True,
                           text=True, timeout=90, stdin=subprocess.DEVNULL, check=False)
 

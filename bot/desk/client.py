@@ -39,7 +39,7 @@ from bot import metrics
 from bot.desk.apis import TENCENT_CALLS_PER_SECOND, Api
 from bot.desk.cache import Cache, InProcessCache, LanguageCache, V
 from bot.desk.errors import CATALOGUE, DeskError, RetryClass, TransportCode, transport_error
-from bot.desk.limiter import InProcessLimiter, RateLimiter
+from bot.desk.limiter import WINDOW_MARGIN_MS, InProcessLimiter, RateLimiter
 from bot.desk.models import LanguageList, decode_json, parse_envelope, read_envelope
 from bot.desk.readiness import (
     BUILT_IN_RULES,
@@ -76,6 +76,9 @@ READINESS_WORKERS = 8  # threads checking one report's languages at once
 # A readiness check may wait this much longer than the usual budget for its API's permit: one
 # report makes a call per language to each API, more than one window's worth for 6+ languages.
 READINESS_QUEUE_WAIT = 5.0
+# A single read before a write (a removal's FAQ count, a language's settings) may wait out one rate
+# window for its permit: `plan` then `apply` spend a window's permits on the report just before.
+SINGLE_READ_QUEUE_WAIT = (1000 + WINDOW_MARGIN_MS) / 1000
 
 
 def readiness_time_limit(timeout: float) -> float:
@@ -298,13 +301,15 @@ class DeskClient:
         """The live FAQ questions of the language `tag` as Desk has them now: the readiness
         report's `list_faq` read (§9.1), made again every time (a check before a write must not
         trust a report cached up to `status_ttl` ago). Retried like any read; raises `DeskError`."""
-        return self._run(Api.LIST_FAQ, json.dumps(faq_query(tag)).encode(), _parse_faq)
+        return self._run(Api.LIST_FAQ, json.dumps(faq_query(tag)).encode(), _parse_faq,
+                         queue_wait=SINGLE_READ_QUEUE_WAIT)
 
     def robot_settings(self, tag: str) -> RobotSettings:
         """The chatbot's settings for the language `tag` ("" for the default) as Desk has them
         now (`desc_robot_config`), read from Desk every time (a read before a write must be
         fresh). Retried like any read; raises `DeskError`."""
-        return self._run(Api.ROBOT_CONFIG, json.dumps({"LanguageTag": tag}).encode(), _parse_config)
+        return self._run(Api.ROBOT_CONFIG, json.dumps({"LanguageTag": tag}).encode(), _parse_config,
+                         queue_wait=SINGLE_READ_QUEUE_WAIT)
 
     def update_robot_settings(self, tag: str, settings: RobotSettings) -> str | None:
         """Write the whole of `settings` for the language `tag` (`update_robot_config`): every
