@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DESK, EXIT_DRIFT = 0, 1, 2, 3, 4
 
 
+
 def chosen_app(apps: Iterable[AppT], name: str | None) -> AppT:
     """The app `--app NAME` names (the default app without it); a ConfigError, with the closest
     name, for any other."""
@@ -315,12 +316,19 @@ def cmd_change(args: argparse.Namespace) -> int:
         if input(question).strip().lower() not in ("y", "yes"):
             print("cancelled: nothing was sent to Desk")
             return EXIT_OK
-    outcome = manager.apply_from_cli(app, f"cli:{getpass.getuser()}", args.command, tag)
+    change = manager.apply_from_cli(app, f"cli:{getpass.getuser()}", args.command, tag)
+    outcome = change.outcome
     print(outcome.describe())
+    if not change.recorded:
+        from bot.management.service import NOT_RECORDED
+
+        print(f"error: {NOT_RECORDED}", file=sys.stderr)
     if watch is not None and not watch.wait_noticed(timeout=15):  # watching channels hear of it now
         print("note: the change alert is still on its way; the next watch poll sends it", file=sys.stderr)
     if outcome.error is not None and not outcome.applied:
         print(f"what to do: {outcome.error.hint}", file=sys.stderr)
+    if not change.recorded:
+        return EXIT_FAILED
     return EXIT_OK if outcome.applied else EXIT_DESK
 
 

@@ -35,7 +35,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     if toml is not None:
         (cwd / "desk-languages.toml").write_text(toml, encoding="utf-8")
-    environ = clean_env(**desk_env(emulator, DATABASE_URL=f"sqlite:///{cwd / 'bot.db'}", **env))
+    environ = clean_env(**desk_env(emulator, **{"DATABASE_URL": f"sqlite:///{cwd / 'bot.db'}", **env}))
     return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, env=environ, capture_output=True,
                           text=True, timeout=90, stdin=subprocess.DEVNULL, check=False)
 
@@ -439,3 +439,26 @@ def test_a_digest_carries_one_drift_line(emulator: DeskEmulator, tmp_path: Path)
     drift = [block for block in digest["blocks"] if "desk-languages.toml" in json.dumps(block)]
     assert len(drift) == 1
     assert ":warning: Differs from `desk-languages.toml`: `- fil`, `+ id`." in json.dumps(drift[0], ensure_ascii=False)
+
+
+def test_a_write_whose_record_the_database_loses_is_said_logged_and_stops_apply(
+    emulator: DeskEmulator, tmp_path: Path
+) -> None:
+    """The write is made before the record: with the database gone then, the change is not lost
+    silently. It is in the log with every field of its audit entry, the command says it is not in
+    the audit trail (exit 1, no traceback, no password), and apply writes nothing more."""
+    emulator.set_faq("fil", [])
+    down = "postgresql+psycopg://bot:s3cret-pw@127.0.0.1:1/bot"  # nothing listens on port 1
+    result = run(emulator, tmp_path, "apply", "--yes", toml=ORDERED, DATABASE_URL=down)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert writes(emulator) == [("robot_del_language", "fil")]  # and nothing after it
+    assert "  - Filipino (fil) was deleted.\n  stopped: The change reached Desk, but the bot's database did not " \
+           "answer, so it is not in the audit trail" in result.stdout
+    assert "language change NOT RECORDED in the database" in result.stderr
+    assert " remove fil in default " in result.stderr
+    assert "Traceback" not in result.stderr and "s3cret-pw" not in result.stdout + result.stderr
+
+    added = run(emulator, tmp_path, "add", "id", "--yes", DATABASE_URL=down)
+    assert added.returncode == 1 and "Indonesian (id) was added." in added.stdout
+    assert "error: The change reached Desk, but the bot's database did not answer" in added.stderr
+    assert "Traceback" not in added.stderr and "s3cret-pw" not in added.stdout + added.stderr

@@ -195,7 +195,7 @@ def test_a_change_through_the_bot_names_who_made_it(harness: Harness) -> None:
     engine = harness.service.store.engine
     manager = build_language_manager(harness.settings, (harness.app,), build_web_client(harness.settings),
                                      ChangeStore(engine))
-    assert manager.apply_from_cli(harness.app, "U0CAROL", "add", "vi").status.value == "applied"
+    assert manager.apply_from_cli(harness.app, "U0CAROL", "add", "vi").outcome.status.value == "applied"
     # A removal in the console meanwhile: nobody to name.
     harness.emu.set_languages([("en", 1), ("vi", 0)])
     assert harness.poll() is Poll.CHANGED

@@ -17,7 +17,7 @@ from typing import Any
 from bot.changecontrol.declared import SETTING_KEYS
 from bot.changecontrol.plan import AppPlan, ChangeKind, PlannedChange, counted
 from bot.desk import DeskClient
-from bot.management.service import LanguageManager
+from bot.management.service import NOT_RECORDED, LanguageManager
 from bot.management.settings_editor import Loaded, SettingsEditor
 from bot.management.settings_form import EditableSettings, change_lines
 from bot.slack.blocks import ConfiguredApp
@@ -54,13 +54,15 @@ def apply_plan(
         steps.append((changes, _settings_step(app, editor, who, tag, changes, result)))
 
     for index, (_, step) in enumerate(steps):
+        made = len(result.done)
         problem = step()
+        for line in result.done[made:]:
+            say(f"  {line}")
         if problem is not None:
             result.stopped = problem
-            result.remaining = [change for later, _ in steps[index:] for change in later]
+            result.remaining = [change for later, _ in steps[index + len(result.done) - made:] for change in later]
             say(f"  stopped: {problem}")
             break
-        say(f"  {result.done[-1]}")
     return result
 
 
@@ -92,7 +94,11 @@ def _language_step(
         tag, problem = manager.check(app, action, change.tag)
         if problem is not None or tag is None:
             return plain_text(problem or "nothing to change")
-        outcome = manager.apply_from_cli(app, who, action, tag)
+        written = manager.apply_from_cli(app, who, action, tag)
+        outcome = written.outcome
+        if not written.recorded:  # stop: every later write would go unrecorded too
+            result.done.append(f"{change.text[:2]}{outcome.describe()}")
+            return NOT_RECORDED + " Nothing more is written until it answers."
         if not outcome.applied:
             hint = f" What to do: {outcome.error.hint}" if outcome.error is not None else ""
             return outcome.describe() + hint

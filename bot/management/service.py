@@ -46,6 +46,10 @@ from bot.slack.blocks import ConfiguredApp, Message, escape, mention
 
 log = logging.getLogger(__name__)
 
+NOT_RECORDED = (
+    "The change reached Desk, but the bot's database did not answer, so it is not in the audit trail; "
+    "the log and DESK_AUDIT_CHANNEL have it. Check DATABASE_URL."
+)
 CONFIRMATION_TTL = 600.0  # seconds a confirmation stays usable
 # A request still `applying` this long after its click was left by a process that died (or lost its
 # database) after calling Desk: a write and the read after it take seconds (the client's budget).
@@ -296,11 +300,6 @@ class LanguageManager:
             self._announce(app, entry)
         return True
 
-    def _record(self, app: ManagedApp, entry: AuditEntry) -> None:
-        """A write no request made (the command line's): recorded, then announced."""
-        self.store.record(entry)
-        self._announce(app, entry)
-
     def _announce(self, app: ManagedApp, entry: AuditEntry) -> None:
         """After the one record of a write: the metric, the log line and DESK_AUDIT_CHANNEL's line."""
         metrics.language_change(app.name, entry.action, entry.result)
@@ -385,11 +384,37 @@ class LanguageManager:
 
     # --- the command line ------------------------------------------------------------------------------
 
-    def apply_from_cli(self, app: ManagedApp, who: str, action: str, tag: str) -> WriteOutcome:
-        """The CLI's path: already validated and confirmed on the terminal; recorded like a click."""
+    def apply_from_cli(self, app: ManagedApp, who: str, action: str, tag: str) -> CliChange:
+        """The CLI's path: already validated and confirmed on the terminal; recorded like a click.
+        The write is made before the record, so a database that fails then does not lose it: the
+        whole audit entry goes to the log (ERROR) and to DESK_AUDIT_CHANNEL, and the caller is
+        told it is not in the database (a process about to exit has no reconciler to keep it for)."""
         outcome = self._write(app, action, tag)
-        self._record(app, self._entry(app, who, outcome, requested_by=None))
-        return outcome
+        entry = self._entry(app, who, outcome, requested_by=None)
+        def record(_: str, item: AuditEntry) -> bool:
+            self.store.record(item)
+            return True
+
+        try:
+            _retrying_briefly(record, "", entry)
+        except DB_DOWN_ERRORS as error:
+            log.error(
+                "language change NOT RECORDED in the database (%s): %s %s %s in %s (SDKAppID %s) at %s: %s",
+                type(error).__name__, entry.who, entry.action, entry.tag, app.name, entry.sdkappid, entry.at,
+                entry.result,
+            )
+            self._announce(app, entry)
+            return CliChange(outcome, recorded=False)
+        self._announce(app, entry)
+        return CliChange(outcome, recorded=True)
+
+
+@dataclass(frozen=True)
+class CliChange:
+    """A command line write: Desk's outcome, and whether its audit entry is in the database."""
+
+    outcome: WriteOutcome
+    recorded: bool
 
 
 @dataclass(frozen=True)
