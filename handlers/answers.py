@@ -8,10 +8,11 @@ apology (logged with its traceback, redacted), never a raw exception.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from bot.changecontrol.messages import drift_line, plan_message
-from bot.changecontrol.plan import read_plan
+from bot.changecontrol.plan import AppPlan, read_plan
 from bot.deps import BotDeps, DeskApp, fetch_all
 from bot.desk import DeskError, LanguageList, ReadinessReport
 from bot.desk.changes import diff
@@ -103,9 +104,13 @@ def plan_reply(deps: BotDeps, app: str | None, *, refresh: bool = False) -> bloc
             "that the bot's operators keep in Git (docs/change-control.md)."
         )
     chosen = (deps.app(app),) if app is not None else deps.apps
-    try:
-        plans = [(desk_app.render, read_plan(desk_app, declared.app(desk_app.name), refresh=refresh))
-                 for desk_app in chosen]
+
+    def planned(desk_app: DeskApp) -> tuple[blocks.RenderContext, AppPlan]:
+        return desk_app.render, read_plan(desk_app, declared.app(desk_app.name), refresh=refresh)
+
+    try:  # each app's reads wait on its own rate limit: concurrently, one slow app costs its own time
+        with ThreadPoolExecutor(max_workers=len(chosen), thread_name_prefix="plan") as pool:
+            plans = list(pool.map(planned, chosen))
     except Exception:
         log.exception("Unexpected failure while planning")
         return blocks.notice_message(UNEXPECTED.replace("fetching the Desk languages", "comparing with the file"))
