@@ -50,6 +50,7 @@ from bot.digests.store import DigestStore
 from bot.digests.ticker import DigestTicker
 from bot.logs import configure_logging
 from bot.management.admins import AdminDirectory, AdminList
+from bot.management.approvals import ApprovalPolicy
 from bot.management.reconciler import ChangeReconciler
 from bot.management.service import LanguageManager
 from bot.management.settings_editor import SettingsEditor
@@ -389,6 +390,16 @@ def build_language_manager(
         posting_client(web_client),
         settings.audit_channel,
         declared_note=drift_note(declared) if declared is not None else None,
+        approvals=approval_policy(settings),
+    )
+
+
+def approval_policy(settings: Settings) -> ApprovalPolicy:
+    """Each app's DESK_<APP>_APPROVALS (or DESK_APPROVALS) and DESK_APPROVAL_TTL."""
+    return ApprovalPolicy(
+        required={app.name: app.approvals for app in settings.apps},
+        variables={app.name: app.approvals_variable for app in settings.apps},
+        ttl=settings.approval_ttl,
     )
 
 
@@ -507,7 +518,8 @@ def build_cli_manager(
     store = ChangeStore(engine)
     manager = build_language_manager(settings, apps, web_client, store, declared)
     if settings.slack_bot_token is None:  # no token: the audit stays in the database
-        manager = LanguageManager(apps, store, manager.admins, declared_note=manager.declared_note)
+        manager = LanguageManager(apps, store, manager.admins, declared_note=manager.declared_note,
+                                  approvals=manager.approvals)
         return manager, apps, None
     watch = build_watch_service(settings, apps, web_client, engine, declared)
     observe_fetches(apps, watch)

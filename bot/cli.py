@@ -191,7 +191,7 @@ def _change_settings(args: argparse.Namespace) -> int:
     editor = SettingsEditor(manager, on_change=watch.settings_changed if watch is not None else None)
     app = chosen_app(apps, args.app)
     who, tag = f"cli:{getpass.getuser()}", args.tag.strip()
-    problem = _plain(editor.refusal_for_cli(app, tag) or "")
+    problem = _plain(editor.refusal_for_cli(app, tag) or manager.cli_approval_problem(app, args.approved_by) or "")
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_CONFIG
@@ -229,7 +229,7 @@ def _change_settings(args: argparse.Namespace) -> int:
     if isinstance(proposed, str):
         print(f"error: {_plain(proposed)}", file=sys.stderr)
         return EXIT_CONFIG
-    applied = editor.apply(app, loaded.request_id, who, check_admin=False)
+    applied = editor.apply(app, loaded.request_id, who, check_admin=False, approved_by=args.approved_by)
     print(_plain(applied.text.replace(":white_check_mark: ", "").replace(":x: ", "").replace(":grey_question: ", "")))
     if watch is not None and not watch.wait_noticed(timeout=15):
         print("note: the change alert is still on its way; the next watch poll sends it", file=sys.stderr)
@@ -296,7 +296,10 @@ def cmd_change(args: argparse.Namespace) -> int:
     settings = load_configuration()
     manager, apps, watch = build_cli_manager(settings)
     app = chosen_app(apps, args.app)
-
+    refused = manager.cli_approval_problem(app, args.approved_by)
+    if refused is not None:
+        print(f"error: {_plain(refused)}", file=sys.stderr)
+        return EXIT_CONFIG
     tag, problem = manager.check(app, args.command, args.tag)
     if problem is not None or tag is None:
         print(f"error: {_plain(problem or 'nothing to change')}", file=sys.stderr)
@@ -316,7 +319,7 @@ def cmd_change(args: argparse.Namespace) -> int:
         if input(question).strip().lower() not in ("y", "yes"):
             print("cancelled: nothing was sent to Desk")
             return EXIT_OK
-    change = manager.apply_from_cli(app, f"cli:{getpass.getuser()}", args.command, tag)
+    change = manager.apply_from_cli(app, f"cli:{getpass.getuser()}", args.command, tag, approved_by=args.approved_by)
     outcome = change.outcome
     print(outcome.describe())
     if not change.recorded:
@@ -405,6 +408,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
         print("error: Desk failed, so nothing was applied; run it again when Desk answers", file=sys.stderr)
         return EXIT_DESK
     work = [(app, plan) for app, plan in zip(chosen, plans, strict=True) if plan.applicable]
+    for app, _ in work:
+        refused = manager.cli_approval_problem(app, args.approved_by)
+        if refused is not None:
+            print(f"error: {_plain(refused)} Nothing was applied.", file=sys.stderr)
+            return EXIT_CONFIG
     console_only = any(not change.applies for plan in plans for change in plan.changes)
     if not work:
         print("\nNothing to apply." + (" What is left needs the Tencent console (the lines above)." if console_only
@@ -421,7 +429,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             return EXIT_OK
     who = f"apply:{getpass.getuser()}"
     applied, stopped = apply_plans([(_app_heading(app), app, plan) for app, plan in work], manager, editor, who,
-                                   say=print)
+                                   say=print, approved_by=args.approved_by)
     if watch is not None and applied and not watch.wait_noticed(timeout=15):
         print("note: the change alerts are still on their way; the next watch poll sends them", file=sys.stderr)
     if stopped:
@@ -597,6 +605,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 }
 
 
+APPROVED_BY_HELP = "the second admin who approved (Slack user ID), required where DESK_<APP>_APPROVALS=2; audited"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -622,17 +633,20 @@ def build_parser() -> argparse.ArgumentParser:
                            help="change: the welcome card's questions (repeat, in order; they replace all)")
     settings_.add_argument("--to-agent", choices=("on", "off"), help="change: transfer to an agent")
     settings_.add_argument("--yes", action="store_true", help="with a change: do not ask for confirmation")
+    settings_.add_argument("--approved-by", metavar="U…", help=APPROVED_BY_HELP)
     for change in ("add", "remove"):
         parser_ = sub.choices[change]
         parser_.add_argument("tag", help="the language tag, e.g. vi")
         parser_.add_argument("--app", help="the app's name (DESK_APPS); default: the first")
         parser_.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        parser_.add_argument("--approved-by", metavar="U…", help=APPROVED_BY_HELP)
     plan = sub.choices["plan"]
     plan.add_argument("--app", help="one app's plan (DESK_APPS); default: every app")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON (docs/change-control.md)")
     apply = sub.choices["apply"]
     apply.add_argument("--app", help="apply to one app only (DESK_APPS); default: every app")
     apply.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    apply.add_argument("--approved-by", metavar="U…", help=APPROVED_BY_HELP)
     demo = sub.choices["demo"]
     demo.add_argument("text", nargs="*", help="what follows /desk-languages, e.g. share or help")
     demo.add_argument("--json", action="store_true", help="print the Block Kit payload")

@@ -156,6 +156,10 @@ class DeskAppSettings:
     admins: tuple[str, ...] = ()
     admins_variable: str = "DESK_ADMINS"
     admins_off: bool = False
+    # DESK_APPROVALS / DESK_<APP>_APPROVALS: 1, one admin's confirmation; 2, a second admin approves
+    # every write (docs/change-control.md, "Two-person approval"). `approvals_variable` set it.
+    approvals: int = 1
+    approvals_variable: str = "DESK_APPROVALS"
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,7 @@ class Settings:
     watch_interval: float = 300.0  # DESK_WATCH_INTERVAL: seconds between two polls of an app for `watch`
     # --- Language management -------------------------------------------------------------
     audit_channel: str | None = None  # DESK_AUDIT_CHANNEL: one line per change reaching Desk
+    approval_ttl: float = 86400.0  # DESK_APPROVAL_TTL: seconds a request waits for a second admin
     # --- Change control ---------------------------------------------------------------------------
     # DESK_STATE_FILE: the declared state (docs/change-control.md); unset: desk-languages.toml in the
     # working directory when there is one (blank is unset); `none`: no declared state even if there is.
@@ -455,6 +460,8 @@ class _Reader:
                     "List IDs such as U0123ABCD or S0123ABCD, separated by commas (a user's ID is in their "
                     "Slack profile → ⋮ → Copy member ID).",
                 )
+        approvals = self.integer(var("APPROVALS"), 1, minimum=1, maximum=2)
+        assert approvals is not None
         return DeskAppSettings(
             name=name,
             sdkappid=sdkappid,
@@ -473,6 +480,8 @@ class _Reader:
             admins=admins,
             admins_variable=admins_variable,
             admins_off=admins_off,
+            approvals=approvals,
+            approvals_variable=var("APPROVALS"),
         )
 
     def desk_apps(self, sandbox: bool) -> tuple[DeskAppSettings, ...]:
@@ -575,6 +584,15 @@ class _Reader:
                 "Set it to a channel's ID such as C0123ABCD (channel details → About), and invite the bot there.",
             )
 
+        two_person = next((app for app in apps if app.approvals == 2), None)
+        if two_person is not None and audit_channel is None:
+            raise ConfigError(
+                two_person.approvals_variable,
+                "is 2, but DESK_AUDIT_CHANNEL is not set (requests for approval are posted there)",
+                "Set DESK_AUDIT_CHANNEL to the channel ID where admins approve (e.g. C0123ABCD), or set "
+                f"{two_person.approvals_variable} to 1.",
+            )
+
         redis_url = self.secret("REDIS_URL")
         if redis_url is not None and not re.fullmatch(r"rediss?://\S+", redis_url.value):
             raise ConfigError(
@@ -628,6 +646,7 @@ class _Reader:
             redis_url=redis_url,
             redis_tls_verify=self.boolean("REDIS_TLS_VERIFY", True),
             audit_channel=audit_channel,
+            approval_ttl=self.number("DESK_APPROVAL_TTL", 86400.0, minimum=60, maximum=30 * 86400),
             state_file=state_file,
         )
 

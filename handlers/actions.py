@@ -1,4 +1,5 @@
-"""The message buttons: Refresh (re-render in place) and Share in channel.
+"""The message buttons: Refresh (re-render in place), Share in channel, a language change's
+Confirm and Cancel, and a request's Approve and Reject (two-person approval).
 
 Both ack at once; the lazy listener fetches and replies through the action's
 `response_url`. A Refresh pressed on the home tab re-publishes the home view instead.
@@ -13,7 +14,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.deps import BotDeps, DeskApp
-from bot.management.messages import CANCEL_ACTION, CONFIRM_ACTION
+from bot.management.messages import APPROVE_ACTION, CANCEL_ACTION, CONFIRM_ACTION, REJECT_ACTION
 from bot.slack import blocks
 from handlers.answers import languages_reply
 from handlers.home import publish_home
@@ -57,26 +58,33 @@ def register(app: App, deps: BotDeps) -> None:
         deps.responder.send(response_url, message, response_type="in_channel", replace_original=False)
 
     def decide(body: dict[str, Any]) -> None:
-        """Confirm or Cancel on a language change: the result replaces the confirmation."""
+        """Confirm or Cancel on a language change (the result replaces the confirmation), or Approve
+        or Reject on a request in the audit channel (two-person approval: the manager updates the
+        request's message in place; the clicker alone sees the answer)."""
         action = (body.get("actions") or [{}])[0]
         request_id, user = str(action.get("value") or ""), str(body.get("user", {}).get("id") or "")
-        response_url = body.get("response_url")
-        if deps.manager is None or not response_url:
+        response_url, action_id = body.get("response_url"), action.get("action_id")
+        manager = deps.manager
+        if manager is None or not response_url:
             return
+        decisions = {CONFIRM_ACTION: manager.confirm, CANCEL_ACTION: manager.cancel,
+                     APPROVE_ACTION: manager.approve, REJECT_ACTION: manager.reject}
         try:
-            if action.get("action_id") == CONFIRM_ACTION:
-                message = deps.manager.confirm(request_id, user)
-            else:
-                message = deps.manager.cancel(request_id, user)
+            message = decisions[str(action_id)](request_id, user)
         except Exception:  # the user gets an apology; the log gets the details
             log.exception("Unexpected failure while deciding a language change")
             message = blocks.notice_message(DECIDE_FAILED)
-        deps.responder.send(response_url, message, replace_original=True)
+        if action_id in (APPROVE_ACTION, REJECT_ACTION):  # on the channel's request: for the clicker only
+            deps.responder.send(response_url, message, response_type="ephemeral", replace_original=False)
+        else:
+            deps.responder.send(response_url, message, replace_original=True)
 
     app.action(blocks.REFRESH_ACTION)(ack=ack_now, lazy=[refresh])
     app.action(blocks.SHARE_ACTION)(ack=ack_now, lazy=[share])
     app.action(CONFIRM_ACTION)(ack=ack_now, lazy=[decide])
     app.action(CANCEL_ACTION)(ack=ack_now, lazy=[decide])
+    app.action(APPROVE_ACTION)(ack=ack_now, lazy=[decide])
+    app.action(REJECT_ACTION)(ack=ack_now, lazy=[decide])
 
 
 def _clicked_app(deps: BotDeps, body: dict[str, Any]) -> DeskApp:

@@ -36,22 +36,23 @@ class ApplyResult:
 
 def apply_plan(
     app: ConfiguredApp[DeskClient], plan: AppPlan, manager: LanguageManager, editor: SettingsEditor, who: str,
-    *, say: Callable[[str], None] = lambda line: None,
+    *, say: Callable[[str], None] = lambda line: None, approved_by: str | None = None,
 ) -> ApplyResult:
-    """Make `plan`'s applicable changes to `app`, audited as `who` (`apply:<user>`). `say` hears
+    """Make `plan`'s applicable changes to `app`, audited as `who` (`apply:<user>`), and the second
+    admin `approved_by` (checked by the caller) on an app under two-person approval. `say` hears
     each step as it happens."""
     result = ApplyResult()
     steps: list[tuple[list[PlannedChange], Callable[[], str | None]]] = []
     for kind in (ChangeKind.REMOVE, ChangeKind.ADD):
         for change in plan.applicable:
             if change.kind is kind:
-                steps.append(([change], _language_step(app, manager, who, change, result)))
+                steps.append(([change], _language_step(app, manager, who, change, result, approved_by)))
     by_tag: dict[str, list[PlannedChange]] = {}
     for change in plan.applicable:
         if change.kind is ChangeKind.SETTINGS:
             by_tag.setdefault(change.tag, []).append(change)
     for tag, changes in by_tag.items():
-        steps.append((changes, _settings_step(app, editor, who, tag, changes, result)))
+        steps.append((changes, _settings_step(app, editor, who, tag, changes, result, approved_by)))
 
     for index, (_, step) in enumerate(steps):
         made = len(result.done)
@@ -68,14 +69,14 @@ def apply_plan(
 
 def apply_plans(
     work: Sequence[tuple[str, ConfiguredApp[DeskClient], AppPlan]], manager: LanguageManager,
-    editor: SettingsEditor, who: str, *, say: Callable[[str], None],
+    editor: SettingsEditor, who: str, *, say: Callable[[str], None], approved_by: str | None = None,
 ) -> tuple[int, bool]:
     """Each (heading, app, plan) in turn, until one stops: (the steps made, whether it stopped).
     `say` hears the progress and, when it stopped, what remains of every app's plan."""
     made = 0
     for index, (heading, app, plan) in enumerate(work):
         say(f"\nApplying to {heading}:")
-        result = apply_plan(app, plan, manager, editor, who, say=say)
+        result = apply_plan(app, plan, manager, editor, who, say=say, approved_by=approved_by)
         made += len(result.done)
         if result.stopped is not None:
             remaining = result.remaining + [change for _, _, later in work[index + 1:] for change in later.applicable]
@@ -86,7 +87,8 @@ def apply_plans(
 
 
 def _language_step(
-    app: ConfiguredApp[DeskClient], manager: LanguageManager, who: str, change: PlannedChange, result: ApplyResult
+    app: ConfiguredApp[DeskClient], manager: LanguageManager, who: str, change: PlannedChange, result: ApplyResult,
+    approved_by: str | None,
 ) -> Callable[[], str | None]:
     action = change.kind.value  # add | remove
 
@@ -94,7 +96,7 @@ def _language_step(
         tag, problem = manager.check(app, action, change.tag)
         if problem is not None or tag is None:
             return plain_text(problem or "nothing to change")
-        written = manager.apply_from_cli(app, who, action, tag)
+        written = manager.apply_from_cli(app, who, action, tag, approved_by=approved_by)
         outcome = written.outcome
         if not written.recorded:  # stop: every later write would go unrecorded too
             result.done.append(f"{change.text[:2]}{outcome.describe()}")
@@ -110,7 +112,7 @@ def _language_step(
 
 def _settings_step(
     app: ConfiguredApp[DeskClient], editor: SettingsEditor, who: str, tag: str, changes: list[PlannedChange],
-    result: ApplyResult,
+    result: ApplyResult, approved_by: str | None,
 ) -> Callable[[], str | None]:
     declared: dict[str, Any] = {SETTING_KEYS[change.field or ""]: change.new for change in changes}
 
@@ -127,7 +129,7 @@ def _settings_step(
         proposed = editor.propose(app, loaded.request_id, who, wanted, check_admin=False)
         if isinstance(proposed, str):
             return plain_text(proposed)
-        applied = editor.apply(app, loaded.request_id, who, check_admin=False)
+        applied = editor.apply(app, loaded.request_id, who, check_admin=False, approved_by=approved_by)
         if applied.result != "applied":
             return _unmarked(applied.text)
         result.done.append("~ " + " ".join(_unmarked(applied.text).splitlines()))

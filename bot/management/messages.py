@@ -14,6 +14,7 @@ from bot.management.store import AuditEntry
 from bot.slack.blocks import (
     Message,
     RenderContext,
+    channel_mention,
     clean_text,
     code_text,
     context,
@@ -28,6 +29,8 @@ from bot.slack.blocks import (
 
 CONFIRM_ACTION = "desk_languages_change_confirm"
 CANCEL_ACTION = "desk_languages_change_cancel"
+APPROVE_ACTION = "desk_languages_change_approve"
+REJECT_ACTION = "desk_languages_change_reject"
 VERBS = {
     "add": ("add", "added", "to"),
     "remove": ("remove", "removed", "from"),
@@ -154,6 +157,16 @@ def change_text(entry: AuditEntry) -> str:
     verb, done, _ = VERBS.get(entry.action, (unknown, unknown, "in"))
     what = language_text(entry.tag)
     detail = escape(entry.detail) if entry.detail else ""
+    if entry.result in UNWRITTEN:
+        asked_by = _person(entry.requested_by or entry.who)
+        ended = {
+            "rejected": f"{_person(entry.who)} rejected {asked_by}'s request to {verb} {what}",
+            "cancelled": f"{_person(entry.who)} cancelled the request to {verb} {what}",
+            "expired": f"{asked_by}'s request to {verb} {what} expired: no second admin approved it",
+            "superseded": f"{_person(entry.who)} approved {asked_by}'s request to {verb} {what}, which no longer "
+                          "applied",
+        }[entry.result]
+        return ended + (f" ({detail})" if detail else "") + "; nothing was written"
     if entry.result == WriteStatus.APPLIED:
         did = f"{done} {what}" + (f" ({detail})" if detail else "")
     elif entry.result == WriteStatus.NOT_APPLIED:
@@ -165,6 +178,10 @@ def change_text(entry: AuditEntry) -> str:
         did = f"asked Desk to {verb} {what}; whether it was done is unknown" + (f" ({detail})" if detail else "")
     asked = f" · requested by {_person(entry.requested_by)}" if entry.requested_by not in (None, entry.who) else ""
     return f"{_person(entry.who)} {did}{asked}"
+
+
+# Audit results of a request for approval that ended without a write (bot/management/store.py).
+UNWRITTEN = ("rejected", "cancelled", "expired", "superseded")
 
 
 def audit_line(entry: AuditEntry, ctx: RenderContext) -> Message:
@@ -182,3 +199,58 @@ def history_message(entries: list[AuditEntry], ctx: RenderContext) -> Message:
         [section(f"*Language changes through the bot* · {_where(ctx)}"), *[section(line) for line in lines]],
     )
 
+
+
+# --- two-person approval ---------------------------------------------------------------------------
+
+
+def approval_what(action: str, tag: str, ctx: RenderContext) -> str:
+    """"add Vietnamese (`vi`) to *Production* (SDKAppID …)": what a request asks, as mrkdwn."""
+    verb, _, preposition = VERBS[action]
+    return f"{verb} {language_text(tag)} {preposition} {_where(ctx)}"
+
+
+def approval_request_message(
+    request_id: str, requested_by: str, what: str, detail: str | None, expires_at: float,
+    ended: str | None = None,
+) -> Message:
+    """The request in DESK_AUDIT_CHANNEL: who asks for what, Approve and Reject while it waits;
+    once it has ended (`ended`: mrkdwn, what happened), the same request without buttons."""
+    head = f":raised_hand: *Approval needed*: {_person(requested_by)} asks to {what}."
+    body = [section(head), *([section(detail)] if detail else [])]
+    if ended is not None:
+        return message_of(f"{_person(requested_by)} asked to {what}: {ended}", [*body, section(ended)])
+    approve = ButtonElement(
+        text=PlainTextObject(text="Approve"), action_id=APPROVE_ACTION, value=request_id, style="primary",
+        confirm=ConfirmObject(
+            title=PlainTextObject(text="Approve the change?"),
+            text=PlainTextObject(text="It is written to Desk at once, in production."),
+            confirm=PlainTextObject(text="Approve"),
+            deny=PlainTextObject(text="Not yet"),
+        ),
+    )
+    reject = ButtonElement(text=PlainTextObject(text="Reject"), action_id=REJECT_ACTION, value=request_id,
+                           style="danger")
+    return message_of(
+        f"Approval needed: {_person(requested_by)} asks to {what}.",
+        [
+            *body,
+            ActionsBlock(elements=[approve, reject]).to_dict(),
+            context(
+                f"Any admin of the app except {_person(requested_by)} may approve or reject. Nothing is written "
+                f"until then; the request expires {slack_date(expires_at)}."
+            ),
+        ],
+    )
+
+
+def awaiting_message(request_id: str, what: str, channel: str, expires_at: float) -> Message:
+    """For the requester once Confirm made it a request: where it waits, until when; Cancel."""
+    cancel = ButtonElement(text=PlainTextObject(text="Cancel the request"), action_id=CANCEL_ACTION, value=request_id)
+    text = (
+        f":hourglass_flowing_sand: Waiting for a second admin: your request to {what} is in "
+        f"{channel_mention(channel)}. Nothing is written until another admin approves it; it expires "
+        f"{slack_date(expires_at)}."
+    )
+    return message_of(f"Waiting for a second admin to approve: {what}.",
+                      [section(text), ActionsBlock(elements=[cancel]).to_dict()])

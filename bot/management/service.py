@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from slack_sdk import WebClient
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential
@@ -40,6 +40,7 @@ from bot.desk.models import language_name
 from bot.desk.writes import WriteAction, WriteOutcome, WriteStatus
 from bot.management import messages
 from bot.management.admins import AdminDirectory
+from bot.management.approvals import ApprovalGate, ApprovalPolicy
 from bot.management.settings_form import EditableSettings, audit_detail, outcome_of
 from bot.management.store import SETTINGS_ACTION, AuditEntry, ChangeRequest, ChangeStore, RequestState
 from bot.slack.blocks import ConfiguredApp, Message, escape, mention
@@ -73,6 +74,7 @@ class LanguageManager:
         *,
         clock: Callable[[], float] = time.time,
         declared_note: DeclaredNote | None = None,
+        approvals: ApprovalPolicy | None = None,
     ) -> None:
         self._apps = DeskApps(apps)  # `get`: a stored request may be of an app no longer configured
         self.declared_note: DeclaredNote = declared_note or (lambda app, action, tag: None)
@@ -81,6 +83,11 @@ class LanguageManager:
         self._poster = poster
         self._audit_channel = audit_channel
         self._clock = clock
+        self.approvals = approvals or ApprovalPolicy()
+        self.gate = ApprovalGate(apps, store, self.approvals, poster, audit_channel, clock=lambda: self._clock())
+        # The settings editor's write of an approved settings request (it registers itself: it is
+        # built on this manager, so the manager cannot build it).
+        self.approve_settings: Callable[[ManagedApp, ChangeRequest, str], Message] | None = None
         # Outcomes this process got from Desk but could not record yet (request id -> entry).
         self._unrecorded: dict[str, AuditEntry] = {}
         self._unrecorded_lock = threading.Lock()
@@ -93,14 +100,26 @@ class LanguageManager:
             refused = self.permission_problem(app, user)
             if refused is not None:
                 return messages.refusal_message(refused)
+        locked = self.gate.lock_problem(app)
+        if locked is not None:
+            return messages.refusal_message(locked)
         tag, problem = self.check(app, action, text)
         if problem is not None or tag is None:
             return messages.refusal_message(problem or "Nothing to change.")
         request_id = self.store.create_request(
             app=app.name, action=action, tag=tag, user=user, now=self._clock(), ttl=CONFIRMATION_TTL
         )
+        notes = [self.declared_note(app.name, action, tag), self.approval_note(app)]
         return messages.confirmation_message(action, tag, app.render, request_id, int(CONFIRMATION_TTL // 60),
-                                             note=self.declared_note(app.name, action, tag))
+                                             note=" ".join(note for note in notes if note) or None)
+
+    def approval_note(self, app: ManagedApp) -> str | None:
+        if not self.gate.two_person(app.name):
+            return None
+        return (
+            f"{_title(app)} needs two people for every change ({self.approvals.variable(app.name)}=2): Confirm "
+            "sends this as a request to the audit channel, and another admin's approval writes it."
+        )
 
     def check(self, app: ManagedApp, action: str, text: str) -> tuple[str | None, str | None]:
         """(the supported tag, None), or (None, why not) as mrkdwn: everything checked before a
@@ -129,35 +148,113 @@ class LanguageManager:
     # --- step 2: the click -------------------------------------------------------------------------
 
     def confirm(self, request_id: str, user: str, *, check_admin: bool = True) -> Message:
-        try:
-            request = self.store.get_request(request_id)
-        except DB_DOWN_ERRORS as error:
-            return messages.refusal_message(_database_down_before_write(error))
-        app = self._apps.get(request.app) if request is not None else None
-        if request is None or app is None:
-            return messages.refusal_message("This confirmation is not known (any more). Ask again with the command.")
-        if check_admin:
-            refused = self.permission_problem(app, user)
-            if refused is not None:
-                return messages.refusal_message(refused)
+        found = self._clicked(request_id, user, check_admin=check_admin,
+                              unknown="This confirmation is not known (any more). Ask again with the command.")
+        if not isinstance(found, tuple):
+            return found
+        app, request = found
         if request.state is RequestState.PENDING:
             stale = self._recheck(app, request.action, request.tag)
             if stale is not None:
                 if stale.superseded:
                     self.store.decide(request_id, to=RequestState.SUPERSEDED, user=user, now=self._clock())
                 return messages.refusal_message(stale.text)
+        if self.gate.two_person(app.name):
+            if request.state is not RequestState.PENDING:
+                return messages.refusal_message(self.why_not_pending(request_id))
+            if user != request.requested_by:  # a second admin approves the posted request, not this one
+                return messages.refusal_message(
+                    f"{_title(app)} needs two people for every change: only the person who asked can send this "
+                    "request for approval; you can approve it once it is in the audit channel."
+                )
+            try:
+                return self.gate.hold(app, request)
+            except DB_DOWN_ERRORS as error:
+                return messages.refusal_message(_database_down_before_write(error))
         try:
             won = self.store.decide(request_id, to=RequestState.APPLYING, user=user, now=self._clock())
         except DB_DOWN_ERRORS as error:
             return messages.refusal_message(_database_down_before_write(error))
         if not won:
             return messages.refusal_message(self.why_not_pending(request_id))
+        return self._apply_claimed(app, request, user)
+
+    def _apply_claimed(self, app: ManagedApp, request: ChangeRequest, user: str) -> Message:
+        """The one write of a request this caller claimed (confirmed, or approved), recorded."""
         outcome = self._write(app, request.action, request.tag)
         entry = self._entry(app, user, outcome, requested_by=request.requested_by)
-        recorded = self.record_outcome(app, request_id, entry)
+        recorded = self.record_outcome(app, request.id, entry)
         return messages.result_message(
             outcome, app.render, user, requested_by=request.requested_by, recorded=recorded
         )
+
+    # --- two-person approval (bot/management/approvals.py) ----------------------------------------------
+
+    def approve(self, request_id: str, user: str) -> Message:
+        """A second admin's Approve on a request waiting in the audit channel: permission, not the
+        requester, still waiting; then the list read again (a request that no longer applies writes
+        nothing), the claim (one click in one process wins) and the one write."""
+        found = self._clicked(request_id, user)
+        if not isinstance(found, tuple):
+            return found
+        app, request = found
+        problem = self.gate.admit(app, request, user)
+        if problem is not None:
+            return messages.refusal_message(problem)
+        if request.action == SETTINGS_ACTION:
+            if self.approve_settings is None:
+                return messages.refusal_message("Settings changes cannot be approved by this process.")
+            return self.approve_settings(app, request, user)
+        stale = self._recheck(app, request.action, request.tag)
+        if stale is not None:
+            if stale.superseded:
+                self.gate.end(app, request, RequestState.SUPERSEDED, user,
+                              detail="the list, or the language's FAQ questions, changed since it was asked")
+            return messages.refusal_message(stale.text)
+        try:
+            won = self.store.decide(request_id, to=RequestState.APPLYING, user=user, now=self._clock(),
+                                    from_state=RequestState.AWAITING)
+        except DB_DOWN_ERRORS as error:
+            return messages.refusal_message(_database_down_before_write(error))
+        if not won:
+            return messages.refusal_message(self.why_not_pending(request_id))
+        result = self._apply_claimed(app, request, user)
+        settled = self.store.get_request(request_id)
+        self.gate.approved(app, request, user, settled.outcome if settled and settled.outcome else "unknown")
+        return result
+
+    def reject(self, request_id: str, user: str) -> Message:
+        """An admin's Reject: nothing is written; audited with both people. The requester's own
+        Reject is a cancellation."""
+        found = self._clicked(request_id, user)
+        if not isinstance(found, tuple):
+            return found
+        app, request = found
+        if request.state is not RequestState.AWAITING:
+            return messages.refusal_message(self.gate.why_ended(request))
+        to = RequestState.CANCELLED if user == request.requested_by else RequestState.REJECTED
+        if not self.gate.end(app, request, to, user):
+            return messages.refusal_message(self.why_not_pending(request_id))
+        done = "Cancelled" if to is RequestState.CANCELLED else "Rejected"
+        return messages.notice_message(f"{done}: nothing was written ({self.gate.what(app, request)}).")
+
+    def _clicked(
+        self, request_id: str, user: str, *, check_admin: bool = True,
+        unknown: str = "This request is not known (any more).",
+    ) -> tuple[ManagedApp, ChangeRequest] | Message:
+        """The request a button names and its app, once the clicker is known to be an admin of it;
+        else the refusal to show."""
+        try:
+            request = self.store.get_request(request_id)
+        except DB_DOWN_ERRORS as error:
+            return messages.refusal_message(_database_down_before_write(error))
+        app = self._apps.get(request.app) if request is not None else None
+        if request is None or app is None:
+            return messages.refusal_message(unknown)
+        refused = self.permission_problem(app, user) if check_admin else None
+        if refused is not None:
+            return messages.refusal_message(refused)
+        return app, request
 
     def _recheck(self, app: ManagedApp, action: str, tag: str) -> _Stale | None:
         """Why the change no longer applies to the list as Desk has it now, or None. A write is
@@ -220,7 +317,11 @@ class LanguageManager:
                 f"Only the person who asked ({asked}) or an admin of "
                 f"{_title(app) if app is not None else escape(request.app)} can cancel this."
             )
-        if not self.store.decide(request_id, to=RequestState.CANCELLED, user=user, now=self._clock()):
+        if request.state is RequestState.AWAITING:
+            app = self._apps.get(request.app)
+            if app is None or not self.gate.end(app, request, RequestState.CANCELLED, user):
+                return messages.refusal_message(self.why_not_pending(request_id))
+        elif not self.store.decide(request_id, to=RequestState.CANCELLED, user=user, now=self._clock()):
             return messages.refusal_message(self.why_not_pending(request_id))
         verb = messages.VERBS[request.action][0]
         return messages.notice_message(f"Cancelled: nothing was sent to Desk (not {verb}ing `{request.tag}`).")
@@ -246,6 +347,10 @@ class LanguageManager:
         request = self.store.get_request(request_id)
         if request is None:
             return "This confirmation is not known (any more)."
+        if request.state is RequestState.AWAITING:
+            return "This change is waiting for a second admin's approval in the audit channel."
+        if request.approval_ts or request.state in (RequestState.REJECTED, RequestState.EXPIRED):
+            return self.gate.why_ended(request)  # it went through approval: say who ended it
         if request.state is RequestState.CANCELLED:
             return "This change was cancelled; nothing was sent to Desk."
         if request.state is RequestState.SUPERSEDED:
@@ -316,12 +421,13 @@ class LanguageManager:
     # --- reconciling what was not recorded --------------------------------------------------------------
 
     def reconcile(self, now: float | None = None) -> int:
-        """Record what Desk was asked to do and was not recorded: this process's outcomes kept
+        """Expire the requests for approval whose time is up (bot/management/approvals.py); then
+        record what Desk was asked to do and was not recorded: this process's outcomes kept
         while the database was down, then any process's request left `applying` for longer than
         RECONCILE_AFTER (the list read again says applied or not seen). How many were recorded.
         Raises DB_DOWN_ERRORS when the database is still down (the ticker logs and retries)."""
         now = self._clock() if now is None else now
-        recorded = 0
+        recorded = self.gate.expire_due()
         with self._unrecorded_lock:
             kept = list(self._unrecorded.items())
         for request_id, entry in kept:
@@ -384,13 +490,37 @@ class LanguageManager:
 
     # --- the command line ------------------------------------------------------------------------------
 
-    def apply_from_cli(self, app: ManagedApp, who: str, action: str, tag: str) -> CliChange:
+    def cli_approval_problem(self, app: ManagedApp, approved_by: str | None) -> str | None:
+        """Why the command line may not write to `app` (mrkdwn), or None. Under two-person approval
+        it names the second admin (--approved-by, audited), and waits its turn behind a request
+        for approval in Slack (the app's lock)."""
+        if not self.gate.two_person(app.name):
+            return None
+        variable = self.approvals.variable(app.name)
+        if approved_by is None:
+            return (
+                f"{_title(app)} needs two people for every change ({variable}=2): name the second admin who "
+                "approved it with --approved-by and their Slack user ID (U…)."
+            )
+        if not self.admins.is_admin(app.name, approved_by):
+            return (
+                f"--approved-by {escape(approved_by[:30])} is not an admin of {_title(app)} "
+                f"({self.admins.admins(app.name).variable}): name a second admin's Slack user ID."
+            )
+        return self.gate.lock_problem(app)
+
+    def apply_from_cli(
+        self, app: ManagedApp, who: str, action: str, tag: str, *, approved_by: str | None = None
+    ) -> CliChange:
         """The CLI's path: already validated and confirmed on the terminal; recorded like a click.
         The write is made before the record, so a database that fails then does not lose it: the
         whole audit entry goes to the log (ERROR) and to DESK_AUDIT_CHANNEL, and the caller is
         told it is not in the database (a process about to exit has no reconciler to keep it for)."""
         outcome = self._write(app, action, tag)
         entry = self._entry(app, who, outcome, requested_by=None)
+        if approved_by is not None:
+            entry = replace(entry, detail=approved_note(approved_by, entry.detail))
+
         def record(_: str, item: AuditEntry) -> bool:
             self.store.record(item)
             return True
@@ -421,6 +551,11 @@ class CliChange:
 class _Stale:
     text: str  # mrkdwn for the person who asked or clicked
     superseded: bool  # the change no longer applies (spent); False: could not check (still usable)
+
+
+def approved_note(approved_by: str, detail: str | None) -> str:
+    """An audit detail that names the second admin of a command line write (--approved-by)."""
+    return (f"approved by {approved_by}" + (f"; {detail}" if detail else ""))[:300]
 
 
 def _retrying_briefly(settle: Callable[[str, AuditEntry], bool], request_id: str, entry: AuditEntry) -> bool:

@@ -32,7 +32,7 @@ from bot.desk import DeskError, RobotSettings
 from bot.desk.models import language_name
 from bot.desk.writes import write_may_have_run
 from bot.management import messages
-from bot.management.service import LanguageManager, ManagedApp
+from bot.management.service import LanguageManager, ManagedApp, approved_note
 from bot.management.settings_form import (
     LABELS,
     EditableSettings,
@@ -46,7 +46,7 @@ from bot.management.settings_form import (
     shown,
 )
 from bot.management.store import SETTINGS_ACTION, AuditEntry, ChangeRequest, RequestState
-from bot.slack.blocks import code_text, escape, mention
+from bot.slack.blocks import Message, code_text, escape, mention, message_of, section
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class SettingsEditor:
         self.store = manager.store
         self._on_change = on_change
         self._clock = clock
+        manager.approve_settings = self.apply_approved  # a second admin's Approve of a settings request
 
     # --- before the modal ---------------------------------------------------------------------
 
@@ -117,6 +118,12 @@ class SettingsEditor:
 
     def load(self, app: ManagedApp, user: str, tag: str) -> Loaded | str:
         """The settings to fill the form with and the request that holds them, or why not (mrkdwn)."""
+        try:
+            locked = self.manager.gate.lock_problem(app)
+        except DB_DOWN_ERRORS as error:
+            return _database_down(error)
+        if locked is not None:
+            return locked
         try:
             listed = app.client.get_languages()
             if not listed.stale and not listed.has(tag):
@@ -171,7 +178,11 @@ class SettingsEditor:
 
     # --- the Apply --------------------------------------------------------------------------------
 
-    def apply(self, app: ManagedApp, change: str, user: str, *, check_admin: bool = True) -> Applied:
+    def apply(
+        self, app: ManagedApp, change: str, user: str, *, check_admin: bool = True, approved_by: str | None = None
+    ) -> Applied:
+        """The Apply: `approved_by` only from the command line, whose caller checked it names a second
+        admin (`LanguageManager.cli_approval_problem`); in Slack a second admin approves the request."""
         try:
             found = self.proposal(app, change, user, check_admin=check_admin)
         except DB_DOWN_ERRORS as error:
@@ -194,23 +205,70 @@ class SettingsEditor:
             if moved:
                 self.store.decide(change, to=RequestState.SUPERSEDED, user=user, now=self._clock())
                 return Applied(_moved_text(tag, read, EditableSettings.of(current), moved))
+            if self.manager.gate.two_person(app.name) and approved_by is None:
+                if not check_admin:  # the command line names its second admin, or writes nothing
+                    return Applied(self.manager.cli_approval_problem(app, None) or "")
+                held = self.manager.gate.hold(app, self.store.get_request(change) or found.request)
+                return Applied(_first_section(held))
             won = self.store.decide(change, to=RequestState.APPLYING, user=user, now=self._clock())
         except DB_DOWN_ERRORS as error:
             return Applied(_database_down(error))
         if not won:
             return Applied(self.manager.why_not_pending(change).replace("confirmation", "modal"))
+        return self._write_claimed(app, found.request, user, current, read, wanted, names, approved_by=approved_by)
+
+    def _write_claimed(
+        self, app: ManagedApp, request: ChangeRequest, user: str, current: RobotSettings,
+        read: EditableSettings, wanted: EditableSettings, names: list[str], *, approved_by: str | None = None,
+    ) -> Applied:
+        """The one write of a settings request this caller claimed (applied, or approved), recorded."""
+        tag = request.tag
         result, detail = self._write(app, tag, current, read, wanted, names)
+        if approved_by is not None:
+            detail = approved_note(approved_by, detail)
         entry = AuditEntry(
             at=self._clock(), who=user, app=app.name, sdkappid=app.client.sdkappid, action=SETTINGS_ACTION, tag=tag,
-            result=result, detail=detail[:300], requested_by=found.request.requested_by,
+            result=result, detail=detail[:300], requested_by=request.requested_by,
         )
-        recorded = self.manager.record_outcome(app, change, entry)
+        recorded = self.manager.record_outcome(app, request.id, entry)
         if self._on_change is not None and result != "not-applied":
             try:
-                self._on_change(app, entry, change)
+                self._on_change(app, entry, request.id)
             except Exception:  # the write is recorded; the alert is not worth failing it for
                 log.exception("the change alert of a settings change could not be queued")
         return Applied(_result_text(app, tag, result, detail, user, recorded), result)
+
+    def apply_approved(self, app: ManagedApp, request: ChangeRequest, approver: str) -> Message:
+        """A second admin approved a settings request (LanguageManager.approve checked who may): the
+        settings read again (a change made meanwhile writes nothing), the claim, the one write."""
+        if not request.read_values or not request.new_values:
+            return messages.refusal_message("This request holds no settings to write.")
+        read = EditableSettings.of_json_settings(request.read_values)
+        wanted = EditableSettings.from_json(request.new_values)
+        names = changed_fields(read, wanted)
+        try:
+            current = app.client.robot_settings(request.tag)
+        except DeskError as error:
+            return messages.refusal_message(
+                f"Couldn't read the chatbot settings of {_named(request.tag)} again before writing: "
+                f"{escape(error.meaning)}. Nothing was sent to Desk; the request still waits. {escape(error.hint)}"
+            )
+        moved = changed_fields(read, EditableSettings.of(current))
+        if moved:
+            gate = self.manager.gate
+            gate.end(app, request, RequestState.SUPERSEDED, approver,
+                     detail="the settings changed in Desk since they were asked for")
+            return messages.refusal_message(_moved_text(request.tag, read, EditableSettings.of(current), moved))
+        try:
+            won = self.store.decide(request.id, to=RequestState.APPLYING, user=approver, now=self._clock(),
+                                    from_state=RequestState.AWAITING)
+        except DB_DOWN_ERRORS as error:
+            return messages.refusal_message(_database_down(error))
+        if not won:
+            return messages.refusal_message(self.manager.why_not_pending(request.id))
+        applied = self._write_claimed(app, request, approver, current, read, wanted, names)
+        self.manager.gate.approved(app, request, approver, applied.result or "unknown")
+        return message_of(applied.text, [section(applied.text)])
 
     def _write(
         self, app: ManagedApp, tag: str, current: RobotSettings, read: EditableSettings,
@@ -231,6 +289,12 @@ class SettingsEditor:
             result = outcome_of(read, wanted, now)
             return result, f"Desk's answer was lost ({error.code}); the settings read again: {result}; {changed}"
         return "applied", changed
+
+
+def _first_section(held: Message) -> str:
+    """A hold's answer as the modal's text: "waiting for a second admin", or why not (without the
+    Cancel button: the requester cancels with Reject on the request's message)."""
+    return str(held["blocks"][0]["text"]["text"])
 
 
 def _named(tag: str) -> str:

@@ -12,6 +12,12 @@ tag, result, time; who asked is the request's `requested_by`), whatever the resu
 outcome and its audit entry are written in one transaction, only while the row is still
 `applying` (`settle`): so a write is recorded once, whether by the process that made it or, after
 a crash or a lost database, by the reconciler of any process (`unsettled`). Times are Unix seconds.
+
+Under two-person approval (DESK_APPROVALS=2) a confirmed request first waits (`hold`: state
+`awaiting`, at most one per app by a partial unique index, the app's lock) until a second admin
+approves it (`decide` from `awaiting` to `applying`, the same single-winner statement) or it ends
+without a write (`end`: rejected, cancelled, superseded or expired, with its audit entry in the
+same transaction).
 """
 
 from __future__ import annotations
@@ -43,6 +49,19 @@ requests_table = sa.Table(
     # filled with, and those asked for at the review (migration 0004)
     sa.Column("read_values", sa.Text),
     sa.Column("new_values", sa.Text),
+    # Two-person approval (migration 0005): where the request waiting for a second admin was posted
+    # (DESK_AUDIT_CHANNEL), so every end state updates that one message in place.
+    sa.Column("approval_channel", sa.String(32)),
+    sa.Column("approval_ts", sa.String(32)),
+)
+# The lock of an app under two-person approval (Atlantis' lock): at most one request of an app
+# waits for approval at a time, across processes, whatever races; the database says no to a second.
+sa.Index(
+    "language_change_requests_one_awaiting",
+    requests_table.c.app,
+    unique=True,
+    sqlite_where=requests_table.c.state == "awaiting",
+    postgresql_where=requests_table.c.state == "awaiting",
 )
 
 audit_table = sa.Table(
@@ -55,7 +74,9 @@ audit_table = sa.Table(
     sa.Column("sdkappid", sa.BigInteger, nullable=False),
     sa.Column("action", sa.String(16), nullable=False),
     sa.Column("tag", sa.String(64), nullable=False),
-    sa.Column("result", sa.String(16), nullable=False),  # applied | not-applied | not-seen | unknown
+    # applied | not-applied | not-seen | unknown; a request for approval that wrote nothing:
+    # rejected | expired | cancelled | superseded
+    sa.Column("result", sa.String(16), nullable=False),
     sa.Column("detail", sa.String(300)),  # Desk's code and meaning when not applied (never a secret)
     sa.Column("request_id", sa.String(32)),
 )
@@ -63,6 +84,9 @@ sa.Index("language_changes_by_app", audit_table.c.app, audit_table.c.at)
 
 
 SETTINGS_ACTION = "settings"  # a request to change one language's chatbot settings
+# Audit results of a write that reached Desk and may have changed it (the others: not-applied, and
+# the end states of a request for approval that wrote nothing: rejected, expired, cancelled, superseded).
+WRITE_MAY_HAVE_APPLIED = frozenset({"applied", "not-seen", "unknown"})
 
 
 class RequestState(StrEnum):
@@ -71,6 +95,17 @@ class RequestState(StrEnum):
     DONE = "done"  # the write has an outcome (recorded in the audit)
     CANCELLED = "cancelled"
     SUPERSEDED = "superseded"  # the list read at the click no longer allowed it: nothing was sent
+    AWAITING = "awaiting"  # confirmed by its requester, waiting for a second admin (the app's lock)
+    REJECTED = "rejected"  # a second admin said no: nothing was sent
+    EXPIRED = "expired"  # nobody approved within DESK_APPROVAL_TTL: nothing was sent
+
+
+class AppLocked(Exception):
+    """Another request of the app is waiting for approval (`holder`)."""
+
+    def __init__(self, holder: ChangeRequest | None) -> None:
+        super().__init__("another request of this app is waiting for approval")
+        self.holder = holder
 
 
 @dataclass(frozen=True)
@@ -88,6 +123,8 @@ class ChangeRequest:
     outcome: str | None
     read_values: str | None = None  # `settings` requests: JSON of what the modal was filled with
     new_values: str | None = None  # … and of what was asked for at the review
+    approval_channel: str | None = None  # where the request for approval was posted, if it was
+    approval_ts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +155,8 @@ def _request(row: Any) -> ChangeRequest:
         outcome=row.outcome,
         read_values=row.read_values,
         new_values=row.new_values,
+        approval_channel=row.approval_channel,
+        approval_ts=row.approval_ts,
     )
 
 
@@ -163,9 +202,33 @@ class ChangeStore(SqlStore):
             row = conn.execute(sa.select(requests_table).where(requests_table.c.id == request_id[:32])).first()
         return _request(row) if row is not None else None
 
-    def decide(self, request_id: str, *, to: RequestState, user: str, now: float) -> bool:
-        """Move a pending, unexpired request to `to` (APPLYING or CANCELLED): True for the one caller
-        that did it, across processes; False when it was used, cancelled or expired already."""
+    def decide(
+        self, request_id: str, *, to: RequestState, user: str, now: float,
+        from_state: RequestState = RequestState.PENDING,
+    ) -> bool:
+        """Move an unexpired request from `from_state` to `to` (APPLYING, CANCELLED, SUPERSEDED):
+        True for the one caller that did it, across processes; False when it was used, cancelled or
+        expired already. An approval is `from_state=AWAITING, to=APPLYING`."""
+        table = requests_table
+        statement = (
+            sa.update(table)
+            .where(
+                (table.c.id == request_id[:32])
+                & (table.c.state == from_state.value)
+                & (table.c.expires_at > now)
+            )
+            .values(state=to.value, decided_by=user, decided_at=now)
+            .returning(table.c.id)
+        )
+        with self.connection(begin=True) as conn:
+            return conn.execute(statement).first() is not None
+
+    # --- two-person approval -------------------------------------------------------------------------
+
+    def hold(self, request_id: str, *, now: float, ttl: float) -> bool:
+        """Make a pending request the one of its app waiting for approval, for `ttl` seconds: True
+        when it is; False when it was used, cancelled or expired already. Raises AppLocked when
+        another request of the app waits (the partial unique index decides, across processes)."""
         table = requests_table
         statement = (
             sa.update(table)
@@ -174,11 +237,65 @@ class ChangeStore(SqlStore):
                 & (table.c.state == RequestState.PENDING.value)
                 & (table.c.expires_at > now)
             )
-            .values(state=to.value, decided_by=user, decided_at=now)
+            .values(state=RequestState.AWAITING.value, expires_at=now + ttl, decided_at=now)
+            .returning(table.c.app)
+        )
+        try:
+            with self.connection(begin=True) as conn:
+                return conn.execute(statement).first() is not None
+        except sa.exc.IntegrityError:
+            request = self.get_request(request_id)
+            raise AppLocked(self.awaiting(request.app) if request is not None else None) from None
+
+    def awaiting(self, app: str) -> ChangeRequest | None:
+        """The request of `app` waiting for approval (expired or not), if any: who holds the lock."""
+        table = requests_table
+        query = sa.select(table).where((table.c.app == app) & (table.c.state == RequestState.AWAITING.value))
+        with self.connection(begin=False) as conn:
+            row = conn.execute(query).first()
+        return _request(row) if row is not None else None
+
+    def set_approval_message(self, request_id: str, *, channel: str, ts: str) -> None:
+        statement = (
+            sa.update(requests_table)
+            .where(requests_table.c.id == request_id[:32])
+            .values(approval_channel=channel[:32], approval_ts=ts[:32])
+        )
+        with self.connection(begin=True) as conn:
+            conn.execute(statement)
+
+    def end(self, request_id: str, *, to: RequestState, entry: AuditEntry, now: float, expired: bool = False) -> bool:
+        """End a request waiting for approval without a write (REJECTED, CANCELLED, SUPERSEDED; EXPIRED
+        with `expired`, only once its time is up; the others only before) and record its audit entry,
+        in one transaction: True for the one caller that did it, across processes (it updates the
+        request's message). Frees the app's lock."""
+        table = requests_table
+        timely = table.c.expires_at <= now if expired else table.c.expires_at > now
+        statement = (
+            sa.update(table)
+            .where((table.c.id == request_id[:32]) & (table.c.state == RequestState.AWAITING.value) & timely)
+            .values(state=to.value, decided_by=entry.who, decided_at=now, outcome=entry.result)
             .returning(table.c.id)
         )
         with self.connection(begin=True) as conn:
-            return conn.execute(statement).first() is not None
+            if conn.execute(statement).first() is None:
+                return False
+            conn.execute(_audit_insert(entry, request_id))
+        return True
+
+    def due_to_expire(self, *, now: float) -> list[ChangeRequest]:
+        """Requests waiting for approval whose time is up (the ticker expires them)."""
+        table = requests_table
+        query = (
+            sa.select(table)
+            .where((table.c.state == RequestState.AWAITING.value) & (table.c.expires_at <= now))
+            .order_by(table.c.expires_at)
+            .limit(50)
+        )
+        with self.connection(begin=False) as conn:
+            return [_request(row) for row in conn.execute(query)]
+
+    # --- outcomes ------------------------------------------------------------------------------------
 
     def settle(self, request_id: str, entry: AuditEntry) -> bool:
         """Record the outcome of the write a request made and its audit entry, in one transaction,
@@ -238,7 +355,7 @@ class ChangeStore(SqlStore):
         for entry in self.history(app, limit=50):
             if entry.at < since:
                 return None
-            if entry.action == action and entry.tag == tag and entry.result != "not-applied":
+            if entry.action == action and entry.tag == tag and entry.result in WRITE_MAY_HAVE_APPLIED:
                 return entry.who
         return None
 

@@ -1,0 +1,264 @@
+"""Two-person approval (DESK_APPROVALS / DESK_<APP>_APPROVALS = 2): the request a second admin
+approves, the app's lock, and every way a request ends without a write.
+
+The requester's Confirm (or a settings modal's Apply) does not write: `hold()` makes the request
+the app's one request waiting for approval (the database's partial unique index refuses a second,
+across processes) and posts it to DESK_AUDIT_CHANNEL with Approve and Reject. Whoever wins a
+transition is the one process that acts on it, so the request is posted once and each end state
+updates that message once:
+
+    pending --Confirm--> awaiting --Approve (another admin)--> applying --> done   (the write)
+                                  --Reject / Cancel / expiry / no longer applies--> rejected,
+                                    cancelled, expired, superseded (audited, nothing written)
+
+The write itself stays with its owner (`LanguageManager.approve`, `SettingsEditor.apply_approved`):
+this module checks who may approve, holds, ends and shows requests; it never calls Desk.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from slack_sdk import WebClient
+
+from bot import metrics
+from bot.config import DeskApps
+from bot.desk import DeskClient
+from bot.management import messages
+from bot.management.settings_form import EditableSettings, audit_detail
+from bot.management.store import SETTINGS_ACTION, AppLocked, AuditEntry, ChangeRequest, ChangeStore, RequestState
+from bot.slack.blocks import ConfiguredApp, Message, escape, mention, slack_date
+
+log = logging.getLogger(__name__)
+
+GatedApp = ConfiguredApp[DeskClient]
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    """How many people each app's writes need, and how long a request waits for the second."""
+
+    required: Mapping[str, int] = field(default_factory=dict)  # app -> 1 or 2 (absent: 1)
+    variables: Mapping[str, str] = field(default_factory=dict)  # app -> the variable that said so
+    ttl: float = 86400.0  # DESK_APPROVAL_TTL
+
+    def two_person(self, app: str) -> bool:
+        return self.required.get(app, 1) >= 2
+
+    def variable(self, app: str) -> str:
+        return self.variables.get(app, "DESK_APPROVALS")
+
+
+class ApprovalGate:
+    def __init__(
+        self,
+        apps: Sequence[GatedApp],
+        store: ChangeStore,
+        policy: ApprovalPolicy,
+        poster: WebClient | None,
+        channel: str | None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._apps = DeskApps(apps)
+        self.store = store
+        self.policy = policy
+        self._poster = poster
+        self._channel = channel
+        self._clock = clock
+
+    def two_person(self, app: str) -> bool:
+        return self.policy.two_person(app)
+
+    # --- asking ---------------------------------------------------------------------------------------
+
+    def lock_problem(self, app: GatedApp) -> str | None:
+        """Why no new write request can be made on `app` now (another waits for approval), or None.
+        An expired holder is expired first (it frees the lock)."""
+        if not self.two_person(app.name):
+            return None
+        holder = self.store.awaiting(app.name)
+        if holder is not None and holder.expires_at <= self._clock():
+            self.expire(holder)
+            holder = self.store.awaiting(app.name)
+        return _held_text(app, holder) if holder is not None else None
+
+    def hold(self, app: GatedApp, request: ChangeRequest) -> Message:
+        """Confirm under two-person approval: the request waits for a second admin, posted to the
+        audit channel; what the requester sees (waiting, with Cancel; or why not)."""
+        now = self._clock()
+        problem = self.lock_problem(app)
+        if problem is not None:
+            return messages.refusal_message(problem)
+        try:
+            held = self.store.hold(request.id, now=now, ttl=self.policy.ttl)
+        except AppLocked as locked:  # another process's request took the lock since
+            return messages.refusal_message(_held_text(app, locked.holder))
+        if not held:
+            return messages.refusal_message(
+                "This confirmation was already used, cancelled or has expired. Ask again with the command."
+            )
+        waiting = self.store.get_request(request.id) or request
+        posted = self._post(app, waiting)
+        if posted is None:
+            entry = self._ended_entry(app, waiting, who=waiting.requested_by, result="cancelled",
+                                      detail="the request could not be posted to DESK_AUDIT_CHANNEL")
+            self.store.end(request.id, to=RequestState.CANCELLED, entry=entry, now=self._clock())
+            return messages.refusal_message(
+                "This app needs a second admin's approval, and the request could not be posted to the audit "
+                "channel (is the bot in it?), so nothing was sent to Desk. Try again in a minute."
+            )
+        log.info("approval requested: %s asks to %s %s in %s", waiting.requested_by, waiting.action, waiting.tag,
+                 app.name)
+        metrics.language_change(app.name, waiting.action, "awaiting")
+        return messages.awaiting_message(request.id, self.what(app, waiting), posted, waiting.expires_at)
+
+    # --- deciding --------------------------------------------------------------------------------------
+
+    def admit(self, app: GatedApp, request: ChangeRequest, user: str) -> str | None:
+        """Why `user` (an admin) may not approve `request` now, or None. Expires it when its time is up."""
+        if request.state is not RequestState.AWAITING:
+            return self.why_ended(request)
+        if user == request.requested_by:
+            return (
+                f"You asked for this change, so another admin of {escape(app.render.title)} must approve it. "
+                "Nothing was written."
+            )
+        if request.expires_at <= self._clock():
+            self.expire(request)
+            return self.why_ended(self.store.get_request(request.id) or request)
+        return None
+
+    def why_ended(self, request: ChangeRequest) -> str:
+        """Why a request no longer waits for approval, as mrkdwn."""
+        by = mention(request.decided_by) if request.decided_by else "someone"
+        return {
+            RequestState.APPLYING: f"This request was already approved by {by}; it is applied at most once.",
+            RequestState.DONE: f"This request was already approved by {by}; it is applied at most once.",
+            RequestState.REJECTED: f"This request was rejected by {by}; nothing was written.",
+            RequestState.CANCELLED: f"This request was cancelled by {by}; nothing was written.",
+            RequestState.SUPERSEDED: "This request no longer applied when it was approved; nothing was written.",
+            RequestState.EXPIRED: "This request expired before a second admin approved it; nothing was written. "
+                                  "Ask again with the command.",
+        }.get(request.state, "This request is not waiting for approval (any more).")
+
+    def end(self, app: GatedApp, request: ChangeRequest, to: RequestState, who: str, *, detail: str | None = None,
+            expired: bool = False) -> bool:
+        """End a waiting request without a write, audited with both people; True for the one caller
+        (across processes) that did, which announces it and updates the request's message."""
+        entry = self._ended_entry(app, request, who=who, result=to.value, detail=detail)
+        if not self.store.end(request.id, to=to, entry=entry, now=self._clock(), expired=expired):
+            return False
+        self._announce(app, entry)
+        self.show(app, request, _ended_text(entry))
+        return True
+
+    def expire(self, request: ChangeRequest) -> bool:
+        app = self._apps.get(request.app)
+        if app is None:
+            return False
+        return self.end(app, request, RequestState.EXPIRED, request.requested_by, expired=True)
+
+    def expire_due(self) -> int:
+        """Expire every request whose time is up (the ticker, every process): how many this one did."""
+        return sum(self.expire(request) for request in self.store.due_to_expire(now=self._clock()))
+
+    def approved(self, app: GatedApp, request: ChangeRequest, approver: str, result: str) -> None:
+        """After the write of an approved request: its message says who approved and Desk's result."""
+        said = {"applied": "applied", "not-applied": "Desk refused it", "not-seen": "Desk's answer was lost and "
+                "the read again does not show it", "unknown": "Desk's answer was lost; whether it applied is unknown"}
+        icon = {"applied": ":white_check_mark:", "not-applied": ":x:"}.get(result, ":grey_question:")
+        self.show(app, request, f"{icon} Approved by {mention(approver)} {slack_date(self._clock())}: "
+                                f"{said.get(result, escape(result))}.")
+
+    # --- the request's message ---------------------------------------------------------------------------
+
+    def what(self, app: GatedApp, request: ChangeRequest) -> str:
+        return messages.approval_what(request.action, request.tag, app.render)
+
+    def message(self, app: GatedApp, request: ChangeRequest, ended: str | None = None) -> Message:
+        return messages.approval_request_message(
+            request.id, request.requested_by, self.what(app, request), _settings_detail(request),
+            request.expires_at, ended=ended,
+        )
+
+    def _post(self, app: GatedApp, request: ChangeRequest) -> str | None:
+        """Post the request to the audit channel and remember where; the channel, or None."""
+        if self._poster is None or not self._channel:
+            return None
+        message = self.message(app, request)
+        try:
+            response = self._poster.chat_postMessage(
+                channel=self._channel, text=message["text"], blocks=message["blocks"], unfurl_links=False
+            )
+        except Exception as error:  # noqa: BLE001  answered: nothing is written without the request posted
+            log.warning("a request for approval could not be posted to DESK_AUDIT_CHANNEL (%s)", type(error).__name__)
+            return None
+        channel, ts = str(response.get("channel") or self._channel), str(response.get("ts") or "")
+        self.store.set_approval_message(request.id, channel=channel, ts=ts)
+        return channel
+
+    def show(self, app: GatedApp, request: ChangeRequest, ended: str) -> None:
+        """Update the request's message in place with how it ended (no buttons any more)."""
+        posted = self.store.get_request(request.id) or request
+        if self._poster is None or not posted.approval_channel or not posted.approval_ts:
+            return
+        message = self.message(app, posted, ended=ended)
+        try:
+            self._poster.chat_update(
+                channel=posted.approval_channel, ts=posted.approval_ts, text=message["text"], blocks=message["blocks"]
+            )
+        except Exception as error:  # noqa: BLE001  the end is recorded; the message is only its picture
+            log.warning("the request for approval could not be updated in place (%s)", type(error).__name__)
+
+    # --- the audit -------------------------------------------------------------------------------------------
+
+    def _ended_entry(self, app: GatedApp, request: ChangeRequest, *, who: str, result: str,
+                     detail: str | None) -> AuditEntry:
+        return AuditEntry(
+            at=self._clock(), who=who, app=app.name, sdkappid=app.client.sdkappid, action=request.action,
+            tag=request.tag, result=result, detail=detail[:300] if detail else None,
+            requested_by=request.requested_by,
+        )
+
+    def _announce(self, app: GatedApp, entry: AuditEntry) -> None:
+        metrics.language_change(app.name, entry.action, entry.result)
+        log.info("language change request %s: %s %s in %s (requested by %s, by %s)", entry.result, entry.action,
+                 entry.tag, app.name, entry.requested_by, entry.who)
+        if self._poster is not None and self._channel:
+            line = messages.audit_line(entry, app.render)
+            try:
+                self._poster.chat_postMessage(
+                    channel=self._channel, text=line["text"], blocks=line["blocks"], unfurl_links=False
+                )
+            except Exception as error:  # noqa: BLE001  recorded in the database either way
+                log.warning("the audit line could not be posted to DESK_AUDIT_CHANNEL (%s)", type(error).__name__)
+
+
+def _held_text(app: GatedApp, holder: ChangeRequest | None) -> str:
+    if holder is None:
+        return f"Another request on {escape(app.render.title)} is waiting for approval. Try again once it has ended."
+    verb = messages.VERBS.get(holder.action, (escape(holder.action),))[0]
+    return (
+        f"{escape(app.render.title)} needs a second admin's approval for every change, one request at a time, and "
+        f"{mention(holder.requested_by)}'s request to {verb} `{escape(holder.tag)}` has been waiting since "
+        f"{slack_date(holder.decided_at or holder.requested_at)}. Ask again once it is approved, rejected or "
+        f"cancelled, or after it expires {slack_date(holder.expires_at)}."
+    )
+
+
+def _ended_text(entry: AuditEntry) -> str:
+    icons = {"rejected": ":x:", "expired": ":hourglass:", "cancelled": ":heavy_minus_sign:"}
+    icon = icons.get(entry.result, ":no_entry:")
+    return f"{icon} {messages.change_text(entry)}."
+
+
+def _settings_detail(request: ChangeRequest) -> str | None:
+    """A settings request's old → new fields, for its approver."""
+    if request.action != SETTINGS_ACTION or not request.read_values or not request.new_values:
+        return None
+    read = EditableSettings.of_json_settings(request.read_values)
+    return escape(audit_detail(read, EditableSettings.from_json(request.new_values)))

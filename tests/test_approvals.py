@@ -1,0 +1,269 @@
+"""Two-person approval (DESK_APPROVALS=2), end to end over real sockets: the Desk emulator, the real
+Slack app on loopback, FakeSlack's audit channel, signed commands and signed clicks, one or two
+processes on one database; and the command line's --approved-by."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from bot.management.messages import APPROVE_ACTION, CANCEL_ACTION, CONFIRM_ACTION, REJECT_ACTION
+from bot.sandbox.desk_emulator import DeskEmulator
+from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack, block_action_body
+from tests.support.environment import desk_env, make_settings
+from tests.support.served import clean_env
+from tests.support.slack_harness import BOT_TOKEN, BotUnderTest, button, click, command_as, slack_env, texts
+from tests.support.tiers import e2e_fixture
+
+ASKER = SANDBOX_USER_ID
+SECOND, THIRD, OTHER = "U0SECOND", "U0THIRD", "U0NOTADMIN"
+AUDIT = "C0AUDIT"
+
+
+@e2e_fixture
+def desk() -> Iterator[DeskEmulator]:
+    with DeskEmulator(languages=[("en", 1), ("zh", 0), ("ja", 0)], rate_limit=50) as emulator:
+        yield emulator
+
+
+@e2e_fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack(token=BOT_TOKEN) as fake:
+        yield fake
+
+
+def start(desk: DeskEmulator, slack: FakeSlack, **env: str) -> BotUnderTest:
+    environ = {"DESK_ADMINS": f"{ASKER},{SECOND},{THIRD}", "DESK_AUDIT_CHANNEL": AUDIT, "DESK_APPROVALS": "2", **env}
+    return BotUnderTest(make_settings(desk, **slack_env(slack, **environ)), slack, desk)
+
+
+@pytest.fixture
+def bot(desk: DeskEmulator, slack: FakeSlack) -> Iterator[BotUnderTest]:
+    served = start(desk, slack)
+    yield served
+    served.close()
+
+
+def writes(desk: DeskEmulator) -> list[str]:
+    return [call.api for call in desk.calls if call.api in ("robot_add_language", "robot_del_language")]
+
+
+def requests_posted(slack: FakeSlack) -> list[dict[str, Any]]:
+    """The requests for approval in the audit channel (as they are now: updated in place)."""
+    return [m for m in slack.messages(AUDIT) if "*Approval needed*" in texts(m)]
+
+
+def audit_lines(slack: FakeSlack) -> list[str]:
+    return [texts(m) for m in slack.messages(AUDIT) if "*Approval needed*" not in texts(m)]
+
+
+def ask(bot: BotUnderTest, text: str = "add vi", user: str = ASKER) -> dict[str, Any]:
+    """`text` asked and confirmed by `user`: what they see (waiting, or why not)."""
+    confirmation = command_as(bot, user, text)
+    return bot.reply(click(bot, confirmation, CONFIRM_ACTION, user=user).name)
+
+
+def decide(bot: BotUnderTest, request: dict[str, Any], action: str, user: str) -> str:
+    """`user` clicks Approve or Reject on the posted request: what they alone see."""
+    reply = bot.reply(click(bot, request, action, user=user).name)
+    assert reply.get("response_type") == "ephemeral" and reply.get("replace_original") is False
+    return texts(reply)
+
+
+def history(bot: BotUnderTest) -> str:
+    return texts(command_as(bot, ASKER, "history"))
+
+
+def test_a_confirm_becomes_a_request_and_a_second_admin_approves_it(
+    bot: BotUnderTest, desk: DeskEmulator, slack: FakeSlack
+) -> None:
+    confirmation = command_as(bot, ASKER, "add vi")
+    assert "needs two people for every change (DESK_APPROVALS=2)" in texts(confirmation)
+    waiting = bot.reply(click(bot, confirmation, CONFIRM_ACTION).name)
+    assert "Waiting for a second admin" in texts(waiting) and f"<#{AUDIT}>" in texts(waiting)
+    assert button(waiting, CANCEL_ACTION)
+    (request,) = requests_posted(slack)
+    assert f"<@{ASKER}> asks to add Vietnamese (`vi`)" in texts(request)
+    assert button(request, APPROVE_ACTION) and button(request, REJECT_ACTION) and writes(desk) == []
+
+    assert "another admin" in decide(bot, request, APPROVE_ACTION, ASKER)  # not their own
+    assert "Only these people" in decide(bot, request, APPROVE_ACTION, OTHER)  # a non-admin
+    assert writes(desk) == []
+    result = decide(bot, request, APPROVE_ACTION, SECOND)
+    assert "Vietnamese (vi) was added." in result and f"Requested by <@{ASKER}>, confirmed by <@{SECOND}>" in result
+    assert writes(desk) == ["robot_add_language"] and ("vi", 0) in desk.languages
+    (updated,) = requests_posted(slack)
+    assert updated["ts"] == request["ts"] and f"Approved by <@{SECOND}>" in texts(updated)
+    assert APPROVE_ACTION not in str(updated["blocks"])  # no buttons once it has ended
+    assert "already approved" in decide(bot, request, APPROVE_ACTION, THIRD) and writes(desk) == ["robot_add_language"]
+    assert f"<@{SECOND}> added Vietnamese (`vi`) · requested by <@{ASKER}>" in history(bot)
+
+
+def test_double_approvals_from_two_processes_write_once(
+    desk: DeskEmulator, slack: FakeSlack, tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    one, two = start(desk, slack, DATABASE_URL=database), start(desk, slack, DATABASE_URL=database)
+    try:
+        ask(one)
+        (request,) = requests_posted(slack)
+        value = button(request, APPROVE_ACTION)["value"]
+        clicks = [
+            (served, name, block_action_body(APPROVE_ACTION, response_url=slack.response_url(name), value=value,
+                                             user_id=user))
+            for served, name, user in ((one, "a1", SECOND), (two, "a2", SECOND), (one, "a3", THIRD), (two, "a4", THIRD))
+        ]
+        threads = [threading.Thread(target=served.send, args=(body, name)) for served, name, body in clicks]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        answers = [texts(one.reply(name)) for _, name, _ in clicks]
+    finally:
+        one.close()
+        two.close()
+    assert writes(desk) == ["robot_add_language"]
+    assert sum("was added" in answer for answer in answers) == 1
+    assert sum("already approved" in answer for answer in answers) == 3
+    assert sum("Approved by" in texts(m) for m in requests_posted(slack)) == 1
+    assert sum("added Vietnamese" in line for line in audit_lines(slack)) == 1
+
+
+def test_rejection_writes_nothing_is_audited_and_frees_the_lock(
+    bot: BotUnderTest, desk: DeskEmulator, slack: FakeSlack
+) -> None:
+    ask(bot)
+    (request,) = requests_posted(slack)
+    locked = command_as(bot, THIRD, "add fil")
+    assert f"<@{ASKER}>'s request to add `vi` has been waiting since" in texts(locked)
+    assert not any(CONFIRM_ACTION in str(block) for block in locked["blocks"])
+    assert "Only these people" in decide(bot, request, REJECT_ACTION, OTHER)
+    assert "Rejected: nothing was written" in decide(bot, request, REJECT_ACTION, SECOND)
+    assert writes(desk) == []
+    (ended,) = requests_posted(slack)
+    assert f"<@{SECOND}> rejected <@{ASKER}>'s request to add Vietnamese" in texts(ended)
+    assert f"rejected by <@{SECOND}>; nothing was written" in decide(bot, request, APPROVE_ACTION, THIRD)
+    assert writes(desk) == []
+    lines = audit_lines(slack)
+    assert any("rejected" in line and f"<@{ASKER}>" in line and f"<@{SECOND}>" in line for line in lines)
+    assert f"<@{SECOND}> rejected <@{ASKER}>'s request" in history(bot)
+    assert "Waiting for a second admin" in texts(ask(bot, "add fil", THIRD))  # the lock is free again
+
+
+def test_the_requester_cancels_and_frees_the_lock(bot: BotUnderTest, desk: DeskEmulator, slack: FakeSlack) -> None:
+    waiting = ask(bot)
+    cancelled = bot.reply(click(bot, waiting, CANCEL_ACTION, user=OTHER).name)
+    assert "Only the person who asked" in texts(cancelled)
+    cancelled = bot.reply(click(bot, waiting, CANCEL_ACTION, user=ASKER).name)
+    assert "Cancelled" in texts(cancelled) and writes(desk) == []
+    (ended,) = requests_posted(slack)
+    assert f"<@{ASKER}> cancelled the request" in texts(ended)
+    assert "Waiting for a second admin" in texts(ask(bot, "add fil", SECOND))
+
+
+def test_an_expired_request_writes_nothing_says_so_and_frees_the_lock(
+    bot: BotUnderTest, desk: DeskEmulator, slack: FakeSlack
+) -> None:
+    ask(bot)
+    (request,) = requests_posted(slack)
+    manager = bot.deps.manager
+    assert manager is not None
+    real_clock = manager._clock
+    manager._clock = lambda: real_clock() + 86401  # a day and a second later
+    assert manager.reconcile() == 1 and manager.reconcile() == 0  # expired once
+    (ended,) = requests_posted(slack)
+    assert "expired: no second admin approved it" in texts(ended) and APPROVE_ACTION not in str(ended["blocks"])
+    assert "expired" in decide(bot, request, APPROVE_ACTION, SECOND) and writes(desk) == []
+    assert "expired" in history(bot)
+    assert "Waiting for a second admin" in texts(ask(bot, "add fil", SECOND))
+
+
+def test_a_request_that_no_longer_applies_writes_nothing(
+    bot: BotUnderTest, desk: DeskEmulator, slack: FakeSlack
+) -> None:
+    ask(bot)
+    (request,) = requests_posted(slack)
+    desk.set_languages([("en", 1), ("zh", 0), ("ja", 0), ("vi", 0)])  # added in the console meanwhile
+    answer = decide(bot, request, APPROVE_ACTION, SECOND)
+    assert "already one of the chatbot's languages" in answer and writes(desk) == []
+    (ended,) = requests_posted(slack)
+    assert "which no longer applied" in texts(ended)
+    assert "no longer applied" in history(bot)
+    assert "Waiting for a second admin" in texts(ask(bot, "add fil", SECOND))
+
+
+def test_two_requests_at_once_from_two_processes_take_the_lock_once(
+    desk: DeskEmulator, slack: FakeSlack, tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    one, two = start(desk, slack, DATABASE_URL=database), start(desk, slack, DATABASE_URL=database)
+    try:
+        first, second = command_as(one, ASKER, "add vi", "one"), command_as(two, SECOND, "add fil", "two")
+        answers: list[str] = []
+
+        def confirm(served: BotUnderTest, message: dict[str, Any], user: str, prefix: str) -> None:
+            answers.append(texts(served.reply(click(served, message, CONFIRM_ACTION, user=user, prefix=prefix).name)))
+
+        threads = [
+            threading.Thread(target=confirm, args=(one, first, ASKER, "c1")),
+            threading.Thread(target=confirm, args=(two, second, SECOND, "c2")),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    finally:
+        one.close()
+        two.close()
+    assert sum("Waiting for a second admin" in answer for answer in answers) == 1
+    assert sum("has been waiting since" in answer for answer in answers) == 1
+    assert len(requests_posted(slack)) == 1 and writes(desk) == []
+
+
+def test_approvals_two_without_an_audit_channel_refuse_to_start(desk: DeskEmulator, tmp_path: Path) -> None:
+    env = clean_env(**desk_env(desk, DATABASE_URL=f"sqlite:///{tmp_path / 'a.db'}", DESK_APPROVALS="2"))
+    done = subprocess.run([sys.executable, "-m", "bot", "languages"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "configuration error: DESK_APPROVALS: is 2, but DESK_AUDIT_CHANNEL is not set (requests for approval are "
+        "posted there). "
+        "Set DESK_AUDIT_CHANNEL to the channel ID where admins approve (e.g. C0123ABCD), or set DESK_APPROVALS to 1."
+    ]
+    env["DESK_APPROVALS"] = "3"
+    done = subprocess.run([sys.executable, "-m", "bot", "languages"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "DESK_APPROVALS: '3' is not a whole number between 1 and 2" in done.stderr
+
+
+def test_the_command_line_needs_a_second_admin_named_and_audits_it(desk: DeskEmulator, tmp_path: Path) -> None:
+    database = tmp_path / "cli.db"
+    env = clean_env(**desk_env(desk, DATABASE_URL=f"sqlite:///{database}", DESK_APPROVALS="2",
+                               DESK_AUDIT_CHANNEL=AUDIT, DESK_ADMINS=f"{ASKER},{SECOND}"))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot", *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+
+    missing = run("add", "vi", "--yes")
+    said = [line for line in missing.stderr.splitlines() if " INFO " not in line]
+    assert missing.returncode == 2 and len(said) == 1 and "--approved-by" in said[0] and "DESK_APPROVALS=2" in said[0]
+    not_admin = run("add", "vi", "--yes", "--approved-by", OTHER)
+    assert not_admin.returncode == 2 and f"{OTHER} is not an admin" in not_admin.stderr
+    assert writes(desk) == []
+    done = run("add", "vi", "--yes", "--approved-by", SECOND)
+    assert done.returncode == 0, done.stderr
+    assert writes(desk) == ["robot_add_language"]
+    with sa.create_engine(f"sqlite:///{database}").connect() as conn:
+        rows = conn.execute(sa.text("SELECT who, action, tag, result, detail FROM language_changes")).all()
+    assert len(rows) == 1 and rows[0][0].startswith("cli:") and rows[0][1:4] == ("add", "vi", "applied")
+    assert rows[0][4] == f"approved by {SECOND}"
+    settings = run("settings", "ja", "--fallback", "Sorry", "--yes")
+    assert settings.returncode == 2 and "--approved-by" in settings.stderr
