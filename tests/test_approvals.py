@@ -4,6 +4,7 @@ processes on one database; and the command line's --approved-by."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from bot.management.messages import APPROVE_ACTION, CANCEL_ACTION, CONFIRM_ACTION, REJECT_ACTION
 from bot.sandbox.desk_emulator import DeskEmulator
 from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack, block_action_body
-from tests.support.environment import desk_env, make_settings
+from tests.support.environment import BOTH_DATABASES, desk_env, make_settings
 from tests.support.served import clean_env
 from tests.support.slack_harness import BOT_TOKEN, BotUnderTest, button, click, command_as, slack_env, texts
 from tests.support.tiers import e2e_fixture
@@ -267,3 +268,91 @@ def test_the_command_line_needs_a_second_admin_named_and_audits_it(desk: DeskEmu
     assert rows[0][4] == f"approved by {SECOND}"
     settings = run("settings", "ja", "--fallback", "Sorry", "--yes")
     assert settings.returncode == 2 and "--approved-by" in settings.stderr
+
+
+def test_a_settings_change_waits_for_approval_and_its_text_stays_data(
+    bot: BotUnderTest, desk: DeskEmulator, slack: FakeSlack
+) -> None:
+    from bot.management.settings_form import FALLBACK_BLOCK
+    from bot.management.settings_views import FORM_CALLBACK, REVIEW_CALLBACK
+    from tests.test_settings_modal import settings_command, settled, submit, top, update_writes
+
+    desk.set_settings("ja", {"FallbackMsg": "", "WelcomeCardEnable": 0, "WelcomeCardTitle": "",
+                             "WelcomeCardQuestions": [], "ToAgentEnable": 1, "DirectAnsweringReaches": "0.80"})
+    settings_command(bot, "settings ja")
+    submit(bot, top(bot, FORM_CALLBACK), {FALLBACK_BLOCK: "<!channel> Sorry, I did not get that."})
+    submit(bot, top(bot, REVIEW_CALLBACK))
+    waiting = settled(bot, lambda view: "Waiting for a second admin" in texts(view))
+    assert f"<#{AUDIT}>" in texts(waiting) and update_writes(desk) == []
+    (request,) = requests_posted(slack)
+    shown = texts(request)
+    assert "change the chatbot settings of Japanese (`ja`)" in shown
+    assert "&lt;!channel&gt; Sorry" in shown and "<!channel>" not in shown  # the requester's text is data
+    assert "another admin" in decide(bot, request, APPROVE_ACTION, ASKER) and update_writes(desk) == []
+    assert "Changed the chatbot settings of Japanese" in decide(bot, request, APPROVE_ACTION, SECOND)
+    (write,) = update_writes(desk)
+    assert json.loads(write.body)["FallbackMsg"] == "<!channel> Sorry, I did not get that."
+    assert f"Approved by <@{SECOND}>" in texts(requests_posted(slack)[0])
+    assert "Waiting for a second admin" in texts(ask(bot, "add fil"))  # the approval freed the lock
+
+
+@BOTH_DATABASES
+def test_the_lock_holds_on_both_databases_under_racing_holds(database_url: str) -> None:
+    """Many threads confirming requests of one app at once: one waits, the rest see the holder; an
+    end frees the lock for the next; expiry only once the time is up, once."""
+    from bot.database import connect
+    from bot.management.store import AppLocked, AuditEntry, ChangeStore, RequestState
+
+    store = ChangeStore(connect(database_url))
+    ids = [store.create_request(app="prod", action="add", tag="vi", user=f"U{n}", now=1.0, ttl=600) for n in range(8)]
+    other_app = store.create_request(app="staging", action="add", tag="vi", user="U9", now=1.0, ttl=600)
+    outcomes: list[str] = []
+
+    def hold(request_id: str) -> None:
+        try:
+            outcomes.append("held" if store.hold(request_id, now=2.0, ttl=100) else "spent")
+        except AppLocked as locked:
+            outcomes.append(f"locked by {locked.holder.requested_by if locked.holder else '?'}")
+
+    threads = [threading.Thread(target=hold, args=(request_id,)) for request_id in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    holder = store.awaiting("prod")
+    assert holder is not None and outcomes.count("held") == 1
+    assert outcomes.count(f"locked by {holder.requested_by}") == 7
+    assert store.hold(other_app, now=2.0, ttl=100)  # one lock per app
+    entry = AuditEntry(at=3.0, who="U0SECOND", app="prod", sdkappid=1, action="add", tag="vi", result="rejected",
+                       detail=None, requested_by=holder.requested_by)
+    assert not store.end(holder.id, to=RequestState.EXPIRED, entry=entry, now=50.0, expired=True)  # not yet due
+    assert store.end(holder.id, to=RequestState.REJECTED, entry=entry, now=50.0)
+    assert not store.end(holder.id, to=RequestState.REJECTED, entry=entry, now=50.0)  # once
+    assert store.awaiting("prod") is None
+    second = next(request_id for request_id in ids if request_id != holder.id)
+    assert store.hold(second, now=60.0, ttl=100)
+    assert store.due_to_expire(now=100.0) == []
+    assert [r.id for r in store.due_to_expire(now=161.0)] == [other_app, second]  # the soonest first
+    expiry = AuditEntry(at=161.0, who="U1", app="prod", sdkappid=1, action="add", tag="vi", result="expired",
+                        detail=None, requested_by="U1")
+    assert store.end(second, to=RequestState.EXPIRED, entry=expiry, now=161.0, expired=True)
+    assert [e.result for e in store.history("prod")] == ["expired", "rejected"]
+
+
+def test_no_secret_in_requests_audit_lines_or_logs_at_debug(
+    bot: BotUnderTest, slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.sandbox.desk_emulator import SANDBOX_KEY
+    from tests.support.slack_harness import SIGNING_SECRET
+
+    caplog.set_level("DEBUG")
+    ask(bot)
+    (request,) = requests_posted(slack)
+    decide(bot, request, REJECT_ACTION, SECOND)
+    ask(bot, "add fil")
+    (_, second) = requests_posted(slack)
+    decide(bot, second, APPROVE_ACTION, THIRD)
+    shown = json.dumps(slack.messages(AUDIT)) + history(bot)
+    assert "rejected" in shown and "added Filipino" in shown
+    for secret in (BOT_TOKEN, SIGNING_SECRET, SANDBOX_KEY):
+        assert secret not in shown and secret not in caplog.text
