@@ -86,7 +86,7 @@ from bench.processes import (
 )
 from bot.database import ClaimState, connect
 from bot.desk.apis import Api
-from bot.management.messages import CANCEL_ACTION, CONFIRM_ACTION
+from bot.management.messages import APPROVE_ACTION, CANCEL_ACTION, CONFIRM_ACTION, REJECT_ACTION, UNWRITTEN
 from bot.management.store import audit_table, requests_table
 from bot.sandbox.desk_emulator import ADD, CONFIG, DELETE, FAQ, LIST
 from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack
@@ -103,6 +103,9 @@ WATCH_INTERVAL = 10
 APPS = ("prod", "staging")
 VICTIM = 1  # the index in bot_processes() of the HTTP process killed and restarted
 ADMIN, GUEST = SANDBOX_USER_ID, "U0SOAKGUEST"
+SECOND_ADMIN = "U0SOAKSECOND"  # approves (or rejects) the requests of the app under two-person approval
+TWO_PERSON = "staging"  # DESK_STAGING_APPROVALS=2: every write waits for SECOND_ADMIN
+APPROVAL_TTL = 60  # seconds: a request nobody decides expires within the full run
 AUDIT_CHANNEL, DIGEST_CHANNEL = "C0SOAKAUDIT", "C0SOAKDIGEST"
 GONE = "C0WATCHGONE"  # watches prod, but the bot was removed from it: every post answers not_in_channel
 WATCHERS = {"prod": ("C0WATCHPROD1", "C0WATCHPROD2", GONE), "staging": ("C0WATCHSTG1", "C0WATCHSTG2")}
@@ -212,8 +215,12 @@ class Intent:
     action: str
     tag: str
     request_id: str = ""
-    variant: str = ""  # confirm | double | cancel-confirm; "" = refused before any confirmation
+    # confirm | double | cancel-confirm; under two-person approval (TWO_PERSON) the requester's
+    # Confirm, then: approve | double approve | self approve (refused, then rejected) | reject |
+    # guest approve (refused, then left to expire); "" = refused before any confirmation
+    variant: str = ""
     answer: str = ""
+    held: bool = False  # two-person: the Confirm made it the app's request waiting for approval
 
 
 @dataclass
@@ -336,10 +343,14 @@ def _admin_change(run: Run, index: int, app: str) -> None:
         return
     intent.request_id = value
     pick = run.chooser.random()
-    intent.variant = "confirm" if pick < 0.6 else "double" if pick < 0.8 else "cancel-confirm"
 
     def confirm(client: CommandClient) -> Sent:
         return client.click(CONFIRM_ACTION, value)
+
+    if app == TWO_PERSON:
+        _approval(run, index, intent, confirm, pick)
+        return
+    intent.variant = "confirm" if pick < 0.6 else "double" if pick < 0.8 else "cancel-confirm"
 
     if intent.variant == "confirm":
         run.send(index, "confirm", confirm, "block_actions")
@@ -351,6 +362,36 @@ def _admin_change(run: Run, index: int, app: str) -> None:
         cancelled = run.send(index, "cancel", lambda c: c.click(CANCEL_ACTION, value), "block_actions")
         _wait_answer(run.fake, cancelled.sent)
         run.send(index + 1, "confirm after cancel", confirm, "block_actions")
+
+
+def _approval(run: Run, index: int, intent: Intent, confirm: Callable[[Any], Sent], pick: float) -> None:
+    """The requester's Confirm on the two-person app, then a decision on the request it posted."""
+    intent.variant = ("approve" if pick < 0.45 else "double approve" if pick < 0.6 else "self approve"
+                      if pick < 0.75 else "reject" if pick < 0.9 else "guest approve")
+    waiting = _wait_answer(run.fake, run.send(index, "confirm for approval", confirm, "block_actions").sent)
+    intent.held = "Waiting for a second admin" in message_text(waiting or {})
+    if not intent.held:  # another request holds the app's lock, or Desk failed: nothing to decide
+        intent.answer = message_text(waiting or {})[:120]
+        return
+    value = intent.request_id
+
+    def click(action: str, user: str) -> Callable[[Any], Sent]:
+        return lambda client: client.click(action, value, user_id=user)
+
+    if intent.variant == "double approve":  # two approvals at once, to two processes
+        with ThreadPoolExecutor(max_workers=2) as pair:
+            for offset in (1, 2):
+                pair.submit(run.send, index + offset, "double approve", click(APPROVE_ACTION, SECOND_ADMIN),
+                            "block_actions")
+        return
+    if intent.variant in ("self approve", "guest approve"):
+        refused_by = ADMIN if intent.variant == "self approve" else GUEST
+        refused = run.send(index + 1, intent.variant, click(APPROVE_ACTION, refused_by), "block_actions")
+        _wait_answer(run.fake, refused.sent)
+        if intent.variant == "guest approve":
+            return  # left to expire (DESK_APPROVAL_TTL)
+    decision = APPROVE_ACTION if intent.variant == "approve" else REJECT_ACTION
+    run.send(index + 2, intent.variant, click(decision, SECOND_ADMIN), "block_actions")
 
 
 # --- background threads: faults, the console, the kill ---------------------------------------------
@@ -490,7 +531,9 @@ def run(options: Options) -> dict[str, Any]:
             "DESK_STAGING_SDKAPPID": staging.sdkappid, "DESK_STAGING_SECRET_KEY": staging.key,
             "DESK_STAGING_API_URL": staging.base_url,
             "DESK_PROD_LABEL": "Production", "DESK_STAGING_LABEL": "Staging",
-            "DESK_ADMINS": ADMIN, "DESK_AUDIT_CHANNEL": AUDIT_CHANNEL, "DESK_WATCH_INTERVAL": WATCH_INTERVAL,
+            "DESK_ADMINS": f"{ADMIN},{SECOND_ADMIN}", "DESK_AUDIT_CHANNEL": AUDIT_CHANNEL,
+            "DESK_WATCH_INTERVAL": WATCH_INTERVAL,
+            f"DESK_{TWO_PERSON.upper()}_APPROVALS": 2, "DESK_APPROVAL_TTL": APPROVAL_TTL,
             "REDIS_URL": redis_server.url, "DATABASE_URL": postgres.url, "DIGEST_TICKER": 1,
         }
         digest_due = None
@@ -751,6 +794,12 @@ def _figures(
                f"{writes['audited']} audit lines for {writes['requests_done']} decided confirmations; "
                f"{writes['in_doubt_at_the_kill']} left applying by the kill",
                writes["audited"] == writes["requests_done"] and writes["audit_matches"]),
+        target(f"{TWO_PERSON} (two-person approval): no write without a second admin's approval, none twice",
+               f"{writes['two_person']['writes_sent']} sent for {writes['two_person']['approved']} approved of "
+               f"{writes['two_person']['held']} requests; {writes['two_person']['without_approval']} without approval, "
+               f"{writes['two_person']['twice']} twice; ended unwritten {writes['two_person']['ended_without_write']}",
+               writes["two_person"]["without_approval"] == 0 and writes["two_person"]["twice"] == 0
+               and writes["two_person"]["writes_sent"] <= writes["two_person"]["approved"]),
         target("non-admins never write", f"{writes['by_guest']} requests or audit lines by the guest",
                writes["by_guest"] == 0),
         target("every watch event alerted exactly once per watching channel",
@@ -786,9 +835,12 @@ def _writes(run: Run, desk_calls: dict[str, list[dict[str, Any]]], database: dic
     sent = [(app, c) for app, calls in desk_calls.items() for c in calls if c["api"] in (ADD, DELETE)]
     applied = [(app, c) for app, c in sent if not _NOT_APPLIED.match(str(c["outcome"])) or c["outcome"] == 0]
     by_request = {r["id"]: r for r in database["requests"]}
-    confirmed = [i for i in run.intents if i.variant in ("confirm", "double")]
+    confirmed = [i for i in run.intents if i.variant in ("confirm", "double", "approve", "double approve")]
     cancelled = [i for i in run.intents if i.variant == "cancel-confirm"]
-    audit = database["audit"]
+    everything = database["audit"]
+    audit = [a for a in everything if a["result"] not in UNWRITTEN]  # the writes (a request for approval
+    # that ended without one is audited too: rejected, cancelled, expired, superseded)
+    ended_unwritten = [a for a in everything if a["result"] in UNWRITTEN]
     audited_per_request = Counter(str(a["request_id"]) for a in audit)
     done = [r for r in database["requests"] if r["state"] == "done"]
     took_effect = Counter(
@@ -817,7 +869,38 @@ def _writes(run: Run, desk_calls: dict[str, list[dict[str, Any]]], database: dic
         "by_guest": sum(r["requested_by"] == GUEST for r in database["requests"])
         + sum(a["who"] == GUEST for a in audit),
         "request_states": dict(Counter(r["state"] for r in database["requests"])),
+        "two_person": _two_person(run, desk_calls, database, audit, ended_unwritten),
         "refusals": dict(Counter(i.answer[:70] for i in run.intents if not i.variant).most_common(5)),
+    }
+
+
+def _two_person(
+    run: Run, desk_calls: dict[str, list[dict[str, Any]]], database: dict[str, Any], writes: list[dict[str, Any]],
+    ended: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The app under two-person approval: every write there was approved by someone else than its
+    requester, on a request that waited in the audit channel, once."""
+    by_request = {r["id"]: r for r in database["requests"]}
+    intents = [i for i in run.intents if i.app == TWO_PERSON and i.variant]
+    approved = [i for i in intents if i.held and i.variant in ("approve", "double approve")]
+    app_writes = [a for a in writes if a["app"] == TWO_PERSON]
+    unapproved = [
+        a for a in app_writes
+        if not a["request_id"] or not by_request.get(a["request_id"], {}).get("approval_ts")
+        or a["who"] == by_request[a["request_id"]]["requested_by"]
+    ]
+    sent = [c for c in desk_calls.get(TWO_PERSON, []) if c["api"] in (ADD, DELETE)]
+    return {
+        "intents": len(intents),
+        "held": sum(i.held for i in intents),
+        "variants": dict(Counter(i.variant for i in intents if i.held)),
+        "approved": len(approved),
+        "writes_sent": len(sent),
+        "writes_audited": len(app_writes),
+        "without_approval": len(unapproved),
+        "twice": sum(n > 1 for n in Counter(a["request_id"] for a in app_writes).values()),
+        "ended_without_write": dict(Counter(a["result"] for a in ended if a["app"] == TWO_PERSON)),
+        "refused_by_lock": sum("has been waiting since" in i.answer for i in intents),
     }
 
 
