@@ -457,10 +457,11 @@ def _soak(f: dict[str, Any]) -> list[str]:
         f"refused before a confirmation (the language already there or not, the limit, Desk failing), "
         f"{writes['confirmed']} confirmed ({writes['double']} by two clicks at once to two routes), "
         f"{writes['intents'] - writes['refused_before_confirmation'] - writes['confirmed']} cancelled then "
-        f"confirmed. Writes at Desk: {writes['sent']} "
+        f"confirmed or, under two-person approval, not approved. Writes at Desk: {writes['sent']} "
         f"({', '.join(f'{k} {v}' for k, v in writes['outcomes'].items())}); audit: "
         f"{', '.join(f'{k} {v}' for k, v in writes['audit_results'].items())}.",
         "",
+        *_two_person_lines(writes.get("two_person")),
         f"Watch: {alerts['events']} events ({', '.join(f'{k} {v}' for k, v in alerts['event_kinds'].items())}), "
         f"{alerts['due']} alerts due in the watching channels, {alerts['delivered_once']} delivered exactly once; "
         f"{alerts['answered_429']} alert posts answered 429 and retried; the removed channel's "
@@ -494,6 +495,21 @@ def _soak(f: dict[str, Any]) -> list[str]:
         lines.append(f"- not answered once: {lost['scenario']} `{lost['text'] or '(list)'}` to {lost['process']}, "
                      f"ack {lost['ack_status']}, {lost['answers']} answers")
     return lines
+
+
+def _two_person_lines(two: dict[str, Any] | None) -> list[str]:
+    """The app under two-person approval in the soak (older runs have none)."""
+    if not two:
+        return []
+    return [
+        f"Two-person approval (staging, DESK_STAGING_APPROVALS=2, DESK_APPROVAL_TTL 60 s): "
+        f"{two['intents']} admin changes confirmed by their requester, {two['held']} posted as requests "
+        f"({', '.join(f'{k} {v}' for k, v in two['variants'].items())}), {two['refused_by_lock']} refused by the "
+        f"app's lock; {two['writes_sent']} writes at Desk for {two['approved']} approved requests, "
+        f"{two['without_approval']} without another person's approval, {two['twice']} twice; ended without a "
+        f"write: {', '.join(f'{k} {v}' for k, v in two['ended_without_write'].items()) or 'none'}.",
+        "",
+    ]
 
 
 def _front_door(f: dict[str, Any]) -> list[str]:

@@ -100,7 +100,10 @@ class LanguageManager:
             refused = self.permission_problem(app, user)
             if refused is not None:
                 return messages.refusal_message(refused)
-        locked = self.gate.lock_problem(app)
+        try:
+            locked = self.gate.lock_problem(app)
+        except DB_DOWN_ERRORS as error:
+            return messages.refusal_message(_database_down_before_write(error))
         if locked is not None:
             return messages.refusal_message(locked)
         tag, problem = self.check(app, action, text)
