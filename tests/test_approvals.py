@@ -275,7 +275,7 @@ def test_a_settings_change_waits_for_approval_and_its_text_stays_data(
 ) -> None:
     from bot.management.settings_form import FALLBACK_BLOCK
     from bot.management.settings_views import FORM_CALLBACK, REVIEW_CALLBACK
-    from tests.test_settings_modal import settings_command, settled, submit, top, update_writes
+    from tests.support.settings_modal import settings_command, settled, submit, top, update_writes
 
     desk.set_settings("ja", {"FallbackMsg": "", "WelcomeCardEnable": 0, "WelcomeCardTitle": "",
                              "WelcomeCardQuestions": [], "ToAgentEnable": 1, "DirectAnsweringReaches": "0.80"})

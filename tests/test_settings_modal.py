@@ -28,11 +28,11 @@ from bot.sandbox.desk_emulator import DeskEmulator, Fault
 from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack, block_action_body, sign, slash_command_body
 from bot.slack.blocks import FIX_SETTINGS_ACTION as FIX
 from tests.support.environment import make_settings
+from tests.support.settings_modal import settings_command, settled, submit, top, update_writes
 from tests.support.slack_harness import (
     BOT_TOKEN,
     SIGNING_SECRET,
     BotUnderTest,
-    Reply,
     event_body,
     home_tab_click,
     slack_env,
@@ -72,46 +72,6 @@ def bot(desk: DeskEmulator, slack: FakeSlack) -> Iterator[BotUnderTest]:
     served = start(desk, slack)
     yield served
     served.close()
-
-
-def settings_command(bot: BotUnderTest, text: str, user: str = ADMIN) -> Reply:
-    name = bot.new_name("settings")
-    body = slash_command_body(
-        text, response_url=bot.slack.response_url(name), user_id=user, trigger_id=bot.slack.trigger_id(user)
-    )
-    reply = bot.send(body, name)
-    assert reply.status == 200 and reply.ack is None and reply.elapsed < 3.0
-    return reply
-
-
-def top(bot: BotUnderTest, callback: str | None = None, user: str = ADMIN) -> dict[str, Any]:
-    """The view on top of `user`'s modal once it has `callback` (the form, the review), else fail."""
-    def shown(fake: FakeSlack) -> bool:
-        stack = fake.modal_stack(user)
-        return bool(stack) and (callback is None or stack[-1].get("callback_id") == callback)
-
-    assert bot.slack.wait_for(shown, timeout=SOON), f"no {callback} view: {bot.slack.modal_stack(user)}"
-    return bot.slack.modal_stack(user)[-1]
-
-
-def settled(bot: BotUnderTest, predicate: Any, user: str = ADMIN) -> dict[str, Any]:
-    assert bot.slack.wait_for(lambda fake: bool(fake.modal_stack(user)) and predicate(fake.modal_stack(user)[-1]),
-                              timeout=SOON), bot.slack.modal_stack(user)
-    return bot.slack.modal_stack(user)[-1]
-
-
-def submit(bot: BotUnderTest, view: dict[str, Any], entered: dict[str, Any] | None = None,
-           user: str = ADMIN) -> dict[str, Any]:
-    """Submit `view` signed; Slack applies the ack's answer to the modal. The answer."""
-    reply = bot.submit(view, entered, user=user)
-    assert reply.status == 200 and reply.elapsed < 3.0
-    answer = reply.ack
-    bot.slack.answer_submission(view["id"], answer)
-    return answer or {}
-
-
-def update_writes(desk: DeskEmulator) -> list[Any]:
-    return [call for call in desk.calls if call.api == "update_robot_config"]
 
 
 def open_form(bot: BotUnderTest, tag: str = "fil") -> dict[str, Any]:
