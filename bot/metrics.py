@@ -106,6 +106,9 @@ class _Metrics:
             "language_changes", "Language changes that reached Desk, by app, action and outcome",
             ["app", "action", "outcome"],
         )
+        self.workflow_steps = Counter(
+            "workflow_steps", "Workflow Builder steps run, by step and outcome (completed, failed)", ["step", "outcome"]
+        )
         # `max`: every process reports the same version; one series, not one per worker.
         build = Gauge(
             "desk_languages_bot_build_info", "The running version (always 1)", ["version"], multiprocess_mode="max"
@@ -203,6 +206,10 @@ def watch_alert(outcome: str) -> None:
 
 def language_change(app: str, action: str, outcome: str) -> None:
     _metrics().language_changes.labels(app=app, action=action, outcome=outcome).inc()
+
+
+def workflow_step(step: str, outcome: str) -> None:
+    _metrics().workflow_steps.labels(step=step, outcome=outcome).inc()
 
 
 def shared_state_up(up: bool) -> None:

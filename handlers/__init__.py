@@ -9,7 +9,7 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.deps import BotDeps
-from handlers import actions, commands, home, settings
+from handlers import actions, commands, home, settings, steps
 
 
 def register_all(app: App, deps: BotDeps) -> None:
@@ -17,3 +17,4 @@ def register_all(app: App, deps: BotDeps) -> None:
     actions.register(app, deps)
     home.register(app, deps)
     settings.register(app, deps)
+    steps.register(app, deps)

@@ -19,6 +19,11 @@ What the fake does when nothing is scripted:
   validated, `hash` guards updates, a stack holds 3 views; `modal_stack()` and `view()` show
   them, `answer_submission()` applies a `view_submission`'s answer;
 - `/response/<name>` records the JSON post and answers 200 `ok`;
+- Workflow Builder custom steps: `function_executed_event()` starts an execution with a
+  short-lived workflow token (accepted as a token while the fake knows it), and
+  `functions.completeSuccess` / `completeError` end it once (`execution_not_in_running_state`
+  after), checking the outputs against `functions` (the manifest's, which the test sets):
+  a missing, undeclared or mistyped output is `parameter_validation_failed`;
 - `apps.connections.open` answers with `socket_mode_url()`, none here; the tests' subclass
   (tests/support/socket_mode_server.py `SocketModeFakeSlack`) starts a loopback Socket Mode
   server beside the Web API and answers with a fresh URL of it (it needs `websockets`, a dev
@@ -43,12 +48,13 @@ import base64
 import contextlib
 import copy
 import json
+import re
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,7 +86,7 @@ __all__ = [
 RESPONSE_URL = "response_url"  # the pseudo method name of the response_url catcher
 _REDACTED = "<redacted>"
 # Form-encoded Slack calls carry these as JSON strings; decode them so tests see structure.
-_JSON_FORM_FIELDS = ("blocks", "metadata", "attachments", "view")
+_JSON_FORM_FIELDS = ("blocks", "metadata", "attachments", "view", "outputs")
 _TRUE_VALUES = ("1", "true", "True", "yes")
 _HISTORY_DEFAULT_LIMIT = 100  # Slack's default page size for conversations.history
 _HISTORY_MAX_LIMIT = 999
@@ -204,6 +210,10 @@ class FakeSlack:
         self.usergroups: dict[str, list[str]] = {}  # usergroups.users.list: group ID -> member IDs
         self._last_ts_micros = 0
         self._modals = ModalViews(clock=clock, team_id=team_id, app_id=SANDBOX_APP_ID, bot_id=bot_id)
+        # Workflow Builder custom steps: the manifest's `functions` (set by the test from the generated
+        # manifest), and each execution the fake started (`function_executed_event`).
+        self.functions: dict[str, Any] = {}
+        self._executions: dict[str, StepExecution] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -458,7 +468,7 @@ class FakeSlack:
         if not token:
             return _json(200, {"ok": False, "error": "not_authed"})
         expected = self.app_token if method == "apps.connections.open" else self.token
-        if token != expected:
+        if token != expected and not self._workflow_token(token):
             return _json(200, {"ok": False, "error": "invalid_auth"})
         handler = self._methods.get(method)
         result = handler(self, body) if handler is not None else {"ok": True}
@@ -613,7 +623,69 @@ class FakeSlack:
             return {"ok": False, "error": "no_such_subteam"}
         return {"ok": True, "users": list(self.usergroups[group])}
 
+    # -- Workflow Builder custom steps --------------------------------------------------------------
+
+    def function_executed_event(self, callback_id: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Start an execution of the step `callback_id` with `inputs`: (its function_execution_id,
+        the `event_callback` payload Slack sends, carrying a short-lived workflow token)."""
+        execution_id = f"Fx{uuid.uuid4().hex[:12].upper()}"
+        token = f"xwfp-{uuid.uuid4().hex}"
+        with self._lock:
+            self._executions[execution_id] = StepExecution(callback_id, token)
+        event = {
+            "type": "function_executed",
+            "function": {"id": f"Fn{callback_id[:8].upper()}", "callback_id": callback_id,
+                         "title": str(self.functions.get(callback_id, {}).get("title", callback_id)),
+                         "type": "app", "app_id": SANDBOX_APP_ID},
+            "inputs": inputs,
+            "function_execution_id": execution_id,
+            "workflow_execution_id": f"Wx{uuid.uuid4().hex[:12].upper()}",
+            "event_ts": f"{self._clock():.6f}",
+            "bot_access_token": token,
+        }
+        payload = {
+            "token": "SandboxVerificationToken", "team_id": self.team_id, "api_app_id": SANDBOX_APP_ID,
+            "event": event, "type": "event_callback", "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+            "event_time": int(self._clock()),
+        }
+        return execution_id, payload
+
+    def execution(self, execution_id: str) -> StepExecution | None:
+        with self._lock:
+            found = self._executions.get(execution_id)
+            return replace(found) if found is not None else None
+
+    def _workflow_token(self, token: str) -> bool:
+        return token.startswith("xwfp-") and any(e.token == token for e in self._executions.values())
+
+    def _complete(self, body: dict[str, Any], *, success: bool) -> dict[str, Any]:
+        execution = self._executions.get(str(body.get("function_execution_id") or ""))
+        if execution is None:
+            return {"ok": False, "error": "function_execution_not_found"}
+        if execution.state != "running":
+            return {"ok": False, "error": "execution_not_in_running_state"}
+        if success:
+            outputs = body.get("outputs")
+            outputs = outputs if isinstance(outputs, dict) else {}
+            problem = _output_problem(self.functions.get(execution.callback_id), outputs)
+            if problem is not None:
+                return {"ok": False, "error": "parameter_validation_failed", "errors": [problem]}
+            execution.state, execution.outputs = "completed", outputs
+        else:
+            if not str(body.get("error") or ""):
+                return {"ok": False, "error": "invalid_arguments"}
+            execution.state, execution.error = "failed", str(body["error"])
+        return {"ok": True}
+
+    def _complete_success(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._complete(body, success=True)
+
+    def _complete_error(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._complete(body, success=False)
+
     _methods: ClassVar[dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]]] = {
+        "functions.completeSuccess": _complete_success,
+        "functions.completeError": _complete_error,
         "auth.test": _auth_test,
         "apps.connections.open": _connections_open,
         "usergroups.users.list": _usergroup_members,
@@ -626,6 +698,47 @@ class FakeSlack:
         "views.update": _views_update,
         "views.push": _views_push,
     }
+
+
+@dataclass
+class StepExecution:
+    """One run of a custom step: running until completed (its outputs) or failed (its error)."""
+
+    callback_id: str
+    token: str
+    state: str = "running"  # running | completed | failed
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+
+
+_SLACK_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "slack#/types/user_id": lambda v: isinstance(v, str) and re.fullmatch(r"[UW][A-Z0-9]{2,}", v) is not None,
+    "slack#/types/channel_id": lambda v: isinstance(v, str) and re.fullmatch(r"[CGD][A-Z0-9]{2,}", v) is not None,
+}
+
+
+def _output_problem(function: dict[str, Any] | None, outputs: dict[str, Any]) -> str | None:
+    """Why `outputs` do not match the function's declared output parameters (Slack's
+    parameter_validation_failed), or None."""
+    if function is None:
+        return "the function is not declared in the app's manifest"
+    declared = function.get("output_parameters", {})
+    properties: dict[str, Any] = declared.get("properties", {})
+    for name in declared.get("required", []):
+        if name not in outputs:
+            return f"missing required output {name}"
+    for name, value in outputs.items():
+        if name not in properties:
+            return f"output {name} is not declared"
+        kind = properties[name].get("type", "string")
+        check = _SLACK_TYPES.get(kind)
+        if check is not None and not check(value):
+            return f"output {name} is not a {kind}: {value!r}"
+    return None
 
 
 # -- request/answer plumbing -----------------------------------------------------------------

@@ -1,0 +1,152 @@
+"""Workflow Builder steps end to end, over HTTP and Socket Mode: FakeSlack delivers a signed
+`function_executed` event and checks the step's completion against the functions of the manifest
+`python -m bot manifest` generates (parsed as YAML), so code and manifest cannot disagree."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.desk.errors import desk_error
+from bot.sandbox.desk_emulator import DeskEmulator, Fault
+from bot.sandbox.slack_emulator import FakeSlack, StepExecution
+from bot.slack import steps
+from bot.slack.manifest import render_manifest
+from tests.support.environment import make_settings
+from tests.support.slack_harness import BOT_TOKEN, BotUnderTest, slack_env
+from tests.support.tiers import e2e_fixture
+
+DONE_WITHIN = 10.0
+
+
+def generated_functions(socket_mode: bool = False) -> dict[str, Any]:
+    manifest = yaml.safe_load(render_manifest(None if socket_mode else "https://bot.example.com",
+                                              socket_mode=socket_mode))
+    assert "function_executed" in manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert manifest["settings"]["org_deploy_enabled"] is True
+    assert manifest["settings"]["function_runtime"] == "remote"
+    return dict(manifest["functions"])
+
+
+@e2e_fixture
+def desk() -> Iterator[DeskEmulator]:
+    with DeskEmulator(languages=[("zh", 0), ("en", 1), ("ja", 0)], rate_limit=50) as emulator:
+        yield emulator
+
+
+@e2e_fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack(token=BOT_TOKEN) as fake:
+        fake.functions = generated_functions()
+        yield fake
+
+
+@pytest.fixture
+def bot(desk: DeskEmulator, slack: FakeSlack) -> Iterator[BotUnderTest]:
+    served = BotUnderTest(make_settings(desk, **slack_env(slack)), slack, desk)
+    yield served
+    served.close()
+
+
+def run_step(bot: BotUnderTest, callback_id: str, inputs: dict[str, Any]) -> StepExecution:
+    """Deliver the step signed over HTTP; the execution once it has ended (else fail)."""
+    execution_id, payload = bot.slack.function_executed_event(callback_id, inputs)
+    reply = bot.send(json.dumps(payload), bot.new_name("step"))
+    assert reply.status == 200 and reply.elapsed < 3.0
+    return ended(bot.slack, execution_id)
+
+
+def ended(slack: FakeSlack, execution_id: str) -> StepExecution:
+    assert slack.wait_for(lambda fake: (fake.execution(execution_id) or StepExecution("", "")).state != "running",
+                          timeout=DONE_WITHIN)
+    found = slack.execution(execution_id)
+    assert found is not None
+    return found
+
+
+def test_get_languages_completes_with_exactly_the_declared_outputs(bot: BotUnderTest, slack: FakeSlack) -> None:
+    done = run_step(bot, steps.GET_LANGUAGES, {})
+    assert done.state == "completed", done.error
+    outputs = done.outputs or {}
+    assert outputs["languages"] == "en,zh,ja" and outputs["default_language"] == "en"
+    assert outputs["language_names"] == "English (default), Chinese, Japanese"
+    assert outputs["count"] == 3 and outputs["stale"] is False and outputs["fetched_at"].endswith("Z")
+    declared = slack.functions[steps.GET_LANGUAGES]["output_parameters"]["properties"]
+    assert set(outputs) == set(declared)
+    # accepted, and not with the bot token: with the execution's workflow token (the fake accepts only those two)
+    (completion,) = slack.calls("functions.completeSuccess")
+    assert completion.status == 200 and completion.headers.get("Authorization") != f"Bearer {BOT_TOKEN}"
+
+
+def test_check_readiness_completes_with_the_status_sentence(bot: BotUnderTest, desk: DeskEmulator) -> None:
+    done = run_step(bot, steps.CHECK_READINESS, {"app": ""})
+    assert done.state == "completed", done.error
+    outputs = done.outputs or {}
+    report = bot.deps.default_app.client.readiness()
+    assert outputs["summary"] == report.summary() and outputs["language_count"] == 3
+    assert outputs["ready_count"] == report.ready_count and outputs["all_ready"] is report.ready
+    assert outputs["not_ready"] == ",".join(r.language.tag for r in report.languages if not r.ready)
+
+
+def test_a_stale_list_completes_marked_stale(desk: DeskEmulator, slack: FakeSlack) -> None:
+    bot = BotUnderTest(make_settings(desk, **slack_env(slack, DESK_CACHE_TTL="0")), slack, desk)
+    try:
+        assert run_step(bot, steps.GET_LANGUAGES, {}).state == "completed"  # the last good list is held
+        desk.inject(Fault(code=70500), times=10)
+        done = run_step(bot, steps.GET_LANGUAGES, {})
+    finally:
+        bot.close()
+    assert done.state == "completed" and (done.outputs or {})["stale"] is True
+    assert (done.outputs or {})["languages"] == "en,zh,ja"
+
+
+def test_desk_failing_with_no_list_fails_with_the_hint(bot: BotUnderTest, desk: DeskEmulator) -> None:
+    desk.inject(Fault(code=70001), times=10)
+    done = run_step(bot, steps.GET_LANGUAGES, {})
+    assert done.state == "failed" and done.error is not None
+    assert desk_error(70001).hint in done.error and "Traceback" not in done.error
+
+
+def test_an_unknown_app_fails_without_calling_desk(bot: BotUnderTest, desk: DeskEmulator) -> None:
+    desk.reset_calls()
+    done = run_step(bot, steps.GET_LANGUAGES, {"app": "prdo"})
+    assert done.state == "failed" and "'prdo' is not a configured Desk app" in (done.error or "")
+    assert desk.calls == []
+
+
+def test_the_fake_refuses_outputs_that_do_not_match_the_manifest(slack: FakeSlack) -> None:
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    execution_id, payload = slack.function_executed_event(steps.GET_LANGUAGES, {})
+    client = WebClient(token=payload["event"]["bot_access_token"], base_url=slack.api_url)
+    good = {"languages": "en", "language_names": "English (default)", "default_language": "en", "count": 1,
+            "fetched_at": "2026-12-06T00:00:00Z", "stale": False}
+    for wrong in ({**good, "count": "1"}, {**good, "stale": "no"}, {k: v for k, v in good.items() if k != "count"},
+                  {**good, "extra": 1}):
+        with pytest.raises(SlackApiError, match="parameter_validation_failed"):
+            client.functions_completeSuccess(function_execution_id=execution_id, outputs=wrong)
+    client.functions_completeSuccess(function_execution_id=execution_id, outputs=good)
+    with pytest.raises(SlackApiError, match="execution_not_in_running_state"):
+        client.functions_completeSuccess(function_execution_id=execution_id, outputs=good)
+    with pytest.raises(SlackApiError, match="execution_not_in_running_state"):
+        client.functions_completeError(function_execution_id=execution_id, error="late")
+
+
+def test_steps_are_counted_by_name_and_outcome(bot: BotUnderTest, desk: DeskEmulator) -> None:
+    from bot import metrics
+
+    def count(outcome: str) -> float:
+        text = metrics.exposition()[0].decode()
+        line = next((ln for ln in text.splitlines() if ln.startswith("workflow_steps_total{")
+                     and f'step="{steps.GET_LANGUAGES}"' in ln and f'outcome="{outcome}"' in ln), None)
+        return float(line.rsplit(" ", 1)[1]) if line else 0.0
+
+    before = (count("completed"), count("failed"))
+    run_step(bot, steps.GET_LANGUAGES, {})
+    run_step(bot, steps.GET_LANGUAGES, {"app": "nope"})
+    assert (count("completed"), count("failed")) == (before[0] + 1, before[1] + 1)
