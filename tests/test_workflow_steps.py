@@ -150,3 +150,28 @@ def test_steps_are_counted_by_name_and_outcome(bot: BotUnderTest, desk: DeskEmul
     run_step(bot, steps.GET_LANGUAGES, {})
     run_step(bot, steps.GET_LANGUAGES, {"app": "nope"})
     assert (count("completed"), count("failed")) == (before[0] + 1, before[1] + 1)
+
+
+@pytest.mark.e2e
+def test_a_step_over_socket_mode_completes_and_an_unknown_app_fails(tmp_path: Any) -> None:
+    from tests.support.slack_harness import APP_TOKEN
+    from tests.support.socket_bot import start_socket_bot
+    from tests.support.socket_mode_server import SocketModeFakeSlack
+
+    with SocketModeFakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN) as slack:
+        slack.functions = generated_functions(socket_mode=True)
+        bot = start_socket_bot(slack, tmp_path)
+        try:
+            executions = []
+            for inputs in ({}, {"app": "nope"}):
+                execution_id, payload = slack.function_executed_event(steps.GET_LANGUAGES, inputs)
+                envelope = slack.socket_event(payload)
+                assert slack.socket.wait_ack(envelope).envelope_id == envelope
+                executions.append(ended(slack, execution_id))
+        finally:
+            bot.stop()
+    done, unknown = executions
+    assert done.state == "completed", (done.error, bot.stderr())
+    assert set(done.outputs or {}) == set(slack.functions[steps.GET_LANGUAGES]["output_parameters"]["properties"])
+    assert (done.outputs or {})["default_language"] == "en" and (done.outputs or {})["stale"] is False
+    assert unknown.state == "failed" and "'nope' is not a configured Desk app" in (unknown.error or "")

@@ -364,6 +364,11 @@ class SocketModeFakeSlack(FakeSlack):
         payload = slash_command_fields(text, response_url=response_url, **fields)
         return self.socket.send("slash_commands", dict(payload), lose_ack=lose_ack)
 
+    def socket_event(self, payload: dict[str, Any], *, lose_ack: bool = False) -> str:
+        """An Events API callback (`event_callback` payload, e.g. `function_executed_event()`'s) as an
+        `events_api` envelope; returns its envelope_id."""
+        return self.socket.send("events_api", payload, lose_ack=lose_ack)
+
     def socket_click(self, action_id: str, *, response_url: str, lose_ack: bool = False, **fields: Any) -> str:
         """A button click as an `interactive` envelope (`block_action_payload`'s keywords)."""
         payload = block_action_payload(action_id, response_url=response_url, **fields)
