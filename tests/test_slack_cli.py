@@ -203,3 +203,18 @@ def test_demo_plan_shows_drift_and_demo_apply_brings_staging_in_sync(tmp_path: P
     assert "staging (Staging (sandbox)): in sync" in again
     assert "prod (Production (sandbox)): 3 differences" in again  # apply --app staging left prod alone
     assert list(tmp_path.iterdir()) == []  # the sample file lived in a temporary directory
+
+
+@pytest.mark.e2e
+def test_demo_step_runs_each_workflow_step_against_the_emulators(tmp_path: Path) -> None:
+    languages = run_bot("demo", "step", "get-languages", cwd=tmp_path, env=clean_env())
+    assert languages.returncode == 0, languages.stderr
+    assert "completed with outputs:" in languages.stdout and 'default_language = "en"' in languages.stdout
+    assert "count = 5" in languages.stdout and "stale = false" in languages.stdout
+    readiness = run_bot("demo", "step", "check-readiness", "staging", cwd=tmp_path, env=clean_env())
+    assert readiness.returncode == 0, readiness.stderr
+    assert 'not_ready = "th"' in readiness.stdout and "all_ready = false" in readiness.stdout
+    unknown = run_bot("demo", "step", "get-languages", "nope", cwd=tmp_path, env=clean_env())
+    assert unknown.returncode == 1 and "failed: 'nope' is not a configured Desk app" in unknown.stdout
+    usage = run_bot("demo", "step", "nothing", cwd=tmp_path, env=clean_env())
+    assert usage.returncode == 2 and "get-languages | check-readiness" in usage.stderr

@@ -21,6 +21,7 @@ import requests
 from bot.boot import build_bot, build_cli_manager, load_configuration, load_declared_state
 from bot.changecontrol.apply import apply_plans
 from bot.changecontrol.plan import AppPlan, plan_text, read_plan
+from bot.config import Settings
 from bot.deps import DeskApp
 from bot.management.messages import CONFIRM_ACTION
 from bot.management.settings_editor import SettingsEditor
@@ -29,6 +30,7 @@ from bot.management.settings_views import FORM_CALLBACK
 from bot.sandbox.slack_emulator import (
     SANDBOX_USER_ID,
     FakeSlack,
+    StepExecution,
     block_action_body,
     sign,
     slash_command_body,
@@ -36,31 +38,38 @@ from bot.sandbox.slack_emulator import (
 )
 from bot.slack import blocks
 from bot.slack.loopback import LoopbackServer
+from bot.slack.steps import STEPS, manifest_functions
 from bot.terminal import message_to_text, view_to_text
+
+
+def _demo_settings(slack: FakeSlack, signing_secret: str) -> Settings:
+    return load_configuration(
+        {
+            "DESK_SANDBOX": "1",
+            # Two emulated apps with different lists, so `apps` and `compare` show something.
+            "DESK_APPS": "prod,staging",
+            "DESK_PROD_LABEL": "Production (sandbox)",
+            "DESK_STAGING_LABEL": "Staging (sandbox)",
+            "SLACK_BOT_TOKEN": slack.token,
+            "SLACK_SIGNING_SECRET": signing_secret,
+            "SLACK_API_URL": slack.api_url,
+            "DATABASE_URL": "sqlite://",  # in memory: the demo leaves nothing behind
+            "DIGEST_TICKER": "0",
+            "DESK_ADMINS": SANDBOX_USER_ID,  # the demo's user may add and remove languages
+            "DESK_STATE_FILE": "none",  # a desk-languages.toml where the demo runs is not the sample apps'
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+        }
+    )
 
 
 def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) -> int:
     if text.strip() in ("plan", "apply"):
         return change_control_demo(apply=text.strip() == "apply")
+    if text.split()[:1] == ["step"]:
+        return step_demo(text.split()[1:], timeout=timeout)
     signing_secret = secrets.token_hex(16)
     with FakeSlack() as slack:
-        settings = load_configuration(
-            {
-                "DESK_SANDBOX": "1",
-                # Two emulated apps with different lists, so `apps` and `compare` show something.
-                "DESK_APPS": "prod,staging",
-                "DESK_PROD_LABEL": "Production (sandbox)",
-                "DESK_STAGING_LABEL": "Staging (sandbox)",
-                "SLACK_BOT_TOKEN": slack.token,
-                "SLACK_SIGNING_SECRET": signing_secret,
-                "SLACK_API_URL": slack.api_url,
-                "DATABASE_URL": "sqlite://",  # in memory: the demo leaves nothing behind
-                "DIGEST_TICKER": "0",
-                "DESK_ADMINS": SANDBOX_USER_ID,  # the demo's user may add and remove languages
-                "DESK_STATE_FILE": "none",  # a desk-languages.toml where the demo runs is not the sample apps'
-                "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
-            }
-        )
+        settings = _demo_settings(slack, signing_secret)
         with LoopbackServer(build_bot(settings).wsgi) as server:
             response_url = slack.response_url("demo")
             body = slash_command_body(text, response_url=response_url, trigger_id=slack.trigger_id())
@@ -105,7 +114,8 @@ def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) ->
         print(message_to_text(result))
     print(
         "\nTry also: python -m bot demo share | default | refresh | help | apps | compare | staging"
-        " | status | staging add vi | settings fil | history | digest daily 09:00 | plan | apply | anything"
+        " | status | staging add vi | settings fil | history | digest daily 09:00 | plan | apply"
+        " | step get-languages | step check-readiness staging | anything"
     )
     return 0
 
@@ -188,6 +198,38 @@ fallback_message = "Xin lỗi, tôi chưa hiểu. Bạn hãy hỏi cách khác, 
 welcome_card = true
 welcome_card_questions = ["Đơn hàng của tôi ở đâu?", "Gặp nhân viên"]
 """
+
+
+def step_demo(words: list[str], *, timeout: float = 10.0) -> int:
+    """`demo step get-languages [APP]` (or `check-readiness`): the Workflow Builder step run as Slack
+    runs it, a signed `function_executed` event, and the outputs it completed with (checked by the
+    fake Slack against the manifest's declaration)."""
+    chosen = next((step for step in STEPS if words[:1] == [step.demo_name]), None)
+    if chosen is None:
+        names = " | ".join(step.demo_name for step in STEPS)
+        print(f"usage: python -m bot demo step {{{names}}} [APP]", file=sys.stderr)
+        return 2
+    signing_secret = secrets.token_hex(16)
+    with FakeSlack() as slack:
+        slack.functions = manifest_functions()
+        with LoopbackServer(build_bot(_demo_settings(slack, signing_secret)).wsgi) as server:
+            inputs = {"app": words[1]} if len(words) > 1 else {}
+            execution_id, payload = slack.function_executed_event(chosen.callback_id, inputs)
+            body = json.dumps(payload)
+            requests.post(f"{server.url}/slack/events", data=body, headers=sign(signing_secret, body), timeout=5)
+            slack.wait_for(lambda fake: (fake.execution(execution_id) or _RUNNING).state != "running", timeout=timeout)
+            done = slack.execution(execution_id) or _RUNNING
+    print(f"Workflow step: {chosen.title} ({chosen.callback_id}), inputs {json.dumps(inputs)}")
+    if done.state == "completed":
+        print("completed with outputs:")
+        for name, value in (done.outputs or {}).items():
+            print(f"  {name} = {json.dumps(value, ensure_ascii=False)}")
+        return 0
+    print(f"{done.state}: {done.error or 'no completion arrived'}")
+    return 1
+
+
+_RUNNING = StepExecution("", "")
 
 
 def change_control_demo(*, apply: bool) -> int:
