@@ -1,4 +1,6 @@
-"""Workflow Builder steps (`function_executed`): Get Desk languages and Check language readiness.
+"""Workflow Builder steps (`function_executed`): Get Desk languages, Check language readiness, and
+Request a language change (posted for the app's admins; its end completes the step, see
+bot/management/approvals.py `finish_step`).
 
 The event is acknowledged at once; the step runs on a lazy listener (it reads Desk) and always
 ends in `complete(outputs)` or `fail(message)`, never a traceback: an unknown app, Desk failing
@@ -19,6 +21,7 @@ from bot.config import UnknownApp
 from bot.deps import BotDeps, DeskApp
 from bot.desk import DeskError
 from bot.slack import steps
+from bot.terminal import plain_text
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,23 @@ def register(app: App, deps: BotDeps) -> None:
 
         return run_step
 
+    def request_change(inputs: dict[str, Any], body: dict[str, Any], fail: Fail) -> None:
+        """Post the request; the step stays running until an admin decides or it expires."""
+        outcome = "failed"
+        try:
+            problem = _request(deps, inputs, body)
+            if problem is None:
+                outcome = "requested"
+            else:
+                fail(plain_text(problem))
+        except Exception:
+            log.exception("Unexpected failure in the workflow step %s", steps.REQUEST_CHANGE)
+            fail("Something went wrong on the bot's side while asking for this change; nothing was changed. "
+                 "Run the workflow again in a minute.")
+        finally:
+            metrics.workflow_step(steps.REQUEST_CHANGE, outcome)
+
+    app.function(steps.REQUEST_CHANGE, auto_acknowledge=False)(ack=ack_now, lazy=[request_change])
     app.function(steps.GET_LANGUAGES, auto_acknowledge=False)(
         ack=ack_now, lazy=[listener(steps.GET_LANGUAGES, lambda desk_app: steps.languages_outputs(
             desk_app.client.get_languages()))]
@@ -58,6 +78,27 @@ def register(app: App, deps: BotDeps) -> None:
     app.function(steps.CHECK_READINESS, auto_acknowledge=False)(
         ack=ack_now, lazy=[listener(steps.CHECK_READINESS, lambda desk_app: steps.readiness_outputs(
             desk_app.client.readiness()))]
+    )
+
+
+def _request(deps: BotDeps, inputs: dict[str, Any], body: dict[str, Any]) -> str | None:
+    """Why the change cannot be asked (mrkdwn), or None when it is posted for the admins."""
+    manager = deps.manager
+    if manager is None:
+        return "Changing languages is not set up in this bot (DATABASE_URL and DESK_ADMINS)."
+    name = str(inputs.get("app") or "").strip() or None
+    try:
+        desk_app = deps.app(name)
+    except UnknownApp as unknown:
+        return str(unknown)
+    execution = str(body.get("event", {}).get("function_execution_id") or "")
+    requested_by = str(inputs.get("requested_by") or "")
+    if not execution or not requested_by:
+        return "The step needs requested_by (a user) to ask for a change."
+    return manager.request_for_step(
+        desk_app, str(inputs.get("action") or "").strip().lower(), str(inputs.get("tag") or ""), requested_by,
+        execution=execution, reason=str(inputs.get("reason") or "").strip() or None,
+        channel=str(inputs.get("channel") or "").strip() or None,
     )
 
 

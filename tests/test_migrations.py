@@ -260,11 +260,11 @@ def test_a_database_one_migration_behind_is_refused_and_migrate_brings_it_curren
 
     engine = connect(empty_database_url)
     with engine.connect() as conn:
-        command.upgrade(_alembic_config(conn), "0004_settings_changes")
+        command.upgrade(_alembic_config(conn), "0005_approvals")
         conn.commit()
-    with pytest.raises(SchemaBehind, match=r"behind \(revision 0004_settings_changes, this version needs 0005"):
+    with pytest.raises(SchemaBehind, match=r"behind \(revision 0005_approvals, this version needs 0006"):
         open_database(empty_database_url)
-    assert migrate(engine) == "0004_settings_changes"
+    assert migrate(engine) == "0005_approvals"
     open_database(empty_database_url).dispose()
     engine.dispose()
 

@@ -175,3 +175,156 @@ def test_a_step_over_socket_mode_completes_and_an_unknown_app_fails(tmp_path: An
     assert set(done.outputs or {}) == set(slack.functions[steps.GET_LANGUAGES]["output_parameters"]["properties"])
     assert (done.outputs or {})["default_language"] == "en" and (done.outputs or {})["stale"] is False
     assert unknown.state == "failed" and "'nope' is not a configured Desk app" in (unknown.error or "")
+
+
+# --- Request a language change ---------------------------------------------------------------------
+
+ASKER, SECOND, THIRD, GUEST = "U0WFASKER", "U0WFSECOND", "U0WFTHIRD", "U0WFGUEST"
+AUDIT = "C0WFAUDIT"
+
+
+def change_bot(desk: DeskEmulator, slack: FakeSlack, **env: str) -> BotUnderTest:
+    environ = {"DESK_ADMINS": f"{ASKER},{SECOND},{THIRD}", "DESK_AUDIT_CHANNEL": AUDIT, **env}
+    return BotUnderTest(make_settings(desk, **slack_env(slack, **environ)), slack, desk)
+
+
+def ask_for(bot: BotUnderTest, **inputs: Any) -> str:
+    """Deliver Request a language change; its execution id, once the request is posted."""
+    execution_id, payload = bot.slack.function_executed_event(steps.REQUEST_CHANGE, {"requested_by": ASKER, **inputs})
+    assert bot.send(json.dumps(payload), bot.new_name("step")).status == 200
+    return execution_id
+
+
+def posted_request(slack: FakeSlack) -> dict[str, Any]:
+    assert slack.wait_for(lambda fake: any("*Approval needed*" in str(m) for m in fake.messages(AUDIT)), DONE_WITHIN)
+    return next(m for m in slack.messages(AUDIT) if "*Approval needed*" in str(m))
+
+
+def writes(desk: DeskEmulator) -> list[str]:
+    return [call.api for call in desk.calls if call.api in ("robot_add_language", "robot_del_language")]
+
+
+def decide(bot: BotUnderTest, request: dict[str, Any], action: str, user: str) -> str:
+    from tests.support.slack_harness import click, texts
+
+    return texts(bot.reply(click(bot, request, action, user=user).name))
+
+
+def test_a_change_request_is_approved_applied_once_and_completes_the_step(
+    desk: DeskEmulator, slack: FakeSlack
+) -> None:
+    from bot.management.messages import APPROVE_ACTION
+    from tests.support.slack_harness import command_as, texts
+
+    bot = change_bot(desk, slack)
+    try:
+        execution_id = ask_for(bot, action="add", tag="vi", reason="<!channel> customers in Hanoi")
+        request = posted_request(slack)
+        shown = texts(request)
+        assert f"<@{ASKER}> asks to add Vietnamese (`vi`)" in shown and "From a workflow" in shown
+        assert "&lt;!channel&gt; customers in Hanoi" in shown and "<!channel>" not in shown
+        assert (slack.execution(execution_id) or StepExecution("", "")).state == "running"
+        assert "Only these people" in decide(bot, request, APPROVE_ACTION, GUEST)
+        assert writes(desk) == [] and (slack.execution(execution_id) or StepExecution("", "")).state == "running"
+        assert "Vietnamese (vi) was added." in decide(bot, request, APPROVE_ACTION, SECOND)
+        done = ended(slack, execution_id)
+        history = texts(command_as(bot, ASKER, "history"))
+    finally:
+        bot.close()
+    assert writes(desk) == ["robot_add_language"]
+    assert done.state == "completed" and (done.outputs or {})["outcome"] == "applied"
+    assert f"<@{SECOND}>" in (done.outputs or {})["message"]
+    assert f"<@{SECOND}> added Vietnamese (`vi`) · requested by <@{ASKER}>" in history
+
+
+def test_a_rejected_request_completes_rejected_and_an_expired_one_fails(desk: DeskEmulator, slack: FakeSlack) -> None:
+    from bot.management.messages import REJECT_ACTION
+
+    bot = change_bot(desk, slack)
+    try:
+        rejected = ask_for(bot, action="add", tag="vi")
+        assert "Rejected" in decide(bot, posted_request(slack), REJECT_ACTION, SECOND)
+        rejected_done = ended(slack, rejected)
+        expiring = ask_for(bot, action="add", tag="fil")
+        assert slack.wait_for(lambda fake: len([m for m in fake.messages(AUDIT) if "*Approval needed*" in str(m)]) == 2,
+                              DONE_WITHIN)
+        manager = bot.deps.manager
+        assert manager is not None
+        real_clock = manager._clock
+        manager._clock = lambda: real_clock() + 86401
+        manager.reconcile()
+        manager.reconcile()  # once
+        expired_done = ended(slack, expiring)
+    finally:
+        bot.close()
+    assert writes(desk) == []
+    assert rejected_done.state == "completed", [(c.body, c.status) for c in slack.calls() if "functions" in c.method]
+    assert (rejected_done.outputs or {})["outcome"] == "rejected"
+    assert expired_done.state == "failed" and "expired" in (expired_done.error or "")
+    assert len(slack.calls("functions.completeError")) == 1
+
+
+@pytest.mark.parametrize(("inputs", "says"), [
+    ({"action": "add", "tag": "tl"}, "Did you mean fil (Filipino)?"),
+    ({"action": "rename", "tag": "vi"}, "must be add or remove"),
+    ({"action": "add", "tag": "vi", "app": "prdo"}, "is not a configured Desk app"),
+    ({"action": "remove", "tag": "en"}, "the default language"),
+])
+def test_a_request_that_cannot_be_asked_fails_and_posts_nothing(
+    desk: DeskEmulator, slack: FakeSlack, inputs: dict[str, str], says: str
+) -> None:
+    bot = change_bot(desk, slack)
+    try:
+        failed = ended(slack, ask_for(bot, **inputs))
+    finally:
+        bot.close()
+    assert failed.state == "failed" and says in (failed.error or "") and "Traceback" not in (failed.error or "")
+    assert slack.messages(AUDIT) == [] and writes(desk) == []
+
+
+def test_double_approvals_from_two_processes_write_once_and_complete_once(
+    desk: DeskEmulator, slack: FakeSlack, tmp_path: Any
+) -> None:
+    import threading
+
+    from bot.management.messages import APPROVE_ACTION
+    from bot.sandbox.slack_emulator import block_action_body
+    from tests.support.slack_harness import button
+
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    one, two = change_bot(desk, slack, DATABASE_URL=database), change_bot(desk, slack, DATABASE_URL=database)
+    try:
+        execution_id = ask_for(one, action="add", tag="vi")
+        value = button(posted_request(slack), APPROVE_ACTION)["value"]
+        clicks = [(served, name, block_action_body(APPROVE_ACTION, response_url=slack.response_url(name), value=value,
+                                                   user_id=user))
+                  for served, name, user in ((one, "w1", SECOND), (two, "w2", SECOND), (one, "w3", THIRD),
+                                             (two, "w4", THIRD))]
+        threads = [threading.Thread(target=served.send, args=(body, name)) for served, name, body in clicks]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        done = ended(slack, execution_id)
+    finally:
+        one.close()
+        two.close()
+    assert writes(desk) == ["robot_add_language"]
+    assert done.state == "completed" and (done.outputs or {})["outcome"] == "applied"
+    assert [c.status for c in slack.calls("functions.completeSuccess")] == [200]
+
+
+def test_under_two_person_approval_the_requester_cannot_approve(desk: DeskEmulator, slack: FakeSlack) -> None:
+    from bot.management.messages import APPROVE_ACTION
+
+    bot = change_bot(desk, slack, DESK_APPROVALS="2")
+    try:
+        execution_id = ask_for(bot, action="add", tag="vi")
+        request = posted_request(slack)
+        assert "another admin" in decide(bot, request, APPROVE_ACTION, ASKER)
+        assert writes(desk) == [] and (slack.execution(execution_id) or StepExecution("", "")).state == "running"
+        decide(bot, request, APPROVE_ACTION, SECOND)
+        done = ended(slack, execution_id)
+    finally:
+        bot.close()
+    assert writes(desk) == ["robot_add_language"] and (done.outputs or {})["outcome"] == "applied"

@@ -30,7 +30,9 @@ from bot.desk import DeskClient
 from bot.management import messages
 from bot.management.settings_form import EditableSettings, audit_detail
 from bot.management.store import SETTINGS_ACTION, AppLocked, AuditEntry, ChangeRequest, ChangeStore, RequestState
+from bot.slack import steps
 from bot.slack.blocks import ConfiguredApp, Message, escape, mention, slack_date
+from bot.terminal import plain_text
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ class ApprovalGate:
         """Why `user` (an admin) may not approve `request` now, or None. Expires it when its time is up."""
         if request.state is not RequestState.AWAITING:
             return self.why_ended(request)
-        if user == request.requested_by:
+        if user == request.requested_by and self.two_person(app.name):
             return (
                 f"You asked for this change, so another admin of {escape(app.render.title)} must approve it. "
                 "Nothing was written."
@@ -154,6 +156,7 @@ class ApprovalGate:
             return False
         self._announce(app, entry)
         self.show(app, request, _ended_text(entry))
+        self.finish_step(request.id)
         return True
 
     def expire(self, request: ChangeRequest) -> bool:
@@ -173,6 +176,7 @@ class ApprovalGate:
         icon = {"applied": ":white_check_mark:", "not-applied": ":x:"}.get(result, ":grey_question:")
         self.show(app, request, f"{icon} Approved by {mention(approver)} {slack_date(self._clock())}: "
                                 f"{said.get(result, escape(result))}.")
+        self.finish_step(request.id)
 
     # --- the request's message ---------------------------------------------------------------------------
 
@@ -180,24 +184,28 @@ class ApprovalGate:
         return messages.approval_what(request.action, request.tag, app.render)
 
     def message(self, app: GatedApp, request: ChangeRequest, ended: str | None = None) -> Message:
+        detail = _settings_detail(request) or (
+            f"From a workflow. Reason: {escape(request.reason)}" if request.reason else
+            "From a workflow." if request.step_execution else None
+        )
         return messages.approval_request_message(
-            request.id, request.requested_by, self.what(app, request), _settings_detail(request),
-            request.expires_at, ended=ended,
+            request.id, request.requested_by, self.what(app, request), detail, request.expires_at, ended=ended,
         )
 
     def _post(self, app: GatedApp, request: ChangeRequest) -> str | None:
         """Post the request to the audit channel and remember where; the channel, or None."""
-        if self._poster is None or not self._channel:
+        channel = request.approval_channel or self._channel  # a step may name its channel
+        if self._poster is None or not channel:
             return None
         message = self.message(app, request)
         try:
             response = self._poster.chat_postMessage(
-                channel=self._channel, text=message["text"], blocks=message["blocks"], unfurl_links=False
+                channel=channel, text=message["text"], blocks=message["blocks"], unfurl_links=False
             )
         except Exception as error:  # noqa: BLE001  answered: nothing is written without the request posted
             log.warning("a request for approval could not be posted to DESK_AUDIT_CHANNEL (%s)", type(error).__name__)
             return None
-        channel, ts = str(response.get("channel") or self._channel), str(response.get("ts") or "")
+        channel, ts = str(response.get("channel") or channel), str(response.get("ts") or "")
         self.store.set_approval_message(request.id, channel=channel, ts=ts)
         return channel
 
@@ -213,6 +221,45 @@ class ApprovalGate:
             )
         except Exception as error:  # noqa: BLE001  the end is recorded; the message is only its picture
             log.warning("the request for approval could not be updated in place (%s)", type(error).__name__)
+
+    # --- Workflow Builder steps ("Request a language change") ---------------------------------------------
+
+    def finish_step(self, request_id: str) -> bool:
+        """Complete the step a request came from, once it has ended, once across processes (a claim
+        in the database): applied / not applied / not seen / rejected, or fail it when it expired.
+        With the app's bot token (a workflow token is not kept). A completion Slack did not take is
+        released for the reconciler to try again. True when this caller completed it."""
+        request = self.store.claim_step(request_id, now=self._clock())
+        if request is None or request.step_execution is None:
+            return False
+        app = self._apps.get(request.app)
+        what = plain_text(self.what(app, request)) if app is not None else f"{request.action} {request.tag}"
+        outcome = _step_outcome(request)
+        try:
+            if self._poster is None:
+                raise RuntimeError("no Slack client")
+            if outcome == "expired":
+                self._poster.functions_completeError(
+                    function_execution_id=request.step_execution,
+                    error=f"The request to {what} expired: no admin decided within "
+                          f"{self.policy.ttl / 3600:g} hours. Run the workflow again to ask again.",
+                )
+            else:
+                self._poster.functions_completeSuccess(
+                    function_execution_id=request.step_execution,
+                    outputs={"outcome": outcome, "message": _step_message(request, what, outcome)},
+                )
+        except Exception as error:  # noqa: BLE001  released: the reconciler completes it later
+            log.warning("the workflow step of a change request could not be completed (%s); retried later",
+                        type(error).__name__)
+            self.store.release_step(request_id)
+            return False
+        metrics.workflow_step(steps.REQUEST_CHANGE, outcome)
+        return True
+
+    def finish_steps(self) -> int:
+        """The reconciler: complete every ended step request nobody completed."""
+        return sum(self.finish_step(request.id) for request in self.store.steps_to_complete())
 
     # --- the audit -------------------------------------------------------------------------------------------
 
@@ -254,6 +301,28 @@ def _ended_text(entry: AuditEntry) -> str:
     icons = {"rejected": ":x:", "expired": ":hourglass:", "cancelled": ":heavy_minus_sign:"}
     icon = icons.get(entry.result, ":no_entry:")
     return f"{icon} {messages.change_text(entry)}."
+
+
+def _step_outcome(request: ChangeRequest) -> str:
+    if request.state is RequestState.EXPIRED:
+        return "expired"
+    if request.state is RequestState.REJECTED:
+        return "rejected"
+    if request.state is RequestState.DONE:
+        return {"applied": "applied", "not-applied": "not applied"}.get(request.outcome or "", "not seen")
+    return "not applied"  # cancelled, or it no longer applied when approved
+
+
+def _step_message(request: ChangeRequest, what: str, outcome: str) -> str:
+    by = f"<@{request.decided_by}>" if request.decided_by else "an admin"
+    return {
+        "applied": f"Approved by {by}: done, {what}.",
+        "not applied": (f"Approved by {by}, but Desk refused it: {what}." if request.state is RequestState.DONE
+                        else f"Not done, it no longer applied when {by} approved it: {what}."
+                        if request.state is RequestState.SUPERSEDED else f"Cancelled by {by}: {what}."),
+        "not seen": f"Approved by {by}; Desk's answer was lost and the list read again does not show it yet: {what}.",
+        "rejected": f"Rejected by {by}: {what}.",
+    }.get(outcome, what)
 
 
 def _settings_detail(request: ChangeRequest) -> str | None:

@@ -191,6 +191,44 @@ class LanguageManager:
             outcome, app.render, user, requested_by=request.requested_by, recorded=recorded
         )
 
+    # --- a Workflow Builder step's request ("Request a language change") ---------------------------------
+
+    def request_for_step(
+        self, app: ManagedApp, action: str, text: str, requested_by: str, *, execution: str,
+        reason: str | None = None, channel: str | None = None,
+    ) -> str | None:
+        """Post a step's change request for the app's admins to decide (Approve / Reject in the audit
+        channel, or `channel`); the step stays running until it ends (`ApprovalGate.finish_step`).
+        None when it is posted, else why not (mrkdwn): nothing was asked then."""
+        if action not in ("add", "remove"):
+            return f"The action must be add or remove, not {escape(action[:20]) or 'nothing'}."
+        admins = self.admins.admins(app.name)
+        if not admins.enabled:
+            return f"Changing languages is off for {_title(app)}: set `{admins.variable}` to the admins who decide."
+        if not (channel or self._audit_channel):
+            return "There is no channel to ask the admins in: give the step a channel, or set DESK_AUDIT_CHANNEL."
+        try:
+            locked = self.gate.lock_problem(app)
+            if locked is not None:
+                return locked
+            tag, problem = self.check(app, action, text)
+            if problem is not None or tag is None:
+                return problem or "Nothing to change."
+            request_id = self.store.create_request(
+                app=app.name, action=action, tag=tag, user=requested_by, now=self._clock(), ttl=CONFIRMATION_TTL,
+                step_execution=execution, reason=reason, channel=channel,
+            )
+            request = self.store.get_request(request_id)
+            if request is None:
+                return "The request could not be stored."
+            held = self.gate.hold(app, request)
+            now_held = self.store.get_request(request_id)
+        except DB_DOWN_ERRORS as error:
+            return _database_down_before_write(error)
+        if now_held is not None and now_held.approval_ts:  # posted (it may even have been decided since)
+            return None
+        return str(held["blocks"][0]["text"]["text"]).removeprefix(":no_entry: ")
+
     # --- two-person approval (bot/management/approvals.py) ----------------------------------------------
 
     def approve(self, request_id: str, user: str) -> Message:
@@ -451,6 +489,7 @@ class LanguageManager:
             if found is not None and self.store.settle(request.id, found):
                 self._announce(app, found)
                 recorded += 1
+        self.gate.finish_steps()  # the steps of requests that ended above, or whose completion failed
         return recorded
 
     def _reconciled_entry(self, app: ManagedApp, request: ChangeRequest) -> AuditEntry | None:

@@ -53,6 +53,11 @@ requests_table = sa.Table(
     # (DESK_AUDIT_CHANNEL), so every end state updates that one message in place.
     sa.Column("approval_channel", sa.String(32)),
     sa.Column("approval_ts", sa.String(32)),
+    # A request from a Workflow Builder step (migration 0006): the execution its end completes, when
+    # it was completed (the claim: once across processes), and the requester's reason.
+    sa.Column("step_execution", sa.String(64)),
+    sa.Column("step_completed_at", sa.Double),
+    sa.Column("reason", sa.String(500)),
 )
 # The lock of an app under two-person approval (Atlantis' lock): at most one request of an app
 # waits for approval at a time, across processes, whatever races; the database says no to a second.
@@ -100,6 +105,10 @@ class RequestState(StrEnum):
     EXPIRED = "expired"  # nobody approved within DESK_APPROVAL_TTL: nothing was sent
 
 
+ENDED = (RequestState.DONE, RequestState.REJECTED, RequestState.EXPIRED, RequestState.CANCELLED,
+         RequestState.SUPERSEDED)
+
+
 class AppLocked(Exception):
     """Another request of the app is waiting for approval (`holder`)."""
 
@@ -125,6 +134,9 @@ class ChangeRequest:
     new_values: str | None = None  # … and of what was asked for at the review
     approval_channel: str | None = None  # where the request for approval was posted, if it was
     approval_ts: str | None = None
+    step_execution: str | None = None  # a Workflow Builder step's function_execution_id
+    step_completed_at: float | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +169,9 @@ def _request(row: Any) -> ChangeRequest:
         new_values=row.new_values,
         approval_channel=row.approval_channel,
         approval_ts=row.approval_ts,
+        step_execution=row.step_execution,
+        step_completed_at=row.step_completed_at,
+        reason=row.reason,
     )
 
 
@@ -166,15 +181,19 @@ class ChangeStore(SqlStore):
     # --- confirmations ---------------------------------------------------------------------------
 
     def create_request(
-        self, *, app: str, action: str, tag: str, user: str, now: float, ttl: float, read_values: str | None = None
+        self, *, app: str, action: str, tag: str, user: str, now: float, ttl: float, read_values: str | None = None,
+        step_execution: str | None = None, reason: str | None = None, channel: str | None = None,
     ) -> str:
+        """A pending request; from a Workflow Builder step, with its execution, reason and the channel
+        its request for approval goes to."""
         request_id = secrets.token_urlsafe(16)[:22]
         with self.connection(begin=True) as conn:
             conn.execute(
                 sa.insert(requests_table).values(
                     id=request_id, app=app, action=action, tag=tag, requested_by=user,
                     requested_at=now, expires_at=now + ttl, state=RequestState.PENDING.value,
-                    read_values=read_values,
+                    read_values=read_values, step_execution=step_execution,
+                    reason=reason[:500] if reason else None, approval_channel=channel,
                 )
             )
         return request_id
@@ -290,6 +309,43 @@ class ChangeStore(SqlStore):
             sa.select(table)
             .where((table.c.state == RequestState.AWAITING.value) & (table.c.expires_at <= now))
             .order_by(table.c.expires_at)
+            .limit(50)
+        )
+        with self.connection(begin=False) as conn:
+            return [_request(row) for row in conn.execute(query)]
+
+    def claim_step(self, request_id: str, *, now: float) -> ChangeRequest | None:
+        """The ended request of a Workflow Builder step, for the one caller (across processes) that
+        completes its step; None when it is not a step's, has not ended, or was completed already."""
+        table = requests_table
+        statement = (
+            sa.update(table)
+            .where(
+                (table.c.id == request_id[:32]) & table.c.step_execution.is_not(None)
+                & table.c.step_completed_at.is_(None) & table.c.state.in_([s.value for s in ENDED])
+            )
+            .values(step_completed_at=now)
+            .returning(table.c.id)
+        )
+        with self.connection(begin=True) as conn:
+            if conn.execute(statement).first() is None:
+                return None
+        return self.get_request(request_id)
+
+    def release_step(self, request_id: str) -> None:
+        """Undo `claim_step` when Slack did not take the completion: the reconciler tries again."""
+        statement = sa.update(requests_table).where(requests_table.c.id == request_id[:32]).values(
+            step_completed_at=None)
+        with self.connection(begin=True) as conn:
+            conn.execute(statement)
+
+    def steps_to_complete(self) -> list[ChangeRequest]:
+        """Ended requests of steps nobody completed (the process that ended one died first)."""
+        table = requests_table
+        query = (
+            sa.select(table)
+            .where(table.c.step_execution.is_not(None) & table.c.step_completed_at.is_(None)
+                   & table.c.state.in_([s.value for s in ENDED]))
             .limit(50)
         )
         with self.connection(begin=False) as conn:

@@ -16,6 +16,9 @@ from bot.desk import LanguageList, ReadinessReport
 
 GET_LANGUAGES = "get_desk_languages"
 CHECK_READINESS = "check_language_readiness"
+REQUEST_CHANGE = "request_language_change"
+# Request a language change's `outcome` output
+OUTCOMES = ("applied", "not applied", "not seen", "rejected", "expired")
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,24 @@ STEPS: tuple[StepDefinition, ...] = (
             StepParameter("all_ready", "boolean", "All ready", "True when every language is ready", True),
         ),
         "check-readiness",
+    ),
+    StepDefinition(
+        REQUEST_CHANGE, "Request a language change",
+        "Ask the app's admins to add or remove a language; the step ends when one decides",
+        (
+            APP_INPUT,
+            StepParameter("action", "string", "Action", "add or remove", True),
+            StepParameter("tag", "string", "Language tag", "e.g. vi, th, fil", True),
+            StepParameter("requested_by", "slack#/types/user_id", "Requested by", "Who asks", True),
+            StepParameter("reason", "string", "Reason", "Why, shown to the admins"),
+            StepParameter("channel", "slack#/types/channel_id", "Channel",
+                          "Where the admins decide; empty: the bot's audit channel"),
+        ),
+        (
+            StepParameter("outcome", "string", "Outcome", "applied, not applied, not seen, rejected", True),
+            StepParameter("message", "string", "Message", "What happened, in a sentence", True),
+        ),
+        "request-change",
     ),
 )
 STEPS_BY_ID = {step.callback_id: step for step in STEPS}
