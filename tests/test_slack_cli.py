@@ -217,4 +217,8 @@ def test_demo_step_runs_each_workflow_step_against_the_emulators(tmp_path: Path)
     unknown = run_bot("demo", "step", "get-languages", "nope", cwd=tmp_path, env=clean_env())
     assert unknown.returncode == 1 and "failed: 'nope' is not a configured Desk app" in unknown.stdout
     usage = run_bot("demo", "step", "nothing", cwd=tmp_path, env=clean_env())
-    assert usage.returncode == 2 and "get-languages | check-readiness" in usage.stderr
+    assert usage.returncode == 2 and "get-languages | check-readiness | request-change" in usage.stderr
+    change = run_bot("demo", "step", "request-change", cwd=tmp_path, env=clean_env())
+    assert change.returncode == 0, change.stderr
+    assert "Approval needed: <@U0DEMOASKER> asks to add Vietnamese (`vi`) to Staging" in change.stdout
+    assert 'outcome = "applied"' in change.stdout and "Approved by <@U0SANDBOXUSER>" in change.stdout

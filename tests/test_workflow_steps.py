@@ -328,3 +328,29 @@ def test_under_two_person_approval_the_requester_cannot_approve(desk: DeskEmulat
     finally:
         bot.close()
     assert writes(desk) == ["robot_add_language"] and (done.outputs or {})["outcome"] == "applied"
+
+
+@pytest.mark.e2e
+def test_a_change_request_over_socket_mode_is_approved_and_completes(tmp_path: Any) -> None:
+    from bot.management.messages import APPROVE_ACTION
+    from tests.support.slack_harness import APP_TOKEN, button
+    from tests.support.socket_bot import start_socket_bot
+    from tests.support.socket_mode_server import SocketModeFakeSlack
+
+    with SocketModeFakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN) as slack:
+        slack.functions = generated_functions(socket_mode=True)
+        bot = start_socket_bot(slack, tmp_path, DESK_ADMINS=f"{ASKER},{SECOND}", DESK_AUDIT_CHANNEL=AUDIT,
+                               DESK_APPS="prod,staging")
+        try:
+            execution_id, payload = slack.function_executed_event(
+                steps.REQUEST_CHANGE, {"app": "staging", "requested_by": ASKER, "action": "add", "tag": "vi"})
+            slack.socket.wait_ack(slack.socket_event(payload))
+            value = button(posted_request(slack), APPROVE_ACTION)["value"]
+            slack.socket.wait_ack(slack.socket_click(APPROVE_ACTION, response_url=slack.response_url("ok"),
+                                                     value=value, user_id=SECOND))
+            done = ended(slack, execution_id)
+        finally:
+            bot.stop()
+    assert done.state == "completed", (done.error, bot.stderr())
+    assert (done.outputs or {})["outcome"] == "applied"
+    assert f"<@{SECOND}>" in (done.outputs or {})["message"]

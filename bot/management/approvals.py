@@ -190,6 +190,7 @@ class ApprovalGate:
         )
         return messages.approval_request_message(
             request.id, request.requested_by, self.what(app, request), detail, request.expires_at, ended=ended,
+            others_only=self.two_person(app.name),
         )
 
     def _post(self, app: GatedApp, request: ChangeRequest) -> str | None:

@@ -212,7 +212,7 @@ def approval_what(action: str, tag: str, ctx: RenderContext) -> str:
 
 def approval_request_message(
     request_id: str, requested_by: str, what: str, detail: str | None, expires_at: float,
-    ended: str | None = None,
+    ended: str | None = None, *, others_only: bool = True,
 ) -> Message:
     """The request in DESK_AUDIT_CHANNEL: who asks for what, Approve and Reject while it waits;
     once it has ended (`ended`: mrkdwn, what happened), the same request without buttons."""
@@ -237,8 +237,8 @@ def approval_request_message(
             *body,
             ActionsBlock(elements=[approve, reject]).to_dict(),
             context(
-                f"Any admin of the app except {_person(requested_by)} may approve or reject. Nothing is written "
-                f"until then; the request expires {slack_date(expires_at)}."
+                f"Any admin of the app{f' except {_person(requested_by)}' if others_only else ''} may approve or "
+                f"reject. Nothing is written until then; the request expires {slack_date(expires_at)}."
             ),
         ],
     )

@@ -23,7 +23,7 @@ from bot.changecontrol.apply import apply_plans
 from bot.changecontrol.plan import AppPlan, plan_text, read_plan
 from bot.config import Settings
 from bot.deps import DeskApp
-from bot.management.messages import CONFIRM_ACTION
+from bot.management.messages import APPROVE_ACTION, CONFIRM_ACTION
 from bot.management.settings_editor import SettingsEditor
 from bot.management.settings_form import FALLBACK_BLOCK
 from bot.management.settings_views import FORM_CALLBACK
@@ -38,11 +38,11 @@ from bot.sandbox.slack_emulator import (
 )
 from bot.slack import blocks
 from bot.slack.loopback import LoopbackServer
-from bot.slack.steps import STEPS, manifest_functions
+from bot.slack.steps import REQUEST_CHANGE, STEPS, manifest_functions
 from bot.terminal import message_to_text, view_to_text
 
 
-def _demo_settings(slack: FakeSlack, signing_secret: str) -> Settings:
+def _demo_settings(slack: FakeSlack, signing_secret: str, **more: str) -> Settings:
     return load_configuration(
         {
             "DESK_SANDBOX": "1",
@@ -58,6 +58,7 @@ def _demo_settings(slack: FakeSlack, signing_secret: str) -> Settings:
             "DESK_ADMINS": SANDBOX_USER_ID,  # the demo's user may add and remove languages
             "DESK_STATE_FILE": "none",  # a desk-languages.toml where the demo runs is not the sample apps'
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+            **more,
         }
     )
 
@@ -115,18 +116,14 @@ def run_demo(text: str = "", *, as_json: bool = False, timeout: float = 10.0) ->
     print(
         "\nTry also: python -m bot demo share | default | refresh | help | apps | compare | staging"
         " | status | staging add vi | settings fil | history | digest daily 09:00 | plan | apply"
-        " | step get-languages | step check-readiness staging | anything"
+        " | step get-languages | step check-readiness staging | step request-change | anything"
     )
     return 0
 
 
 def _confirm_button(message: dict[str, object]) -> str | None:
     """The value of a language change's Confirm button in `message`, if it has one."""
-    for block in message.get("blocks") or []:  # type: ignore[attr-defined]
-        for element in block.get("elements") or []:
-            if element.get("action_id") == CONFIRM_ACTION:
-                return str(element.get("value"))
-    return None
+    return _button_value(message, CONFIRM_ACTION)
 
 
 DEMO_FALLBACK = "Pasensya na, hindi ko naintindihan. Subukan muli o humingi ng tulong sa isang tao."
@@ -201,25 +198,52 @@ welcome_card_questions = ["Đơn hàng của tôi ở đâu?", "Gặp nhân viê
 
 
 def step_demo(words: list[str], *, timeout: float = 10.0) -> int:
-    """`demo step get-languages [APP]` (or `check-readiness`): the Workflow Builder step run as Slack
-    runs it, a signed `function_executed` event, and the outputs it completed with (checked by the
-    fake Slack against the manifest's declaration)."""
+    """`demo step get-languages [APP]` (or `check-readiness`, or `request-change [APP] [add|remove TAG]`):
+    the Workflow Builder step run as Slack runs it, a signed `function_executed` event, and the
+    outputs it completed with (checked by the fake Slack against the manifest's declaration). For a
+    change request, the request posted to the audit channel is shown and a second admin approves it."""
     chosen = next((step for step in STEPS if words[:1] == [step.demo_name]), None)
     if chosen is None:
         names = " | ".join(step.demo_name for step in STEPS)
-        print(f"usage: python -m bot demo step {{{names}}} [APP]", file=sys.stderr)
+        print(f"usage: python -m bot demo step {{{names}}} [APP] (request-change: [APP] [add|remove TAG])",
+              file=sys.stderr)
         return 2
+    inputs: dict[str, Any] = {"app": words[1]} if len(words) > 1 else {}
+    if chosen.callback_id == REQUEST_CHANGE:
+        action, tag = (words[2], words[3]) if len(words) > 3 else ("add", "vi")
+        inputs = {"app": words[1] if len(words) > 1 else "staging", "action": action, "tag": tag,
+                  "requested_by": DEMO_REQUESTER, "reason": "Customers in Vietnam asked for it"}
     signing_secret = secrets.token_hex(16)
+    approval: str | None = None
     with FakeSlack() as slack:
         slack.functions = manifest_functions()
-        with LoopbackServer(build_bot(_demo_settings(slack, signing_secret)).wsgi) as server:
-            inputs = {"app": words[1]} if len(words) > 1 else {}
+        settings = _demo_settings(slack, signing_secret, DESK_AUDIT_CHANNEL=DEMO_AUDIT_CHANNEL,
+                                  DESK_ADMINS=f"{SANDBOX_USER_ID},{DEMO_REQUESTER}")
+        with LoopbackServer(build_bot(settings).wsgi) as server:
             execution_id, payload = slack.function_executed_event(chosen.callback_id, inputs)
-            body = json.dumps(payload)
-            requests.post(f"{server.url}/slack/events", data=body, headers=sign(signing_secret, body), timeout=5)
-            slack.wait_for(lambda fake: (fake.execution(execution_id) or _RUNNING).state != "running", timeout=timeout)
+
+            def post(body: str) -> None:
+                requests.post(f"{server.url}/slack/events", data=body, headers=sign(signing_secret, body), timeout=5)
+
+            def ended(fake: FakeSlack) -> bool:
+                return (fake.execution(execution_id) or _RUNNING).state != "running"
+
+            post(json.dumps(payload))
+            if chosen.callback_id == REQUEST_CHANGE and slack.wait_for(
+                lambda fake: bool(fake.messages(DEMO_AUDIT_CHANNEL)) or ended(fake), timeout=timeout
+            ) and slack.messages(DEMO_AUDIT_CHANNEL):
+                request = slack.messages(DEMO_AUDIT_CHANNEL)[0]
+                approval = message_to_text(request)
+                value = _button_value(request, APPROVE_ACTION)
+                if value is not None:  # the second admin (the demo's user) approves, signed as Slack signs it
+                    post(block_action_body(APPROVE_ACTION, response_url=slack.response_url("approve"), value=value,
+                                           trigger_id=slack.trigger_id()))
+            slack.wait_for(ended, timeout=timeout)
             done = slack.execution(execution_id) or _RUNNING
     print(f"Workflow step: {chosen.title} ({chosen.callback_id}), inputs {json.dumps(inputs)}")
+    if approval is not None:
+        print(f"\n(posted to the audit channel for the app's admins:)\n{approval}\n")
+        print(f"(approved by the admin {SANDBOX_USER_ID}, not the requester {DEMO_REQUESTER})\n")
     if done.state == "completed":
         print("completed with outputs:")
         for name, value in (done.outputs or {}).items():
@@ -227,6 +251,19 @@ def step_demo(words: list[str], *, timeout: float = 10.0) -> int:
         return 0
     print(f"{done.state}: {done.error or 'no completion arrived'}")
     return 1
+
+
+DEMO_REQUESTER = "U0DEMOASKER"
+DEMO_AUDIT_CHANNEL = "C0DEMOAUDIT"
+
+
+def _button_value(message: dict[str, Any], action_id: str) -> str | None:
+    """The value of the button `action_id` in `message`, if it has one."""
+    for block in message.get("blocks") or []:
+        for element in block.get("elements") or []:
+            if element.get("action_id") == action_id:
+                return str(element.get("value"))
+    return None
 
 
 _RUNNING = StepExecution("", "")
