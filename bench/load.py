@@ -118,8 +118,12 @@ class CommandClient:
         )
         return self.post(body, name, f"click {action_id}")
 
+    def event(self, payload: dict[str, Any], name: str | None = None) -> Sent:
+        """An Events API callback (e.g. FakeSlack's `function_executed_event`), signed, as Slack POSTs it."""
+        return self.post(json.dumps(payload), name or uuid.uuid4().hex, f"event {payload['event'].get('type')}")
+
     def post(self, body: str, name: str, text: str) -> Sent:
-        """POST one signed form body to /slack/events; the ack, timed."""
+        """POST one signed body to /slack/events; the ack, timed."""
         headers = sign(SIGNING_SECRET, body)
         sent = Sent(name=name, text=text, sent_at=time.time())
         started = time.perf_counter()
@@ -171,6 +175,11 @@ class SocketClient:
         name = name or uuid.uuid4().hex
         return self._await(name, f"click {action_id}", lambda url: self.fake.socket_click(
             action_id, response_url=url, value=value, channel_id=channel_id, user_id=user_id))
+
+    def event(self, payload: dict[str, Any], name: str | None = None) -> Sent:
+        """An Events API callback as an `events_api` envelope."""
+        name = name or uuid.uuid4().hex
+        return self._await(name, f"event {payload['event'].get('type')}", lambda url: self.fake.socket_event(payload))
 
     def _await(self, name: str, text: str, envelope: Callable[[str], str]) -> Sent:
         sent = Sent(name=name, text=text, sent_at=time.time())

@@ -89,8 +89,9 @@ from bot.desk.apis import Api
 from bot.management.messages import APPROVE_ACTION, CANCEL_ACTION, CONFIRM_ACTION, REJECT_ACTION, UNWRITTEN
 from bot.management.store import audit_table, requests_table
 from bot.sandbox.desk_emulator import ADD, CONFIG, DELETE, FAQ, LIST
-from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack
+from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack, StepExecution
 from bot.slack.blocks import PROGRESS, SHARE_ACTION
+from bot.slack.steps import CHECK_READINESS, GET_LANGUAGES, manifest_functions
 from bot.watch.service import EVENT_TYPE
 from bot.watch.store import WatchStore
 from tests.support.environment import pg_tool
@@ -116,7 +117,7 @@ CONSOLE_TAG = {"prod": "fil", "staging": "id"}  # what the console thread adds a
 MIX: tuple[tuple[str, int], ...] = (
     ("list", 9), ("refresh", 2), ("share", 1), ("share click", 2), ("default", 1), ("apps", 2), ("compare", 2),
     ("status", 2), ("status refresh", 1), ("help", 1), ("unknown", 1), ("guest change", 2), ("admin change", 5),
-    ("watch toggle", 1),
+    ("watch toggle", 1), ("workflow step", 2),
 )
 DESK_FAULTS: tuple[dict[str, Any], ...] = (  # one Desk call each; codes by retry class
     {"code": -14}, {"code": 60008}, {"code": 70500}, {"code": 141002}, {"code": 70001}, {"code": 60004},
@@ -205,6 +206,7 @@ class Step:
     kind: str  # "command" or "block_actions", as slack_requests_total's `kind` label
     resent: bool = False  # refused by a process that was down, then sent to another
     cut: bool = False  # cut by the kill, or acknowledged by the killed process and never answered
+    execution: str = ""  # a Workflow Builder step's function_execution_id: it must end once, not be answered
 
 
 @dataclass
@@ -322,6 +324,12 @@ def scenario(run: Run, index: int, name: str) -> None:
         run.send(index, name, lambda c: c.send(f"{pre}{verb} {tag}", user_id=GUEST), "command")
     elif name == "admin change":
         _admin_change(run, index, app)
+    elif name == "workflow step":
+        callback_id = run.chooser.choice((GET_LANGUAGES, CHECK_READINESS))
+        inputs = run.chooser.choice(({"app": app}, {}, {"app": "nope"}))  # an unknown app fails the step
+        execution_id, payload = run.fake.function_executed_event(callback_id, inputs)
+        step = run.send(index, name, lambda c: c.event(payload), "event")
+        step.execution = execution_id
     elif name == "watch toggle":
         with run.lock:
             run.toggled_on = not run.toggled_on
@@ -523,6 +531,7 @@ def run(options: Options) -> dict[str, Any]:
         EmulatorProcess(0, "default") as prod, EmulatorProcess(1, "staging") as staging,
     ):
         emulators = {"prod": prod, "staging": staging}
+        fake.functions = manifest_functions()  # the workflow steps' completions are checked against it
         prod.set_languages(PROD_START)
         prod.set_faq(WRITE_TAG["prod"], [])  # Desk deletes only a language without FAQ questions
         settings: dict[str, Any] = {
@@ -708,11 +717,15 @@ def _figures(
 ) -> dict[str, Any]:
     steps = run.steps
     killed_at, victim = run.kill.get("at", 0.0), run.kill.get("process")
+    ended = _step_endings(run.fake, slack_calls)
     for step in steps:  # acknowledged by the process just before it was killed, and never answered
+        if step.execution:
+            continue  # a step's end is counted apart (below); the kill never cuts one acknowledged
         if step.process == victim and killed_at - 30 <= step.sent.sent_at <= killed_at and step.sent.status == 200:
             delivery = got.get(step.sent.name)
             step.cut = step.cut or (not _answered_in_ack(step.sent) and not (delivery and delivery.accepted))
-    counted = [s for s in steps if not s.cut]
+    workflow = [s for s in steps if s.execution and not s.cut]
+    counted = [s for s in steps if not s.cut and not s.execution]
     kinds: Counter[str] = Counter()
     exactly_once, twice, never, answer_s = 0, 0, 0, []
     unanswered = []
@@ -735,7 +748,9 @@ def _figures(
                                "ack_status": one.status, "answers": answers, "error": one.error,
                                "sent_at": round(one.sent_at, 3)})
     fivexx = sum(500 <= s.sent.status < 600 for s in steps)
-    acked = sum(s.sent.acked for s in counted)
+    step_ends = Counter(ended.get(s.execution, ("running", 0))[0] for s in workflow)
+    steps_once = sum(ended.get(s.execution, ("running", 0)) in (("completed", 1), ("failed", 1)) for s in workflow)
+    acked = sum(s.sent.acked for s in counted) + sum(s.sent.acked for s in workflow)
     writes = _writes(run, desk_calls, database)
     alerts = _alerts(slack_calls, database)
     logged = {name: tracebacks(text) for name, text in logs.items()}
@@ -765,6 +780,8 @@ def _figures(
         "desk_outcomes": dict(Counter(f"{app} {c['api']}: {c['outcome']}" for app, calls in desk_calls.items()
                                       for c in calls).most_common()),
         "writes": writes,
+        "workflow_steps": {"sent": len(workflow), "acked": sum(s.sent.acked for s in workflow),
+                           "ended_exactly_once": steps_once, "ends": dict(step_ends)},
         "alerts": alerts,
         "console_changes": len(run.console),
         "final_lists": {app: [f"{t}{'*' if d else ''}" for t, d in pairs] for app, pairs in finals.items()},
@@ -779,11 +796,14 @@ def _figures(
         "error_lines_sample": error_lines[:5],
         "metrics": metrics,
     }
-    requests = len(counted)
+    requests = len(counted) + len(workflow)
     targets = [
         target("every request acknowledged (200 within 3 s)", f"{acked}/{requests}", acked == requests),
-        target("every request answered exactly once", f"{exactly_once}/{requests} (never {never}, twice {twice})",
-               exactly_once == requests),
+        target("every request answered exactly once", f"{exactly_once}/{len(counted)} (never {never}, twice {twice})",
+               exactly_once == len(counted)),
+        target("every workflow step ended exactly once (completed or failed)",
+               f"{steps_once}/{len(workflow)} ({', '.join(f'{k} {v}' for k, v in step_ends.items()) or 'none'})",
+               steps_once == len(workflow)),
         target("every confirmation applied at Desk at most once, none after Cancel",
                f"{writes['applied']} applied ({writes['sent']} sent) for {writes['confirmed']} confirmations "
                f"({writes['double']} double-clicked); {writes['after_cancel']} after Cancel; "
@@ -828,6 +848,17 @@ def _figures(
 # What a write call did at the emulator: an injected code or HTTP status (and Desk's own -14)
 # answers instead of the call; anything else (0, a hang, a truncated answer) took effect.
 _NOT_APPLIED = re.compile(r"^(-?\d+|http-\d+)$")
+
+
+def _step_endings(fake: FakeSlack, slack_calls: list[Any]) -> dict[str, tuple[str, int]]:
+    """Each workflow step execution: (its state at the fake, how many completions the bot sent)."""
+    attempts = Counter(str(c.body.get("function_execution_id")) for c in slack_calls
+                       if c.method in ("functions.completeSuccess", "functions.completeError"))
+    return {execution: ((fake.execution(execution) or _NO_EXECUTION).state, attempts[execution])
+            for execution in attempts}
+
+
+_NO_EXECUTION = StepExecution("", "", state="unknown")
 
 
 def _writes(run: Run, desk_calls: dict[str, list[dict[str, Any]]], database: dict[str, Any]) -> dict[str, Any]:

@@ -163,14 +163,18 @@ def test_a_step_over_socket_mode_completes_and_an_unknown_app_fails(tmp_path: An
         bot = start_socket_bot(slack, tmp_path)
         try:
             executions = []
-            for inputs in ({}, {"app": "nope"}):
-                execution_id, payload = slack.function_executed_event(steps.GET_LANGUAGES, inputs)
+            for step, inputs in ((steps.GET_LANGUAGES, {}), (steps.GET_LANGUAGES, {"app": "nope"}),
+                                 (steps.CHECK_READINESS, {})):
+                execution_id, payload = slack.function_executed_event(step, inputs)
                 envelope = slack.socket_event(payload)
                 assert slack.socket.wait_ack(envelope).envelope_id == envelope
                 executions.append(ended(slack, execution_id))
         finally:
             bot.stop()
-    done, unknown = executions
+    done, unknown, readiness = executions
+    assert readiness.state == "completed" and (readiness.outputs or {})["summary"].startswith("3 of 5 languages ready")
+    assert set(readiness.outputs or {}) == set(
+        slack.functions[steps.CHECK_READINESS]["output_parameters"]["properties"])
     assert done.state == "completed", (done.error, bot.stderr())
     assert set(done.outputs or {}) == set(slack.functions[steps.GET_LANGUAGES]["output_parameters"]["properties"])
     assert (done.outputs or {})["default_language"] == "en" and (done.outputs or {})["stale"] is False
