@@ -461,9 +461,15 @@ def _kill_and_restart(run: Run, at: float, down_for: float) -> None:
         time.sleep(0.05)
     with run.lock:
         given = {s.sent.name for s in run.steps if s.process == victim.name and s.sent.status == 200
-                 and not _answered_in_ack(s.sent)}
+                 and not _answered_in_ack(s.sent) and not s.execution}
+        executions = {s.execution for s in run.steps if s.process == victim.name and s.execution}
+
+    def steps_ended(fake: FakeSlack) -> bool:  # a workflow step ends by its completion, not an answer
+        return all((fake.execution(e) or _NO_EXECUTION).state not in ("running",) for e in executions)
+
     run.kill["drained"] = victim.in_flight == 0 and wait_for_answers(
-        run.fake, given, timeout=max(0.0, deadline - time.monotonic()))
+        run.fake, given, timeout=max(0.0, deadline - time.monotonic())
+    ) and run.fake.wait_for(steps_ended, timeout=max(0.1, deadline - time.monotonic()))
     run.first_life.append(_still_scrape(run, victim))
     run.kill["drain_s"] = round(time.monotonic() - drain_started, 1)
     victim.down.set()
