@@ -91,7 +91,7 @@ from bot.management.store import audit_table, requests_table
 from bot.sandbox.desk_emulator import ADD, CONFIG, DELETE, FAQ, LIST
 from bot.sandbox.slack_emulator import SANDBOX_USER_ID, FakeSlack, StepExecution
 from bot.slack.blocks import PROGRESS, SHARE_ACTION
-from bot.slack.steps import CHECK_READINESS, GET_LANGUAGES, manifest_functions
+from bot.slack.steps import CHECK_READINESS, GET_LANGUAGES, REQUEST_CHANGE, manifest_functions
 from bot.watch.service import EVENT_TYPE
 from bot.watch.store import WatchStore
 from tests.support.environment import pg_tool
@@ -105,6 +105,7 @@ APPS = ("prod", "staging")
 VICTIM = 1  # the index in bot_processes() of the HTTP process killed and restarted
 ADMIN, GUEST = SANDBOX_USER_ID, "U0SOAKGUEST"
 SECOND_ADMIN = "U0SOAKSECOND"  # approves (or rejects) the requests of the app under two-person approval
+STEP_ASKER = "U0SOAKASKER"  # who a workflow's change requests come from (not an admin)
 TWO_PERSON = "staging"  # DESK_STAGING_APPROVALS=2: every write waits for SECOND_ADMIN
 APPROVAL_TTL = 60  # seconds: a request nobody decides expires within the full run
 AUDIT_CHANNEL, DIGEST_CHANNEL = "C0SOAKAUDIT", "C0SOAKDIGEST"
@@ -117,7 +118,7 @@ CONSOLE_TAG = {"prod": "fil", "staging": "id"}  # what the console thread adds a
 MIX: tuple[tuple[str, int], ...] = (
     ("list", 9), ("refresh", 2), ("share", 1), ("share click", 2), ("default", 1), ("apps", 2), ("compare", 2),
     ("status", 2), ("status refresh", 1), ("help", 1), ("unknown", 1), ("guest change", 2), ("admin change", 5),
-    ("watch toggle", 1), ("workflow step", 2),
+    ("watch toggle", 1), ("workflow step", 2), ("workflow change request", 1),
 )
 DESK_FAULTS: tuple[dict[str, Any], ...] = (  # one Desk call each; codes by retry class
     {"code": -14}, {"code": 60008}, {"code": 70500}, {"code": 141002}, {"code": 70001}, {"code": 60004},
@@ -330,6 +331,8 @@ def scenario(run: Run, index: int, name: str) -> None:
         execution_id, payload = run.fake.function_executed_event(callback_id, inputs)
         step = run.send(index, name, lambda c: c.event(payload), "event")
         step.execution = execution_id
+    elif name == "workflow change request":
+        _step_change_request(run, index)
     elif name == "watch toggle":
         with run.lock:
             run.toggled_on = not run.toggled_on
@@ -370,6 +373,46 @@ def _admin_change(run: Run, index: int, app: str) -> None:
         cancelled = run.send(index, "cancel", lambda c: c.click(CANCEL_ACTION, value), "block_actions")
         _wait_answer(run.fake, cancelled.sent)
         run.send(index + 1, "confirm after cancel", confirm, "block_actions")
+
+
+def _step_change_request(run: Run, index: int) -> None:
+    """Request a language change (the Workflow Builder step) on prod, asked by someone who is not an
+    admin (a workflow's user); an admin
+    approves or rejects the request it posts, and the step must end exactly once."""
+    app, tag = APPS[0], WRITE_TAG[APPS[0]]
+    action = "remove" if tag in dict(run.emulators[app].languages()) else "add"
+    intent = Intent(app, action, tag)
+    with run.lock:
+        run.intents.append(intent)
+    execution_id, payload = run.fake.function_executed_event(
+        REQUEST_CHANGE, {"app": app, "action": action, "tag": tag, "requested_by": STEP_ASKER})
+    step = run.send(index, "workflow change request", lambda c: c.event(payload), "event")
+    step.execution = execution_id
+    request_id = _step_request(run, execution_id)
+    if request_id is None:  # not asked (already there, Desk failing, …): the step failed
+        intent.answer = "the step failed: " + str((run.fake.execution(execution_id) or _NO_EXECUTION).error)[:100]
+        return
+    intent.request_id, intent.held = request_id, True
+    intent.variant = "step approve" if run.chooser.random() < 0.7 else "step reject"
+    decision = APPROVE_ACTION if intent.variant == "step approve" else REJECT_ACTION
+    run.send(index + 1, intent.variant, lambda c: c.click(decision, request_id, user_id=ADMIN), "block_actions")
+
+
+def _step_request(run: Run, execution_id: str, timeout: float = 15.0) -> str | None:
+    """The id of the request a step posted, once it is posted; None when the step ended without one."""
+    assert run.store is not None
+    query = sa.select(requests_table.c.id).where(
+        (requests_table.c.step_execution == execution_id) & requests_table.c.approval_ts.is_not(None))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with run.store.engine.connect() as conn:
+            found = conn.execute(query).scalar()
+        if found is not None:
+            return str(found)
+        if (run.fake.execution(execution_id) or _NO_EXECUTION).state != "running":
+            return None
+        time.sleep(0.1)
+    return None
 
 
 def _approval(run: Run, index: int, intent: Intent, confirm: Callable[[Any], Sent], pick: float) -> None:
@@ -872,7 +915,8 @@ def _writes(run: Run, desk_calls: dict[str, list[dict[str, Any]]], database: dic
     sent = [(app, c) for app, calls in desk_calls.items() for c in calls if c["api"] in (ADD, DELETE)]
     applied = [(app, c) for app, c in sent if not _NOT_APPLIED.match(str(c["outcome"])) or c["outcome"] == 0]
     by_request = {r["id"]: r for r in database["requests"]}
-    confirmed = [i for i in run.intents if i.variant in ("confirm", "double", "approve", "double approve")]
+    confirmed = [i for i in run.intents if i.variant in ("confirm", "double", "approve", "double approve",
+                                                            "step approve")]
     cancelled = [i for i in run.intents if i.variant == "cancel-confirm"]
     everything = database["audit"]
     audit = [a for a in everything if a["result"] not in UNWRITTEN]  # the writes (a request for approval
