@@ -276,14 +276,23 @@ class ApprovalGate:
         metrics.language_change(app.name, entry.action, entry.result)
         log.info("language change request %s: %s %s in %s (requested by %s, by %s)", entry.result, entry.action,
                  entry.tag, app.name, entry.requested_by, entry.who)
-        if self._poster is not None and self._channel:
-            line = messages.audit_line(entry, app.render)
-            try:
-                self._poster.chat_postMessage(
-                    channel=self._channel, text=line["text"], blocks=line["blocks"], unfurl_links=False
-                )
-            except Exception as error:  # noqa: BLE001  recorded in the database either way
-                log.warning("the audit line could not be posted to DESK_AUDIT_CHANNEL (%s)", type(error).__name__)
+        self.post_audit_line(app, entry)
+
+    def post_audit_line(self, app: GatedApp, entry: AuditEntry) -> None:
+        """The audit entry's line in DESK_AUDIT_CHANNEL, when one is set (every recorded change's)."""
+        if self._poster is None or not self._channel:
+            return
+        line = messages.audit_line(entry, app.render)
+        try:
+            self._poster.chat_postMessage(channel=self._channel, text=line["text"], blocks=line["blocks"],
+                                          unfurl_links=False)
+        except Exception as error:  # noqa: BLE001  recorded in the database either way
+            log.warning("the audit line could not be posted to DESK_AUDIT_CHANNEL (%s)", type(error).__name__)
+
+
+def answer_text(answer: Message) -> str:
+    """The text of a one-section answer (a hold's "waiting", or a refusal without its emoji)."""
+    return str(answer["blocks"][0]["text"]["text"]).removeprefix(":no_entry: ")
 
 
 def _held_text(app: GatedApp, holder: ChangeRequest | None) -> str:

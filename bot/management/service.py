@@ -40,7 +40,7 @@ from bot.desk.models import language_name
 from bot.desk.writes import WriteAction, WriteOutcome, WriteStatus
 from bot.management import messages
 from bot.management.admins import AdminDirectory
-from bot.management.approvals import ApprovalGate, ApprovalPolicy
+from bot.management.approvals import ApprovalGate, ApprovalPolicy, answer_text
 from bot.management.settings_form import EditableSettings, audit_detail, outcome_of
 from bot.management.store import SETTINGS_ACTION, AuditEntry, ChangeRequest, ChangeStore, RequestState
 from bot.slack.blocks import ConfiguredApp, Message, escape, mention
@@ -227,7 +227,7 @@ class LanguageManager:
             return _database_down_before_write(error)
         if now_held is not None and now_held.approval_ts:  # posted (it may even have been decided since)
             return None
-        return str(held["blocks"][0]["text"]["text"]).removeprefix(":no_entry: ")
+        return answer_text(held)
 
     # --- two-person approval (bot/management/approvals.py) ----------------------------------------------
 
@@ -450,14 +450,7 @@ class LanguageManager:
         """After the one record of a write: the metric, the log line and DESK_AUDIT_CHANNEL's line."""
         metrics.language_change(app.name, entry.action, entry.result)
         log.info("language change: %s %s %s in %s: %s", entry.who, entry.action, entry.tag, app.name, entry.result)
-        if self._poster is not None and self._audit_channel:
-            line = messages.audit_line(entry, app.render)
-            try:
-                self._poster.chat_postMessage(
-                    channel=self._audit_channel, text=line["text"], blocks=line["blocks"], unfurl_links=False
-                )
-            except Exception as error:  # noqa: BLE001  the change is recorded in the database either way
-                log.warning("the audit line could not be posted to DESK_AUDIT_CHANNEL (%s)", type(error).__name__)
+        self.gate.post_audit_line(app, entry)
 
     # --- reconciling what was not recorded --------------------------------------------------------------
 

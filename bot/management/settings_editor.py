@@ -32,6 +32,7 @@ from bot.desk import DeskError, RobotSettings
 from bot.desk.models import language_name
 from bot.desk.writes import write_may_have_run
 from bot.management import messages
+from bot.management.approvals import answer_text
 from bot.management.service import LanguageManager, ManagedApp, approved_note
 from bot.management.settings_form import (
     LABELS,
@@ -209,7 +210,7 @@ class SettingsEditor:
                 if not check_admin:  # the command line names its second admin, or writes nothing
                     return Applied(self.manager.cli_approval_problem(app, None) or "")
                 held = self.manager.gate.hold(app, self.store.get_request(change) or found.request)
-                return Applied(_first_section(held))
+                return Applied(answer_text(held))
             won = self.store.decide(change, to=RequestState.APPLYING, user=user, now=self._clock())
         except DB_DOWN_ERRORS as error:
             return Applied(_database_down(error))
@@ -289,12 +290,6 @@ class SettingsEditor:
             result = outcome_of(read, wanted, now)
             return result, f"Desk's answer was lost ({error.code}); the settings read again: {result}; {changed}"
         return "applied", changed
-
-
-def _first_section(held: Message) -> str:
-    """A hold's answer as the modal's text: "waiting for a second admin", or why not (without the
-    Cancel button: the requester cancels with Reject on the request's message)."""
-    return str(held["blocks"][0]["text"]["text"])
 
 
 def _named(tag: str) -> str:
