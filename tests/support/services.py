@@ -3,14 +3,18 @@ stop, restart or pause, and a throwaway PostgreSQL. Shared by tests/conftest.py 
 
 from __future__ import annotations
 
+import itertools
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -166,7 +170,38 @@ class PostgresServer:
             shutil.rmtree(base, ignore_errors=True)
 
 
+# Ports for servers under test come from below Linux's ephemeral range (32768-60999 by default),
+# where outgoing connections take their source ports: a port the kernel handed out for bind(0)
+# could be taken by a client's connection (wrk, a test's keep-alive pool) before the server that
+# was given it binds, and a readiness probe then finds someone else on it. The range is split
+# between pytest-xdist's workers, and each process walks its share from a place of its own.
+_PORT_RANGE = (20000, 32768)
+
+
+def _port_candidates() -> Iterator[int]:
+    low, high = _PORT_RANGE
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % workers
+    share = (high - low) // workers
+    start = low + worker * share
+    offset = random.Random(os.getpid() ^ time.monotonic_ns()).randrange(share)
+    for step in itertools.count():
+        yield start + (offset + step) % share
+
+
+_candidates = _port_candidates()
+_candidates_lock = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A loopback port nothing is bound to now, outside the ephemeral range."""
+    with _candidates_lock:
+        for _ in range(_PORT_RANGE[1] - _PORT_RANGE[0]):
+            port = next(_candidates)
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
