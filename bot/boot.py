@@ -30,7 +30,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from sqlalchemy.engine import Engine
 
 from bot.changecontrol.declared import DeclaredState, load_declared
-from bot.changecontrol.messages import drift_alert_line, drift_line, drift_note
+from bot.changecontrol.messages import declared_drift_line, drift_alert_line, drift_note
 from bot.config import ConfigError, DeskAppSettings, Secret, Settings, load_settings
 from bot.database import (
     DB_DOWN_ERRORS,
@@ -322,7 +322,7 @@ def build_digest_service(
         state = declared
 
         def drift_of(app: str, report: ReadinessReport) -> str | None:
-            return drift_line(state.app(app), report, state.path.name)
+            return declared_drift_line(state, app, report)
 
     return DigestService(store, apps, web_client, DigestSettings.of(settings), drift_of=drift_of)
 

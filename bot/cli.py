@@ -101,11 +101,16 @@ def cmd_apps(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Is each language ready? A table, or JSON with --json; exit 3 if a check failed."""
-    from bot.boot import build_desk_apps, load_configuration
+    """Is each language ready? A table, or JSON with --json; exit 3 if a check failed. With a
+    declared state, the line on it that Slack's `status` and the Home tab show (JSON: `drift`)."""
+    from bot.boot import build_desk_apps, load_configuration, load_declared_state
+    from bot.changecontrol.messages import declared_drift_line
     from bot.desk import DeskError
+    from bot.terminal import unmarked
 
-    apps = build_desk_apps(load_configuration())
+    settings = load_configuration()
+    declared = load_declared_state(settings)
+    apps = build_desk_apps(settings, declared)
     app = chosen_app(apps, args.app)
     try:
         report = app.client.readiness(refresh=args.refresh)
@@ -113,8 +118,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"error: {error}\nwhat to do: {error.hint}", file=sys.stderr)
         return EXIT_DESK
     failed = any(row.errors for row in report.languages)
+    drift = declared_drift_line(declared, app.name, report)
+    drift_text = unmarked(drift) if drift is not None else None
     if args.json:
-        print(json.dumps({"app": app.name, "sdkappid": app.client.sdkappid, **_readiness_json(report)}, indent=2))
+        document = {"app": app.name, "sdkappid": app.client.sdkappid, **_readiness_json(report), "drift": drift_text}
+        print(json.dumps(document, indent=2))
     else:
         rows = [("TAG", "NAME", "FAQ", "WELCOME CARD", "FALLBACK", "READY")]
         for row in report.languages:
@@ -131,6 +139,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         for r in rows:
             print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:5])) + "  " + r[5])
         print(f"\n{report.summary()}" + (" (stale: Desk failed just now)" if report.stale else ""))
+        if drift_text is not None:
+            print(drift_text)
     for row in report.languages:
         for check in row.errors:
             print(f"error: {row.language.tag or '(none)'}: {check}\nwhat to do: {check.hint}", file=sys.stderr)
@@ -186,6 +196,7 @@ def _change_settings(args: argparse.Namespace) -> int:
     from bot.boot import build_cli_manager, load_configuration
     from bot.management.settings_editor import Loaded, SettingsEditor
     from bot.management.settings_form import EditableSettings, change_lines, check_values
+    from bot.terminal import unmarked
 
     manager, apps, watch = build_cli_manager(load_configuration())
     editor = SettingsEditor(manager, on_change=watch.settings_changed if watch is not None else None)
@@ -230,7 +241,7 @@ def _change_settings(args: argparse.Namespace) -> int:
         print(f"error: {_plain(proposed)}", file=sys.stderr)
         return EXIT_CONFIG
     applied = editor.apply(app, loaded.request_id, who, check_admin=False, approved_by=args.approved_by)
-    print(_plain(applied.text.replace(":white_check_mark: ", "").replace(":x: ", "").replace(":grey_question: ", "")))
+    print(unmarked(applied.text))
     if watch is not None and not watch.wait_noticed(timeout=15):
         print("note: the change alert is still on its way; the next watch poll sends it", file=sys.stderr)
     if applied.result is None:

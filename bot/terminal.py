@@ -29,6 +29,17 @@ def plain_text(mrkdwn: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
+ANSWER_MARKS = (":white_check_mark: ", ":x: ", ":grey_question: ", ":warning: ")
+
+
+def unmarked(mrkdwn: str) -> str:
+    """An answer written for Slack, for the terminal: `plain_text` without the emoji that mark
+    its outcome (:white_check_mark:, :x:, :grey_question:, :warning:)."""
+    for mark in ANSWER_MARKS:
+        mrkdwn = mrkdwn.replace(mark, "")
+    return plain_text(mrkdwn)
+
+
 def message_to_text(message: dict[str, Any]) -> str:
     lines: list[str] = []
     for block in message.get("blocks") or []:

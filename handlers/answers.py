@@ -11,7 +11,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from bot.changecontrol.messages import drift_line, plan_message
+from bot.changecontrol.messages import declared_drift_line, plan_message
 from bot.changecontrol.plan import AppPlan, read_plan
 from bot.deps import BotDeps, DeskApp, fetch_all
 from bot.desk import DeskError, LanguageList, ReadinessReport
@@ -89,10 +89,7 @@ def readiness_reply(
 
 def drift_of(deps: BotDeps | None, app: DeskApp, report: ReadinessReport) -> str | None:
     """The line on the declared state for `app`'s report (pure: no Desk call), or None without one."""
-    declared = deps.declared if deps is not None else None
-    if declared is None:
-        return None
-    return drift_line(declared.app(app.name), report, declared.path.name)
+    return declared_drift_line(deps.declared if deps is not None else None, app.name, report)
 
 
 def plan_reply(deps: BotDeps, app: str | None, *, refresh: bool = False) -> blocks.Message:

@@ -332,6 +332,44 @@ def test_status_judges_by_the_declared_requirements(emulator: DeskEmulator, tmp_
     assert "no-welcome-card" not in judged["vi"]  # not required any more
 
 
+def test_status_on_the_terminal_has_slack_s_line_on_the_declared_state(emulator: DeskEmulator, tmp_path: Path) -> None:
+    """The line Slack's `status` and the Home tab show (test below), on the terminal and in --json."""
+    without = run(emulator, tmp_path, "status")
+    assert without.returncode == 0 and "desk-languages.toml" not in without.stdout
+    in_sync = run(emulator, tmp_path, "status", toml=IN_SYNC)
+    assert in_sync.returncode == 0, in_sync.stderr
+    summary, line = in_sync.stdout.splitlines()[-2:]
+    assert summary.startswith("3 of 5 languages ready") and line == "In sync with desk-languages.toml."
+    emulator.set_languages([("en", 1), ("zh", 0), ("ja", 0), ("vi", 0)])  # fil removed in the console
+    drifted = run(emulator, tmp_path, "status")
+    assert drifted.stdout.splitlines()[-1] == "Differs from desk-languages.toml: + fil. plan shows the details."
+    as_json = json.loads(run(emulator, tmp_path, "status", "--json").stdout)
+    assert as_json["drift"] == "Differs from desk-languages.toml: + fil. plan shows the details."
+    emulator.inject(Fault(code=70500, api="list_faq"), times=-1)
+    failed = run(emulator, tmp_path, "status")
+    assert failed.returncode == 3
+    assert "Not compared with desk-languages.toml: a check failed (plan reads Desk again)." in failed.stdout
+
+
+def test_plan_of_one_app_reads_and_shows_only_that_app(emulator: DeskEmulator, tmp_path: Path) -> None:
+    with DeskEmulator(sdkappid=1400000777, key=STAGING_KEY, sample="staging") as staging:
+        two_apps = {
+            "DESK_APPS": "prod,staging", "DESK_PROD_SDKAPPID": str(emulator.sdkappid),
+            "DESK_PROD_API_URL": emulator.base_url, "DESK_STAGING_SDKAPPID": "1400000777",
+            "DESK_STAGING_SECRET_KEY": STAGING_KEY, "DESK_STAGING_API_URL": staging.base_url,
+        }
+        both = IN_SYNC.replace("[default]", "[prod]") + '\n[staging]\nlanguages = ["", "en", "ja", "vi"]\n'
+        result = run(emulator, tmp_path, "plan", "--app", "staging", toml=both, **two_apps)
+        assert result.returncode == 4, result.stderr
+        assert result.stdout.splitlines()[2:] == ["staging: 1 difference, 1 for apply", "  + vi (Vietnamese)"]
+        assert emulator.calls == [] and staging.calls  # prod is neither read nor shown
+        as_json = json.loads(run(emulator, tmp_path, "plan", "--app", "staging", "--json", **two_apps).stdout)
+        assert [app["app"] for app in as_json["apps"]] == ["staging"] and emulator.calls == []
+        unknown = run(emulator, tmp_path, "plan", "--app", "stagign", **two_apps)
+        assert unknown.returncode == 2 and unknown.stderr.startswith("configuration error: --app: 'stagign'")
+        assert "staging" in unknown.stderr.splitlines()[0] and len(unknown.stderr.splitlines()) == 1
+
+
 # --- in Slack -------------------------------------------------------------------------------------
 
 

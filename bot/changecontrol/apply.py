@@ -21,7 +21,7 @@ from bot.management.service import NOT_RECORDED, LanguageManager
 from bot.management.settings_editor import Loaded, SettingsEditor
 from bot.management.settings_form import EditableSettings, change_lines
 from bot.slack.blocks import ConfiguredApp
-from bot.terminal import plain_text
+from bot.terminal import plain_text, unmarked
 
 
 @dataclass
@@ -131,15 +131,8 @@ def _settings_step(
             return plain_text(proposed)
         applied = editor.apply(app, loaded.request_id, who, check_admin=False, approved_by=approved_by)
         if applied.result != "applied":
-            return _unmarked(applied.text)
-        result.done.append("~ " + " ".join(_unmarked(applied.text).splitlines()))
+            return unmarked(applied.text)
+        result.done.append("~ " + " ".join(unmarked(applied.text).splitlines()))
         return None
 
     return step
-
-
-def _unmarked(mrkdwn: str) -> str:
-    """An editor's answer for the terminal, without its emoji."""
-    for mark in (":white_check_mark: ", ":x: ", ":grey_question: "):
-        mrkdwn = mrkdwn.replace(mark, "")
-    return plain_text(mrkdwn)

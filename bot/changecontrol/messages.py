@@ -58,6 +58,14 @@ def drift_line(declared: DeclaredApp | None, report: ReadinessReport, file_name:
     return f":warning: Differs from {named}: {shown}{more}. `plan` shows the details."
 
 
+def declared_drift_line(state: DeclaredState | None, app: str, report: ReadinessReport) -> str | None:
+    """`drift_line` for app `app` of the declared state (None without a file, or for an app it
+    does not name): what `status` (Slack and the terminal), the Home tab and digests show."""
+    if state is None:
+        return None
+    return drift_line(state.app(app), report, state.path.name)
+
+
 def drift_note(state: DeclaredState) -> Callable[[str, str, str], str | None]:
     """What adding or removing a language from Slack does to the declared state, for its
     confirmation (mrkdwn): the next `apply` undoes a change the file does not declare."""
