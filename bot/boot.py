@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -377,11 +378,12 @@ def start_watch_ticker(service: WatchService, settings: Settings) -> WatchTicker
 
 def build_language_manager(
     settings: Settings, apps: tuple[DeskApp, ...], web_client: WebClient, store: ChangeStore,
-    declared: DeclaredState | None = None,
+    declared: DeclaredState | None = None, *, clock: Callable[[], float] = time.time,
 ) -> LanguageManager:
     """Adding and removing languages: each app's admins (DESK_ADMINS or DESK_<APP>_ADMINS), the
     confirmations and audit in the database, audit lines to DESK_AUDIT_CHANNEL, and what a change
-    does to the declared state said in its confirmation."""
+    does to the declared state said in its confirmation. `clock` dates requests and their expiry
+    (tests move it instead of waiting out DESK_APPROVAL_TTL)."""
     admins = {app.name: AdminList(app.admins, app.admins_variable, app.admins_off) for app in settings.apps}
     return LanguageManager(
         apps,
@@ -393,6 +395,7 @@ def build_language_manager(
         approvals=approval_policy(settings),
     )
 
+        clock=clock,
 
 def approval_policy(settings: Settings) -> ApprovalPolicy:
     """Each app's DESK_<APP>_APPROVALS (or DESK_APPROVALS) and DESK_APPROVAL_TTL."""

@@ -4,10 +4,12 @@ processes on one database; and the command line's --approved-by."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -356,3 +358,179 @@ def test_no_secret_in_requests_audit_lines_or_logs_at_debug(
     assert "rejected" in shown and "added Filipino" in shown
     for secret in (BOT_TOKEN, SIGNING_SECRET, SANDBOX_KEY):
         assert secret not in shown and secret not in caplog.text
+
+
+# --- the command line's apply and remove ------------------------------------------------------------
+
+
+def test_apply_and_remove_on_the_command_line_need_a_second_admin_and_the_audit_names_both(
+    desk: DeskEmulator, tmp_path: Path
+) -> None:
+    """Without --approved-by, `apply` and `remove` say so in one line, exit 2 and write nothing (not
+    even the plan's first step); with a second admin named, each write is audited with the
+    operator (apply:<user>, cli:<user>) as who and the approver in its detail."""
+    database = tmp_path / "cli.db"
+    desk.set_faq("ja", [])  # removable
+    (tmp_path / "desk-languages.toml").write_text('[default]\nlanguages = ["en", "zh", "vi"]\n', encoding="utf-8")
+    env = clean_env(**desk_env(desk, DATABASE_URL=f"sqlite:///{database}", DESK_APPROVALS="2",
+                               DESK_AUDIT_CHANNEL=AUDIT, DESK_ADMINS=f"{ASKER},{SECOND}"))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot", *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
+
+    def audit() -> list[tuple[str, str, str, str, str]]:
+        with sa.create_engine(f"sqlite:///{database}").connect() as conn:
+            query = "SELECT who, action, tag, result, detail FROM language_changes ORDER BY id"
+            return [(row[0], row[1], row[2], row[3], row[4]) for row in conn.execute(sa.text(query)).all()]
+
+    apply, remove = run("apply", "--yes"), run("remove", "ja", "--yes")
+    for refused in (apply, remove):
+        said = [line for line in refused.stderr.splitlines() if " INFO " not in line]
+        assert refused.returncode == 2 and len(said) == 1, refused.stderr
+        assert said[0].startswith("error: ") and "--approved-by" in said[0]
+        assert "needs two people for every change (DESK_APPROVALS=2)" in said[0]
+    assert apply.stderr.strip().endswith("Nothing was applied.")
+    assert "- ja (Japanese)" in apply.stdout and "+ vi (Vietnamese)" in apply.stdout  # the plan it did not apply
+    assert writes(desk) == [] and audit() == []
+
+    operator = getpass.getuser()
+    done = run("apply", "--yes", "--approved-by", SECOND)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert writes(desk) == ["robot_del_language", "robot_add_language"], done.stdout
+    assert audit() == [
+        (f"apply:{operator}", "remove", "ja", "applied", f"approved by {SECOND}"),
+        (f"apply:{operator}", "add", "vi", "applied", f"approved by {SECOND}"),
+    ]
+    removed = run("remove", "vi", "--yes", "--approved-by", SECOND)
+    assert removed.returncode == 0, removed.stderr
+    assert audit()[-1] == (f"cli:{operator}", "remove", "vi", "applied", f"approved by {SECOND}")
+    assert len(writes(desk)) == 3
+
+
+# --- per app, the time a request waits, and every end audited ----------------------------------------
+
+
+PROD_KEY, STAGING_KEY = "prod-key-0123456789abcdef", "staging-key-0123456789abcdef"
+
+
+def test_one_app_at_two_approvals_and_another_at_one_keeps_its_single_confirmation(slack: FakeSlack) -> None:
+    """DESK_PROD_APPROVALS=2 beside a staging app at the default 1: prod's Confirm waits for a second
+    admin, staging's writes at once, with no request posted and no lock shared."""
+    with (
+        DeskEmulator(sdkappid=1400000101, key=PROD_KEY, languages=[("en", 1), ("zh", 0)]) as prod,
+        DeskEmulator(sdkappid=1400000102, key=STAGING_KEY, languages=[("en", 1), ("zh", 0)]) as staging,
+    ):
+        env = {
+            "DESK_APPS": "prod,staging", "DESK_PROD_APPROVALS": "2", "DESK_AUDIT_CHANNEL": AUDIT,
+            "DESK_ADMINS": f"{ASKER},{SECOND}", "DESK_PROD_SDKAPPID": str(prod.sdkappid),
+            "DESK_PROD_SECRET_KEY": PROD_KEY, "DESK_PROD_API_URL": prod.base_url,
+            "DESK_STAGING_SDKAPPID": str(staging.sdkappid), "DESK_STAGING_SECRET_KEY": STAGING_KEY,
+            "DESK_STAGING_API_URL": staging.base_url,
+        }
+        served = BotUnderTest(make_settings(prod, **slack_env(slack, **env)), slack, prod)
+        try:
+            asked = command_as(served, ASKER, "prod add vi")
+            assert "needs two people for every change (DESK_PROD_APPROVALS=2)" in texts(asked)
+            waiting = served.reply(click(served, asked, CONFIRM_ACTION).name)
+            assert "Waiting for a second admin" in texts(waiting) and writes(prod) == []
+            (request,) = requests_posted(slack)
+
+            confirmation = command_as(served, ASKER, "staging add vi")  # while prod's request waits
+            assert "two people" not in texts(confirmation) and "approval" not in texts(confirmation).lower()
+            done = served.reply(click(served, confirmation, CONFIRM_ACTION).name)
+            assert "Vietnamese (vi) was added." in texts(done)
+            assert writes(staging) == ["robot_add_language"] and writes(prod) == []
+            assert len(requests_posted(slack)) == 1  # staging's change asked nobody
+
+            assert "was added" in decide(served, request, APPROVE_ACTION, SECOND)
+            assert writes(prod) == ["robot_add_language"] and writes(staging) == ["robot_add_language"]
+        finally:
+            served.close()
+
+
+def test_desk_approval_ttl_is_how_long_a_request_waits(desk: DeskEmulator, slack: FakeSlack, tmp_path: Path) -> None:
+    """DESK_APPROVAL_TTL=60: a request still waits 59 s after its Confirm and has expired at 61 s
+    (audited, its message updated, Approve refused, nothing written); under the default TTL the
+    same 61 s leave it waiting. The manager is the one the bot builds, on a clock the test moves."""
+    from bot.boot import build_database, build_desk_apps, build_language_manager, build_web_client
+    from bot.deps import DeskApp
+    from bot.management.service import LanguageManager
+    from bot.management.store import ChangeStore
+    from tests.support.clocks import Dial
+
+    def manager_for(clock: Dial[float], **env: str) -> tuple[LanguageManager, DeskApp]:
+        settings = make_settings(desk, **slack_env(slack, DESK_ADMINS=f"{ASKER},{SECOND}", DESK_AUDIT_CHANNEL=AUDIT,
+                                                   DESK_APPROVALS="2", **env))
+        apps = build_desk_apps(settings)
+        store = ChangeStore(build_database(settings, apps))
+        return build_language_manager(settings, apps, build_web_client(settings), store, clock=clock), apps[0]
+
+    def held(manager: LanguageManager, app: DeskApp) -> str:
+        confirmation = manager.request(app, ASKER, "add", "vi")
+        request_id = str(button(confirmation, CONFIRM_ACTION)["value"])
+        assert "Waiting for a second admin" in texts(manager.confirm(request_id, ASKER))
+        return request_id
+
+    clock = Dial(time.time())
+    short, app = manager_for(clock, DESK_APPROVAL_TTL="60", DATABASE_URL=f"sqlite:///{tmp_path / 'short.db'}")
+    request_id = held(short, app)
+    clock.value += 59
+    assert short.reconcile() == 0 and short.store.awaiting(app.name) is not None
+    clock.value += 2
+    assert short.reconcile() == 1 and short.store.awaiting(app.name) is None
+    assert "expired" in texts(short.approve(request_id, SECOND)) and writes(desk) == []
+    (ended,) = requests_posted(slack)
+    assert "expired: no second admin approved it" in texts(ended)
+    (entry,) = short.store.history(app.name)
+    assert (entry.result, entry.who, entry.requested_by) == ("expired", ASKER, ASKER)
+
+    clock = Dial(time.time())
+    default, app = manager_for(clock, DATABASE_URL=f"sqlite:///{tmp_path / 'default.db'}")
+    held(default, app)
+    clock.value += 61
+    assert default.reconcile() == 0 and default.store.awaiting(app.name) is not None  # a day by default
+
+
+def test_a_cancelled_request_is_audited_with_the_requester_and_who_cancelled(
+    bot: BotUnderTest, desk: DeskEmulator, slack: FakeSlack
+) -> None:
+    """Another admin's Cancel, and the requester's own Reject (a cancellation): each ends the
+    request unwritten, audited with both people, said so in the audit channel and the history."""
+    store = bot.deps.manager.store if bot.deps.manager is not None else None
+    assert store is not None
+    waiting = ask(bot)
+    assert "Cancelled" in texts(bot.reply(click(bot, waiting, CANCEL_ACTION, user=THIRD).name))
+    (latest,) = store.history("default")
+    assert (latest.result, latest.who, latest.requested_by) == ("cancelled", THIRD, ASKER)
+    said = f"<@{THIRD}> cancelled <@{ASKER}>'s request to add Vietnamese"
+    assert any(said in line for line in audit_lines(slack)) and said in history(bot)
+
+    ask(bot, "add fil")
+    (_, request) = requests_posted(slack)
+    assert "Cancelled: nothing was written" in decide(bot, request, REJECT_ACTION, ASKER)
+    latest = store.history("default")[0]
+    assert (latest.result, latest.who, latest.requested_by, latest.tag) == ("cancelled", ASKER, ASKER, "fil")
+    assert f"<@{ASKER}> cancelled the request to add Filipino" in texts(requests_posted(slack)[1])
+    assert writes(desk) == []
+
+
+def test_a_removal_whose_language_went_meanwhile_no_longer_applies_and_says_why(
+    bot: BotUnderTest, desk: DeskEmulator, slack: FakeSlack
+) -> None:
+    desk.set_faq("ja", [])  # removable when asked
+    ask(bot, "remove ja")
+    (request,) = requests_posted(slack)
+    desk.set_languages([("en", 1), ("zh", 0)])  # removed in the console meanwhile
+    answer = decide(bot, request, APPROVE_ACTION, SECOND)
+    assert "The list changed since this was asked" in answer
+    assert "Japanese (`ja`) is not one of the chatbot's languages; nothing to remove." in answer
+    assert writes(desk) == []
+    (ended,) = requests_posted(slack)
+    assert f"<@{SECOND}> approved <@{ASKER}>'s request to remove Japanese" in texts(ended)
+    assert "which no longer applied" in texts(ended) and APPROVE_ACTION not in str(ended["blocks"])
+    store = bot.deps.manager.store if bot.deps.manager is not None else None
+    assert store is not None
+    (entry,) = store.history("default")
+    assert (entry.result, entry.who, entry.requested_by, entry.action) == ("superseded", SECOND, ASKER, "remove")
+    assert "Waiting for a second admin" in texts(ask(bot, "add fil", SECOND))  # the lock is free again

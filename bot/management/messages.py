@@ -161,7 +161,9 @@ def change_text(entry: AuditEntry) -> str:
         asked_by = _person(entry.requested_by or entry.who)
         ended = {
             "rejected": f"{_person(entry.who)} rejected {asked_by}'s request to {verb} {what}",
-            "cancelled": f"{_person(entry.who)} cancelled the request to {verb} {what}",
+            "cancelled": f"{_person(entry.who)} cancelled "
+                         + (f"{asked_by}'s request" if entry.requested_by not in (None, entry.who) else "the request")
+                         + f" to {verb} {what}",
             "expired": f"{asked_by}'s request to {verb} {what} expired: no second admin approved it",
             "superseded": f"{_person(entry.who)} approved {asked_by}'s request to {verb} {what}, which no longer "
                           "applied",
