@@ -70,8 +70,9 @@ class EmulatorProcess:
     """`python -m bot sandbox` on a free port, with its control API wrapped; `sample` and
     `sdkappid` make it another app (a second one beside the first)."""
 
-    def __init__(self, app_index: int = 0, sample: str | None = None) -> None:
+    def __init__(self, app_index: int = 0, sample: str | None = None, admins: Sequence[str] = ()) -> None:
         self.port = free_port()
+        self.admins = tuple(admins)  # Desk admin identifiers accepted besides `administrator`
         self.base_url = f"http://{HOST}:{self.port}"
         self.app_index = app_index  # the N-th emulated app: its own SDKAppID and key (sandbox_identity)
         self.sample = sample  # the starting data; None: the app's own (sample_for_app)
@@ -81,7 +82,8 @@ class EmulatorProcess:
     def start(self) -> EmulatorProcess:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "bot", "sandbox", "--port", str(self.port), "--host", HOST,
-             "--app-index", str(self.app_index), *(["--sample", self.sample] if self.sample else [])],
+             "--app-index", str(self.app_index), *(["--sample", self.sample] if self.sample else []),
+             *(arg for admin in self.admins for arg in ("--admin", admin))],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -135,7 +137,7 @@ class EmulatorProcess:
 
     def calls(self) -> list[dict[str, Any]]:
         """Every Desk call so far: {"at": wall-clock arrival, "outcome": code or "hang"/"http-502"/…,
-        "api": the API's command, "body": the JSON body sent}."""
+        "api": the API's command, "body": the JSON body sent, "identifier": the Desk admin it came as}."""
         status, answer = http_json(self.port, "GET", "/_emulator/calls")
         if status != 200 or not isinstance(answer, list):
             raise RuntimeError("the emulator did not list its calls")

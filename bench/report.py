@@ -462,6 +462,7 @@ def _soak(f: dict[str, Any]) -> list[str]:
         f"{', '.join(f'{k} {v}' for k, v in writes['audit_results'].items())}.",
         "",
         *_two_person_lines(writes.get("two_person")),
+        *_change_control_lines(f.get("change_control")),
         f"Watch: {alerts['events']} events ({', '.join(f'{k} {v}' for k, v in alerts['event_kinds'].items())}), "
         f"{alerts['due']} alerts due in the watching channels, {alerts['delivered_once']} delivered exactly once; "
         f"{alerts['answered_429']} alert posts answered 429 and retried; the removed channel's "
@@ -508,6 +509,24 @@ def _two_person_lines(two: dict[str, Any] | None) -> list[str]:
         f"app's lock; {two['writes_sent']} writes at Desk for {two['approved']} approved requests, "
         f"{two['without_approval']} without another person's approval, {two['twice']} twice; ended without a "
         f"write: {', '.join(f'{k} {v}' for k, v in two['ended_without_write'].items()) or 'none'}.",
+        "",
+    ]
+
+
+def _change_control_lines(change: dict[str, Any] | None) -> list[str]:
+    """plan and apply run as the command line during the soak (older runs have none)."""
+    if not change:
+        return []
+    exits = ", ".join(f"exit {k}: {v}" for k, v in change["approved_exits"].items())
+    return [
+        f"Change control (the command line, beside the servers): {change['plans']} `plan --json` "
+        f"({', '.join(f'exit {k}: {v}' for k, v in change['plan_exits'].items())}; {change['writes_by_plan']} "
+        f"writes); {change['applies_unapproved']} `apply --app staging` without --approved-by, "
+        f"{change['refused_one_line']} refused in one line (exit 2), {change['writes_by_unapproved']} writes; "
+        f"{change['applies_approved']} with --approved-by a second admin ({exits}; {change['refused_by_lock']} "
+        f"refused while a request waited in Slack): {change['applied']} applied of {change['writes_sent']} "
+        f"writes sent, {change['audited']} audit lines as apply:<user>, {change['without_approver']} without "
+        f"the approver, {change['twice']} twice.",
         "",
     ]
 

@@ -20,6 +20,15 @@ Cancel then Confirm (must not apply) — and watch / watch off in a throwaway ch
 A console thread changes the lists at the emulators directly now and then, so that
 watch alerts fire. One HTTP process is SIGKILLed mid-run and restarted.
 
+Change control beside them, as CI runs it: once before the mix and every 30 s in it (12 s in
+the smoke run), the soak writes a desk-languages.toml declaring staging as Desk has it with
+one language (`ja`, which only apply touches) added or removed, then runs, each as its own
+process on the same database and Redis with no Slack token, `python -m bot plan --json`,
+`python -m bot apply --app staging --yes` (staging is under two-person approval: refused,
+exit 2, one line) and the same with `--approved-by` a second admin (applied, or refused while a
+request waits in Slack, or stopped by a Desk fault). They come to Desk as an admin of their
+own (DESK_<APP>_IDENTIFIER), so the emulators tell their calls from the servers'.
+
 Faults, at random: Desk (every retry class of error code, a hang past DESK_TIMEOUT,
 HTTP 502, a truncated body; any call, or one API: the list, add, remove, list_faq,
 desc_robot_config) and Slack (500 on a response_url, 429 with Retry-After on
@@ -42,7 +51,9 @@ would have shown that user an error), outside the exactly-once figures.
 
 Counted and targets: every request acknowledged within 3 s and answered exactly once;
 every confirmed write sent to Desk at most once per confirmation (double clicks give
-one write; Cancel then Confirm none), every write recorded in the audit; every watch
+one write; Cancel then Confirm none), every write recorded in the audit; apply without
+--approved-by refused in one line and writing nothing, plan writing nothing, and apply's writes
+each made once, only by a run naming the second admin, audited as apply:<user> with them; every watch
 event alerted exactly once in every channel that watched the app, none in the removed
 channel, whose watch stops, and the watch state caught up with the emulators at the
 end; zero HTTP 5xx; zero tracebacks in any process log; the digest posted once; and, once
@@ -59,6 +70,7 @@ import json
 import random
 import re
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -107,6 +119,11 @@ ADMIN, GUEST = SANDBOX_USER_ID, "U0SOAKGUEST"
 SECOND_ADMIN = "U0SOAKSECOND"  # approves (or rejects) the requests of the app under two-person approval
 STEP_ASKER = "U0SOAKASKER"  # who a workflow's change requests come from (not an admin)
 TWO_PERSON = "staging"  # DESK_STAGING_APPROVALS=2: every write waits for SECOND_ADMIN
+# Change control: `python -m bot plan --json` and `apply --app staging` as processes of their own,
+# as CI runs them (no Slack token). They come to Desk as another admin (DESK_<APP>_IDENTIFIER), so
+# the emulators tell their calls from the servers' (which /metrics counts, and theirs not).
+CHANGE_CONTROL = "change_control"
+APPLY_TAG = "ja"  # staging's language that only apply adds and removes (its FAQ emptied: removable)
 APPROVAL_TTL = 60  # seconds: a request nobody decides expires within the full run
 AUDIT_CHANNEL, DIGEST_CHANNEL = "C0SOAKAUDIT", "C0SOAKDIGEST"
 GONE = "C0WATCHGONE"  # watches prod, but the bot was removed from it: every post answers not_in_channel
@@ -227,6 +244,19 @@ class Intent:
 
 
 @dataclass
+class CliRun:
+    """One `python -m bot plan|apply` the soak ran, and what it said (stderr without log lines)."""
+
+    command: str  # "plan" or "apply"
+    approved: bool  # apply with --approved-by SECOND_ADMIN
+    started: float  # wall clock, like the emulators' call times
+    ended: float
+    exit: int
+    said: list[str]
+    out: str
+
+
+@dataclass
 class Run:
     processes: list[BotProcess]
     emulators: dict[str, EmulatorProcess]
@@ -241,6 +271,7 @@ class Run:
     store: WatchStore | None = None  # the shared watch tables (PostgreSQL)
     setup: list[Step] = field(default_factory=list)  # the watch commands before the mix
     first_life: list[str] = field(default_factory=list)  # the victim's /metrics just before its kill
+    cli_runs: list[CliRun] = field(default_factory=list)  # plan and apply, one process each, in turn
 
     def record(self, step: Step) -> Step:
         with self.lock:
@@ -553,6 +584,52 @@ def _claims_held(run: Run, process: BotProcess) -> list[str]:
     ]
 
 
+# --- change control: plan and apply as the command line ----------------------------------------------
+
+_LOG_LINE = re.compile(r" (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+
+
+def _cli_environment(environment: dict[str, str], work: Path) -> tuple[dict[str, str], Path]:
+    """The servers' variables for `python -m bot plan|apply` as CI runs them: no Slack token (the
+    audit stays in the shared database), its own Desk admin, desk-languages.toml in its working
+    directory (the servers, elsewhere, have none)."""
+    env = {key: value for key, value in environment.items() if not key.startswith("SLACK_")}
+    env.update({f"DESK_{app.upper()}_IDENTIFIER": CHANGE_CONTROL for app in APPS}, LOG_LEVEL="WARNING")
+    folder = work / "change-control"
+    folder.mkdir(exist_ok=True)
+    return env, folder
+
+
+def _cli(run: Run, env: dict[str, str], cwd: Path, *args: str) -> CliRun:
+    started = time.time()
+    done = subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=90, stdin=subprocess.DEVNULL, check=False)
+    said = [line for line in done.stderr.splitlines() if line.strip() and not _LOG_LINE.search(line)]
+    ran = CliRun(args[0], "--approved-by" in args, started, time.time(), done.returncode, said, done.stdout)
+    with run.lock:
+        run.cli_runs.append(ran)
+    return ran
+
+
+def _change_control_round(run: Run, env: dict[str, str], cwd: Path) -> None:
+    """Declare staging as Desk has it now with APPLY_TAG toggled (so there is always a change for
+    apply), then: `plan --json`; `apply --app staging --yes` without --approved-by (refused, exit 2,
+    nothing written); and with --approved-by SECOND_ADMIN (writes, unless a request waits in Slack or
+    Desk fails)."""
+    tags = [tag for tag, _ in run.emulators[TWO_PERSON].languages()]
+    declared = [tag for tag in tags if tag != APPLY_TAG] if APPLY_TAG in tags else [*tags, APPLY_TAG]
+    (cwd / "desk-languages.toml").write_text(f"[{TWO_PERSON}]\nlanguages = {json.dumps(declared)}\n",
+                                             encoding="utf-8")
+    _cli(run, env, cwd, "plan", "--json")
+    _cli(run, env, cwd, "apply", "--app", TWO_PERSON, "--yes")
+    _cli(run, env, cwd, "apply", "--app", TWO_PERSON, "--yes", "--approved-by", SECOND_ADMIN)
+
+
+def _change_control(run: Run, stop: threading.Event, every: float, env: dict[str, str], cwd: Path) -> None:
+    while not stop.wait(every):
+        _change_control_round(run, env, cwd)
+
+
 # --- the run --------------------------------------------------------------------------------------
 
 
@@ -571,18 +648,21 @@ def _services() -> Iterator[tuple[RedisServer, PostgresServer]]:
 def run(options: Options) -> dict[str, Any]:
     seconds, rate = (30.0, 3.0) if options.smoke else (180.0, 6.0)
     console_every = 10.0 if options.smoke else 2.5 * WATCH_INTERVAL
+    change_control_every = 12.0 if options.smoke else 30.0  # a plan and two applies each time, in the mix
     chooser = random.Random(2026)
     names = [name for name, weight in MIX for _ in range(weight)]
     mix = [chooser.choice(names) for _ in range(int(seconds * rate))]
     injected: Counter[str] = Counter()
     with (
         workspace(NAME) as work, fake_slack(socket_mode=True) as fake, _services() as (redis_server, postgres),
-        EmulatorProcess(0, "default") as prod, EmulatorProcess(1, "staging") as staging,
+        EmulatorProcess(0, "default", admins=[CHANGE_CONTROL]) as prod,
+        EmulatorProcess(1, "staging", admins=[CHANGE_CONTROL]) as staging,
     ):
         emulators = {"prod": prod, "staging": staging}
         fake.functions = manifest_functions()  # the workflow steps' completions are checked against it
         prod.set_languages(PROD_START)
         prod.set_faq(WRITE_TAG["prod"], [])  # Desk deletes only a language without FAQ questions
+        staging.set_faq(APPLY_TAG, [])
         settings: dict[str, Any] = {
             "DESK_APPS": ",".join(APPS), "DESK_TIMEOUT": DESK_TIMEOUT, "DESK_CACHE_TTL": CACHE_TTL,
             "DESK_PROD_SDKAPPID": prod.sdkappid, "DESK_PROD_SECRET_KEY": prod.key, "DESK_PROD_API_URL": prod.base_url,
@@ -601,6 +681,7 @@ def run(options: Options) -> dict[str, Any]:
             fake.script("chat.postMessage", status=429, headers={"Retry-After": "1"}, channel=DIGEST_CHANNEL)
         fake.script("chat.postMessage", body={"ok": False, "error": "not_in_channel"}, channel=GONE, times=-1)
         environment = bot_environment(prod, fake, work, **settings)
+        cli_env, cli_cwd = _cli_environment(environment, work)
         release_phase(environment, work)
         processes = bot_processes(environment, work, fake)
         try:
@@ -610,11 +691,14 @@ def run(options: Options) -> dict[str, Any]:
             # The emulators' calls are kept from the boot on (the /metrics totals count them all);
             # the figures of the mix take those from here.
             mix_from = time.time()
+            _change_control_round(state, cli_env, cli_cwd)  # one round before the faults and the requests
             started = time.monotonic()
             stop = threading.Event()
             threads = [
                 threading.Thread(target=_inject_faults, args=(state, stop, injected, random.Random(7)), daemon=True),
                 threading.Thread(target=_console, args=(state, stop, console_every), daemon=True),
+                threading.Thread(target=_change_control, args=(state, stop, change_control_every, cli_env, cli_cwd),
+                                 daemon=True),
                 threading.Thread(target=_kill_and_restart, args=(state, started + seconds * 0.45, 4.0), daemon=True),
             ]
             for thread in threads:
@@ -642,7 +726,9 @@ def run(options: Options) -> dict[str, Any]:
             time.sleep(2.0)  # anything late (a duplicate) has time to show up
             database = {**_read_database(postgres.url, store), "caught_up": caught_up}
             metrics = _agree_when_quiet(state)
-            desk_calls = {app: [c for c in em.calls() if c["at"] >= mix_from] for app, em in emulators.items()}
+            mixed = {app: [c for c in em.calls() if c["at"] >= mix_from] for app, em in emulators.items()}
+            desk_calls = {app: [c for c in calls if not _from_cli(c)] for app, calls in mixed.items()}
+            cli_calls = {app: [c for c in calls if _from_cli(c)] for app, calls in mixed.items()}
             finals = {app: emulator.languages() for app, emulator in emulators.items()}
         finally:
             for process in processes:
@@ -650,7 +736,8 @@ def run(options: Options) -> dict[str, Any]:
         logs = {p.name: p.log_text() for p in processes}
     keep_log(NAME, options, "".join(f"===== {name} =====\n{text}" for name, text in logs.items()))
     figures = _figures(
-        state, deliveries(fake), fake.calls(), desk_calls, finals, database, logs, injected, digest_due, metrics
+        state, deliveries(fake), fake.calls(), desk_calls, finals, database, logs, injected, digest_due, metrics,
+        cli_calls,
     )
     figures["watch_settled_s"] = settled_s
     figures["settings"] = {
@@ -661,6 +748,7 @@ def run(options: Options) -> dict[str, Any]:
         "desk_fault_every_s": DESK_FAULT_EVERY_S, "response_url_500_every_s": SLACK_500_EVERY_S,
         "post_message_429_every_s": SLACK_429_EVERY_S, "watchers": {a: list(c) for a, c in WATCHERS.items()},
         "digest_due": None if digest_due is None else digest_due.isoformat(),
+        "change_control_every_s": change_control_every, "apply_tag": APPLY_TAG,
     }
     figures["sending_seconds"] = round(sending_s, 1)
     _print(figures)
@@ -763,6 +851,7 @@ def _figures(
     run: Run, got: dict[str, Any], slack_calls: list[Any], desk_calls: dict[str, list[dict[str, Any]]],
     finals: dict[str, list[tuple[str, int]]], database: dict[str, Any], logs: dict[str, str],
     injected: Counter[str], digest_due: datetime | None, metrics: dict[str, Any],
+    cli_calls: dict[str, list[dict[str, Any]]],
 ) -> dict[str, Any]:
     steps = run.steps
     killed_at, victim = run.kill.get("at", 0.0), run.kill.get("process")
@@ -801,6 +890,7 @@ def _figures(
     steps_once = sum(ended.get(s.execution, ("running", 0)) in (("completed", 1), ("failed", 1)) for s in workflow)
     acked = sum(s.sent.acked for s in counted) + sum(s.sent.acked for s in workflow)
     writes = _writes(run, desk_calls, database)
+    change = _change_control_figures(run, cli_calls, database)
     alerts = _alerts(slack_calls, database)
     logged = {name: tracebacks(text) for name, text in logs.items()}
     error_lines = [line for text in logs.values() for line in text.splitlines() if " ERROR " in line]
@@ -829,6 +919,7 @@ def _figures(
         "desk_outcomes": dict(Counter(f"{app} {c['api']}: {c['outcome']}" for app, calls in desk_calls.items()
                                       for c in calls).most_common()),
         "writes": writes,
+        "change_control": change,
         "workflow_steps": {"sent": len(workflow), "acked": sum(s.sent.acked for s in workflow),
                            "ended_exactly_once": steps_once, "ends": dict(step_ends)},
         "alerts": alerts,
@@ -871,6 +962,21 @@ def _figures(
                and writes["two_person"]["writes_sent"] <= writes["two_person"]["approved"]),
         target("non-admins never write", f"{writes['by_guest']} requests or audit lines by the guest",
                writes["by_guest"] == 0),
+        target(f"plan and apply (command line): apply on {TWO_PERSON} without --approved-by refused, exit 2 in one "
+               "line, writing nothing (exit 3 if Desk failed first); plan writes nothing",
+               f"{change['refused_one_line']} of {change['applies_unapproved']} refused in one line "
+               f"(exits {change['unapproved_exits']}); {change['writes_by_unapproved']} writes by them, "
+               f"{change['writes_by_plan']} by {change['plans']} plans (exits {change['plan_exits']})",
+               change["applies_unapproved"] > 0 and change["writes_by_unapproved"] == 0
+               and change["writes_by_plan"] == 0 and change["unapproved_refused"] == change["applies_unapproved"]),
+        target(f"apply on {TWO_PERSON} with --approved-by: no write without a second admin named, none twice, "
+               "each audited as apply:<user> with the approver",
+               f"{change['applied']} applied ({change['writes_sent']} sent) by {change['applies_approved']} runs "
+               f"(exits {change['approved_exits']}, {change['refused_by_lock']} refused by a request waiting in "
+               f"Slack); {change['audited']} audit lines, {change['without_approver']} without the approver, "
+               f"{change['twice']} twice",
+               change["without_approver"] == 0 and change["twice"] == 0 and change["audit_matches"]
+               and change["writes_outside_runs"] == 0),
         target("every watch event alerted exactly once per watching channel",
                f"{alerts['delivered_once']}/{alerts['due']} (missing {alerts['missing']}, twice {alerts['twice']}, "
                f"unknown {alerts['unexpected']}) over {alerts['events']} events",
@@ -918,7 +1024,7 @@ def _writes(run: Run, desk_calls: dict[str, list[dict[str, Any]]], database: dic
     confirmed = [i for i in run.intents if i.variant in ("confirm", "double", "approve", "double approve",
                                                             "step approve")]
     cancelled = [i for i in run.intents if i.variant == "cancel-confirm"]
-    everything = database["audit"]
+    everything = [a for a in database["audit"] if not _by_apply(a)]  # apply's: _change_control_figures
     audit = [a for a in everything if a["result"] not in UNWRITTEN]  # the writes (a request for approval
     # that ended without one is audited too: rejected, cancelled, expired, superseded)
     ended_unwritten = [a for a in everything if a["result"] in UNWRITTEN]
@@ -985,6 +1091,69 @@ def _two_person(
     }
 
 
+def _from_cli(call: dict[str, Any]) -> bool:
+    """A Desk call the command line's plan or apply made (its own Desk admin)."""
+    return call.get("identifier") == CHANGE_CONTROL
+
+
+def _by_apply(entry: dict[str, Any]) -> bool:
+    return str(entry["who"]).startswith("apply:")
+
+
+def _change_control_figures(
+    run: Run, cli_calls: dict[str, list[dict[str, Any]]], database: dict[str, Any]
+) -> dict[str, Any]:
+    """The command line's plan and apply runs against their writes at the emulators (told apart by
+    their Desk admin, and from each other by time: one process at a time) and their audit lines."""
+    with run.lock:
+        runs = list(run.cli_runs)
+    sent = [(app, c) for app, calls in cli_calls.items() for c in calls if c["api"] in (ADD, DELETE)]
+
+    def during(ran: CliRun) -> list[tuple[str, dict[str, Any]]]:
+        return [(app, c) for app, c in sent if ran.started <= c["at"] <= ran.ended]
+
+    def key(app: str, call: dict[str, Any]) -> tuple[str, str, str]:
+        return app, "add" if call["api"] == ADD else "remove", str(json.loads(call["body"] or "{}").get("LanguageTag"))
+
+    plans = [r for r in runs if r.command == "plan"]
+    unapproved = [r for r in runs if r.command == "apply" and not r.approved]
+    approved = [r for r in runs if r.command == "apply" and r.approved]
+    one_line = [r for r in unapproved if r.exit == 2 and len(r.said) == 1 and "--approved-by" in r.said[0]]
+    by_approved = [write for r in approved for write in during(r)]
+    took_effect = Counter(key(app, c) for app, c in by_approved
+                          if not _NOT_APPLIED.match(str(c["outcome"])) or c["outcome"] == 0)
+    rows = [a for a in database["audit"] if _by_apply(a)]
+    in_audit = Counter((a["app"], a["action"], a["tag"]) for a in rows)
+    plan_documents = [_json(r.out.encode()) for r in plans]
+    return {
+        "plans": len(plans),
+        "plan_exits": dict(Counter(r.exit for r in plans)),
+        "plan_json_schema_1": sum(d.get("schema") == 1 and any(a.get("app") == TWO_PERSON for a in d.get("apps", []))
+                                  for d in plan_documents),
+        "writes_by_plan": sum(len(during(r)) for r in plans),
+        "applies_unapproved": len(unapproved),
+        "unapproved_exits": dict(Counter(r.exit for r in unapproved)),
+        "refused_one_line": len(one_line),
+        "unapproved_refused": len(one_line) + sum(r.exit == 3 for r in unapproved),
+        "writes_by_unapproved": sum(len(during(r)) for r in unapproved),
+        "applies_approved": len(approved),
+        "approved_exits": dict(Counter(r.exit for r in approved)),
+        "refused_by_lock": sum(r.exit == 2 and "has been waiting since" in " ".join(r.said) for r in approved),
+        "writes_sent": len(sent),
+        "writes_outside_runs": len(sent) - len(by_approved) - sum(len(during(r)) for r in (*plans, *unapproved)),
+        "applied": sum(took_effect.values()),
+        "audited": len(rows),
+        "audit_results": dict(Counter(a["result"] for a in rows)),
+        "without_approver": sum(not str(a["detail"] or "").startswith(f"approved by {SECOND_ADMIN}")
+                                or a["app"] != TWO_PERSON for a in rows),
+        "twice": sum(n > 1 for r in approved for n in Counter(key(app, c) for app, c in during(r)).values()),
+        "audit_matches": all(in_audit[k] >= n for k, n in took_effect.items()) and len(rows) <= len(by_approved),
+        "said_by_refusals": sorted({r.said[0][:140] for r in (*unapproved, *approved) if r.exit == 2 and r.said}),
+        "runs": [{"command": r.command + (" --approved-by" if r.approved else ""), "exit": r.exit,
+                  "seconds": round(r.ended - r.started, 1)} for r in runs],
+    }
+
+
 def _alerts(slack_calls: list[Any], database: dict[str, Any]) -> dict[str, Any]:
     """Watch events (the bot's table) against the alerts FakeSlack received, per channel."""
     posts = _watch_posts(slack_calls)
@@ -1027,7 +1196,8 @@ def _soak_counts(run: Run, desk_calls: dict[str, list[dict[str, Any]]], slack_ca
     desk: dict[str, Counter[str]] = defaultdict(Counter)
     for app, calls in desk_calls.items():
         for call in calls:
-            desk[app][DESK_API_LABEL.get(call["api"], "unknown")] += 1
+            if not _from_cli(call):  # the command line's: no /metrics counts them
+                desk[app][DESK_API_LABEL.get(call["api"], "unknown")] += 1
     posts = _watch_posts(slack_calls)
     alerts = Counter(
         "refused" if c.body.get("channel") == GONE else "ratelimited" if c.status == 429 else
@@ -1171,7 +1341,8 @@ def _print(figures: dict[str, Any]) -> None:
     print_table("Desk calls by outcome", ["app, API: outcome", "calls"], list(figures["desk_outcomes"].items()))
     for lost in figures["not_once_detail"]:
         print(f"  not answered once: {lost}")
-    print(f"\nwrites: {figures['writes']}\nalerts: {figures['alerts']}\nkill: {figures['kill']}")
+    print(f"\nwrites: {figures['writes']}\nchange control: {figures['change_control']}\nalerts: {figures['alerts']}"
+          f"\nkill: {figures['kill']}")
     print(f"digest: {figures['digest']}; response_url posts refused: {figures['response_url_posts_refused']}; "
           f"ERROR lines: {figures['error_lines_in_logs']}")
     metrics = figures["metrics"]

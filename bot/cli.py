@@ -471,7 +471,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     """Run the embedded Desk emulator in the foreground (for multi-process set-ups)."""
     from bot.sandbox.desk_emulator import serve_forever_cli
 
-    serve_forever_cli(args.port, host=args.host, sample=args.sample, app_index=args.app_index)
+    serve_forever_cli(args.port, host=args.host, sample=args.sample, app_index=args.app_index, admins=args.admin)
     return EXIT_OK
 
 
@@ -683,6 +683,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="emulate the N-th app of DESK_SANDBOX=1 with DESK_APPS (its own SDKAppID, key, list)")
     sandbox.add_argument("--sample", choices=("default", "staging"),
                          help="the starting data (default: the app's own list)")
+    sandbox.add_argument("--admin", action="append", default=[], metavar="IDENTIFIER",
+                         help="another Desk admin identifier to accept besides administrator (repeat)")
     return parser
 
 

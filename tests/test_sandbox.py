@@ -501,8 +501,9 @@ def test_control_calls(emulator: DeskEmulator) -> None:
 
     assert [entry["outcome"] for entry in listed] == [0, 60009]
     assert all(isinstance(entry["at"], float) for entry in listed)
-    assert set(listed[0]) == {"at", "outcome", "api", "body"}
+    assert set(listed[0]) == {"at", "outcome", "api", "body", "identifier"}
     assert [entry["api"] for entry in listed] == ["robot_get_language_list", ""]
+    assert [entry["identifier"] for entry in listed] == ["administrator", "administrator"]  # who it came as
     assert listed[0]["body"] == "{}" and "usersig" not in json.dumps(listed).lower()
     assert control(emulator, "DELETE", "calls").status_code == 200
     assert control(emulator, "GET", "calls").json() == []
@@ -603,6 +604,28 @@ def test_cli_sandbox_serves_another_sample_as_another_app() -> None:
         wrong_key = query(sdkappid=str(sdkappid), usersig=sig(sdkappid=sdkappid))
         assert error_code(requests.post(f"{base_url}{PATH}?{wrong_key}", data=b"{}", timeout=5)) != 0
         assert requests.get(f"{base_url}/_emulator/languages", timeout=5).json() == [["", 1], ["en", 0], ["ja", 0]]
+    finally:
+        process.terminate()
+        assert process.wait(timeout=5) == 0
+
+
+@pytest.mark.e2e
+def test_cli_sandbox_accepts_another_admin_and_says_which_one_called() -> None:
+    """`--admin change_control`: a second client of the app with its own DESK_IDENTIFIER is let in,
+    and the recorded calls tell the two apart; an identifier not named stays refused (-20)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "sandbox", "--admin", "change_control"], stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().split()[-1]
+        for identifier in ("administrator", "change_control"):
+            raw = query(identifier=identifier, usersig=sig(identifier))
+            assert error_code(requests.post(f"{base_url}{PATH}?{raw}", data=b"{}", timeout=5)) == 0
+        stranger = query(identifier="someone_else", usersig=sig("someone_else"))
+        assert error_code(requests.post(f"{base_url}{PATH}?{stranger}", data=b"{}", timeout=5)) == -20
+        calls = requests.get(f"{base_url}/_emulator/calls", timeout=5).json()
+        assert [c["identifier"] for c in calls] == ["administrator", "change_control", "someone_else"]
     finally:
         process.terminate()
         assert process.wait(timeout=5) == 0

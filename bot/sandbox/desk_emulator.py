@@ -168,6 +168,13 @@ class CallRecord:
     outcome: int | str  # ErrorCode answered (0 ok), or "http-502", "hang", "truncated", "late", "dropped"
     api: str = ""  # the command of the path ("robot_add_language", …); "" for a path Desk does not know
 
+    @property
+    def identifier(self) -> str | None:
+        """The Desk admin the call claims to be (the query's `identifier`; not a secret): which of
+        several clients of one app sent it, when each has its own admin (DESK_<APP>_IDENTIFIER)."""
+        value = _parse_query(self.raw_query).get("identifier")
+        return None if value is None else unquote(value)
+
 
 @dataclass
 class _Call:
@@ -787,7 +794,8 @@ class DeskEmulator:
             "/_emulator/edition": {"PUT": lambda data: self.set_edition(**_object(data))},
             "/_emulator/calls": {
                 "GET": lambda _: [
-                    {"at": c.at, "outcome": c.outcome, "api": c.api, "body": c.body.decode("utf-8", "replace")}
+                    {"at": c.at, "outcome": c.outcome, "api": c.api, "body": c.body.decode("utf-8", "replace"),
+                     "identifier": c.identifier}
                     for c in self.calls  # the body holds no secret: the UserSig is in the query string
                 ],
                 "DELETE": lambda _: self.reset_calls(),
@@ -927,18 +935,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(answer.body)
 
 
-def serve_forever_cli(port: int, host: str = "127.0.0.1", sample: str | None = None, app_index: int = 0) -> None:
+def serve_forever_cli(
+    port: int, host: str = "127.0.0.1", sample: str | None = None, app_index: int = 0, admins: Sequence[str] = (),
+) -> None:
     """Run the emulator in the foreground until Ctrl-C or SIGTERM: the `app_index`-th emulated
     app (its own SDKAppID and key, `sandbox_identity`), starting from `sample` when given, else
-    from that app's own list (`sample_for_app`).
+    from that app's own list (`sample_for_app`). `admins` are Desk admin identifiers it accepts
+    besides `SANDBOX_ADMINS` (a second client with its own DESK_<APP>_IDENTIFIER).
 
     Prints one line whose last word is the base URL, for scripts to read.
     """
     sdkappid, key = sandbox_identity(app_index)
+    accepted = (*SANDBOX_ADMINS, *(admin for admin in admins if admin not in SANDBOX_ADMINS))
     if sample is not None:
-        emulator = DeskEmulator(host=host, port=port, sdkappid=sdkappid, key=key, sample=sample).start()
+        emulator = DeskEmulator(host=host, port=port, sdkappid=sdkappid, key=key, sample=sample,
+                                admins=accepted).start()
     else:
-        emulator = DeskEmulator(host=host, port=port, sdkappid=sdkappid, key=key,
+        emulator = DeskEmulator(host=host, port=port, sdkappid=sdkappid, key=key, admins=accepted,
                                 languages=sample_for_app(app_index)).start()
     done = threading.Event()
     previous: Any = None
