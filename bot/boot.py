@@ -60,6 +60,7 @@ from bot.metrics import MetricsEndpoint
 from bot.regions import REGIONS
 from bot.sandbox.desk_emulator import SANDBOX_ADMINS, DeskEmulator, sample_for_app, sandbox_identity
 from bot.shared import RedisCache, RedisLimiter, connection_for
+from bot.slack.ack_shortcut import AckShortcut
 from bot.slack.blocks import RenderContext
 from bot.slack.bolt_app import build_slack_app
 from bot.slack.edge import BotRSGI, BotWSGI, SlackEdge
@@ -68,6 +69,7 @@ from bot.slack.response_url import ResponseSender
 from bot.watch.service import WatchService
 from bot.watch.store import WatchStore
 from bot.watch.ticker import WatchTicker
+from handlers.requests import RequestObserver
 
 log = logging.getLogger(__name__)
 
@@ -393,9 +395,9 @@ def build_language_manager(
         settings.audit_channel,
         declared_note=drift_note(declared) if declared is not None else None,
         approvals=approval_policy(settings),
+        clock=clock,
     )
 
-        clock=clock,
 
 def approval_policy(settings: Settings) -> ApprovalPolicy:
     """Each app's DESK_<APP>_APPROVALS (or DESK_APPROVALS) and DESK_APPROVAL_TTL."""
@@ -449,7 +451,16 @@ class Bot:
             signing_secret=secret.value,
             body_timeout=self.settings.web_body_timeout,
             metrics_endpoint=self.metrics_endpoint,
+            ack_shortcut=self.ack_shortcut,
         )
+
+    @cached_property
+    def ack_shortcut(self) -> AckShortcut | None:
+        """The acks the edge answers without Bolt's dispatch, unless WEB_ACK_SHORTCUT=0 or at DEBUG
+        (where Bolt's trace of every request is wanted): the same answers either way."""
+        if not self.settings.web_ack_shortcut or self.settings.log_level == "DEBUG":
+            return None
+        return AckShortcut(self.deps, RequestObserver(self.deps.app_names, self.deps.default_app.name))
 
     @cached_property
     def wsgi(self) -> BotWSGI:

@@ -179,6 +179,7 @@ class Settings:
     host: str | None = None  # bind address for `serve`; None = every address
     web_concurrency: int = 1
     web_access_log: bool = False
+    web_ack_shortcut: bool = True  # WEB_ACK_SHORTCUT=0: every request through Bolt's dispatch (diagnosis)
     web_body_timeout: float = 10.0  # WEB_BODY_TIMEOUT: seconds a request body may take after its headers
     # Socket Mode (`python -m bot socket`): the SDK's ping interval, and the watchdog that ends a
     # process whose connection stayed down (bot/serve.py).
@@ -628,6 +629,7 @@ class _Reader:
             host=host.strip("[]") if host else None,
             web_concurrency=web_concurrency,
             web_access_log=self.boolean("WEB_ACCESS_LOG", False),
+            web_ack_shortcut=self.boolean("WEB_ACK_SHORTCUT", True),
             web_body_timeout=self.number("WEB_BODY_TIMEOUT", 10.0, minimum=0.5, maximum=60),
             socket_ping_interval=self.number("SOCKET_PING_INTERVAL", 10.0, minimum=0.5, maximum=300),
             socket_stall_check=self.number("SOCKET_STALL_CHECK", 10.0, minimum=0.1, maximum=300),

@@ -116,6 +116,17 @@ class _Metrics:
         build.labels(version=label(bot_version())).set(1)
         self._shared_state: Any = None
         self._gauge = Gauge
+        # Labelled children by (metric, label values): `labels()` takes a lock and builds a key from
+        # its arguments on every call, which a warm ack paid twice (docs/benchmarks.md, ack path).
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, kept: the same child for the same values, without the lock."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:  # racing threads both ask labels(), which hands both the same child
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def shared_state(self) -> Any:
         # Made only by a process that uses Redis, so a bot without REDIS_URL exports no such series.
@@ -173,21 +184,23 @@ def _mark_self_dead() -> None:
 
 def desk_request(app: str, api: str, outcome: str, seconds: float) -> None:
     m = _metrics()
-    m.desk_requests.labels(app=app, api=api, outcome=outcome).inc()
-    m.desk_duration.labels(app=app, api=api).observe(seconds)
+    m.child(m.desk_requests, app, api, outcome).inc()
+    m.child(m.desk_duration, app, api).observe(seconds)
 
 
 def desk_cache_lookup(app: str, kind: str, result: str) -> None:
-    _metrics().cache_lookups.labels(app=app, kind=kind, result=result).inc()
+    m = _metrics()
+    m.child(m.cache_lookups, app, kind, result).inc()
 
 
 def desk_rate_wait(app: str, api: str, seconds: float) -> None:
-    _metrics().rate_wait.labels(app=app, api=api).observe(seconds)
+    m = _metrics()
+    m.child(m.rate_wait, app, api).observe(seconds)
 
 
 def slack_request(kind: str, action: str, outcome: str, ack_seconds: float | None = None) -> None:
     m = _metrics()
-    m.slack_requests.labels(kind=kind, action=action, outcome=outcome).inc()
+    m.child(m.slack_requests, kind, action, outcome).inc()
     if ack_seconds is not None:
         m.slack_ack.observe(ack_seconds)
 

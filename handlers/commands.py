@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.deps import BotDeps, DeskApp
+from bot.desk.models import LanguageList
+from bot.desk.readiness import ReadinessReport
 from bot.slack import blocks
-from bot.slack.grammar import COMMAND, Action, parse_command
+from bot.slack.grammar import COMMAND, Action, ParsedCommand, parse_command
 from handlers.answers import (
     UNEXPECTED,
     apps_reply,
@@ -33,47 +36,82 @@ log = logging.getLogger(__name__)
 IN_ACK = "desk_answer_in_ack"  # context key: what the matcher found the ack can answer with
 
 
+@dataclass(frozen=True, slots=True)
+class AckAnswer:
+    """What a command's ack can carry, found without I/O: help, an unknown option's help, or a view
+    (`held`) of the list or readiness report this process holds fresh, with what the message shows
+    of it for this user (`fix`: status's Fix buttons; `drift`: the line on the declared state)."""
+
+    parsed: ParsedCommand
+    held: LanguageList | ReadinessReport | None = None
+    fix: bool = False
+    drift: str | None = None
+
+    @property
+    def reusable(self) -> bool:
+        """Whether the message is the same for every ack with an equal `key` (an unknown option's
+        help quotes what was typed, so it is made for each)."""
+        return self.parsed.action is not Action.UNKNOWN
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """Names the message: with the same `held` object (the client hands out one view per value
+        it holds) and the same key, the same message. Compare `held` by identity, not by key."""
+        return (self.parsed.action, self.parsed.app, id(self.held), self.fix, self.drift)
+
+
+def find_ack_answer(deps: BotDeps, command: dict[str, Any], parsed: ParsedCommand) -> AckAnswer | None:
+    """What the ack of `command` (its text parsed as `parsed`) can answer with, or None when the
+    answer needs I/O (a lazy listener's). Help and unknown options always; the list while this
+    process holds a fresh copy; `status` while it holds a fresh report. No I/O."""
+    if parsed.action in (Action.HELP, Action.UNKNOWN):
+        return AckAnswer(parsed)
+    target = deps.app(parsed.app)
+    if parsed.action in (Action.LIST, Action.SHARE, Action.DEFAULT) and (held := target.client.peek()):
+        return AckAnswer(parsed, held)
+    if parsed.action is Action.STATUS and not parsed.args and (report := target.client.peek_readiness()):
+        # Fix buttons for admins listed by ID (no I/O here)
+        return AckAnswer(parsed, report, may_fix(deps, parsed.app, command, listed=True),
+                         drift_of(deps, target, report))
+    return None
+
+
+def ack_message(deps: BotDeps, found: AckAnswer) -> tuple[blocks.Message, str]:
+    """The message an ack carries for `found`, and its response type."""
+    parsed, held = found.parsed, found.held
+    if parsed.action is Action.HELP:
+        return blocks.help_message(COMMAND, deps.app_names), "ephemeral"
+    if parsed.action is Action.UNKNOWN:
+        return blocks.unknown_option_message(parsed.raw, parsed.suggestion, COMMAND, deps.app_names), "ephemeral"
+    render = deps.app(parsed.app).render
+    if isinstance(held, ReadinessReport):
+        message = blocks.readiness_message(held, render, fix=found.fix, drift=found.drift)
+    else:
+        assert held is not None
+        message = blocks.default_message(held, render) if parsed.action is Action.DEFAULT \
+            else blocks.languages_message(held, render)
+    return message, "in_channel" if parsed.action is Action.SHARE else "ephemeral"
+
+
 def register(app: App, deps: BotDeps) -> None:
     # Two listeners, so that a command answered inside its ack starts no lazy listener:
     # Bolt starts every lazy function of the listener that matched (a deep copy of the
     # request and a hand-off to the executor), which cost more than the rest of the ack
     # together and held the worker to about half the requests/s of a bare Bolt app
-    # (docs/benchmarks.md, ack path).
+    # (docs/benchmarks.md, ack path). The HTTP edge answers the same acks itself, before
+    # Bolt's dispatch (bot/slack/ack_shortcut.py); these listeners answer them in Socket Mode
+    # and with WEB_ACK_SHORTCUT=0, byte for byte alike.
     names = deps.app_names
 
     def answerable_in_ack(command: dict[str, Any], context: BoltContext) -> bool:
         """Help and unknown options always; the list while this process holds a fresh copy. No I/O."""
-        parsed = parse_command(command.get("text"), names)
-        if parsed.action in (Action.HELP, Action.UNKNOWN):
-            context[IN_ACK] = (parsed, None)
-            return True
-        target = deps.app(parsed.app)
-        if parsed.action in (Action.LIST, Action.SHARE, Action.DEFAULT) and (held := target.client.peek()):
-            context[IN_ACK] = (parsed, held)
-            return True
-        if parsed.action is Action.STATUS and not parsed.args and (report := target.client.peek_readiness()):
-            context[IN_ACK] = (parsed, report)
-            return True
-        return False
+        found = find_ack_answer(deps, command, parse_command(command.get("text"), names))
+        context[IN_ACK] = found
+        return found is not None
 
-    def ack_with_answer(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
-        parsed, held = context[IN_ACK]
-        name = command.get("command") or COMMAND
-        if parsed.action is Action.HELP:
-            ack(**blocks.help_message(name, names))
-        elif parsed.action is Action.UNKNOWN:
-            ack(**blocks.unknown_option_message(parsed.raw, parsed.suggestion, name, names))
-        else:
-            target = deps.app(parsed.app)
-            render = target.render
-            if parsed.action is Action.STATUS:  # Fix buttons for admins listed by ID (no I/O here)
-                message = blocks.readiness_message(held, render, fix=may_fix(deps, parsed.app, command, listed=True),
-                                                   drift=drift_of(deps, target, held))
-            elif parsed.action is Action.DEFAULT:
-                message = blocks.default_message(held, render)
-            else:
-                message = blocks.languages_message(held, render)
-            ack(**message, response_type="in_channel" if parsed.action is Action.SHARE else "ephemeral")
+    def ack_with_answer(ack: Ack, context: BoltContext) -> None:
+        message, response_type = ack_message(deps, context[IN_ACK])
+        ack(**message, response_type=response_type)
 
     def ack_silently(ack: Ack, command: dict[str, Any]) -> None:
         # Pure parsing, no I/O: a `status` that must ask Desk says what it is checking.

@@ -145,6 +145,11 @@ class DeskClient:
         self.observer = observer
         # What `readiness()` judges the checks by (a team's declared requirements, or the built-in).
         self.readiness_rules = readiness_rules
+        # What peek() and peek_readiness() last made of the value the cache held: while the cache
+        # holds the same object, an ack gets the same view (no copy, no judging per ack), so a
+        # caller may keep what it rendered from a view for as long as the view is handed out.
+        self._peeked: tuple[object, LanguageList] | None = None
+        self._peeked_readiness: tuple[object, ReadinessRules, ReadinessReport] | None = None
 
     # --- public --------------------------------------------------------------------------
     def get_languages(self, refresh: bool = False, max_age: float | None = None) -> LanguageList:
@@ -172,7 +177,12 @@ class DeskClient:
         if held is None:
             return None  # not counted: the lookup that follows (readiness()) is
         metrics.desk_cache_lookup(self.name, "readiness", "fresh")
-        return held.as_cached().judged(self.readiness_rules)
+        rules, last = self.readiness_rules, self._peeked_readiness
+        if last is not None and last[0] is held and last[1] is rules:
+            return last[2]
+        view = held.as_cached().judged(rules)
+        self._peeked_readiness = (held, rules, view)  # one assignment: racing acks at worst judge twice
+        return view
 
     def _through(
         self, cache: Cache[V], load: Callable[[], V], refresh: bool, kind: str, max_age: float | None = None
@@ -204,7 +214,12 @@ class DeskClient:
         if held is None:
             return None  # not counted: the lookup that follows (get_languages()) is
         metrics.desk_cache_lookup(self.name, "languages", "fresh")
-        return held.as_cached()
+        last = self._peeked
+        if last is not None and last[0] is held:
+            return last[1]
+        view = held.as_cached()
+        self._peeked = (held, view)
+        return view
 
     def fetch(self) -> LanguageList:
         """One fetch from Desk, with retries, bypassing the cache. Raises `DeskError`."""

@@ -17,7 +17,6 @@ Design choices that matter in production (docs/slack-platform.md §4.3-§4.6):
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, TypeVar
 
 from slack_bolt import App
@@ -25,11 +24,10 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk import WebClient
 
-from bot import metrics
 from bot.deps import BotDeps
-from bot.logs import ContextExecutor, bind_request, new_request_id
+from bot.logs import ContextExecutor
 from handlers import register_all
-from handlers.requests import describe_request
+from handlers.requests import RequestObserver
 
 T = TypeVar("T")
 
@@ -80,30 +78,16 @@ class _DropMessage(logging.Filter):
         return record.getMessage() != self.message
 
 
-def outcome_of(status: int) -> str:
-    """The `outcome` label of a request Bolt answered."""
-    if status == 200:
-        return "ok"
-    if status == 404:
-        return "unhandled"
-    return "error" if status >= 500 else str(status)
-
-
 class ObservedApp(App):
     """Bolt's App, each request counted, its ack timed, and its log context set."""
 
     def __init__(self, *, app_names: tuple[str, ...], default_app: str, **kwargs: Any) -> None:
-        self._app_names, self._default_app = app_names, default_app
+        self.observer = RequestObserver(app_names, default_app)
         super().__init__(**kwargs)
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
-        started = time.perf_counter()
-        body = req.body if isinstance(req.body, dict) else {}
-        info = describe_request(body, self._app_names, self._default_app)
-        with bind_request(
-            slack_request_id=new_request_id(), app=info.app, channel=info.channel, user=info.user,
-            command=info.command,
-        ):
+        info = self.observer.describe(req.body if isinstance(req.body, dict) else {})
+        with self.observer.observing(info) as answered:
             response = super().dispatch(req)
-        metrics.slack_request(info.kind, info.action, outcome_of(response.status), time.perf_counter() - started)
+            answered(response.status)
         return response

@@ -13,7 +13,9 @@ request before its signature is checked happens here first, cheaply and quietly:
    method, path, length and reason, never the body, at most once a minute per reason
    at WARNING (the rest are counted and the count is in the next line);
 5. a body that is not UTF-8, or a signed one Bolt could not parse, gets 400;
-6. only then does Bolt see the request (it checks the signature again, cheaply).
+6. a command whose answer this process holds is acked here, as Bolt would ack it
+   (bot/slack/ack_shortcut.py; WEB_ACK_SHORTCUT=0 turns that off);
+7. everything else goes to Bolt (which checks the signature again, cheaply).
 
 The checks live in `SlackEdge`, which knows no server interface. Two thin adapters serve it:
 - `BotRSGI`, what `python -m bot serve` runs under granian: the body is awaited on the
@@ -49,6 +51,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot import __version__, metrics
 from bot.deps import BotDeps
 from bot.metrics import METRICS_PATH, MetricsEndpoint
+from bot.slack.ack_shortcut import AckShortcut
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +154,10 @@ class SlackEdge:
         max_body: int = MAX_BODY,
         body_timeout: float = BODY_TIMEOUT,
         metrics_endpoint: MetricsEndpoint | None = None,
+        ack_shortcut: AckShortcut | None = None,
     ) -> None:
         self.app = app
+        self.ack_shortcut = ack_shortcut
         self.metrics = metrics_endpoint or MetricsEndpoint(None)
         self.deps = deps
         self.max_body = max_body
@@ -212,10 +217,13 @@ class SlackEdge:
         unsigned = self._signature_problem(text, headers)
         if unsigned is not None:
             return self.refuse(401, unsigned, declared)
-        problem = _shape_problem(text, str(headers.get("content-type", "")))
+        content_type = str(headers.get("content-type", ""))
+        problem = _shape_problem(text, content_type)
         if problem is not None:
             return self.refuse(400, f"signed {problem}", declared)
-        response = self.app.dispatch(BoltRequest(body=text, query=query, headers=headers))
+        response = self.ack_shortcut.answer(text, content_type) if self.ack_shortcut is not None else None
+        if response is None:
+            response = self.app.dispatch(BoltRequest(body=text, query=query, headers=headers))
         payload = response.body.encode() if isinstance(response.body, str) else bytes(response.body or b"")
         out = [(name, value) for name, values in response.headers.items() for value in values]
         if not any(name.lower() == "content-length" for name, _ in out):

@@ -89,6 +89,7 @@ class BotUnderTest:
         self._names = count()
         self._stack = ExitStack()
         built = build_bot(settings)
+        self.built = built  # the composition root's Bot: its edge, shortcut and jobs
         self.deps: BotDeps = built.deps
         self.app: App = built.slack
         self.server = self._stack.enter_context(LoopbackServer(built.wsgi))
