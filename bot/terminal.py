@@ -24,8 +24,8 @@ def _plain(text: str) -> str:
 
 def plain_text(mrkdwn: str) -> str:
     """A sentence written for Slack, for the terminal: no code, bold or italic marks (an underscore
-    inside a word, as in DESK_IDENTIFIER, stays), entities decoded."""
-    text = re.sub(r"(?<!\w)([*_])([^*_\n]+)\1(?!\w)", r"\2", mrkdwn.replace("`", ""))
+    inside a word, as in DESK_IDENTIFIER, stays), dates as their UTC fallback, entities decoded."""
+    text = re.sub(r"(?<!\w)([*_])([^*_\n]+)\1(?!\w)", r"\2", _DATE.sub(r"\1", mrkdwn).replace("`", ""))
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 

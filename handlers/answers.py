@@ -27,6 +27,12 @@ UNEXPECTED = (
 )
 
 
+# What a Desk failure says could not be done ("Couldn't …"): the list's and the readiness check's.
+# The Workflow Builder steps fail with the same words (handlers/steps.py).
+LIST_FAILED = "fetch the Desk languages"
+READINESS_FAILED = "check the Desk languages"
+
+
 @dataclass(frozen=True)
 class LanguagesReply:
     message: blocks.Message
@@ -38,7 +44,7 @@ def languages_reply(app: DeskApp, *, refresh: bool = False, default_only: bool =
     try:
         result = app.client.get_languages(refresh=refresh)
     except DeskError as error:
-        return LanguagesReply(blocks.error_message(error, app.render), listed=False)
+        return LanguagesReply(blocks.error_message(error, app.render, action=LIST_FAILED), listed=False)
     except Exception:
         log.exception("Unexpected failure while fetching the Desk languages")
         return LanguagesReply(blocks.notice_message(UNEXPECTED), listed=False)
@@ -80,7 +86,7 @@ def readiness_reply(
     try:
         report = app.client.readiness(refresh=refresh)
     except DeskError as error:
-        return blocks.error_message(error, app.render, action="check the Desk languages")
+        return blocks.error_message(error, app.render, action=READINESS_FAILED)
     except Exception:
         log.exception("Unexpected failure while checking the Desk languages")
         return blocks.notice_message(UNEXPECTED)

@@ -13,6 +13,10 @@ updates that message once:
 
 The write itself stays with its owner (`LanguageManager.approve`, `SettingsEditor.apply_approved`):
 this module checks who may approve, holds, ends and shows requests; it never calls Desk.
+
+A Workflow Builder step's request ("Request a language change") waits the same way on every app
+(one admin's decision suffices where the app needs one), and each end completes its step once
+(`finish_step`), including a request that could not be posted (the step fails).
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import metrics
 from bot.config import DeskApps
+from bot.database import DB_DOWN_ERRORS
 from bot.desk import DeskClient
 from bot.management import messages
 from bot.management.settings_form import EditableSettings, audit_detail
@@ -37,6 +43,17 @@ from bot.terminal import plain_text
 log = logging.getLogger(__name__)
 
 GatedApp = ConfiguredApp[DeskClient]
+
+# Slack's answers to a step's completion that mean it has ended, or never will, on Slack's side
+# (it timed out, or was completed or failed already): recorded as completed, never tried again.
+STEP_ALREADY_ENDED = frozenset({"execution_not_in_running_state", "function_execution_not_found"})
+# A request waiting for approval this long with no message recorded was posted while the database
+# failed (its step, if any, was failed then): the reconciler withdraws it, freeing its app's lock.
+UNPOSTED_AFTER = 120.0
+WITHDRAWN = (
+    "This request was withdrawn: the bot's database did not answer when it was posted, so it cannot be "
+    "approved; nothing was written. Ask again."
+)
 
 
 @dataclass(frozen=True)
@@ -77,16 +94,18 @@ class ApprovalGate:
 
     # --- asking ---------------------------------------------------------------------------------------
 
-    def lock_problem(self, app: GatedApp) -> str | None:
+    def lock_problem(self, app: GatedApp, *, workflow: bool = False) -> str | None:
         """Why no new write request can be made on `app` now (another waits for approval), or None.
-        An expired holder is expired first (it frees the lock)."""
-        if not self.two_person(app.name):
+        An expired holder is expired first (it frees the lock). Under two-person approval every
+        change waits its turn; on other apps only a workflow's request does (`workflow`): the only
+        requests that wait there are workflows', and a slash command's change needs no approval."""
+        if not (workflow or self.two_person(app.name)):
             return None
         holder = self.store.awaiting(app.name)
         if holder is not None and holder.expires_at <= self._clock():
             self.expire(holder)
             holder = self.store.awaiting(app.name)
-        return _held_text(app, holder) if holder is not None else None
+        return self._held_text(app, holder) if holder is not None else None
 
     def hold(self, app: GatedApp, request: ChangeRequest) -> Message:
         """Confirm under two-person approval: the request waits for a second admin, posted to the
@@ -98,7 +117,7 @@ class ApprovalGate:
         try:
             held = self.store.hold(request.id, now=now, ttl=self.policy.ttl)
         except AppLocked as locked:  # another process's request took the lock since
-            return messages.refusal_message(_held_text(app, locked.holder))
+            return messages.refusal_message(self._held_text(app, locked.holder))
         if not held:
             return messages.refusal_message(
                 "This confirmation was already used, cancelled or has expired. Ask again with the command."
@@ -106,12 +125,15 @@ class ApprovalGate:
         waiting = self.store.get_request(request.id) or request
         posted = self._post(app, waiting)
         if posted is None:
+            where = "the workflow step's channel" if waiting.step_execution else "DESK_AUDIT_CHANNEL"
             entry = self._ended_entry(app, waiting, who=waiting.requested_by, result="cancelled",
-                                      detail="the request could not be posted to DESK_AUDIT_CHANNEL")
+                                      detail=f"the request could not be posted to {where}")
             self.store.end(request.id, to=RequestState.CANCELLED, entry=entry, now=self._clock())
+            self.finish_step(request.id)  # a workflow's request: its step fails now, once, recorded
+            needs = "This app needs a second admin's approval, and the" if self.two_person(app.name) else "The"
             return messages.refusal_message(
-                "This app needs a second admin's approval, and the request could not be posted to the audit "
-                "channel (is the bot in it?), so nothing was sent to Desk. Try again in a minute."
+                f"{needs} request could not be posted for the admins (is the bot in the channel?), so nothing was "
+                "sent to Desk. Try again in a minute."
             )
         log.info("approval requested: %s asks to %s %s in %s", waiting.requested_by, waiting.action, waiting.tag,
                  app.name)
@@ -124,6 +146,8 @@ class ApprovalGate:
         """Why `user` (an admin) may not approve `request` now, or None. Expires it when its time is up."""
         if request.state is not RequestState.AWAITING:
             return self.why_ended(request)
+        if not request.approval_ts:  # posted, but the database failed before it recorded where (see _post)
+            return WITHDRAWN
         if user == request.requested_by and self.two_person(app.name):
             return (
                 f"You asked for this change, so another admin of {escape(app.render.title)} must approve it. "
@@ -169,6 +193,17 @@ class ApprovalGate:
         """Expire every request whose time is up (the ticker, every process): how many this one did."""
         return sum(self.expire(request) for request in self.store.due_to_expire(now=self._clock()))
 
+    def withdraw_unposted(self) -> int:
+        """End, as cancelled, every request posted while the database failed (no message recorded)
+        UNPOSTED_AFTER ago: nobody can approve it, and it holds its app's lock. How many this one did."""
+        withdrawn = 0
+        for request in self.store.unposted(held_before=self._clock() - UNPOSTED_AFTER):
+            app = self._apps.get(request.app)
+            if app is not None and self.end(app, request, RequestState.CANCELLED, request.requested_by,
+                                            detail="withdrawn: the database did not answer when it was posted"):
+                withdrawn += 1
+        return withdrawn
+
     def approved(self, app: GatedApp, request: ChangeRequest, approver: str, result: str) -> None:
         """After the write of an approved request: its message says who approved and Desk's result."""
         said = {"applied": "applied", "not-applied": "Desk refused it", "not-seen": "Desk's answer was lost and "
@@ -204,22 +239,31 @@ class ApprovalGate:
                 channel=channel, text=message["text"], blocks=message["blocks"], unfurl_links=False
             )
         except Exception as error:  # noqa: BLE001  answered: nothing is written without the request posted
-            log.warning("a request for approval could not be posted to DESK_AUDIT_CHANNEL (%s)", type(error).__name__)
+            log.warning("a request for approval could not be posted (%s%s)", type(error).__name__,
+                        f": {_slack_error(error)}" if _slack_error(error) else "")
             return None
         channel, ts = str(response.get("channel") or channel), str(response.get("ts") or "")
-        self.store.set_approval_message(request.id, channel=channel, ts=ts)
+        try:
+            self.store.set_approval_message(request.id, channel=channel, ts=ts)
+        except DB_DOWN_ERRORS:
+            # Posted with live buttons, but not recorded: its requester is told it failed, so nobody may
+            # approve it (`admit`); its message says so now, and the reconciler withdraws it later.
+            self._update(channel, ts, self.message(app, request, ended=f":heavy_minus_sign: {WITHDRAWN}"))
+            raise
         return channel
 
     def show(self, app: GatedApp, request: ChangeRequest, ended: str) -> None:
         """Update the request's message in place with how it ended (no buttons any more)."""
         posted = self.store.get_request(request.id) or request
-        if self._poster is None or not posted.approval_channel or not posted.approval_ts:
+        if not posted.approval_channel or not posted.approval_ts:
             return
-        message = self.message(app, posted, ended=ended)
+        self._update(posted.approval_channel, posted.approval_ts, self.message(app, posted, ended=ended))
+
+    def _update(self, channel: str, ts: str, message: Message) -> None:
+        if self._poster is None:
+            return
         try:
-            self._poster.chat_update(
-                channel=posted.approval_channel, ts=posted.approval_ts, text=message["text"], blocks=message["blocks"]
-            )
+            self._poster.chat_update(channel=channel, ts=ts, text=message["text"], blocks=message["blocks"])
         except Exception as error:  # noqa: BLE001  the end is recorded; the message is only its picture
             log.warning("the request for approval could not be updated in place (%s)", type(error).__name__)
 
@@ -227,9 +271,11 @@ class ApprovalGate:
 
     def finish_step(self, request_id: str) -> bool:
         """Complete the step a request came from, once it has ended, once across processes (a claim
-        in the database): applied / not applied / not seen / rejected, or fail it when it expired.
-        With the app's bot token (a workflow token is not kept). A completion Slack did not take is
-        released for the reconciler to try again. True when this caller completed it."""
+        in the database): applied / not applied / not seen / rejected; fail it when it expired, or
+        when the request could not be posted. With the app's bot token (a workflow token is not
+        kept). A completion Slack did not take is released for the reconciler to try again; one
+        Slack says has ended already (STEP_ALREADY_ENDED) stays recorded. True when this caller
+        completed it."""
         request = self.store.claim_step(request_id, now=self._clock())
         if request is None or request.step_execution is None:
             return False
@@ -239,24 +285,35 @@ class ApprovalGate:
         try:
             if self._poster is None:
                 raise RuntimeError("no Slack client")
-            if outcome == "expired":
+            if outcome in (steps.EXPIRED, UNPOSTED):
                 self._poster.functions_completeError(
-                    function_execution_id=request.step_execution,
-                    error=f"The request to {what} expired: no admin decided within "
-                          f"{self.policy.ttl / 3600:g} hours. Run the workflow again to ask again.",
-                )
+                    function_execution_id=request.step_execution, error=self._step_error(request, what, outcome))
             else:
                 self._poster.functions_completeSuccess(
                     function_execution_id=request.step_execution,
                     outputs={"outcome": outcome, "message": _step_message(request, what, outcome)},
                 )
         except Exception as error:  # noqa: BLE001  released: the reconciler completes it later
+            if _slack_error(error) in STEP_ALREADY_ENDED:
+                log.info("the workflow step of a change request had ended on Slack's side already (%s); recorded",
+                         _slack_error(error))
+                return False
             log.warning("the workflow step of a change request could not be completed (%s); retried later",
                         type(error).__name__)
             self.store.release_step(request_id)
             return False
-        metrics.workflow_step(steps.REQUEST_CHANGE, outcome)
+        if outcome != UNPOSTED:  # its run was counted failed when its listener returned
+            metrics.workflow_step(steps.REQUEST_CHANGE, outcome)
         return True
+
+    def _step_error(self, request: ChangeRequest, what: str, outcome: str) -> str:
+        if outcome == steps.EXPIRED:
+            return (f"The request to {what} expired: no admin decided within {self.policy.ttl / 3600:g} hours. "
+                    "Run the workflow again to ask again.")
+        channel = request.approval_channel or self._channel
+        where = f" in <#{channel}>" if channel else ""
+        return (f"The request to {what} could not be posted for the admins{where}, so nothing was asked and nothing "
+                "will be written. Check that the bot is in that channel (invite it), then run the workflow again.")
 
     def finish_steps(self) -> int:
         """The reconciler: complete every ended step request nobody completed."""
@@ -289,22 +346,36 @@ class ApprovalGate:
         except Exception as error:  # noqa: BLE001  recorded in the database either way
             log.warning("the audit line could not be posted to DESK_AUDIT_CHANNEL (%s)", type(error).__name__)
 
+    def _held_text(self, app: GatedApp, holder: ChangeRequest | None) -> str:
+        """Why `app` takes no new request now: who holds its lock, since when, until when."""
+        title = escape(app.render.title)
+        if holder is None:
+            return f"Another request on {title} is waiting for approval. Try again once it has ended."
+        verb = messages.VERBS.get(holder.action, (escape(holder.action),))[0]
+        held = (f"{mention(holder.requested_by)}'s request to {verb} `{escape(holder.tag)}` has been waiting "
+                f"since {slack_date(holder.decided_at or holder.requested_at)}")
+        if self.two_person(app.name):
+            return (
+                f"{title} needs a second admin's approval for every change, one request at a time, and {held}. "
+                f"Ask again once it is approved, rejected or cancelled, or after it expires "
+                f"{slack_date(holder.expires_at)}."
+            )
+        return (  # one approver: only workflows' requests wait, one per app so two cannot conflict
+            f"{title} takes one change request from workflows at a time, and {held} for an admin's decision. "
+            f"Ask again once an admin has approved or rejected it, or after it expires {slack_date(holder.expires_at)}."
+        )
+
 
 def answer_text(answer: Message) -> str:
     """The text of a one-section answer (a hold's "waiting", or a refusal without its emoji)."""
     return str(answer["blocks"][0]["text"]["text"]).removeprefix(":no_entry: ")
 
 
-def _held_text(app: GatedApp, holder: ChangeRequest | None) -> str:
-    if holder is None:
-        return f"Another request on {escape(app.render.title)} is waiting for approval. Try again once it has ended."
-    verb = messages.VERBS.get(holder.action, (escape(holder.action),))[0]
-    return (
-        f"{escape(app.render.title)} needs a second admin's approval for every change, one request at a time, and "
-        f"{mention(holder.requested_by)}'s request to {verb} `{escape(holder.tag)}` has been waiting since "
-        f"{slack_date(holder.decided_at or holder.requested_at)}. Ask again once it is approved, rejected or "
-        f"cancelled, or after it expires {slack_date(holder.expires_at)}."
-    )
+def _slack_error(error: BaseException) -> str | None:
+    """The `error` of Slack's answer (e.g. not_in_channel), when Slack answered one."""
+    if isinstance(error, SlackApiError):
+        return str(error.response.get("error") or "") or None
+    return None
 
 
 def _ended_text(entry: AuditEntry) -> str:
@@ -313,9 +384,14 @@ def _ended_text(entry: AuditEntry) -> str:
     return f"{icon} {messages.change_text(entry)}."
 
 
+UNPOSTED = "unposted"  # a step's request that ended before it was posted: the step fails
+
+
 def _step_outcome(request: ChangeRequest) -> str:
     if request.state is RequestState.EXPIRED:
-        return "expired"
+        return steps.EXPIRED
+    if request.state is RequestState.CANCELLED and not request.approval_ts:
+        return UNPOSTED
     if request.state is RequestState.REJECTED:
         return "rejected"
     if request.state is RequestState.DONE:

@@ -196,38 +196,45 @@ class LanguageManager:
     def request_for_step(
         self, app: ManagedApp, action: str, text: str, requested_by: str, *, execution: str,
         reason: str | None = None, channel: str | None = None,
-    ) -> str | None:
+    ) -> StepAsk:
         """Post a step's change request for the app's admins to decide (Approve / Reject in the audit
         channel, or `channel`); the step stays running until it ends (`ApprovalGate.finish_step`).
-        None when it is posted, else why not (mrkdwn): nothing was asked then."""
+        One request per app waits at a time, whatever the app's approvals (two at once could conflict)."""
         if action not in ("add", "remove"):
-            return f"The action must be add or remove, not {escape(action[:20]) or 'nothing'}."
+            return StepAsk.refused(f"The action must be add or remove, not {escape(action[:20]) or 'nothing'}.")
         admins = self.admins.admins(app.name)
         if not admins.enabled:
-            return f"Changing languages is off for {_title(app)}: set `{admins.variable}` to the admins who decide."
+            return StepAsk.refused(
+                f"Changing languages is off for {_title(app)}: set `{admins.variable}` to the admins who decide.")
         if not (channel or self._audit_channel):
-            return "There is no channel to ask the admins in: give the step a channel, or set DESK_AUDIT_CHANNEL."
+            return StepAsk.refused(
+                "There is no channel to ask the admins in: give the step a channel, or set DESK_AUDIT_CHANNEL.")
         try:
-            locked = self.gate.lock_problem(app)
+            locked = self.gate.lock_problem(app, workflow=True)
             if locked is not None:
-                return locked
+                return StepAsk.refused(locked)
             tag, problem = self.check(app, action, text)
             if problem is not None or tag is None:
-                return problem or "Nothing to change."
+                return StepAsk.refused(problem or "Nothing to change.")
             request_id = self.store.create_request(
                 app=app.name, action=action, tag=tag, user=requested_by, now=self._clock(), ttl=CONFIRMATION_TTL,
                 step_execution=execution, reason=reason, channel=channel,
             )
             request = self.store.get_request(request_id)
             if request is None:
-                return "The request could not be stored."
+                return StepAsk.refused("The request could not be stored.")
             held = self.gate.hold(app, request)
             now_held = self.store.get_request(request_id)
         except DB_DOWN_ERRORS as error:
-            return _database_down_before_write(error)
+            _database_down_before_write(error)  # logged once, without the URL
+            return StepAsk.refused(
+                "The bot's database did not answer, so nothing was asked and nothing will be written. Run the "
+                "workflow again in a minute; if it keeps happening, check DATABASE_URL.")
         if now_held is not None and now_held.approval_ts:  # posted (it may even have been decided since)
-            return None
-        return answer_text(held)
+            return StepAsk(posted=True)
+        if now_held is not None and now_held.step_completed_at is not None:
+            return StepAsk(posted=False)  # it ended unposted, and its end failed the step (`finish_step`)
+        return StepAsk.refused(answer_text(held))
 
     # --- two-person approval (bot/management/approvals.py) ----------------------------------------------
 
@@ -455,13 +462,14 @@ class LanguageManager:
     # --- reconciling what was not recorded --------------------------------------------------------------
 
     def reconcile(self, now: float | None = None) -> int:
-        """Expire the requests for approval whose time is up (bot/management/approvals.py); then
+        """Expire the requests for approval whose time is up, and withdraw those posted while the
+        database failed (bot/management/approvals.py); then
         record what Desk was asked to do and was not recorded: this process's outcomes kept
         while the database was down, then any process's request left `applying` for longer than
         RECONCILE_AFTER (the list read again says applied or not seen). How many were recorded.
         Raises DB_DOWN_ERRORS when the database is still down (the ticker logs and retries)."""
         now = self._clock() if now is None else now
-        recorded = self.gate.expire_due()
+        recorded = self.gate.expire_due() + self.gate.withdraw_unposted()
         with self._unrecorded_lock:
             kept = list(self._unrecorded.items())
         for request_id, entry in kept:
@@ -572,6 +580,18 @@ class LanguageManager:
             return CliChange(outcome, recorded=False)
         self._announce(app, entry)
         return CliChange(outcome, recorded=True)
+
+
+@dataclass(frozen=True)
+class StepAsk:
+    """What became of a workflow step's change request."""
+
+    posted: bool  # waiting for the admins: its end completes the step
+    fail_with: str | None = None  # mrkdwn: why it was not asked; the listener fails the step with it
+
+    @classmethod
+    def refused(cls, why: str) -> StepAsk:
+        return cls(posted=False, fail_with=why)
 
 
 @dataclass(frozen=True)

@@ -340,12 +340,30 @@ class ChangeStore(SqlStore):
             conn.execute(statement)
 
     def steps_to_complete(self) -> list[ChangeRequest]:
-        """Ended requests of steps nobody completed (the process that ended one died first)."""
+        """Ended requests of steps nobody completed (the process that ended one died first, or Slack
+        did not take the completion), the most recently decided first: rows Slack keeps refusing
+        cannot fill every batch ahead of the requests that ended after them."""
         table = requests_table
         query = (
             sa.select(table)
             .where(table.c.step_execution.is_not(None) & table.c.step_completed_at.is_(None)
                    & table.c.state.in_([s.value for s in ENDED]))
+            .order_by(table.c.decided_at.desc(), table.c.id)
+            .limit(50)
+        )
+        with self.connection(begin=False) as conn:
+            return [_request(row) for row in conn.execute(query)]
+
+    def unposted(self, *, held_before: float) -> list[ChangeRequest]:
+        """Requests waiting for approval since before `held_before` whose message was never recorded
+        (the database failed right after the post): nobody can approve them, and they hold their app's
+        lock until they are withdrawn."""
+        table = requests_table
+        query = (
+            sa.select(table)
+            .where((table.c.state == RequestState.AWAITING.value) & table.c.approval_ts.is_(None)
+                   & (table.c.decided_at < held_before))
+            .order_by(table.c.decided_at)
             .limit(50)
         )
         with self.connection(begin=False) as conn:

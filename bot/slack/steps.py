@@ -17,8 +17,14 @@ from bot.desk import LanguageList, ReadinessReport
 GET_LANGUAGES = "get_desk_languages"
 CHECK_READINESS = "check_language_readiness"
 REQUEST_CHANGE = "request_language_change"
-# Request a language change's `outcome` output
-OUTCOMES = ("applied", "not applied", "not seen", "rejected", "expired")
+# Request a language change's `outcome` output; an expired request fails the step instead.
+OUTCOMES = ("applied", "not applied", "not seen", "rejected")
+EXPIRED = "expired"
+# workflow_steps_total's `outcome`: Get Desk languages and Check language readiness are counted
+# once, COMPLETED or FAILED. Request a language change is counted when its listener returns,
+# REQUESTED (posted for the admins) or FAILED (not asked, or its request could not be posted), and
+# a posted request once more when its step ends: one of OUTCOMES, or EXPIRED.
+COMPLETED, FAILED, REQUESTED = "completed", "failed", "requested"
 
 
 @dataclass(frozen=True)
