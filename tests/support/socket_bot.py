@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.sandbox.desk_emulator import DeskEmulator
+from tests.support.environment import desk_env
 from tests.support.served import BOOT_TIMEOUT, clean_env
 from tests.support.slack_harness import APP_TOKEN, slack_env
 from tests.support.socket_mode_server import SocketModeFakeSlack
@@ -47,13 +49,18 @@ class SocketBot:
         return posts
 
 
-def start_socket_bot(slack: SocketModeFakeSlack, tmp_path: Path, **env: str) -> SocketBot:
-    environment = clean_env(
-        DESK_SANDBOX="1",
+def start_socket_bot(
+    slack: SocketModeFakeSlack, tmp_path: Path, *, desk: DeskEmulator | None = None, **env: str
+) -> SocketBot:
+    """The process, connected; Desk is its own embedded emulator, or `desk` (a test's, which the
+    test can make fail). `env` adds to or overrides the environment (DATABASE_URL, for one)."""
+    desk_settings = desk_env(desk) if desk is not None else {"DESK_SANDBOX": "1"}
+    environment = clean_env(**{
+        **desk_settings,
         **slack_env(slack, SLACK_SIGNING_SECRET="", SLACK_APP_TOKEN=APP_TOKEN),
-        SOCKET_PING_INTERVAL=str(PING_INTERVAL),
+        "SOCKET_PING_INTERVAL": str(PING_INTERVAL),
         **env,
-    )
+    })
     log = tmp_path / "socket-bot.log"
     with log.open("w") as sink:
         process = subprocess.Popen(
