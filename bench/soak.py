@@ -31,8 +31,9 @@ own (DESK_<APP>_IDENTIFIER), so the emulators tell their calls from the servers'
 
 Faults, at random: Desk (every retry class of error code, a hang past DESK_TIMEOUT,
 HTTP 502, a truncated body; any call, or one API: the list, add, remove, list_faq,
-desc_robot_config) and Slack (500 on a response_url, 429 with Retry-After on
-chat.postMessage, `not_in_channel` for the removed channel).
+desc_robot_config) and Slack (500 on a response_url, the next only once the bot's retries
+of the last are over; 429 with Retry-After on chat.postMessage; `not_in_channel` for the
+removed channel).
 
 About the killed process. The /metrics totals must agree exactly with the soak's counts,
 but a SIGKILLed process's counters die with it (Prometheus sees a counter reset), and a Desk
@@ -147,6 +148,10 @@ DESK_FAULTS: tuple[dict[str, Any], ...] = (  # one Desk call each; codes by retr
 TICK_S = 0.25
 DESK_FAULT_EVERY_S = 3.0  # on average, over both apps
 SLACK_500_EVERY_S = 2.0
+# A response_url 500 is one fault for one post: the next is armed only once the bot's retries of
+# the post that met the last one are over (about 4.5 s: 0.5, 1 and 2.5 s apart). Armed sooner, a
+# quiet moment lets one post meet four in a row, a longer Slack outage than the soak means to play.
+SLACK_500_SPACING_S = 5.0
 SLACK_429_EVERY_S = 6.0
 _ERROR_CODE = re.compile(r"\*Error\* `([^`]+)`")
 
@@ -495,12 +500,18 @@ def _inject_faults(run: Run, stop: threading.Event, injected: Counter[str], choo
                 if api is not None:
                     pending_api[(app, api)] = used
                 injected[f"desk {app} " + ", ".join(f"{k}={v}" for k, v in fault.items())] += 1
-        if chooser.random() < TICK_S / SLACK_500_EVERY_S and _pending(run.fake, injected, "response_url", 500) == 0:
+        if (chooser.random() < TICK_S / SLACK_500_EVERY_S and _pending(run.fake, injected, "response_url", 500) == 0
+                and time.time() - _last_used(run.fake, "response_url", 500) > SLACK_500_SPACING_S):
             run.fake.script("response_url", status=500)
             injected["slack response_url 500"] += 1
         if chooser.random() < TICK_S / SLACK_429_EVERY_S and _pending(run.fake, injected, "chat.postMessage", 429) == 0:
             run.fake.script("chat.postMessage", status=429, headers={"Retry-After": "1"})
             injected["slack chat.postMessage 429"] += 1
+
+
+def _last_used(fake: FakeSlack, method: str, status: int) -> float:
+    """When a call to `method` was last answered `status` (0: never)."""
+    return max((c.at for c in fake.calls(method) if c.status == status), default=0.0)
 
 
 def _pending(fake: FakeSlack, injected: Counter[str], method: str, status: int) -> int:
