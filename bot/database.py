@@ -16,23 +16,24 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from bot.config import DEFAULT_APP_NAME, ConfigError
+
+if TYPE_CHECKING:  # Alembic is imported only to migrate, or to explain a schema that is not current
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 log = logging.getLogger(__name__)
 # Alembic says which dialect it found on every connection it configures; what it ran is in our own
@@ -146,6 +147,8 @@ class SchemaBehind(ConfigError):
 
 
 def _alembic_config(conn: Connection | None = None, default_app: str = DEFAULT_APP_NAME) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = conn
@@ -156,6 +159,8 @@ def _alembic_config(conn: Connection | None = None, default_app: str = DEFAULT_A
 @functools.cache
 def _scripts() -> ScriptDirectory:
     """The migration scripts, read from bot/migrations/ once per process (they do not change while it runs)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config())
 
 
@@ -166,8 +171,38 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with connection(engine, begin=False) as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+_REVISION = re.compile(r'^(down_revision|revision) = "([^"]+)"$', re.MULTILINE)
+
+
+@functools.cache
+def head_from_scripts() -> str:
+    """This version's schema revision, read from the scripts' own `revision` / `down_revision` lines
+    without Alembic, which costs a serving process ~11 MB (it loads every dialect's DDL): a process
+    whose database is current never imports it. tests/test_migrations.py checks it is Alembic's head."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS / "versions").glob("[0-9]*.py"):
+        for kind, value in _REVISION.findall(script.read_text(encoding="utf-8")):
+            (revisions if kind == "revision" else parents).add(value)
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"bot/migrations/versions has {len(heads)} heads, not one: {sorted(heads)}")
+    return str(heads.pop())
+
+
+def stored_revision(engine: Engine) -> str | None:
+    """The revision Alembic recorded in the database (its alembic_version table), without Alembic."""
+    with connection(engine, begin=False) as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    return str(rows[0]) if len(rows) == 1 else None
 
 
 _MIGRATING = threading.Lock()  # Alembic loads env.py as a module: one migration per process at a time
@@ -177,6 +212,8 @@ def migrate(engine: Engine, *, default_app: str = DEFAULT_APP_NAME) -> str | Non
     """Bring the schema to this version's (bot/migrations/); the revision it started from (None: an
     empty database, or one made before migrations). Idempotent, and safe with several processes
     at once: bot/migrations/env.py takes the lock inside the transaction, then reads the revision."""
+    from alembic import command
+
     with _MIGRATING, connection(engine, begin=False) as conn:
         config = _alembic_config(conn, default_app)
         command.upgrade(config, "head")
@@ -206,6 +243,8 @@ def open_database(database_url: str, *, default_app: str = DEFAULT_APP_NAME) -> 
     """The engine for DATABASE_URL with a current schema: a SQLite database (the demo, tests, one
     machine) migrates itself; any other must have been migrated (`python -m bot migrate`)."""
     engine = connect(database_url)
+    if stored_revision(engine) == head_from_scripts():
+        return engine  # current: the common case, and it needs no Alembic
     if engine.dialect.name == "sqlite":
         migrate(engine, default_app=default_app)
     else:

@@ -107,7 +107,10 @@ class _Metrics:
             ["app", "action", "outcome"],
         )
         self.workflow_steps = Counter(
-            "workflow_steps", "Workflow Builder steps run, by step and outcome (completed, failed)", ["step", "outcome"]
+            "workflow_steps",
+            "Workflow Builder steps, by step and outcome: completed or failed (get, check); requested or failed "
+            "when asked, then applied, not applied, not seen, rejected or expired when it ends (request)",
+            ["step", "outcome"],
         )
         # `max`: every process reports the same version; one series, not one per worker.
         build = Gauge(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import langcodes
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.desk import language_names
 from bot.desk.errors import CATALOGUE, RetryClass, desk_error
+from bot.desk.language_names import NAMES
 from bot.desk.languages import ADVANCED_EDITION_LANGUAGE_LIMIT, SUPPORTED_TAGS, suggest_tag
 from bot.desk.models import language_name
 
@@ -86,3 +89,16 @@ def test_each_write_code_says_what_to_do() -> None:
     assert "5 languages, the default language included" in desk_error(-50052).hint
     assert "default in the Desk console first" in desk_error(-50055).hint
     assert "knowledge base" in desk_error(-50056).hint and "first" in desk_error(-50056).hint
+
+
+def test_the_kept_names_are_langcodes_names_for_every_supported_and_two_letter_tag() -> None:
+    """bot/desk/language_names.py answers without langcodes' name tables; it must say what langcodes
+    says (after a langcodes upgrade: `python -m bot.desk.language_names` writes it again)."""
+    assert language_names.generated_names() == NAMES
+    assert set(SUPPORTED_TAGS) <= set(NAMES) and len(NAMES) > 150
+
+
+@pytest.mark.parametrize("tag", ["en-US", "zh-Hant", "yue", "EN"])
+def test_a_tag_outside_the_kept_names_is_named_by_langcodes(tag: str) -> None:
+    assert tag not in NAMES
+    assert language_name(tag) == langcodes.Language.get(tag).display_name()

@@ -19,7 +19,16 @@ from alembic.runtime.migration import MigrationContext
 import bot.digests.store
 import bot.management.store
 import bot.watch.store
-from bot.database import connect, current_revision, head_revision, metadata, migrate, open_database
+from bot.database import (
+    connect,
+    current_revision,
+    head_from_scripts,
+    head_revision,
+    metadata,
+    migrate,
+    open_database,
+    stored_revision,
+)
 from bot.digests.store import DigestStore, PostState
 from tests.support.databases import create_postgres_database, drop_postgres_database, migrated
 from tests.support.earlier_schema import earlier
@@ -77,8 +86,10 @@ def make_earlier_database(url: str) -> sa.Engine:
 def test_an_empty_database_migrates_to_the_schema_the_stores_declare(empty_database_url: str) -> None:
     engine = connect(empty_database_url)
     assert current_revision(engine) is None
+    assert stored_revision(engine) is None
     assert migrate(engine) is None  # started from nothing
     assert current_revision(engine) == head_revision()
+    assert stored_revision(engine) == head_revision()  # what open_database compares without Alembic
     assert differences_from_the_code(engine) == []
     assert migrate(engine) == head_revision()  # a second run has nothing to do
     engine.dispose()
@@ -274,3 +285,22 @@ def test_sqlite_migrates_itself_when_the_bot_opens_it(tmp_path: Path) -> None:
     engine = open_database(url)
     assert current_revision(engine) == head_revision()
     engine.dispose()
+
+
+def test_the_head_read_from_the_scripts_is_alembic_s() -> None:
+    """open_database compares the stored revision with `head_from_scripts()`, so that a process whose
+    database is current never imports Alembic; it must name the same head Alembic does."""
+    assert head_from_scripts() == head_revision()
+
+
+@pytest.mark.e2e
+def test_opening_a_current_database_does_not_import_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    open_database(url).dispose()  # migrates: Alembic is imported here
+    opened_again = (
+        "import sys; from bot.database import open_database; "
+        f"open_database({url!r}).dispose(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    done = subprocess.run([sys.executable, "-c", opened_again], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.strip() == "[]"

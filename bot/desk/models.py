@@ -17,6 +17,7 @@ from typing import Any
 import langcodes
 
 from bot.desk.errors import DeskError, TransportCode, desk_error, transport_error
+from bot.desk.language_names import NAMES
 
 DEFAULT_TAG_NAME = "Default language (no tag)"
 
@@ -30,6 +31,9 @@ def language_name(tag: str) -> str:
     """
     if not tag:
         return DEFAULT_TAG_NAME
+    known = NAMES.get(tag)
+    if known is not None:  # without loading langcodes' name tables (bot/desk/language_names.py)
+        return known
     try:
         if langcodes.tag_is_valid(tag):
             name = str(langcodes.Language.get(tag).display_name())
