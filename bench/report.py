@@ -293,21 +293,24 @@ def _ack_path(f: dict[str, Any]) -> list[str]:
         passage("ack path: against the references"),
         "",
         *_table(
-            ["connections", "bot (granian) req/s", "x (a) on gunicorn", "x (b) granian", "x (c) granian",
-             "bot (gunicorn) req/s", "x (b) gunicorn", "x (c) gunicorn"],
-            [[c["connections"], c["bot_rps"], c["vs_bolt_default"], c["granian_vs_bolt_pbr"], c["granian_vs_plain"],
-              c["bot_gunicorn_rps"], c["gunicorn_vs_bolt_pbr"], c["gunicorn_vs_plain"]] for c in f["comparisons"]],
+            ["connections", "bot (granian) req/s", "x (b) granian", "bot via Bolt req/s", "via Bolt x (b)",
+             "status req/s", "status / list", "p99 x (b)", "x (a) on gunicorn", "x (c) granian"],
+            [[c["connections"], c["bot_rps"], c["granian_vs_bolt_pbr"], c["bot_bolt_rps"], c["bot_bolt_vs_bolt_pbr"],
+              c["bot_status_rps"], c["status_vs_list"], c["p99_vs_bolt_pbr"], c["vs_bolt_default"],
+              c["granian_vs_plain"]] for c in f["comparisons"]],
         ),
         "",
     ]
     checks = f["checks"]
+    names = {"granian": "the bot under granian", "bot-bolt@granian": "with WEB_ACK_SHORTCUT=0",
+             "gunicorn": "under gunicorn", "status": "a warm status"}
     per_server = "; ".join(
-        f"{server}: {checks[server].get('ack_body_bytes')} bytes of Block Kit in the ack before the runs, "
-        f"and after them {_fmt(checks[server].get('answer_in_ack_after_runs'))}"
-        for server in ("granian", "gunicorn") if server in checks
+        f"{name}: {checks[key].get('ack_body_bytes')} bytes of Block Kit in the ack before the runs, "
+        f"and after them {_fmt(checks[key].get('answer_in_ack_after_runs'))}"
+        for key, name in names.items() if key in checks
     )
     lines.append(
-        f"Checks: the ack carried the whole list ({per_server}); Desk calls during the runs: "
+        f"Checks: the ack carried the whole answer ({per_server}); Desk calls during the runs: "
         f"{checks.get('upstream_calls_during_runs')}; response_url posts during the runs: "
         f"{checks.get('response_url_posts_during_runs')}."
     )

@@ -51,18 +51,22 @@ def test_ack_path(tmp_path: Path) -> None:
         missing_service("wrk (apt-get install wrk)")
     figures = run_smoke("ack_path", tmp_path)
     apps = {"bot", "bolt-default", "bolt-pbr", "plain"}
-    assert set(figures["runs"]) == {f"{app}@{server}" for app in apps for server in ("granian", "gunicorn")}
+    served = {f"{app}@{server}" for app in apps for server in ("granian", "gunicorn")}
+    assert set(figures["runs"]) == served | {"bot-bolt@granian", "bot-status@granian"}
     for runs in figures["runs"].values():
         (run,) = runs
         assert run["connections"] == 2 and run["requests"] > 0 and run["rps"] > 0 and run["errors"] == 0
         assert 0 < run["p50_ms"] <= run["p99_ms"]
     checks = figures["checks"]
-    for server in ("granian", "gunicorn"):  # the bot under each server answered in its ack
-        assert checks[server]["answer_in_ack_before_runs"] and checks[server]["answer_in_ack_after_runs"]
+    # the bot under each server, with and without the edge's shortcut, answered the list in its ack, and
+    # a warm status carried the report
+    for key in ("granian", "gunicorn", "bot-bolt@granian", "status"):
+        assert checks[key]["answer_in_ack_before_runs"] and checks[key]["answer_in_ack_after_runs"], key
     assert checks["upstream_calls_during_runs"] == 0  # a warm cache: wrk's commands never reach Desk
     (comparison,) = figures["comparisons"]
-    assert comparison["vs_bolt_default"] > 0 and comparison["granian_vs_bolt_pbr"] > 0
+    assert comparison["granian_vs_bolt_pbr"] > 0 and comparison["status_vs_list"] > 0
     assert set(comparison["granian_over_gunicorn"]) == apps
+    assert {t["target"].split(" ")[0] for t in figures["targets"]} >= {"the", "p50", "a", "no"}
 
 
 @pytest.mark.e2e
