@@ -52,6 +52,8 @@ NOT_RECORDED = (
     "the log and DESK_AUDIT_CHANNEL have it. Check DATABASE_URL."
 )
 CONFIRMATION_TTL = 600.0  # seconds a confirmation stays usable
+# Seconds a click on a request waits for the record of its message (the post and its record race the click).
+MESSAGE_RECORD_GRACE = 3.0
 # A request still `applying` this long after its click was left by a process that died (or lost its
 # database) after calling Desk: a write and the read after it take seconds (the client's budget).
 RECONCILE_AFTER = 120.0
@@ -293,7 +295,7 @@ class LanguageManager:
         """The request a button names and its app, once the clicker is known to be an admin of it;
         else the refusal to show."""
         try:
-            request = self.store.get_request(request_id)
+            request = self._recorded(request_id)
         except DB_DOWN_ERRORS as error:
             return messages.refusal_message(_database_down_before_write(error))
         app = self._apps.get(request.app) if request is not None else None
@@ -303,6 +305,19 @@ class LanguageManager:
         if refused is not None:
             return messages.refusal_message(refused)
         return app, request
+
+    def _recorded(self, request_id: str) -> ChangeRequest | None:
+        """The request, once the message that asks for it is recorded: a click can arrive between
+        Slack's answer to the post and the record of where it went (the buttons are live as soon as
+        the message is), so a waiting request with no message yet is read again for a few seconds
+        before it counts as posted while the database failed (`approvals.WITHDRAWN`)."""
+        request = self.store.get_request(request_id)
+        deadline = time.monotonic() + MESSAGE_RECORD_GRACE
+        while (request is not None and request.state is RequestState.AWAITING and not request.approval_ts
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+            request = self.store.get_request(request_id)
+        return request
 
     def _recheck(self, app: ManagedApp, action: str, tag: str) -> _Stale | None:
         """Why the change no longer applies to the list as Desk has it now, or None. A write is
