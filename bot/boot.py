@@ -37,9 +37,9 @@ from bot.database import (
     DB_DOWN_ERRORS,
     DatabaseUnavailable,
     connect,
+    ensure_current_schema,
     head_revision,
     migrate,
-    require_current_schema,
 )
 from bot.deps import BotDeps, DeskApp
 from bot.desk import Api, DeskClient, InProcessCache, InProcessLimiter, LanguageCache, RateLimiter, UserSigSource
@@ -59,7 +59,6 @@ from bot.management.store import ChangeStore
 from bot.metrics import MetricsEndpoint
 from bot.regions import REGIONS
 from bot.sandbox.desk_emulator import SANDBOX_ADMINS, DeskEmulator, sample_for_app, sandbox_identity
-from bot.shared import RedisCache, RedisLimiter, connection_for
 from bot.slack.ack_shortcut import AckShortcut
 from bot.slack.blocks import RenderContext
 from bot.slack.bolt_app import build_slack_app
@@ -139,6 +138,9 @@ def build_desk_client(
     api_limiters: dict[Api, RateLimiter] = {api: InProcessLimiter(app.rate_limit) for api in other_apis}
     readiness_cache: Cache[ReadinessReport] | None = None  # None: the client's own, in process
     if settings.redis_url is not None and (limiter is None or cache is None):
+        # Imported only with REDIS_URL: redis-py costs a process ~120 ms and a few MB to import.
+        from bot.shared import RedisCache, RedisLimiter, connection_for
+
         connection = connection_for(settings.redis_url.value, tls_verify=settings.redis_tls_verify)
         if limiter is None:
             limiter = RedisLimiter(connection, sdkappid=app.sdkappid, calls_per_second=app.rate_limit)
@@ -287,10 +289,7 @@ def build_database(settings: Settings, apps: Sequence[DeskAppSettings | DeskApp]
     engine = connect(settings.database_url.value)
     names = [app.name for app in apps]
     try:
-        if engine.dialect.name == "sqlite":
-            migrate(engine, default_app=names[0])
-        else:
-            require_current_schema(engine)
+        ensure_current_schema(engine, default_app=names[0])
         DigestStore(engine, names).adopt_unnamed_app()
     except DatabaseUnavailable as error:
         log.warning("%s The bot starts without it; its schema is checked at the next start.", error)

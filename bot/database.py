@@ -239,16 +239,22 @@ def require_current_schema(engine: Engine) -> None:
     raise SchemaBehind("DATABASE_URL", problem, "Run `python -m bot migrate` (the release phase does, on Heroku)")
 
 
-def open_database(database_url: str, *, default_app: str = DEFAULT_APP_NAME) -> Engine:
-    """The engine for DATABASE_URL with a current schema: a SQLite database (the demo, tests, one
-    machine) migrates itself; any other must have been migrated (`python -m bot migrate`)."""
-    engine = connect(database_url)
+def ensure_current_schema(engine: Engine, *, default_app: str = DEFAULT_APP_NAME) -> None:
+    """SQLite (the demo, tests, one machine) migrates itself; any other database must have been
+    migrated (`python -m bot migrate`), else `SchemaBehind`. A current schema, the common case, is
+    recognised without importing Alembic."""
     if stored_revision(engine) == head_from_scripts():
-        return engine  # current: the common case, and it needs no Alembic
+        return
     if engine.dialect.name == "sqlite":
         migrate(engine, default_app=default_app)
     else:
         require_current_schema(engine)
+
+
+def open_database(database_url: str, *, default_app: str = DEFAULT_APP_NAME) -> Engine:
+    """The engine for DATABASE_URL with a current schema (`ensure_current_schema`)."""
+    engine = connect(database_url)
+    ensure_current_schema(engine, default_app=default_app)
     return engine
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import unicodedata
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import langcodes
+if TYPE_CHECKING:  # imported where a person's text is read: not on a serving process's common path
+    import langcodes
 
 # As Desk's add-language page lists them (Chinese page, 2025-12-05), in its order.
 SUPPORTED_TAGS: tuple[str, ...] = ("id", "zh", "zh-TW", "en", "vi", "ja", "fil")
@@ -39,6 +41,8 @@ def _supported_for(language: langcodes.Language) -> str | None:
 @lru_cache(maxsize=1)
 def _names() -> dict[str, str]:
     """Every supported tag's English name and autonym, lower-cased: "chinese (taiwan)" -> "zh-TW"."""
+    import langcodes
+
     names: dict[str, str] = {}
     for tag in SUPPORTED_TAGS:
         language = langcodes.Language.get(tag)
@@ -63,6 +67,8 @@ def suggest_tag(text: str) -> str | None:
         # No tag or name has a control character, and langcodes' name trie crashes on NUL
         # (marisa_trie: "SystemError: Negative size passed to PyBytes_FromStringAndSize").
         return None
+    import langcodes
+
     folded = cleaned.casefold()
     if folded in _BY_LOWER:
         return _BY_LOWER[folded]
