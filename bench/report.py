@@ -419,6 +419,13 @@ def _start_size(f: dict[str, Any]) -> list[str]:
         f"Start to /healthz 200, {f['settings']['starts']} fresh starts: "
         + ", ".join(f"{s:.2f}" for s in start["each"]) + f" s (median {start['median']:.2f} s).",
         "",
+        *([
+            "From each start's first command to its answer (a cold cache: Desk read, list rendered) against "
+            "the 100th, a `refresh` (the same work): "
+            + ", ".join(f"{c['first_ms']:g} / {c['hundredth_ms']:g} ms" for c in f["first_command"]["each"])
+            + f" (the first slower by {f['first_command']['median_first_over_hundredth_ms']:+g} ms, median).",
+            "",
+        ] if "first_command" in f else []),
         f"Memory, {f['settings']['workers']} workers, after {f['commands_sent']:,} commands "
         f"({f['answered']:,} answered):",
         "",

@@ -110,6 +110,8 @@ def test_start_size(tmp_path: Path) -> None:
     for worker in figures["workers"]:
         assert worker["rss_mb"] > 0 and worker["pss_mb"] > 0
     assert figures["all_answered"]
+    (first,) = figures["first_command"]["each"]  # both answered, each after a read of Desk
+    assert first["first_ms"] > 0 and first["hundredth_ms"] > 0
 
 
 @pytest.mark.e2e
