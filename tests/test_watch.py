@@ -151,6 +151,23 @@ def test_add_remove_and_default_change_alerts(harness: Harness) -> None:
     assert first["metadata"]["event_payload"]["app"] == APP
 
 
+def test_changes_back_and_forth_inside_one_poll_slot_are_each_alerted_once(harness: Harness) -> None:
+    """A→B, B→A, A→B seen within one slot (refreshes, changes through the bot) are three changes,
+    each alerted once: with the slot in the change's id, the third was the first again and its
+    alert went out a second time."""
+    started(harness)
+    service, now = harness.service, harness.timer.value + 1
+    seen = []
+    for languages in ([("en", 1), ("ja", 0), ("vi", 0)], [("en", 1), ("ja", 0)], [("en", 1), ("ja", 0), ("vi", 0)]):
+        harness.emu.set_languages(languages)
+        seen.append(service.observe(service.app(APP), harness.app.client.get_languages(refresh=True), now)[0])
+        service.deliver(now)
+    assert seen == [Poll.CHANGED] * 3
+    texts = harness.texts()
+    assert len(texts) == 3 and len(service.store.events_since(0)) == 3  # three events, one alert each
+    assert ["Added" in texts[0], "Removed" in texts[1], "Added" in texts[2]] == [True, True, True]
+
+
 def test_nothing_changed_a_failed_read_and_a_flip_back_give_no_alert(harness: Harness) -> None:
     started(harness)
     assert harness.poll() is Poll.UNCHANGED

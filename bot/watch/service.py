@@ -9,8 +9,10 @@ whole deployment, and posting each alert exactly once per (channel, app, change)
    A stale or failed read never makes a change; a change that flipped back before anything read
    it is never seen; a copy older than the last list seen is ignored. A difference becomes an
    event `(app, change_id)` with its alert text, where `change_id` = fingerprint(before) +
-   fingerprint(after) + the slot the before list was first seen in (so A→B, B→A, A→B are three
-   changes). The new list and its event are stored in one transaction, only if the stored list
+   fingerprint(after) + when the stored before list was fetched, in ms (so A→B, B→A, A→B are three
+   changes, however fast they come: the slot the before list was first seen in, used before, made
+   A→B, B→A, A→B inside one poll slot one change, and its second alert a duplicate). The new list
+   and its event are stored in one transaction, only if the stored list
    is still the one compared with (compare and set; else read again and compare again), so a
    change is recorded once however many processes see the new list at once.
    Any other fetch from Desk (a user's refresh, a digest, a change through the bot) hands its
@@ -241,7 +243,8 @@ class WatchService:
             elif listed.fetched_at < previous.fetched_at:  # an older copy from some cache: no news
                 return Poll.OLDER, recovered
             elif listed.fingerprint != previous.fingerprint:
-                change_id = f"{fingerprint(previous)}-{fingerprint(listed)}-{since}"
+                # The stored list every process compares with (compare and set below), so they agree.
+                change_id = f"{fingerprint(previous)}-{fingerprint(listed)}-{round(previous.fetched_at * 1000)}"
                 changes = diff(previous, listed)
                 drift = self.drift_of_change(app.name, previous, listed) if self.drift_of_change else None
                 alert = messages.change_alert(app.render, changes, now, self._who(app.name, changes, previous), drift)
