@@ -40,12 +40,12 @@ IN_ACK = "desk_answer_in_ack"  # context key: what the matcher found the ack can
 class AckAnswer:
     """What a command's ack can carry, found without I/O: help, an unknown option's help, or a view
     (`held`) of the list or readiness report this process holds fresh, with what the message shows
-    of it for this user (`fix`: status's Fix buttons; `drift`: the line on the declared state)."""
+    of it for this user (`fix`: status's Fix buttons). The rest of the message follows from `held`
+    (the line on the declared state too), so it is worked out when the message is rendered."""
 
     parsed: ParsedCommand
     held: LanguageList | ReadinessReport | None = None
     fix: bool = False
-    drift: str | None = None
 
     @property
     def reusable(self) -> bool:
@@ -57,7 +57,7 @@ class AckAnswer:
     def key(self) -> tuple[Any, ...]:
         """Names the message: with the same `held` object (the client hands out one view per value
         it holds) and the same key, the same message. Compare `held` by identity, not by key."""
-        return (self.parsed.action, self.parsed.app, id(self.held), self.fix, self.drift)
+        return (self.parsed.action, self.parsed.app, id(self.held), self.fix)
 
 
 def find_ack_answer(deps: BotDeps, command: dict[str, Any], parsed: ParsedCommand) -> AckAnswer | None:
@@ -71,8 +71,7 @@ def find_ack_answer(deps: BotDeps, command: dict[str, Any], parsed: ParsedComman
         return AckAnswer(parsed, held)
     if parsed.action is Action.STATUS and not parsed.args and (report := target.client.peek_readiness()):
         # Fix buttons for admins listed by ID (no I/O here)
-        return AckAnswer(parsed, report, may_fix(deps, parsed.app, command, listed=True),
-                         drift_of(deps, target, report))
+        return AckAnswer(parsed, report, may_fix(deps, parsed.app, command, listed=True))
     return None
 
 
@@ -83,9 +82,10 @@ def ack_message(deps: BotDeps, found: AckAnswer) -> tuple[blocks.Message, str]:
         return blocks.help_message(COMMAND, deps.app_names), "ephemeral"
     if parsed.action is Action.UNKNOWN:
         return blocks.unknown_option_message(parsed.raw, parsed.suggestion, COMMAND, deps.app_names), "ephemeral"
-    render = deps.app(parsed.app).render
+    target = deps.app(parsed.app)
+    render = target.render
     if isinstance(held, ReadinessReport):
-        message = blocks.readiness_message(held, render, fix=found.fix, drift=found.drift)
+        message = blocks.readiness_message(held, render, fix=found.fix, drift=drift_of(deps, target, held))
     else:
         assert held is not None
         message = blocks.default_message(held, render) if parsed.action is Action.DEFAULT \

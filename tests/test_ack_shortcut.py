@@ -24,8 +24,8 @@ from prometheus_client import REGISTRY
 from bot.config import load_settings
 from bot.desk.client import REFRESH_COALESCE
 from bot.sandbox.desk_emulator import DeskEmulator
-from bot.sandbox.slack_emulator import FakeSlack, sign, slash_command_body, slash_command_fields
-from bot.slack.ack_shortcut import parse_form
+from bot.sandbox.slack_emulator import FakeSlack, sign, slash_command_body
+from bot.slack.ack_shortcut import COMMAND_FIELD, parse_form
 from tests.support.slack_harness import BOT_TOKEN, SIGNING_SECRET, BotUnderTest, slack_env
 from tests.support.tiers import e2e_fixture
 
@@ -228,5 +228,5 @@ def test_a_command_not_signed_for_this_bot_never_reaches_the_shortcut(bots: dict
     body = slash_command_body("", response_url=bot.slack.response_url("forged"))
     response = bot.post(body, sign("not-the-signing-secret", body))
     assert response.status_code == 401
+    assert COMMAND_FIELD in body  # a body the shortcut would answer, were it signed for this bot
     assert shortcut.answered == before
-    assert slash_command_fields("", response_url="x")["command"] == "/desk-languages"

@@ -239,8 +239,9 @@ class ApprovalGate:
                 channel=channel, text=message["text"], blocks=message["blocks"], unfurl_links=False
             )
         except Exception as error:  # noqa: BLE001  answered: nothing is written without the request posted
+            said = _slack_error(error)
             log.warning("a request for approval could not be posted (%s%s)", type(error).__name__,
-                        f": {_slack_error(error)}" if _slack_error(error) else "")
+                        f": {said}" if said else "")
             return None
         channel, ts = str(response.get("channel") or channel), str(response.get("ts") or "")
         try:
